@@ -1,0 +1,1 @@
+"""Layer analysis (see shared DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Layer arch (see shared DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Layer cli (see shared DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Layer formats (see shared DESIGN.md)."""

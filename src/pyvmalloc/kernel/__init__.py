@@ -1,0 +1,1 @@
+"""Layer kernel (see shared DESIGN.md)."""

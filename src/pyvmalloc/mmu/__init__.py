@@ -1,0 +1,1 @@
+"""Layer mmu (see shared DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Layer phys (see shared DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Layer procfs (see shared DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Layer viz (see shared DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Layer vmalloc (see shared DESIGN.md)."""
