@@ -1,4 +1,8 @@
-"""pyvmalloc: the Linux kernel's vmalloc subsystem as a runnable Python model."""
+"""pyvmalloc: the Linux kernel's vmalloc subsystem as a runnable Python model.
+
+The public facade: ``Machine`` and the kernel's flag names.  Everything else lives in the
+layers (``pyvmalloc.arch``, ``phys``, ``mmu``, ``vmalloc``, ``kernel``, ``procfs``, ...).
+"""
 
 from pyvmalloc.errors import (
     ConfigError,
@@ -8,12 +12,39 @@ from pyvmalloc.errors import (
     PageFault,
     PyvmallocError,
 )
+from pyvmalloc.vmalloc.user import VM_RESERVED
+from pyvmalloc.vmalloc.vm_struct import (
+    VM_ALLOC,
+    VM_IOREMAP,
+    VM_MAP,
+    VM_USERMAP,
+    VM_VPAGES,
+    vm_struct,
+)
 
 __all__ = [
     "ConfigError",
     "FormatError",
     "Inconsistency",
     "KernelBug",
+    "Machine",
     "PageFault",
     "PyvmallocError",
+    "VM_ALLOC",
+    "VM_IOREMAP",
+    "VM_MAP",
+    "VM_RESERVED",
+    "VM_USERMAP",
+    "VM_VPAGES",
+    "vm_struct",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Machine pulls in every layer: import it on first use, so that ``import pyvmalloc.arch``
+    # (or any single layer) stays light.
+    if name == "Machine":
+        from pyvmalloc.kernel.machine import Machine
+
+        return Machine
+    raise AttributeError(f"module 'pyvmalloc' has no attribute {name!r}")

@@ -1,0 +1,783 @@
+"""The mm/vmalloc.c API of Linux 2.6.22, as methods over the simulated machine's layers.
+
+Each public method is the kernel function of the same name (``__``-names get the Python
+spellings of ``KERNEL_NAMES``) with the seed's semantics: NULL is ``None``, ``-Exxx`` is the
+negative errno, ``BUG()`` raises ``KernelBug``, ``printk``/``WARN_ON`` append to the log.
+
+Locking model (2.6.22):
+
+- ``vmlist_lock`` (an rwlock) protects the list of areas and every ``vm_struct`` field that
+  other CPUs may read: taken for write to insert/remove an area and to set ``VM_USERMAP``,
+  for read by ``vread``/``vwrite``, ``remap_vmalloc_range`` and the lookups.  As in the seed,
+  ``__remove_vm_area`` unmaps and flushes the TLB with the lock held for write.
+- The page allocator has its own lock (``zone->lock``): here ``_page_lock``, held around every
+  call into ``phys`` and the small-object allocator, never across a call that takes
+  ``vmlist_lock`` (lock order: vmlist_lock, then page lock).
+- ``init_mm.page_table_lock`` (``_pgtable_lock``) serialises page-table allocation and
+  PTE updates; TLB flushes take the MMU's own lock.
+An area under construction (pages being allocated and mapped) is reachable from the list but
+owned by the thread building it, exactly as in the kernel.
+
+The concrete layers are attached by ``kernel.Machine``; this class only uses them through
+the attributes documented in ``Vmalloc.__init__``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pyvmalloc.errors import KernelBug, PageFault
+from pyvmalloc.phys import gfp as G
+from pyvmalloc.vmalloc.allocator import VmapAllocator
+from pyvmalloc.vmalloc.rwlock import RWLock
+from pyvmalloc.vmalloc.user import UserMm, Vma, VM_RESERVED
+from pyvmalloc.vmalloc.vm_struct import (
+    VM_ALLOC,
+    VM_IOREMAP,
+    VM_MAP,
+    VM_USERMAP,
+    VM_VPAGES,
+    vm_struct,
+)
+
+if TYPE_CHECKING:
+    from pyvmalloc.arch import ArchProfile, BootLayout
+    from pyvmalloc.mmu import Mmu, PageTables
+    from pyvmalloc.phys import Kmalloc, Page, PhysMem
+
+ENOMEM = 12
+EINVAL = 22
+
+KERN_ERR = 3
+KERN_WARNING = 4
+
+# Module-level spellings: inside a class body Python would mangle ``G.__GFP_ZERO``.
+_GFP_ZERO = getattr(G, "__GFP_ZERO")
+_GFP_HIGHMEM = getattr(G, "__GFP_HIGHMEM")
+_GFP_NOWARN = getattr(G, "__GFP_NOWARN")
+
+# Python spellings of the kernel's double-underscore names (Python mangles ``__x`` inside a
+# class).  The README's table is built from this mapping.
+KERNEL_NAMES: dict[str, str] = {
+    "__get_vm_area": "get_vm_area_range",
+    "__get_vm_area_node": "get_vm_area_node_range",
+    "__find_vm_area": "find_vm_area",
+    "__remove_vm_area": "remove_vm_area",
+    "__vunmap": "vunmap_area",
+    "__vmalloc": "vmalloc_gfp",
+    "__vmalloc_node": "vmalloc_node_gfp",
+    "__vmalloc_area": "vmalloc_area",
+    "__vmalloc_area_node": "vmalloc_area_node",
+    "__free_page": "free_page",
+}
+
+PageLike = Any  # a pfn (int) or a phys.Page
+
+
+@dataclass
+class LazyArea:
+    """An area freed but not yet purged: its range is still reserved until the TLB flush.
+
+    Shown in ``/proc/vmallocinfo`` as ``unpurged vm_area`` (5.4+, dd3b8353bae7).
+    """
+
+    addr: int
+    size: int
+
+
+class Vmalloc:
+    """mm/vmalloc.c over the machine's layers (see the module docstring for the locking)."""
+
+    # Attached by kernel.Machine before any call:
+    profile: ArchProfile
+    layout: BootLayout
+    phys: PhysMem
+    slab: Kmalloc
+    init_mm: PageTables
+    mmu: Mmu
+    vmap_allocator: VmapAllocator
+
+    def _vmalloc_init(self, lazy_purge: bool, cpus: int) -> None:
+        """State of mm/vmalloc.c itself: the lock, the lazy-purge list, counters."""
+        self.PAGE_SIZE = self.profile.page_size
+        self.PAGE_SHIFT = self.profile.page_shift
+        self.VMALLOC_START = self.layout.vmalloc_start
+        self.VMALLOC_END = self.layout.vmalloc_end
+        self.vmlist_lock = RWLock()
+        self._page_lock = threading.RLock()
+        self._pgtable_lock = threading.RLock()
+        self._ptr_size = self.profile.bits // 8
+        self._vm_struct_size = 7 * self._ptr_size  # next, addr, size, flags, pages, nr_pages, phys_addr
+        self.lazy_purge = lazy_purge
+        # mm/vmalloc.c, 2.6.28+: lazy_max_pages() = fls(num_online_cpus()) * (32 MiB / PAGE_SIZE).
+        self.lazy_max_pages = cpus.bit_length() * ((32 << 20) >> self.PAGE_SHIFT)
+        self._purge_list: list[LazyArea] = []
+        self._nr_lazy_pages = 0
+        self._purge_lock = threading.Lock()
+        self._user_mms: list[UserMm] = []
+        self.vm_stats: Counter[str] = Counter()
+
+    # ---- hooks the kernel layer provides ----------------------------------------------------
+    def in_interrupt(self) -> bool:  # pragma: no cover - overridden by Machine
+        """Whether the calling thread is in interrupt context."""
+        raise NotImplementedError
+
+    def printk(self, level: int, text: str) -> None:  # pragma: no cover - overridden
+        """Log one kernel message."""
+        raise NotImplementedError
+
+    def printk_ratelimit(self) -> bool:  # pragma: no cover - overridden
+        """Whether a rate-limited message may print now."""
+        raise NotImplementedError
+
+    def WARN_ON(self, condition: bool, where: str) -> bool:  # noqa: N802 - the kernel's name
+        """Log a warning when ``condition`` holds; returns it (as the macro does)."""
+        raise NotImplementedError  # pragma: no cover - overridden
+
+    def _fault_allow(self, point: str, n: int = 1) -> int:  # pragma: no cover - overridden
+        """Fault-injection seam: how many of ``n`` calls at ``point`` may succeed."""
+        raise NotImplementedError
+
+    # ---- small helpers ----------------------------------------------------------------------
+    def PAGE_ALIGN(self, size: int) -> int:  # noqa: N802 - the kernel's name
+        """``size`` rounded up to a whole number of pages."""
+        return (size + self.PAGE_SIZE - 1) & ~(self.PAGE_SIZE - 1)
+
+    def _bug_on(self, condition: bool, what: str) -> None:
+        if condition:
+            self.printk(0, f"kernel BUG at mm/vmalloc.c: {what}")
+            raise KernelBug(what)
+
+    def _pgprot(self, prot: int | str | None) -> int:
+        if prot is None:
+            return self.profile.pgprot("PAGE_KERNEL")
+        if isinstance(prot, str):
+            return self.profile.pgprot(prot)
+        return int(prot)
+
+    def _fmt_ptr(self, addr: int) -> str:
+        # lib/vsprintf.c, 2.6.22: %p is zero-padded hex of pointer width, without "0x".
+        return f"{addr & ((1 << self.profile.bits) - 1):0{self.profile.bits // 4}x}"
+
+    @property
+    def num_physpages(self) -> int:
+        """Pages of RAM (``num_physpages``)."""
+        return int(self.phys.nr_pages)
+
+    # ---- page tables: map and unmap ---------------------------------------------------------
+    def unmap_kernel_range(self, addr: int, size: int) -> None:
+        """Clear the kernel PTEs of ``[addr, addr + size)`` and flush every CPU's TLB.
+
+        mm/vmalloc.c, 2.6.22: ``BUG_ON(addr >= end)``; ``flush_cache_vunmap`` first, the TLB
+        flush of the whole range after; page-table frames stay allocated.
+        """
+        self._unmap_range(addr, size)
+        self.flush_tlb_kernel_range(addr, addr + size)
+
+    def _unmap_range(self, addr: int, size: int) -> npt.NDArray[np.int64]:
+        end = addr + size
+        self._bug_on(addr >= end, "unmap_kernel_range: addr >= end")
+        self.vm_stats["cache_flushes"] += 1  # flush_cache_vunmap(): a no-op on PIPT caches
+        with self._pgtable_lock:
+            return self.init_mm.unmap_range(addr, size)
+
+    def flush_tlb_kernel_range(self, start: int, end: int) -> None:
+        """Flush ``[start, end)`` from the TLB of every CPU (an IPI to each, in the kernel)."""
+        self.mmu.flush_tlb_kernel_range(start, end)
+
+    def map_vm_area(self, area: vm_struct, prot: int | str | None, pages: Sequence[PageLike] | npt.NDArray[np.int64]) -> int:
+        """Map ``pages`` over ``area`` (guard page excluded); 0 or ``-ENOMEM``.
+
+        mm/vmalloc.c, 2.6.22: a NULL page (here: a missing entry) stops the mapping with
+        ``-ENOMEM``, as does a page-table frame that cannot be allocated; what was mapped
+        before stays mapped for the caller to undo.
+        """
+        addr = area.addr
+        end = addr + area.size - self.PAGE_SIZE
+        self._bug_on(addr >= end, "map_vm_area: addr >= end")
+        nr = (end - addr) >> self.PAGE_SHIFT
+        pfns = _as_pfns(pages)[:nr]
+        bad = np.flatnonzero(pfns < 0)
+        valid = pfns if not len(bad) else pfns[: int(bad[0])]
+        with self._pgtable_lock:
+            err = self.init_mm.map_range(addr, valid, self._pgprot(prot))
+        self.vm_stats["cache_flushes"] += 1  # flush_cache_vmap()
+        if err:
+            return err
+        return 0 if len(valid) == nr else -ENOMEM
+
+    # ---- the area list ----------------------------------------------------------------------
+    def get_vm_area_node_range(
+        self,
+        size: int,
+        flags: int,
+        start: int,
+        end: int,
+        node: int = -1,
+        gfp: int = G.GFP_KERNEL,
+        caller: str | None = None,
+        align: int | None = None,
+    ) -> vm_struct | None:
+        """``__get_vm_area_node``: reserve ``size`` (+ a guard page) in ``[start, end)``; None if no hole.
+
+        First fit at the lowest address.  VM_IOREMAP areas align to
+        ``1 << clamp(fls(size), PAGE_SHIFT, IOREMAP_MAX_ORDER)`` (2.6.22 uses ``fls`` of the
+        unaligned size).  ``align`` (not in 2.6.22; later kernels' ``__get_vm_area_node``
+        takes one) overrides that.  On failure the seed's rate-limited warning is logged.
+        """
+        self._bug_on(self.in_interrupt(), "__get_vm_area_node() in interrupt context")
+        if size < 0:
+            return None
+        if align is None:
+            align = 1
+            if flags & VM_IOREMAP:
+                bit = min(max(size.bit_length(), self.PAGE_SHIFT), self.profile.ioremap_max_order)
+                align = 1 << bit
+        elif align <= 0 or align & (align - 1):
+            self._bug_on(True, f"alloc_vmap_area: align {align} is not a power of two")
+        size = self.PAGE_ALIGN(size)
+        if not size:
+            return None
+        handle = self._kmalloc(self._vm_struct_size, gfp & G.GFP_LEVEL_MASK, node)
+        if not handle:
+            return None
+        size += self.PAGE_SIZE  # mm/vmalloc.c, 2.6.22: "We always allocate a guard page."
+        area = vm_struct(addr=0, size=size, flags=flags, caller=caller or "get_vm_area", handle=handle)
+        with self.vmlist_lock.write():
+            addr = self._alloc_vmap_range(size, max(align, self.PAGE_SIZE), start, end, area)
+            if addr is not None:
+                area.addr = addr
+        if addr is None:
+            self._kfree(handle)
+            if self.printk_ratelimit():
+                self.printk(KERN_WARNING, "allocation failed: out of vmalloc space - use vmalloc=<size> to increase size.")
+            return None
+        self.vm_stats["areas_allocated"] += 1
+        return area
+
+    def _alloc_vmap_range(self, size: int, align: int, start: int, end: int, owner: object) -> int | None:
+        """The address search, with one purge-and-retry when lazily freed ranges hold space."""
+        if self._fault_allow("vmap_area") == 0:
+            return None
+        if end - start < size:
+            return None
+        addr = self.vmap_allocator.alloc(size, align, start, end, owner)
+        if addr is None and self._purge_list:
+            # mm/vmalloc.c, 2.6.28+: alloc_vmap_area purges the lazy areas once, then retries.
+            self._purge_vmap_area_lazy()
+            addr = self.vmap_allocator.alloc(size, align, start, end, owner)
+        return addr
+
+    def get_vm_area_range(self, size: int, flags: int, start: int, end: int, caller: str | None = None) -> vm_struct | None:
+        """``__get_vm_area(size, flags, start, end)``: an area inside ``[start, end)``."""
+        return self.get_vm_area_node_range(size, flags, start, end, -1, G.GFP_KERNEL, caller or "__get_vm_area")
+
+    def get_vm_area(self, size: int, flags: int, caller: str | None = None) -> vm_struct | None:
+        """``get_vm_area``: reserve a contiguous kernel virtual area in VMALLOC_START..END."""
+        return self.get_vm_area_node_range(
+            size, flags, self.VMALLOC_START, self.VMALLOC_END, -1, G.GFP_KERNEL, caller or "get_vm_area"
+        )
+
+    def get_vm_area_node(self, size: int, flags: int, node: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> vm_struct | None:
+        """``get_vm_area_node``: as get_vm_area, with the vm_struct allocated on ``node``."""
+        return self.get_vm_area_node_range(
+            size, flags, self.VMALLOC_START, self.VMALLOC_END, node, gfp, caller or "get_vm_area_node"
+        )
+
+    def _find_vm_area_locked(self, addr: int) -> vm_struct | None:
+        owner = self.vmap_allocator.find(addr)
+        return owner if isinstance(owner, vm_struct) else None
+
+    def find_vm_area(self, addr: int) -> vm_struct | None:
+        """The ``vm_struct *`` that starts exactly at ``addr``, or None (``__find_vm_area``)."""
+        with self.vmlist_lock.read():
+            return self._find_vm_area_locked(addr)
+
+    def areas(self) -> Iterator[vm_struct]:
+        """Every registered area in address order (``for (tmp = vmlist; tmp; tmp = tmp->next)``)."""
+        with self.vmlist_lock.read():
+            found = [o for _s, _z, o in self.vmap_allocator.for_each_busy(0) if isinstance(o, vm_struct)]
+        yield from found
+
+    for_each_vm_area = areas
+
+    def _remove_vm_area_locked(self, addr: int) -> vm_struct | None:
+        area = self._find_vm_area_locked(addr)
+        if area is None:
+            return None
+        # mm/vmalloc.c, 2.6.22 unmap_vm_area(): the whole area, guard included.
+        self._unmap_range(area.addr, area.size)
+        if self.lazy_purge:
+            self._free_vmap_area_noflush(area)
+        else:
+            self.flush_tlb_kernel_range(area.addr, area.addr + area.size)
+            self.vmap_allocator.remove(area.addr)
+        area.size -= self.PAGE_SIZE  # "Remove the guard page."
+        return area
+
+    def remove_vm_area(self, addr: int) -> vm_struct | None:
+        """Unmap and unlink the area starting at ``addr``; it comes back without its guard page.
+
+        Returns None when no area starts there.
+        """
+        with self.vmlist_lock.write():
+            return self._remove_vm_area_locked(addr)
+
+    # ---- lazy TLB purge (2.6.28+, Nick Piggin, db64fe02258f) ---------------------------------
+    def _free_vmap_area_noflush(self, area: vm_struct) -> None:
+        """Keep the range reserved until a purge flushes it (free_vmap_area_noflush)."""
+        lazy = LazyArea(area.addr, area.size)
+        self.vmap_allocator.remove(area.addr)
+        self.vmap_allocator.insert(area.addr, area.size, lazy)
+        with self._purge_lock:
+            self._purge_list.append(lazy)
+            self._nr_lazy_pages += area.size >> self.PAGE_SHIFT
+            over = self._nr_lazy_pages > self.lazy_max_pages
+        self.vm_stats["lazy_frees"] += 1
+        if over:
+            self._purge_vmap_area_lazy()
+
+    def _purge_vmap_area_lazy(self) -> None:
+        """One TLB flush over every lazily freed range, then give the ranges back."""
+        with self._purge_lock:
+            purge, self._purge_list = self._purge_list, []
+            npages, self._nr_lazy_pages = self._nr_lazy_pages, 0
+        if not purge:
+            return
+        start = min(a.addr for a in purge)
+        end = max(a.addr + a.size for a in purge)
+        self.flush_tlb_kernel_range(start, end)
+        for lazy in purge:
+            self.vmap_allocator.remove(lazy.addr)
+        self.vm_stats["purge_runs"] += 1
+        self.vm_stats["purged_areas"] += len(purge)
+        self.vm_stats["purged_pages"] += npages
+
+    def vm_unmap_aliases(self) -> None:
+        """Purge every lazily freed area now (mm/vmalloc.c, 2.6.28+)."""
+        with self.vmlist_lock.write():
+            self._purge_vmap_area_lazy()
+
+    def lazy_areas(self) -> list[LazyArea]:
+        """Areas waiting for a lazy purge, oldest first."""
+        with self._purge_lock:
+            return list(self._purge_list)
+
+    # ---- freeing ----------------------------------------------------------------------------
+    def vunmap_area(self, addr: int | None, deallocate_pages: bool, caller: str = "vfree") -> None:
+        """``__vunmap``: remove the area at ``addr``; free its pages and page array if asked."""
+        if not addr:
+            return
+        if addr & (self.PAGE_SIZE - 1):
+            self.printk(KERN_ERR, f"Trying to {caller}() bad address ({self._fmt_ptr(addr)})")
+            self.WARN_ON(True, f"mm/vmalloc.c:__vunmap() [{caller}]")
+            return
+        area = self.remove_vm_area(addr)
+        if area is None:
+            self.printk(KERN_ERR, f"Trying to {caller}() nonexistent vm area ({self._fmt_ptr(addr)})")
+            self.WARN_ON(True, f"mm/vmalloc.c:__vunmap() [{caller}]")
+            return
+        if deallocate_pages:
+            pages = area.pages[: area.nr_pages]
+            self._bug_on(bool(np.any(pages < 0)), "__vunmap: NULL page in area->pages")
+            self._free_pages(pages)
+            self._free_page_array(area)
+        self._kfree(area.handle)
+
+    def _free_page_array(self, area: vm_struct) -> None:
+        if area.pages_array is None:
+            return
+        kind, where = area.pages_array
+        area.pages_array = None
+        if kind == "vmalloc":  # VM_VPAGES: the bounded recursion of __vmalloc_area_node
+            self.vfree(where)
+        else:
+            self._kfree(where)
+
+    def vfree(self, addr: int | None) -> None:
+        """Release memory from vmalloc(): unmap, free the pages, the page array and the area.
+
+        ``vfree(None)``/``vfree(0)`` does nothing; a bad or unknown address logs the seed's
+        message and a WARN; in interrupt context it is a BUG (2.6.22).
+        """
+        self._bug_on(self.in_interrupt(), "vfree() in interrupt context")
+        self.vm_stats["vfree"] += 1
+        self.vunmap_area(addr, True, "vfree")
+
+    def vunmap(self, addr: int | None) -> None:
+        """Release a mapping made by vmap(); the pages stay allocated (BUG in interrupt context).
+
+        The 2.6.22 messages say ``vfree()`` for both paths (``__vunmap`` is shared).
+        """
+        self._bug_on(self.in_interrupt(), "vunmap() in interrupt context")
+        self.vm_stats["vunmap"] += 1
+        self.vunmap_area(addr, False, "vfree")
+
+    # ---- mapping given pages ----------------------------------------------------------------
+    def vmap(self, pages: Sequence[PageLike] | npt.NDArray[np.int64], count: int, flags: int = VM_MAP,
+             prot: int | str | None = None, caller: str | None = None) -> int | None:
+        """Map ``count`` pages into contiguous kernel virtual space; the address or None.
+
+        None when ``count > num_physpages``, when no area fits, or when mapping fails (the
+        area is then unmapped and released: ``vunmap`` in the seed).
+        """
+        if count > self.num_physpages:
+            return None
+        area = self.get_vm_area_node_range(
+            count << self.PAGE_SHIFT, flags, self.VMALLOC_START, self.VMALLOC_END, -1, G.GFP_KERNEL, caller or "vmap"
+        )
+        if area is None:
+            return None
+        pfns = _as_pfns(pages)[:count].copy()
+        area.mapped = pfns
+        if self.map_vm_area(area, prot, pfns):
+            self.vunmap(area.addr)
+            return None
+        self.vm_stats["vmap"] += 1
+        return area.addr
+
+    # ---- allocating ---------------------------------------------------------------------------
+    def vmalloc_area_node(self, area: vm_struct, gfp: int, prot: int | str | None, node: int) -> int | None:
+        """``__vmalloc_area_node``: fill ``area`` with pages from ``node`` and map them.
+
+        The page-pointer array comes from kmalloc when it fits in a page, otherwise from a
+        (strictly bounded) recursive vmalloc, marked VM_VPAGES.  Every failure frees what was
+        taken (pages so far, the array, the area); page-table frames stay, as in the kernel.
+        """
+        nr_pages = (area.size - self.PAGE_SIZE) >> self.PAGE_SHIFT
+        array_size = nr_pages * self._ptr_size
+        area.nr_pages = nr_pages
+        if array_size > self.PAGE_SIZE:
+            where = self.vmalloc_node_gfp(array_size, gfp | _GFP_ZERO, "PAGE_KERNEL", node, caller=area.caller)
+            area.flags |= VM_VPAGES
+            if where is not None:
+                area.pages_array = ("vmalloc", where)
+        else:
+            handle = self._kmalloc(array_size, (gfp & G.GFP_LEVEL_MASK) | _GFP_ZERO, node)
+            if handle:
+                area.pages_array = ("kmalloc", handle)
+        if area.pages_array is None:
+            self.remove_vm_area(area.addr)
+            self._kfree(area.handle)
+            return None
+        pfns = self._alloc_pages(gfp, nr_pages, node)
+        area.pages = pfns
+        if len(pfns) < nr_pages:
+            area.nr_pages = len(pfns)  # "Successfully allocated i pages, free them in __vunmap()"
+            self.vfree(area.addr)
+            return None
+        if area.pages_array[0] == "vmalloc":
+            self._store_page_array(area)
+        if self.map_vm_area(area, prot, pfns):
+            self.vfree(area.addr)
+            return None
+        return area.addr
+
+    def _store_page_array(self, area: vm_struct) -> None:
+        """Write the page array's contents (pfns, one pointer-sized word each) into its memory."""
+        dtype = np.uint64 if self._ptr_size == 8 else np.uint32
+        assert area.pages_array is not None
+        self._kernel_write(area.pages_array[1], area.pages.astype(dtype).tobytes())
+
+    def vmalloc_area(self, area: vm_struct, gfp: int, prot: int | str | None) -> int | None:
+        """``__vmalloc_area``: ``__vmalloc_area_node`` on any node."""
+        return self.vmalloc_area_node(area, gfp, prot, -1)
+
+    def vmalloc_node_gfp(self, size: int, gfp: int, prot: int | str | None, node: int, caller: str | None = None) -> int | None:
+        """``__vmalloc_node``: ``size`` bytes of pages from ``node`` (-1: any), mapped with ``prot``.
+
+        None for size 0, for more pages than ``num_physpages``, or when anything fails.
+        """
+        size = self.PAGE_ALIGN(max(size, 0))
+        if not size or (size >> self.PAGE_SHIFT) > self.num_physpages:
+            return None
+        area = self.get_vm_area_node(size, VM_ALLOC, node, gfp, caller=caller or "__vmalloc_node")
+        if area is None:
+            return None
+        return self.vmalloc_area_node(area, gfp, prot, node)
+
+    def vmalloc_gfp(self, size: int, gfp: int, prot: int | str | None = None, caller: str | None = None) -> int | None:
+        """``__vmalloc(size, gfp_mask, prot)``."""
+        self.vm_stats["vmalloc"] += 1
+        return self.vmalloc_node_gfp(size, gfp, prot, -1, caller or "__vmalloc")
+
+    def vmalloc(self, size: int, caller: str | None = None) -> int | None:
+        """Virtually contiguous memory from any pages, HIGHMEM first where the arch has it."""
+        return self.vmalloc_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM, "PAGE_KERNEL", caller or "vmalloc")
+
+    def _set_usermap(self, addr: int | None) -> int | None:
+        if addr is not None:
+            with self.vmlist_lock.write():
+                area = self._find_vm_area_locked(addr)
+                assert area is not None
+                area.flags |= VM_USERMAP
+        return addr
+
+    def vmalloc_user(self, size: int, caller: str | None = None) -> int | None:
+        """Zeroed memory that may be mapped to user space (VM_USERMAP)."""
+        ret = self.vmalloc_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM | _GFP_ZERO, "PAGE_KERNEL", caller or "vmalloc_user")
+        return self._set_usermap(ret)
+
+    def vmalloc_node(self, size: int, node: int, caller: str | None = None) -> int | None:
+        """vmalloc with the pages taken from ``node`` first."""
+        self.vm_stats["vmalloc"] += 1
+        return self.vmalloc_node_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM, "PAGE_KERNEL", node, caller or "vmalloc_node")
+
+    def vmalloc_exec(self, size: int, caller: str | None = None) -> int | None:
+        """vmalloc mapped executable (PAGE_KERNEL_EXEC: NX clear where the arch has NX)."""
+        return self.vmalloc_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM, "PAGE_KERNEL_EXEC", caller or "vmalloc_exec")
+
+    @property
+    def GFP_VMALLOC32(self) -> int:  # noqa: N802 - the kernel's name
+        """The seed's ``#if``: DMA32 on 64-bit with ZONE_DMA32, DMA on 64-bit with ZONE_DMA, else GFP_KERNEL."""
+        choice = self.profile.gfp_vmalloc32
+        if choice == "DMA32":
+            return G.GFP_DMA32 | G.GFP_KERNEL
+        if choice == "DMA":
+            return G.GFP_DMA | G.GFP_KERNEL
+        return G.GFP_KERNEL
+
+    def vmalloc_32(self, size: int, caller: str | None = None) -> int | None:
+        """vmalloc from pages a 32-bit device can address (GFP_VMALLOC32)."""
+        return self.vmalloc_gfp(size, self.GFP_VMALLOC32, "PAGE_KERNEL", caller or "vmalloc_32")
+
+    def vmalloc_32_user(self, size: int, caller: str | None = None) -> int | None:
+        """Zeroed 32-bit addressable memory for user mapping (VM_USERMAP)."""
+        ret = self.vmalloc_gfp(size, self.GFP_VMALLOC32 | _GFP_ZERO, "PAGE_KERNEL", caller or "vmalloc_32_user")
+        return self._set_usermap(ret)
+
+    # ---- vread / vwrite -----------------------------------------------------------------------
+    def _clamp_count(self, addr: int, count: int) -> int:
+        top = 1 << self.profile.bits
+        if count < 0:
+            count = 0
+        if addr + count >= top:  # "Don't allow overflow": stop at the top of the address space
+            count = max(top - addr, 0)
+        return count
+
+    def _vwalk(self, addr: int, count: int) -> Iterator[tuple[int, int, bool]]:
+        """(address, length, is_area) runs that vread/vwrite visit, as the seed walks vmlist."""
+        for start, size, owner in list(self.vmap_allocator.for_each_busy(addr)):
+            if not isinstance(owner, vm_struct) or count == 0:
+                continue
+            area_end = start + size - self.PAGE_SIZE
+            if addr >= area_end:
+                continue
+            if addr < start:
+                gap = min(start - addr, count)
+                yield addr, gap, False
+                addr += gap
+                count -= gap
+                if count == 0:
+                    return
+            n = min(area_end - addr, count)
+            yield addr, n, True
+            addr += n
+            count -= n
+
+    def vread(self, addr: int, count: int) -> bytes:
+        """Read ``count`` bytes of the vmalloc space at ``addr`` as /dev/kmem does.
+
+        Holes between areas (guard pages included) read as zeros; the read ends after the last
+        area, so fewer than ``count`` bytes may come back (the seed returns what it copied).
+        """
+        count = self._clamp_count(addr, count)
+        out: list[bytes] = []
+        with self.vmlist_lock.read():
+            for a, n, is_area in self._vwalk(addr, count):
+                out.append(self._kernel_read(a, n) if is_area else bytes(n))
+        return b"".join(out)
+
+    def vwrite(self, addr: int, data: bytes | bytearray | memoryview) -> int:
+        """Write ``data`` into the vmalloc space at ``addr``; returns the bytes consumed.
+
+        Holes are skipped (their bytes of ``data`` are consumed, not written), as in the seed.
+        """
+        data = bytes(data)
+        count = self._clamp_count(addr, len(data))
+        done = 0
+        with self.vmlist_lock.read():
+            for a, n, is_area in self._vwalk(addr, count):
+                if is_area:
+                    self._kernel_write(a, data[a - addr: a - addr + n])
+                done = a - addr + n
+        return done
+
+    def _kernel_pfns(self, addr: int, n: int, access: str) -> tuple[npt.NDArray[np.int64], int]:
+        first = addr >> self.PAGE_SHIFT
+        last = (addr + n - 1) >> self.PAGE_SHIFT
+        pfns = self.init_mm.lookup(first << self.PAGE_SHIFT, last - first + 1)
+        missing = np.flatnonzero(pfns < 0)
+        if len(missing):
+            bad = max((first + int(missing[0])) << self.PAGE_SHIFT, addr)
+            # A kernel access to an unmapped vmalloc address: "unable to handle kernel paging request".
+            raise PageFault(bad, access, "not present (kernel paging request in vmalloc space)")
+        return pfns, addr & (self.PAGE_SIZE - 1)
+
+    def _kernel_read(self, addr: int, n: int) -> bytes:
+        """Bytes at kernel virtual ``addr`` through init_mm's page tables (vectorised)."""
+        if n <= 0:
+            return b""
+        pfns, off = self._kernel_pfns(addr, n, "read")
+        return self.phys.frames.gather(pfns).reshape(-1)[off: off + n].tobytes()
+
+    def _kernel_write(self, addr: int, data: bytes) -> None:
+        """Store ``data`` at kernel virtual ``addr`` (vectorised; partial end pages merged)."""
+        n = len(data)
+        if n <= 0:
+            return
+        pfns, off = self._kernel_pfns(addr, n, "write")
+        frames = self.phys.frames
+        buf = np.empty((len(pfns), self.PAGE_SIZE), dtype=np.uint8)
+        if off:
+            buf[0] = frames.gather(pfns[:1])[0]
+        if (off + n) % self.PAGE_SIZE:
+            buf[-1] = frames.gather(pfns[-1:])[0]
+        buf.reshape(-1)[off: off + n] = np.frombuffer(data, dtype=np.uint8)
+        frames.scatter(pfns, buf)
+
+    # ---- user space -------------------------------------------------------------------------
+    def user_mm(self) -> UserMm:
+        """A new user address space whose kernel half is shared with init_mm (``pgd_alloc``)."""
+        with self._page_lock:
+            mm = UserMm(self)
+        self._user_mms.append(mm)
+        return mm
+
+    def remap_vmalloc_range(self, vma: Vma, addr: int, pgoff: int = 0) -> int:
+        """Map the pages of the VM_USERMAP area at ``addr`` (from page ``pgoff``) over ``vma``.
+
+        ``-EINVAL`` for an unaligned address, an unknown area, an area without VM_USERMAP or a
+        VMA larger than what is left of the area; otherwise 0, with VM_RESERVED set on ``vma``.
+        """
+        usize = vma.end - vma.start
+        if addr & (self.PAGE_SIZE - 1) or pgoff < 0:
+            return -EINVAL
+        with self.vmlist_lock.read():
+            area = self._find_vm_area_locked(addr)
+            if area is None or not area.flags & VM_USERMAP:
+                return -EINVAL
+            if usize + (pgoff << self.PAGE_SHIFT) > area.size - self.PAGE_SIZE:
+                return -EINVAL
+        kaddr = addr + (pgoff << self.PAGE_SHIFT)
+        uaddr = vma.start
+        while usize > 0:
+            page = self.vmalloc_to_page(kaddr)
+            ret = vma.mm.vm_insert_page(vma, uaddr, page)
+            if ret:
+                return ret
+            uaddr += self.PAGE_SIZE
+            kaddr += self.PAGE_SIZE
+            usize -= self.PAGE_SIZE
+        vma.flags |= VM_RESERVED  # "Prevent things like memory migration"
+        return 0
+
+    def vmalloc_to_page(self, addr: int) -> Page | None:
+        """The ``struct page *`` mapped at vmalloc address ``addr``, or None (mm/memory.c)."""
+        pfn = self.vmalloc_to_pfn(addr)
+        return None if pfn is None else self.phys.page(pfn)
+
+    def vmalloc_to_pfn(self, addr: int) -> int | None:
+        """The pfn mapped at vmalloc address ``addr``, or None when nothing is mapped there."""
+        with self._pgtable_lock:
+            pfn = int(self.init_mm.lookup(addr & ~(self.PAGE_SIZE - 1), 1)[0])
+        return None if pfn < 0 else pfn
+
+    def vmalloc_sync_all(self) -> None:
+        """Copy init_mm's vmalloc-range top-level entries into every user page table.
+
+        The seed's generic version is an empty weak stub; i386 and x86_64 of that era
+        override it to do this, which is what makes alloc_vm_area's tables visible in every
+        process.  The model does the arch version on every profile.
+        """
+        with self._pgtable_lock:
+            for mm in self._user_mms:
+                mm.page_tables.copy_kernel_entries(self.init_mm, self.VMALLOC_START, self.VMALLOC_END)
+        self.vm_stats["vmalloc_sync_all"] += 1
+
+    def alloc_vm_area(self, size: int, caller: str | None = None) -> vm_struct | None:
+        """Reserve a VM_IOREMAP range and build its page tables down to empty PTE tables.
+
+        Nothing is mapped; on a page-table allocation failure the area is released (None).
+        """
+        area = self.get_vm_area_node_range(
+            size, VM_IOREMAP, self.VMALLOC_START, self.VMALLOC_END, -1, G.GFP_KERNEL, caller or "alloc_vm_area"
+        )
+        if area is None:
+            return None
+        with self._pgtable_lock:
+            err = self.init_mm.populate_range(area.addr, area.size)
+        if err:
+            self.free_vm_area(area)
+            return None
+        self.vmalloc_sync_all()
+        return area
+
+    def free_vm_area(self, area: vm_struct) -> None:
+        """Remove ``area``; BUG when the area registered at its address is another one."""
+        ret = self.remove_vm_area(area.addr)
+        self._bug_on(ret is not area, "free_vm_area: area is not the one registered")
+        self._kfree(area.handle)
+
+    # ---- pages, for drivers -------------------------------------------------------------------
+    def alloc_page(self, gfp: int = G.GFP_KERNEL) -> Page | None:
+        """One page from the buddy allocator (for vmap), or None."""
+        pfns = self._alloc_pages(gfp, 1, -1)
+        return self.phys.page(int(pfns[0])) if len(pfns) else None
+
+    def free_page(self, page: PageLike) -> None:
+        """``__free_page``: drop a reference to the page; it returns to the buddy at zero."""
+        self._free_pages(_as_pfns([page]))
+
+    # ---- the page allocator and kmalloc, under the page lock ---------------------------------
+    def _alloc_pages(self, gfp: int, nr: int, node: int) -> npt.NDArray[np.int64]:
+        with self._page_lock:
+            pfns = self.phys.alloc_pages_bulk(gfp, nr, node)
+        if len(pfns) < nr:
+            self._page_alloc_failure(gfp, 0)
+        return pfns
+
+    def _free_pages(self, pfns: npt.NDArray[np.int64]) -> None:
+        if len(pfns):
+            with self._page_lock:
+                self.phys.free_pages_bulk(pfns)
+
+    def _page_alloc_failure(self, gfp: int, order: int) -> None:
+        # mm/page_alloc.c, 2.6.22: __alloc_pages() warns unless __GFP_NOWARN (rate limited).
+        if not gfp & _GFP_NOWARN and self.printk_ratelimit():
+            self.printk(KERN_WARNING, f"vmalloc: page allocation failure. order:{order}, mode:{gfp:#x}")
+
+    def _kmalloc(self, size: int, gfp: int, node: int) -> int:
+        with self._page_lock:
+            handle = self.slab.kmalloc(size, gfp, node)
+        return handle or 0
+
+    def _kfree(self, handle: int) -> None:
+        if handle:
+            with self._page_lock:
+                self.slab.kfree(handle)
+
+
+def _as_pfns(pages: Sequence[PageLike] | npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Page handles, pfns or None (NULL, as -1) as an int64 array of pfns."""
+    if isinstance(pages, np.ndarray):
+        return pages.astype(np.int64, copy=False)
+    return np.fromiter(
+        (-1 if p is None else int(p if isinstance(p, (int, np.integer)) else p.pfn) for p in pages),
+        dtype=np.int64,
+        count=len(pages),
+    )
+
+
+for _kname, _pyname in KERNEL_NAMES.items():
+    # ``getattr(m, "__vmalloc")`` works too, for readers who think in the kernel's names.
+    setattr(Vmalloc, _kname, getattr(Vmalloc, _pyname))
+
+__all__ = ["KERNEL_NAMES", "LazyArea", "Vmalloc", "VM_ALLOC", "VM_IOREMAP", "VM_MAP", "VM_USERMAP", "VM_VPAGES"]

@@ -1,0 +1,69 @@
+"""``struct vm_struct`` and the ``VM_*`` area flags (include/linux/vmalloc.h)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+# include/linux/vmalloc.h, 2.6.22: the flags a vm_struct can carry.
+VM_IOREMAP = 0x00000001  # ioremap() and friends
+VM_ALLOC = 0x00000002  # vmalloc()
+VM_MAP = 0x00000004  # vmap()ed pages
+VM_USERMAP = 0x00000008  # suitable for remap_vmalloc_range
+VM_VPAGES = 0x00000010  # buffer for pages was vmalloc'ed
+
+VM_FLAG_NAMES = {
+    VM_IOREMAP: "VM_IOREMAP",
+    VM_ALLOC: "VM_ALLOC",
+    VM_MAP: "VM_MAP",
+    VM_USERMAP: "VM_USERMAP",
+    VM_VPAGES: "VM_VPAGES",
+}
+
+
+def vm_flag_names(flags: int) -> str:
+    """``"VM_ALLOC|VM_USERMAP"`` for a flags word (unknown bits in hex)."""
+    names = [name for bit, name in VM_FLAG_NAMES.items() if flags & bit]
+    rest = flags & ~sum(VM_FLAG_NAMES)
+    if rest:
+        names.append(hex(rest))
+    return "|".join(names) or "0"
+
+
+_NO_PAGES: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(eq=False)
+class vm_struct:  # noqa: N801 - the kernel's name
+    """One area of kernel virtual address space (``struct vm_struct``).
+
+    ``size`` includes the guard page while the area is registered (``remove_vm_area`` takes it
+    off, as the seed does).  ``pages`` is the page-pointer array as pfns (the model keeps pfns
+    where the kernel keeps ``struct page *``); ``nr_pages`` counts the valid entries.
+    ``pages_array`` says where that array lives: ``("kmalloc", handle)`` or ``("vmalloc", addr)``
+    (VM_VPAGES).  ``caller`` is what ``/proc/vmallocinfo`` prints (2.6.26+ records it).
+    """
+
+    addr: int
+    size: int
+    flags: int
+    caller: str = ""
+    pages: npt.NDArray[np.int64] = field(default_factory=lambda: _NO_PAGES)
+    nr_pages: int = 0
+    phys_addr: int = 0
+    pages_array: tuple[str, int] | None = None
+    handle: int = 0  # the kmalloc object that holds this vm_struct
+    mapped: npt.NDArray[np.int64] | None = None  # vmap()'s pages: not in the kernel's struct, for check()
+
+    @property
+    def end(self) -> int:
+        """One past the last byte, guard page included."""
+        return self.addr + self.size
+
+    def __repr__(self) -> str:
+        return (
+            f"vm_struct(addr={self.addr:#x}, size={self.size:#x}, flags={vm_flag_names(self.flags)}, "
+            f"nr_pages={self.nr_pages}, caller={self.caller!r})"
+        )

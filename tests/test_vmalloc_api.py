@@ -1,0 +1,440 @@
+"""The 2.6.22 vmalloc API on the simulated machine: one test per behaviour of the seed."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pyvmalloc as pv
+from pyvmalloc.phys import gfp as G
+
+PAGE = 4096
+GFP_ZERO = getattr(G, "__GFP_ZERO")
+
+
+def machine(**kw: object) -> pv.Machine:
+    kw.setdefault("arch", "x86_64")
+    kw.setdefault("ram", "64M")
+    kw.setdefault("allocator", "list")
+    return pv.Machine(**kw)  # type: ignore[arg-type]
+
+
+# ---- areas and the address space -------------------------------------------------------------
+def test_vmalloc_returns_page_aligned_address_inside_the_vmalloc_range() -> None:
+    m = machine()
+    a = m.vmalloc(10_000)
+    assert a is not None and a % PAGE == 0
+    assert m.VMALLOC_START <= a < m.VMALLOC_END
+
+
+def test_area_size_includes_one_guard_page_and_is_page_aligned() -> None:
+    m = machine()
+    a = m.vmalloc(10_000)
+    area = m.find_vm_area(a)
+    assert area is not None
+    assert area.size == 3 * PAGE + PAGE
+    assert area.nr_pages == 3 and area.flags & pv.VM_ALLOC
+
+
+def test_get_vm_area_of_size_zero_returns_none() -> None:
+    m = machine()
+    assert m.get_vm_area(0, pv.VM_ALLOC) is None
+    assert m.vmalloc(0) is None
+
+
+def test_consecutive_areas_are_separated_by_exactly_the_guard_page() -> None:
+    m = machine()
+    a = m.vmalloc(PAGE)
+    b = m.vmalloc(PAGE)
+    assert b == a + 2 * PAGE
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.booleans()), min_size=1, max_size=25), st.integers(1, 6))
+def test_first_fit_takes_the_lowest_hole_that_fits(ops: list[tuple[int, bool]], want: int) -> None:
+    m = machine()
+    live = []
+    for pages, keep in ops:
+        a = m.vmalloc(pages * PAGE)
+        assert a is not None
+        if keep:
+            live.append(a)
+        else:
+            m.vfree(a)
+    busy = sorted((ar.addr, ar.end) for ar in m.areas())
+    # The lowest address where want pages + guard fit, recomputed from the busy list.
+    need = (want + 1) * PAGE
+    expect, cursor = None, m.VMALLOC_START
+    for s, e in busy:
+        if s - cursor >= need:
+            expect = cursor
+            break
+        cursor = max(cursor, e)
+    if expect is None:
+        expect = cursor
+    assert m.vmalloc(want * PAGE) == expect
+
+
+@pytest.mark.parametrize("size", [1, PAGE, PAGE + 1, 5 * PAGE, 1 << 20, 3 << 20])
+def test_ioremap_areas_align_to_fls_of_size_clamped(size: int) -> None:
+    m = machine()
+    m.vmalloc(PAGE)  # make the first free address only page-aligned
+    area = m.get_vm_area(size, pv.VM_IOREMAP)
+    assert area is not None
+    bit = min(max(size.bit_length(), 12), m.profile.ioremap_max_order)
+    assert area.addr % (1 << bit) == 0
+
+
+def test_out_of_vmalloc_space_returns_none_and_logs_the_seed_warning() -> None:
+    m = pv.Machine(arch="i386", ram="64M", allocator="list")
+    room = m.VMALLOC_END - m.VMALLOC_START
+    assert m.get_vm_area(room, pv.VM_ALLOC) is None  # + guard page: cannot fit
+    assert any(
+        "allocation failed: out of vmalloc space - use vmalloc=<size> to increase size." in line
+        for line in m.dmesg()
+    )
+
+
+def test_the_vmalloc_space_warning_is_rate_limited() -> None:
+    m = pv.Machine(arch="i386", ram="64M", allocator="list")
+    room = m.VMALLOC_END - m.VMALLOC_START
+    for _ in range(50):
+        assert m.get_vm_area(room, pv.VM_ALLOC) is None
+    lines = [line for line in m.dmesg() if "out of vmalloc space" in line]
+    assert 1 <= len(lines) <= 10
+
+
+@pytest.mark.parametrize("allocator", ["list", "kva"])
+def test_area_never_runs_past_end_seed_bug_fixed(allocator: str) -> None:
+    # 2.6.22 returned the address after the last area without checking it against ``end``.
+    m = machine(allocator=allocator)
+    start = m.VMALLOC_START
+    first = m.get_vm_area_range(PAGE, pv.VM_ALLOC, start, start + 4 * PAGE)
+    assert first is not None and first.addr == start
+    # 2 pages + guard = 3 pages would end at start + 5 pages: past end.
+    assert m.get_vm_area_range(2 * PAGE, pv.VM_ALLOC, start, start + 4 * PAGE) is None
+    assert m.get_vm_area_range(PAGE, pv.VM_ALLOC, start, start + 4 * PAGE) is not None
+
+
+def test_remove_vm_area_unlinks_and_takes_off_the_guard_page() -> None:
+    m = machine()
+    a = m.vmalloc(2 * PAGE)
+    area = m.remove_vm_area(a)
+    assert area is not None and area.size == 2 * PAGE
+    assert m.find_vm_area(a) is None
+    assert m.remove_vm_area(a) is None
+
+
+def test_free_vm_area_of_an_area_that_is_not_registered_is_a_bug() -> None:
+    m = machine()
+    area = m.get_vm_area(PAGE, pv.VM_IOREMAP)
+    assert area is not None
+    impostor = pv.vm_struct(addr=area.addr, size=area.size, flags=area.flags)
+    with pytest.raises(pv.KernelBug):
+        m.free_vm_area(impostor)
+
+
+def test_alloc_vm_area_builds_page_tables_down_to_empty_ptes_without_mapping() -> None:
+    m = machine()
+    area = m.alloc_vm_area(3 * PAGE)
+    assert area is not None and area.flags & pv.VM_IOREMAP
+    steps = m.walk(area.addr)
+    assert steps[-1].level == "pte"  # every level exists down to the PTE table
+    assert m.translate(area.addr) is None  # ... and nothing is mapped
+    m.free_vm_area(area)
+    assert m.find_vm_area(area.addr) is None
+
+
+# ---- allocation and mapping ------------------------------------------------------------------
+def test_vmap_maps_the_given_pages_and_vunmap_leaves_them_allocated() -> None:
+    m = machine()
+    pages = [m.alloc_page() for _ in range(3)]
+    free_before = m.phys.nr_free()
+    a = m.vmap(pages, 3, pv.VM_MAP, "PAGE_KERNEL")
+    assert a is not None
+    for i, p in enumerate(pages):
+        assert m.translate(a + i * PAGE) == p.pfn * PAGE
+    m.vunmap(a)
+    assert m.translate(a) is None
+    assert m.phys.nr_free() == free_before
+    for p in pages:
+        m.free_page(p)
+
+
+def test_vmap_of_more_pages_than_num_physpages_returns_none() -> None:
+    m = machine()
+    assert m.vmap([], m.num_physpages + 1, pv.VM_MAP) is None
+
+
+def test_vmap_with_a_null_page_fails_and_undoes_everything() -> None:
+    m = machine()
+    p = m.alloc_page()
+    areas_before = len(list(m.areas()))
+    assert m.vmap([p, None], 2, pv.VM_MAP) is None
+    assert len(list(m.areas())) == areas_before
+    m.free_page(p)
+
+
+def test_vfree_gives_every_page_back() -> None:
+    m = machine(lazy_purge=False)
+    free_before = m.phys.nr_free()
+    a = m.vmalloc(40 * PAGE)
+    assert m.phys.nr_free() < free_before
+    m.vfree(a)
+    # Page-table frames stay allocated, as in the kernel.
+    assert m.phys.nr_free() == free_before - m.init_mm.nr_table_frames + _tables_at_boot(m)
+
+
+def _tables_at_boot(m: pv.Machine) -> int:
+    return machine().init_mm.nr_table_frames
+
+
+def test_vfree_of_null_does_nothing() -> None:
+    m = machine()
+    before = m.dmesg()
+    m.vfree(None)
+    m.vfree(0)
+    assert m.dmesg() == before
+
+
+def test_vfree_of_an_unaligned_address_logs_bad_address_and_warns() -> None:
+    m = machine()
+    a = m.vmalloc(PAGE)
+    m.vfree(a + 1)
+    log = "\n".join(m.dmesg())
+    assert f"Trying to vfree() bad address ({a + 1:016x})" in log and "WARNING" in log
+    assert m.find_vm_area(a) is not None
+
+
+def test_double_vfree_is_the_nonexistent_area_case() -> None:
+    m = machine()
+    a = m.vmalloc(PAGE)
+    m.vfree(a)
+    m.vfree(a)
+    assert any(f"Trying to vfree() nonexistent vm area ({a:016x})" in line for line in m.dmesg())
+
+
+def test_vfree_and_vunmap_in_interrupt_context_are_bugs() -> None:
+    m = machine()
+    a = m.vmalloc(PAGE)
+    with m.interrupt():
+        with pytest.raises(pv.KernelBug):
+            m.vfree(a)
+        with pytest.raises(pv.KernelBug):
+            m.vunmap(a)
+        with pytest.raises(pv.KernelBug):
+            m.vmalloc(PAGE)
+    m.vfree(a)
+
+
+def test_vmalloc_user_is_zeroed_even_on_recycled_frames_and_marked_usermap() -> None:
+    m = machine(lazy_purge=False)
+    a = m.vmalloc(8 * PAGE)
+    m.vwrite(a, b"\xaa" * 8 * PAGE)
+    m.vfree(a)
+    b = m.vmalloc_user(8 * PAGE)
+    assert b is not None
+    assert m.vread(b, 8 * PAGE) == bytes(8 * PAGE)
+    assert m.find_vm_area(b).flags & pv.VM_USERMAP
+
+
+def test_plain_vmalloc_sees_stale_bytes_of_recycled_frames() -> None:
+    m = machine(lazy_purge=False)
+    a = m.vmalloc(PAGE)
+    m.vwrite(a, b"\x5a" * PAGE)
+    m.vfree(a)
+    b = m.vmalloc(PAGE)
+    assert m.vread(b, PAGE) == b"\x5a" * PAGE  # as real RAM: vmalloc does not zero
+
+
+def test_vmalloc_exec_clears_nx_and_vmalloc_sets_it() -> None:
+    m = machine()
+    a = m.vmalloc(PAGE)
+    x = m.vmalloc_exec(PAGE)
+    assert "NX" in m.walk(a)[-1].flags
+    assert "NX" not in m.walk(x)[-1].flags
+
+
+def test_vmalloc_32_takes_frames_below_4g_on_x86_64() -> None:
+    m = machine(ram="8G")
+    hog = m.vmalloc(100 * PAGE)  # NORMAL (above 4 GiB) is preferred by plain vmalloc
+    a = m.vmalloc_32(16 * PAGE)
+    pfns = m.find_vm_area(a).pages
+    assert np.all(pfns < (4 << 30) // PAGE)
+    assert np.any(m.find_vm_area(hog).pages >= (4 << 30) // PAGE)
+
+
+def test_vmalloc_on_i386_with_more_ram_than_lowmem_takes_highmem_first() -> None:
+    m = pv.Machine(arch="i386", ram="2G", allocator="list")
+    a = m.vmalloc(4 * PAGE)
+    zones = {m.phys.page(int(p)).zone for p in m.find_vm_area(a).pages}
+    assert zones == {"HIGHMEM"}
+    b = m.vmalloc_32(4 * PAGE)  # GFP_KERNEL on 32-bit: lowmem
+    assert {m.phys.page(int(p)).zone for p in m.find_vm_area(b).pages} <= {"NORMAL", "DMA"}
+
+
+def test_vmalloc_node_takes_pages_from_that_node() -> None:
+    m = machine(ram="256M", nodes=2)
+    a = m.vmalloc_node(8 * PAGE, 1)
+    assert {m.phys.page(int(p)).node for p in m.find_vm_area(a).pages} == {1}
+
+
+def test_large_areas_keep_their_page_array_in_vmalloc_space_with_vm_vpages() -> None:
+    m = machine()
+    n = PAGE // 8 + 1  # array of n pointers no longer fits in a page
+    a = m.vmalloc(n * PAGE)
+    area = m.find_vm_area(a)
+    assert area.flags & pv.VM_VPAGES
+    kind, where = area.pages_array
+    assert kind == "vmalloc" and m.find_vm_area(where) is not None
+    # The array's memory holds the pfns, one pointer-sized word each.
+    stored = np.frombuffer(m.vread(where, n * 8), dtype=np.uint64)
+    assert np.array_equal(stored, area.pages.astype(np.uint64))
+    m.vfree(a)
+    assert m.find_vm_area(where) is None
+
+
+def test_small_areas_keep_their_page_array_in_kmalloc() -> None:
+    m = machine()
+    a = m.vmalloc(4 * PAGE)
+    area = m.find_vm_area(a)
+    assert not area.flags & pv.VM_VPAGES and area.pages_array[0] == "kmalloc"
+
+
+@pytest.mark.parametrize("point", ["page_alloc", "kmalloc", "vmap_area", "pgtable_alloc"])
+def test_every_failure_path_of_vmalloc_frees_what_it_took(point: str) -> None:
+    for nth in range(1, 6):
+        m = machine(lazy_purge=False)
+        free_before = m.phys.nr_free()
+        areas_before = len(list(m.areas()))
+        tables_before = m.init_mm.nr_table_frames
+        m.inject(point, nth=nth)
+        a = m.vmalloc(600 * PAGE)  # big enough for a VM_VPAGES array
+        m.inject_clear()
+        if a is not None:
+            m.vfree(a)
+        tables = m.init_mm.nr_table_frames - tables_before
+        assert m.phys.nr_free() == free_before - tables
+        assert len(list(m.areas())) == areas_before
+
+
+# ---- reading, writing, user space --------------------------------------------------------------
+def test_vwrite_then_vread_round_trips_bytes() -> None:
+    m = machine()
+    a = m.vmalloc(3 * PAGE)
+    assert m.vwrite(a + 100, b"hello") == 5
+    assert m.vread(a + 100, 5) == b"hello"
+    assert m.read(a + 100, 5) == b"hello"  # the CPU sees the same bytes
+
+
+def test_vread_of_holes_and_guard_pages_returns_zeros() -> None:
+    m = machine()
+    a = m.vmalloc(PAGE)
+    b = m.vmalloc(PAGE)
+    m.vwrite(a, b"\xff" * PAGE)
+    m.vwrite(b, b"\xee" * PAGE)
+    data = m.vread(a, 3 * PAGE)
+    assert data == b"\xff" * PAGE + bytes(PAGE) + b"\xee" * PAGE
+
+
+def test_vwrite_skips_holes_but_counts_them() -> None:
+    m = machine()
+    a = m.vmalloc(PAGE)
+    b = m.vmalloc(PAGE)
+    assert m.vwrite(a, b"\x11" * 3 * PAGE) == 3 * PAGE
+    assert m.vread(b, 1) == b"\x11"
+
+
+def test_vread_stops_after_the_last_area() -> None:
+    m = machine()
+    a = m.vmalloc(PAGE)
+    assert len(m.vread(a, 10 * PAGE)) == PAGE
+
+
+def test_vread_near_the_top_of_the_address_space_is_clamped() -> None:
+    m = machine()
+    m.vmalloc(PAGE)
+    assert m.vread((1 << 64) - 16, 1 << 20) == b""
+
+
+def test_a_store_into_the_guard_page_faults() -> None:
+    m = machine()
+    a = m.vmalloc(3 * PAGE)
+    m.write(a + 3 * PAGE - 1, b"x")
+    with pytest.raises(pv.PageFault) as exc:
+        m.write(a + 3 * PAGE, b"x")
+    assert exc.value.address == a + 3 * PAGE and exc.value.access == "write"
+
+
+def test_remap_vmalloc_range_shares_bytes_with_user_space() -> None:
+    m = machine()
+    a = m.vmalloc_user(4 * PAGE)
+    mm = m.user_mm()
+    vma = mm.mmap(2 * PAGE)
+    assert m.remap_vmalloc_range(vma, a, 1) == 0
+    assert vma.flags & pv.VM_RESERVED
+    m.vwrite(a + PAGE, b"kernel")
+    assert mm.read(vma.start, 6) == b"kernel"
+    mm.write(vma.start + PAGE, b"user")
+    assert m.vread(a + 2 * PAGE, 4) == b"user"
+    with pytest.raises(pv.PageFault):
+        mm.read(vma.end, 1)
+
+
+def test_remap_vmalloc_range_refuses_what_the_seed_refuses() -> None:
+    m = machine()
+    plain = m.vmalloc(2 * PAGE)
+    user = m.vmalloc_user(2 * PAGE)
+    mm = m.user_mm()
+    vma = mm.mmap(2 * PAGE)
+    assert m.remap_vmalloc_range(vma, user + 1, 0) == -22  # unaligned
+    assert m.remap_vmalloc_range(vma, user + 64 * PAGE, 0) == -22  # no such area
+    assert m.remap_vmalloc_range(vma, plain, 0) == -22  # no VM_USERMAP
+    assert m.remap_vmalloc_range(vma, user, 1) == -22  # vma larger than what is left
+    assert m.remap_vmalloc_range(mm.mmap(3 * PAGE), user, 0) == -22
+
+
+def test_vmalloc_to_page_and_pfn_name_the_mapped_frame() -> None:
+    m = machine()
+    a = m.vmalloc(2 * PAGE)
+    area = m.find_vm_area(a)
+    assert m.vmalloc_to_pfn(a + PAGE + 5) == int(area.pages[1])
+    assert m.vmalloc_to_page(a).pfn == int(area.pages[0])
+    assert m.vmalloc_to_page(a + 2 * PAGE) is None
+
+
+def test_kernel_names_with_double_underscores_are_reachable() -> None:
+    m = machine()
+    vmalloc = getattr(m, "__vmalloc")
+    a = vmalloc(PAGE, G.GFP_KERNEL, "PAGE_KERNEL")
+    assert m.find_vm_area(a) is not None
+
+
+# ---- concurrency -------------------------------------------------------------------------------
+def test_threads_allocate_write_and_free_without_crossing_bytes() -> None:
+    m = machine(ram="128M", cpus=4)
+    errors: list[str] = []
+
+    def worker(tid: int) -> None:
+        for i in range(30):
+            a = m.vmalloc((1 + (tid + i) % 3) * PAGE)
+            if a is None:
+                errors.append("NULL")
+                continue
+            pattern = bytes([tid + 1]) * PAGE
+            m.vwrite(a, pattern)
+            if m.vread(a, PAGE) != pattern:
+                errors.append(f"thread {tid} lost its bytes")
+            m.vfree(a)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list(m.areas()) == []
