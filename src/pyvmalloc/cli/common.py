@@ -1,0 +1,34 @@
+"""Options and helpers shared by the subcommands that boot a machine."""
+
+from __future__ import annotations
+
+import argparse
+
+import pyvmalloc as pv
+
+
+def add_machine_args(p: argparse.ArgumentParser, default_arch: str = "x86_64", default_ram: str = "1G") -> None:
+    """``--arch --ram --nodes --cpus --cmdline --allocator``."""
+    p.add_argument("--arch", default=default_arch, help=f"machine profile (default {default_arch}); "
+                   "see `pyvmalloc machine --list`")
+    p.add_argument("--ram", default=default_ram, help=f"RAM size like 512M, 64G (default {default_ram})")
+    p.add_argument("--nodes", type=int, default=1, help="NUMA nodes (default 1)")
+    p.add_argument("--cpus", type=int, default=1, help="CPUs (default 1)")
+    p.add_argument("--cmdline", default="", help="boot parameters, e.g. 'vmalloc=384M'")
+    p.add_argument("--allocator", default="kva", choices=["kva", "list"],
+                   help="address-space allocator: kva (5.2+) or list (2.6.22)")
+
+
+def boot_from_args(args: argparse.Namespace) -> pv.Machine:
+    """A machine booted from the parsed options (ConfigError on bad ones)."""
+    return pv.Machine(arch=args.arch, ram=args.ram, nodes=args.nodes, cpus=args.cpus,
+                      cmdline=args.cmdline, allocator=args.allocator)
+
+
+def fmt_size(n: int) -> str:
+    """``1536`` -> ``1.5K``; exact binary units when they divide evenly (``240M``)."""
+    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if n >= 1 << shift:
+            v = n / (1 << shift)
+            return f"{v:.0f}{unit}" if v == int(v) else f"{v:.1f}{unit}"
+    return f"{n}B"
