@@ -503,6 +503,32 @@ class Vmalloc:
             return None
         return self.vmalloc_area_node(area, gfp, prot, node)
 
+    def vmalloc_node_range(self, size: int, align: int, start: int, end: int, gfp: int,
+                           prot: int | str | None, node: int, caller: str | None = None) -> int | None:
+        """``__vmalloc_node_range`` (2.6.36+; not in 2.6.22): vmalloc inside ``[start, end)``
+        at an address aligned to ``align`` (a power of two), as module_alloc and
+        lib/test_vmalloc.c use it.  None when anything fails."""
+        size = self.PAGE_ALIGN(max(size, 0))
+        if not size or (size >> self.PAGE_SHIFT) > self.num_physpages:
+            return None
+        area = self.get_vm_area_node_range(size, VM_ALLOC, start, end, node, gfp,
+                                           caller or "__vmalloc_node_range", align=align)
+        if area is None:
+            return None
+        return self.vmalloc_area_node(area, gfp, prot, node)
+
+    def module_alloc(self, size: int, caller: str | None = None) -> int | None:
+        """Memory for a module's code: vmalloc in the arch's module area, executable.
+
+        x86_64 and ARM load modules in their own range (MODULES_VADDR..MODULES_END); where
+        the profile has none, the vmalloc area is used, as 2.6.22's generic module_alloc does.
+        """
+        start, end = self.layout.modules_start, self.layout.modules_end
+        if end <= start:
+            start, end = self.VMALLOC_START, self.VMALLOC_END
+        return self.vmalloc_node_range(size, 1, start, end, G.GFP_KERNEL | _GFP_HIGHMEM, "PAGE_KERNEL_EXEC", -1,
+                                       caller or "module_alloc")
+
     def vmalloc_gfp(self, size: int, gfp: int, prot: int | str | None = None, caller: str | None = None) -> int | None:
         """``__vmalloc(size, gfp_mask, prot)``."""
         self.vm_stats["vmalloc"] += 1

@@ -1,0 +1,258 @@
+"""The scenarios of the kernel's lib/test_vmalloc.c (5.1+), run on a ``Machine``.
+
+Each scenario does what the kernel module's test of the same name does, with the module's
+parameter names (``nr_threads``, ``test_repeat_count``, ``test_loop_count``, ``run_test_mask``,
+``sequential_test_order``, ``nr_pages``).  ``test_loop_count`` defaults to 1,000 here instead
+of the kernel's 1,000,000: the model runs about a thousand times slower than a kernel.
+
+Tests of the module that need what the model does not have are listed in ``NOT_MODELLED``
+with the reason, rather than faked.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyvmalloc.phys import gfp as G
+
+GFP_KERNEL_ZERO = G.GFP_KERNEL | getattr(G, "__GFP_ZERO")
+
+
+@dataclass
+class Params:
+    """lib/test_vmalloc.c module parameters (same names, same clamping)."""
+
+    nr_threads: int = 1
+    test_repeat_count: int = 1
+    test_loop_count: int = 1000
+    run_test_mask: int = 0x7F  # the seven address-space scenarios below
+    sequential_test_order: bool = True
+    nr_pages: int = 1
+    seed: int = 0
+
+    def normalised(self) -> Params:
+        """The values the module really uses: <=0 counts become 1 (as module init does)."""
+        return Params(
+            nr_threads=min(max(self.nr_threads, 1), 0xFFFF),
+            test_repeat_count=max(self.test_repeat_count, 1),
+            test_loop_count=max(self.test_loop_count, 1),
+            run_test_mask=self.run_test_mask,
+            sequential_test_order=self.sequential_test_order,
+            nr_pages=max(self.nr_pages, 1),
+            seed=self.seed,
+        )
+
+
+@dataclass
+class Outcome:
+    """One scenario on one thread: ``ops`` vmalloc+vfree pairs, ``failed`` unexpected NULLs."""
+
+    name: str
+    ops: int = 0
+    failed: int = 0
+    xfailed: int = 0
+    seconds: float = 0.0
+    repeats: int = 0
+
+    @property
+    def usec_per_op(self) -> float:
+        """Microseconds of host time per operation."""
+        return self.seconds * 1e6 / self.ops if self.ops else 0.0
+
+
+def _touch(m: Any, addr: int | None) -> bool:
+    """``*((u8 *)ptr) = 0``: the scenarios write one byte of each allocation."""
+    if addr is None:
+        return False
+    m.vwrite(addr, b"\0")
+    return True
+
+
+def fix_size_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+    """Loop: vmalloc(nr_pages pages), write, vfree."""
+    size = p.nr_pages * m.PAGE_SIZE
+    for _ in range(p.test_loop_count):
+        a = m.vmalloc(size, caller="fix_size_alloc_test")
+        out.failed += not _touch(m, a)
+        m.vfree(a)
+        out.ops += 1
+
+
+def full_fit_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+    """Fill the space with lazy_max_pages one-page pairs, free every second, then loop on 1 page."""
+    junk = m.lazy_max_pages
+    ptrs = m.vmalloc(junk * m._ptr_size, caller="full_fit_alloc_test")
+    junk_ptrs = m.vmalloc(junk * m._ptr_size, caller="full_fit_alloc_test")
+    keep: list[int | None] = []
+    try:
+        if ptrs is None or junk_ptrs is None:
+            out.failed += 1
+            return
+        for _ in range(junk):
+            keep.append(m.vmalloc(m.PAGE_SIZE, caller="full_fit_alloc_test"))
+            m.vfree(m.vmalloc(m.PAGE_SIZE, caller="full_fit_alloc_test"))  # leaves a one-page hole
+        for _ in range(p.test_loop_count):
+            a = m.vmalloc(m.PAGE_SIZE, caller="full_fit_alloc_test")
+            out.failed += not _touch(m, a)
+            m.vfree(a)
+            out.ops += 1
+    finally:
+        for a in keep:
+            m.vfree(a)
+        m.vfree(ptrs)
+        m.vfree(junk_ptrs)
+
+
+def long_busy_list_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome, live: int = 15000) -> None:
+    """Keep ``live`` (15000) one-page areas busy; loop: vmalloc 100 pages + 1 page, write, free both."""
+    ps = m.PAGE_SIZE
+    busy = [m.vmalloc(ps, caller="long_busy_list_alloc_test") for _ in range(live)]
+    try:
+        if any(a is None for a in busy):
+            out.failed += 1
+            return
+        for _ in range(p.test_loop_count):
+            a = m.vmalloc(100 * ps, caller="long_busy_list_alloc_test")
+            b = m.vmalloc(ps, caller="long_busy_list_alloc_test")
+            out.failed += (not _touch(m, a)) + (not _touch(m, b))
+            m.vfree(a)
+            m.vfree(b)
+            out.ops += 2
+    finally:
+        for a in busy:
+            m.vfree(a)
+
+
+def random_size_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+    """Loop: vmalloc of 1..100 random pages, write, vfree."""
+    for _ in range(p.test_loop_count):
+        a = m.vmalloc(rng.randint(1, 100) * m.PAGE_SIZE, caller="random_size_alloc_test")
+        out.failed += not _touch(m, a)
+        m.vfree(a)
+        out.ops += 1
+
+
+def _thread_align(m: Any) -> int:
+    # THREAD_ALIGN is THREAD_SIZE: 16 KiB on x86_64 and arm64 (4 KiB pages), 8 KiB on 32-bit.
+    return (16 << 10) if m.profile.bits == 64 else (8 << 10)
+
+
+def fix_align_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+    """Loop: zeroed ``__vmalloc_node`` of 5 pages aligned to THREAD_ALIGN << 1 on node 0, vfree."""
+    align = _thread_align(m) << 1
+    for _ in range(p.test_loop_count):
+        a = m.vmalloc_node_range(5 * m.PAGE_SIZE, align, m.VMALLOC_START, m.VMALLOC_END, GFP_KERNEL_ZERO,
+                                 "PAGE_KERNEL", 0, caller="fix_align_alloc_test")
+        out.failed += a is None
+        m.vfree(a)
+        out.ops += 1
+
+
+def random_size_align_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+    """Loop: rnd = random u8; align 1 << (rnd % 23), size (rnd % 10 + 1) pages, zeroed, vfree."""
+    for _ in range(p.test_loop_count):
+        rnd = rng.getrandbits(8)
+        align = 1 << (rnd % 23)
+        size = (rnd % 10 + 1) * m.PAGE_SIZE
+        a = m.vmalloc_node_range(size, align, m.VMALLOC_START, m.VMALLOC_END, GFP_KERNEL_ZERO,
+                                 "PAGE_KERNEL", 0, caller="random_size_align_alloc_test")
+        out.failed += a is None
+        m.vfree(a)
+        out.ops += 1
+
+
+def align_shift_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+    """One page at every alignment 1 << i, i < BITS_PER_LONG: expected to fail (xfail) at the top."""
+    for i in range(m.profile.bits):
+        a = m.vmalloc_node_range(m.PAGE_SIZE, 1 << i, m.VMALLOC_START, m.VMALLOC_END, G.GFP_KERNEL,
+                                 "PAGE_KERNEL", 0, caller="align_shift_alloc_test")
+        out.ops += 1
+        if a is None:
+            out.xfailed += 1
+            return
+        m.vfree(a)
+
+
+Scenario = Callable[[Any, Params, random.Random, Outcome], None]
+
+# lib/test_vmalloc.c: test_case_array, in bit order of run_test_mask.
+SCENARIOS: tuple[tuple[str, Scenario], ...] = (
+    ("fix_size_alloc_test", fix_size_alloc_test),
+    ("full_fit_alloc_test", full_fit_alloc_test),
+    ("long_busy_list_alloc_test", long_busy_list_alloc_test),
+    ("random_size_alloc_test", random_size_alloc_test),
+    ("fix_align_alloc_test", fix_align_alloc_test),
+    ("random_size_align_alloc_test", random_size_align_alloc_test),
+    ("align_shift_alloc_test", align_shift_alloc_test),
+)
+
+NOT_MODELLED = {
+    "pcpu_alloc_test": "needs the per-CPU allocator (__alloc_percpu), which the model does not have",
+    "kvfree_rcu_1_arg_vmalloc_test": "needs RCU grace periods",
+    "kvfree_rcu_2_arg_vmalloc_test": "needs RCU grace periods",
+    "vm_map_ram_test": "needs the vmap-block front end (vm_map_ram), not modelled yet",
+    "no_block_alloc_test": "needs non-blocking GFP semantics of 6.19",
+    "vrealloc_test": "needs vrealloc (6.12)",
+}
+
+
+@dataclass
+class Report:
+    """What one run of the module printed, per thread and scenario."""
+
+    params: Params
+    outcomes: list[list[Outcome]] = field(default_factory=list)  # [thread][scenario]
+
+    def summary_lines(self) -> list[str]:
+        """The module's ``Summary:`` lines (pr_info), one per thread and scenario."""
+        lines = []
+        for outs in self.outcomes:
+            for o in outs:
+                avg = o.seconds * 1e6 / max(o.repeats, 1)
+                x = f" xfailed: {o.xfailed}" if o.xfailed else ""
+                lines.append(
+                    f"Summary: {o.name} passed: {o.repeats if not o.failed else 0} failed: "
+                    f"{1 if o.failed else 0}{x} repeat: {o.repeats} loops: {self.params.test_loop_count} "
+                    f"avg: {avg:.0f} usec"
+                )
+        return lines
+
+
+def run(m: Any, params: Params, progress: Callable[[int, int], None] | None = None) -> Report:
+    """Run the enabled scenarios on ``m`` with ``params.nr_threads`` threads; a Report."""
+    p = params.normalised()
+    chosen = [(i, name, fn) for i, (name, fn) in enumerate(SCENARIOS) if p.run_test_mask & (1 << i)]
+    report = Report(p, [[] for _ in range(p.nr_threads)])
+    total = len(chosen) * p.test_repeat_count * p.nr_threads
+    done = [0]
+    lock = threading.Lock()
+
+    def worker(tid: int) -> None:
+        rng = random.Random(p.seed * 1_000_003 + tid)
+        order = list(chosen)
+        if not p.sequential_test_order:
+            rng.shuffle(order)  # the module shuffles unless sequential_test_order is set
+        for _i, name, fn in order:
+            out = Outcome(name)
+            for _ in range(p.test_repeat_count):
+                t0 = time.perf_counter()
+                fn(m, p, rng, out)
+                out.seconds += time.perf_counter() - t0
+                out.repeats += 1
+                with lock:
+                    done[0] += 1
+                    if progress:
+                        progress(done[0], total)
+            report.outcomes[tid].append(out)
+
+    threads = [threading.Thread(target=worker, args=(t,), name=f"vmalloc_test/{t}") for t in range(p.nr_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return report
