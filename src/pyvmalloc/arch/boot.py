@@ -1,0 +1,334 @@
+"""Boot-time memory layout: the kernel command line, lowmem/highmem, zones and the vmalloc area.
+
+``boot_layout()`` is what ``setup_arch()`` and ``paging_init()`` decide before the first
+allocation.  Versions, per profile (each profile's ``kernel_version`` says the same):
+
+- **i386, i386-pae: 2.6.22**, the seed's kernel.  ``vmalloc=`` sets ``__VMALLOC_RESERVE``
+  to the plain memparse value (arch/i386/kernel/setup.c parse_vmalloc; modern
+  arch/x86/mm/pgtable_32.c adds VMALLOC_OFFSET).  ``MAXMEM = 4G - PAGE_OFFSET -
+  __VMALLOC_RESERVE`` (include/asm-i386/page.h), lowmem = min(RAM, MAXMEM), the rest is
+  HIGHMEM; ``VMALLOC_START = (high_memory + 2*VMALLOC_OFFSET - 1) & ~(VMALLOC_OFFSET - 1)``
+  and ``VMALLOC_END = PKMAP_BASE - 2*PAGE_SIZE`` (include/asm-i386/pgtable.h).
+- **arm: 6.x** arch/arm/mm/mmu.c.  ``early_vmalloc()`` clamps the size to at least 16 MiB
+  and at most ``VMALLOC_END - (PAGE_OFFSET + 32M + VMALLOC_OFFSET)`` with the kernel's
+  warnings; ``adjust_lowmem_bounds()`` ends lowmem at ``VMALLOC_END - size -
+  VMALLOC_OFFSET``; ``VMALLOC_START = (high_memory + VMALLOC_OFFSET) & ~(VMALLOC_OFFSET-1)``.
+- **x86_64, x86_64-la57: 5.x/6.x**; ``vmalloc=`` is no parameter there and is reported as
+  an unknown parameter passed to user space (init/main.c, 5.13+); KASLR follows
+  arch/x86/mm/kaslr.c kernel_randomize_memory().
+- **arm64: 5.16-6.4** constants; ``vmalloc=`` as on x86-64.
+
+``mem=SIZE`` caps RAM on every profile.  Physical RAM is modelled as one bank from 0.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyvmalloc.arch.profiles import GiB, MiB, TiB, ArchProfile, get_profile
+from pyvmalloc.arch.sizes import format_size, memparse
+from pyvmalloc.errors import ConfigError
+
+# Zone names as the kernel prints them (mm/page_alloc.c zone_names[]).
+_ZONE_PRINT = {"DMA": "DMA", "DMA32": "DMA32", "NORMAL": "Normal", "HIGHMEM": "HighMem"}
+
+
+@dataclass(frozen=True)
+class BootLayout:
+    """The memory layout of one booted machine (all addresses are ints, ``end`` exclusive)."""
+
+    profile: ArchProfile
+    ram_bytes: int
+    page_offset: int
+    vmalloc_start: int
+    vmalloc_end: int
+    modules_start: int
+    modules_end: int
+    lowmem_bytes: int
+    highmem_bytes: int
+    zones: tuple[tuple[str, int, int], ...]
+    messages: tuple[str, ...]
+    params: dict[str, Any] = field(hash=False)
+    high_memory: int = 0
+    cmdline: str = ""
+
+    @property
+    def ram_pages(self) -> int:
+        return self.ram_bytes >> self.profile.page_shift
+
+    @property
+    def vmalloc_total_kb(self) -> int:
+        """/proc/meminfo VmallocTotal: (VMALLOC_END - VMALLOC_START) >> 10."""
+        return (self.vmalloc_end - self.vmalloc_start) >> 10
+
+    def zone(self, name: str) -> tuple[int, int]:
+        """``(start_pfn, end_pfn)`` of the zone ``name`` (empty zones have start == end)."""
+        for zname, start, end in self.zones:
+            if zname == name:
+                return start, end
+        raise ConfigError(f"{self.profile.name} has no zone {name!r} "
+                          f"(zones: {', '.join(z for z, _, _ in self.zones)})")
+
+
+_TOKEN = re.compile(r'(?:[^\s"]+|"[^"]*")+')
+
+
+def _tokens(cmdline: str) -> list[tuple[str, str | None, str]]:
+    """(key, value or None, token) for each word; double quotes group as in lib/cmdline.c."""
+    out = []
+    for tok in _TOKEN.findall(cmdline):
+        key, eq, value = tok.partition("=")
+        out.append((key, value.replace('"', "") if eq else None, tok))
+    return out
+
+
+def _size_param(key: str, value: str | None) -> tuple[int, str]:
+    """memparse() of a ``key=SIZE`` value that must start with a number."""
+    if not value:
+        raise ConfigError(f"{key}= needs a size (e.g. {key}=256M)")
+    size, rest = memparse(value)
+    if rest == value:
+        raise ConfigError(f"{key}={value}: {value!r} is not a size")
+    return size, rest
+
+
+def _zone_lines_modern(zones: list[tuple[str, int, int]], shift: int) -> list[str]:
+    # mm/mm_init.c free_area_init(): "  %-8s [mem %#018Lx-%#018Lx]" or "empty".
+    lines = ["Zone ranges:"]
+    for name, start, end in zones:
+        label = f"  {_ZONE_PRINT[name]:<8} "
+        if start == end:
+            lines.append(label + "empty")
+        else:
+            lines.append(label + f"[mem {start << shift:#018x}-{(end << shift) - 1:#018x}]")
+    return lines
+
+
+def _zone_lines_2622(zones: list[tuple[str, int, int]]) -> list[str]:
+    # 2.6.22 mm/page_alloc.c free_area_init_nodes(): "  %-8s %8lu -> %8lu".
+    return ["Zone PFN ranges:"] + [f"  {_ZONE_PRINT[n]:<8} {s:8d} -> {e:8d}" for n, s, e in zones]
+
+
+def _layout_line(name: str, start: int, end: int, unit: str) -> str:
+    # arch/i386/mm/init.c, arch/arm/mm/init.c mem_init(): "    %-7s: 0x%08lx - 0x%08lx   (%4ld MB)"
+    size = (end - start) >> (20 if unit == "MB" else 10)
+    return f"    {name:<7} : {start:#010x} - {end:#010x}   ({size:4d} {unit})"
+
+
+def _kaslr_bases(profile: ArchProfile, ram: int, seed: int) -> tuple[int, int, int]:
+    """arch/x86/mm/kaslr.c kernel_randomize_memory() (5.x/6.x): (page_offset, vmalloc_base,
+    vmemmap_base).  The kernel seeds prandom from kaslr_get_random_long("Memory"); the model
+    seeds Python's Mersenne Twister with ``seed``, so a seed names one layout."""
+    l5 = profile.va_bits == 57
+    vaddr_start = profile.page_offset                  # __PAGE_OFFSET_BASE_L4/L5
+    vaddr_end = 0xFFFFFE0000000000                     # CPU_ENTRY_AREA_BASE
+    pud = 1 << 30
+    max_physmem_bits = 52 if l5 else 46                # asm/sparsemem.h MAX_PHYSMEM_BITS
+    # CONFIG_RANDOMIZE_MEMORY_PHYSICAL_PADDING defaults to 0xa (10 TB).
+    memory_tb = -(-ram // TiB) + 10
+    sizes = [min(1 << (max_physmem_bits - 40), memory_tb), profile.vmalloc_default >> 40, 0]
+    vmemmap = (sizes[0] << (40 - profile.page_shift)) * 64   # sizeof(struct page) == 64
+    sizes[2] = -(-vmemmap // TiB)
+    remain = vaddr_end - vaddr_start - (len(sizes) - 1) * pud - sum(s << 40 for s in sizes)
+    rng = random.Random(seed)
+    vaddr = vaddr_start
+    bases = []
+    for i, size_tb in enumerate(sizes):
+        entropy = remain // (len(sizes) - i)
+        rand = rng.getrandbits(64)
+        entropy = (rand % (entropy + 1)) & ~(pud - 1)
+        vaddr += entropy
+        bases.append(vaddr)
+        vaddr += size_tb << 40
+        vaddr = -(-(vaddr + 1) // pud) * pud         # round_up(vaddr + 1, PUD_SIZE)
+        remain -= entropy
+    return bases[0], bases[1], bases[2]
+
+
+def boot_layout(profile: ArchProfile | str, ram_bytes: int, cmdline: str = "",
+                kaslr_seed: int | None = None) -> BootLayout:
+    """Boot ``profile`` with ``ram_bytes`` of RAM and ``cmdline``; see the module docstring.
+
+    ``kaslr_seed`` randomises the x86-64 direct map, vmalloc and vmemmap bases (None, or
+    ``nokaslr`` on the command line, keeps the documented fixed layout); profiles without
+    memory randomisation ignore it (``params["kaslr"]`` says whether it applied).
+    Raises ConfigError for RAM outside the profile's limits, malformed or unknown
+    parameters, and layouts the kernel could not boot with.
+    """
+    profile = get_profile(profile)
+    if isinstance(ram_bytes, bool) or not isinstance(ram_bytes, int):
+        raise ConfigError(f"RAM size must be an int number of bytes, not {ram_bytes!r}")
+    if not isinstance(cmdline, str):
+        raise ConfigError(f"the kernel command line must be text, not {cmdline!r}")
+    if kaslr_seed is not None and (isinstance(kaslr_seed, bool) or not isinstance(kaslr_seed, int)):
+        raise ConfigError(f"kaslr_seed must be an int or None, not {kaslr_seed!r}")
+    if not profile.min_ram <= ram_bytes <= profile.max_ram:
+        raise ConfigError(f"{profile.name}: RAM {format_size(ram_bytes)} outside "
+                          f"{format_size(profile.min_ram)}..{format_size(profile.max_ram)}")
+    shift = profile.page_shift
+    messages = [f"Kernel command line: {cmdline}"]
+    params: dict[str, Any] = {"mem": None, "vmalloc": None, "kaslr": False}
+    unknown: list[str] = []
+    for key, value, tok in _tokens(cmdline):
+        if key == "mem":
+            if value == "nopentium" and profile.bits == 32 and profile.name.startswith("i386"):
+                params["nopentium"] = True     # arch/i386: no 4 MiB pages; no layout effect
+                continue
+            size, rest = _size_param(key, value)
+            if rest.startswith("@") and profile.name == "arm":
+                start, tail = memparse(rest[1:])   # arch/arm/kernel/setup.c early_mem: size@start
+                if tail or start:
+                    raise ConfigError(f"mem={value}: the model's RAM is one bank at physical 0")
+            elif rest:
+                raise ConfigError(f"mem={value}: {value!r} is not a size")
+            if size == 0:
+                raise ConfigError("mem=0: the kernel rejects a zero memory limit")
+            params["mem"] = size
+        elif key == "vmalloc" and profile.accepts_vmalloc_param:
+            size, rest = _size_param(key, value)
+            if rest:
+                raise ConfigError(f"vmalloc={value}: {value!r} is not a size")
+            params["vmalloc"] = size
+        elif key == "vmalloc" and profile.bits == 64:
+            unknown.append(tok)
+        elif key == "nokaslr" and value is None and profile.bits == 64:
+            params["nokaslr"] = True
+        else:
+            raise ConfigError(f"{profile.name}: unknown kernel parameter {tok!r}")
+    if unknown:
+        # init/main.c print_unknown_bootoptions() (5.13+).
+        messages.append(f'Unknown kernel command line parameters "{" ".join(unknown)}", '
+                        "will be passed to user space.")
+
+    ram = ram_bytes
+    if params["mem"] is not None and params["mem"] < ram:
+        ram = params["mem"]
+        if profile.name.startswith("x86") or profile.name.startswith("i386"):
+            # arch/x86/kernel/e820.c: the map is printed again after mem= trimmed it.
+            messages.append("user-defined physical RAM map:")
+            messages.append(f"user: [mem {0:#018x}-{(ram >> shift << shift) - 1:#018x}] usable")
+    ram = ram >> shift << shift
+    if ram < profile.min_ram:
+        raise ConfigError(f"mem={format_size(params['mem'])} leaves {format_size(ram)} of RAM; "
+                          f"{profile.name} needs at least {format_size(profile.min_ram)}")
+    ram_pfn = ram >> shift
+
+    if profile.name.startswith("i386"):
+        return _boot_i386(profile, ram, cmdline, messages, params)
+    if profile.name == "arm":
+        return _boot_arm(profile, ram, cmdline, messages, params)
+
+    # -- 64-bit: fixed (or KASLR-randomised) regions, no highmem -------------------------------
+    page_offset = profile.page_offset
+    vstart = profile.vmalloc_start
+    vend = profile.vmalloc_end
+    assert vstart is not None and profile.modules_start is not None
+    assert profile.modules_end is not None
+    if profile.kaslr and kaslr_seed is not None and not params.get("nokaslr"):
+        page_offset, vstart, _vmemmap = _kaslr_bases(profile, ram, kaslr_seed)
+        vend = vstart + profile.vmalloc_default - 1
+        params["kaslr"] = True
+    zones: list[tuple[str, int, int]] = []
+    lo = 0
+    limits = {"DMA": 16 * MiB, "DMA32": 4 * GiB, "NORMAL": None}
+    for name in profile.zone_names:
+        limit = limits[name]
+        hi = ram_pfn if limit is None else min(ram_pfn, limit >> shift)
+        hi = max(hi, lo)
+        zones.append((name, lo, hi))
+        lo = hi
+    messages += _zone_lines_modern(zones, shift)
+    return BootLayout(profile=profile, ram_bytes=ram, page_offset=page_offset,
+                      vmalloc_start=vstart, vmalloc_end=vend,
+                      modules_start=profile.modules_start, modules_end=profile.modules_end,
+                      lowmem_bytes=ram, highmem_bytes=0, zones=tuple(zones),
+                      messages=tuple(messages), params=params,
+                      high_memory=page_offset + ram, cmdline=cmdline)
+
+
+def _boot_i386(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
+               params: dict[str, Any]) -> BootLayout:
+    shift = profile.page_shift
+    offset = profile.vmalloc_offset
+    reserve = profile.vmalloc_default if params["vmalloc"] is None else params["vmalloc"]
+    params["vmalloc_reserve"] = reserve
+    maxmem = (1 << 32) - profile.page_offset - reserve          # MAXMEM
+    if maxmem < profile.min_ram:
+        raise ConfigError(f"vmalloc={format_size(reserve)} leaves "
+                          f"{format_size(max(maxmem, 0))} for lowmem; the kernel cannot boot")
+    low_pfn = min(ram, maxmem) >> shift                         # max_low_pfn
+    lowmem = low_pfn << shift
+    high_memory = profile.page_offset + lowmem
+    vstart = (high_memory + 2 * offset - 1) & ~(offset - 1)     # VMALLOC_START (2.6.22)
+    vend = profile.vmalloc_end
+    if vstart >= vend:
+        # Later kernels BUG_ON(VMALLOC_START >= VMALLOC_END) in mem_init(); 2.6.22 would
+        # boot with an empty (negative) vmalloc area.  Neither is a machine to model.
+        raise ConfigError(f"vmalloc={format_size(reserve)} leaves no vmalloc space "
+                          f"(VMALLOC_START {vstart:#x} >= VMALLOC_END {vend:#x})")
+    ram_pfn = ram >> shift
+    dma = min(16 * MiB >> shift, low_pfn)
+    zones = [("DMA", 0, dma), ("NORMAL", dma, low_pfn), ("HIGHMEM", low_pfn, ram_pfn)]
+    # arch/i386/kernel/setup.c (2.6.22) find_max_low_pfn()/setup_memory(), pages_to_mb().
+    messages.append(f"{(ram - lowmem) >> 20}MB HIGHMEM available.")
+    messages.append(f"{lowmem >> 20}MB LOWMEM available.")
+    messages += _zone_lines_2622(zones)
+    assert profile.pkmap_base is not None
+    messages += ["virtual kernel memory layout:",
+                 _layout_line("pkmap", profile.pkmap_base, profile.pkmap_base + profile.pkmap_size,
+                              "kB"),
+                 _layout_line("vmalloc", vstart, vend, "MB"),
+                 _layout_line("lowmem", profile.page_offset, high_memory, "MB")]
+    # 2.6.22 module_alloc() is vmalloc_exec(): modules share the vmalloc area.
+    return BootLayout(profile=profile, ram_bytes=ram, page_offset=profile.page_offset,
+                      vmalloc_start=vstart, vmalloc_end=vend, modules_start=vstart,
+                      modules_end=vend, lowmem_bytes=lowmem, highmem_bytes=ram - lowmem,
+                      zones=tuple(zones), messages=tuple(messages), params=params,
+                      high_memory=high_memory, cmdline=cmdline)
+
+
+def _boot_arm(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
+              params: dict[str, Any]) -> BootLayout:
+    shift = profile.page_shift
+    offset = profile.vmalloc_offset
+    vend = profile.vmalloc_end
+    size = profile.vmalloc_default
+    if params["vmalloc"] is not None:
+        # arch/arm/mm/mmu.c early_vmalloc()
+        size = params["vmalloc"]
+        if size < 16 * MiB:
+            size = 16 * MiB
+            messages.append(f"vmalloc area is too small, limiting to {size >> 20}MiB")
+        vmalloc_max = vend - (profile.page_offset + 32 * MiB + offset)
+        if size > vmalloc_max:
+            size = vmalloc_max
+            messages.append(f"vmalloc area is too big, limiting to {size >> 20}MiB")
+    params["vmalloc_size"] = size
+    # adjust_lowmem_bounds(): PHYS_OFFSET is 0 in the model.
+    vmalloc_limit = vend - size - offset - profile.page_offset
+    lowmem_limit = min(vmalloc_limit, ram)
+    high_memory = profile.page_offset + lowmem_limit
+    low_pfn = lowmem_limit >> shift                             # find_limits(): PFN_DOWN
+    lowmem = low_pfn << shift
+    vstart = (high_memory + offset) & ~(offset - 1)             # VMALLOC_START
+    ram_pfn = ram >> shift
+    zones = [("NORMAL", 0, low_pfn), ("HIGHMEM", low_pfn, ram_pfn)]
+    messages += _zone_lines_modern(zones, shift)
+    assert profile.modules_start is not None and profile.modules_end is not None
+    assert profile.pkmap_base is not None
+    # arch/arm/mm/init.c mem_init() (up to 5.x) printed this layout.
+    messages += ["Virtual kernel memory layout:",
+                 _layout_line("vmalloc", vstart, vend, "MB"),
+                 _layout_line("lowmem", profile.page_offset, high_memory, "MB"),
+                 _layout_line("pkmap", profile.pkmap_base, profile.pkmap_base + profile.pkmap_size,
+                              "MB"),
+                 _layout_line("modules", profile.modules_start, profile.modules_end, "MB")]
+    return BootLayout(profile=profile, ram_bytes=ram, page_offset=profile.page_offset,
+                      vmalloc_start=vstart, vmalloc_end=vend,
+                      modules_start=profile.modules_start, modules_end=profile.modules_end,
+                      lowmem_bytes=lowmem, highmem_bytes=ram - lowmem, zones=tuple(zones),
+                      messages=tuple(messages), params=params, high_memory=high_memory,
+                      cmdline=cmdline)
