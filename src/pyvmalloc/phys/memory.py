@@ -1,0 +1,927 @@
+"""Physical memory: nodes, zones, a buddy allocator per (node, zone), and page metadata in arrays.
+
+Model of mm/page_alloc.c (2.6.22) on frames whose bytes live in a ``FrameStore``.
+
+Page metadata (``struct page``) is a set of numpy arrays indexed by pfn, never one Python object
+per frame.  A 64 GiB machine has 16M frames; the arrays are ``np.zeros`` (backed lazily by the
+host OS), so boot writes only what must be nonzero:
+
+``flags`` (uint8)
+    ``PG_buddy`` on the first page of each free block (as the kernel does: only the head carries
+    it, with the order in ``order``); ``PG_reserved`` on pages kept out of the allocator at boot;
+    ``PG_slab`` on kmalloc pages; ``PG_pgtable`` on page-table pages.
+``owner`` (uint8, code of an owner kind)
+    who holds the frame: ``"free"`` (0: in the buddy allocator, head or not), ``"pgtable"``,
+    ``"vmalloc"``, ``"slab"``, ``"other"`` (any other caller, the default) or ``"reserved"``.
+    The kernel has no such field; it lets the consistency checker tell frames apart.
+``refcount`` (int32)
+    ``page_count()``: 1 on each page handed out by order-0 allocations and on the head of a
+    higher-order one (tail pages of a non-compound block stay at 0, as in the kernel).
+``order`` (uint8)
+    the buddy order of a free block, valid where ``PG_buddy`` is set (``page_private``).
+``zid`` (uint8)
+    which (node, zone) pair the frame belongs to (``page_zone_id``), ``NO_ZONE`` in holes.
+
+Free lists are insertion-ordered dicts, one per (node, zone, order).  The end of a dict is the
+head of the kernel's list: ``__free_one_page`` does ``list_add`` (head) and ``__rmqueue`` takes
+``free_list.next`` (head), so both map to ``d[pfn] = None`` / ``d.popitem()`` (LIFO).
+
+Left out: per-CPU hot/cold page lists, watermarks and reclaim (an allocation succeeds while any
+block of the order is free), migrate types, compound pages (``__GFP_COMP`` is ignored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from pyvmalloc.errors import ConfigError, Inconsistency, KernelBug
+from pyvmalloc.phys.frames import FrameStore
+from pyvmalloc.phys.gfp import GFPBIT, GFP_ZONEMASK, ZONE_NAMES, gfp_zonelist
+
+# -- page flags (bits of ``PhysMem.flags``) ---------------------------------------------------------
+PG_buddy = 0x01
+PG_reserved = 0x02
+PG_slab = 0x04
+PG_pgtable = 0x08  # PageTable(): a 4.x flag; 2.6.22 had no mark for page-table pages
+_PG_NAMES = (("PG_buddy", PG_buddy), ("PG_reserved", PG_reserved), ("PG_slab", PG_slab),
+             ("PG_pgtable", PG_pgtable))
+
+# -- owner kinds --------------------------------------------------------------------------------
+OWNER_FREE = "free"
+OWNER_PGTABLE = "pgtable"
+OWNER_VMALLOC = "vmalloc"
+OWNER_SLAB = "slab"
+OWNER_OTHER = "other"
+OWNER_RESERVED = "reserved"
+OWNERS: tuple[str, ...] = (OWNER_FREE, OWNER_PGTABLE, OWNER_VMALLOC, OWNER_SLAB, OWNER_OTHER,
+                           OWNER_RESERVED)
+_OWNER_CODE = {name: code for code, name in enumerate(OWNERS)}
+_FREE, _RESERVED = _OWNER_CODE[OWNER_FREE], _OWNER_CODE[OWNER_RESERVED]
+# The page flag an owner kind implies (set on allocation, cleared on free).
+_OWNER_FLAG = np.zeros(len(OWNERS), dtype=np.uint8)
+_OWNER_FLAG[_OWNER_CODE[OWNER_SLAB]] = PG_slab
+_OWNER_FLAG[_OWNER_CODE[OWNER_PGTABLE]] = PG_pgtable
+_OWNER_FLAG[_RESERVED] = PG_reserved
+
+NO_ZONE = 0xFF
+MAX_NUMNODES = 64  # x86_64 NODES_SHIFT 6
+
+FailHook = Callable[[str, int], int]
+
+
+@dataclass(frozen=True)
+class ZoneInfo:
+    """One (node, zone) pair: its pfn span and how much of it is free, per order."""
+
+    node: int
+    zone: str
+    start_pfn: int
+    end_pfn: int
+    present: int
+    reserved: int
+    free: int
+    free_per_order: tuple[int, ...]  # number of free blocks of each order (/proc/buddyinfo)
+
+
+@dataclass(frozen=True)
+class PhysStats:
+    """Counters of the page allocator since boot.
+
+    ``allocs``/``frees`` count calls of the single-page API, a bulk call counting one per page
+    (what the equivalent loop of ``alloc_page``/``__free_page`` would count); ``splits`` and
+    ``merges`` count block halvings in ``expand()`` and buddy merges in ``__free_one_page()``.
+    """
+
+    allocs: int
+    frees: int
+    pages_allocated: int
+    pages_freed: int
+    splits: int
+    merges: int
+    failures: int
+    injected_failures: int
+
+
+class Page:
+    """A light handle on one frame's ``struct page``: reads the metadata arrays on demand."""
+
+    __slots__ = ("_mem", "pfn")
+
+    def __init__(self, mem: PhysMem, pfn: int) -> None:
+        self._mem = mem
+        self.pfn = pfn
+
+    def page_to_pfn(self) -> int:
+        """The frame number of this page."""
+        return self.pfn
+
+    @property
+    def phys_addr(self) -> int:
+        """Physical address of the first byte of the frame."""
+        return self.pfn * self._mem.page_size
+
+    @property
+    def node(self) -> int:
+        """NUMA node of the frame (``page_to_nid``)."""
+        return self._mem.node_of(self.pfn)
+
+    @property
+    def zone(self) -> str:
+        """Zone name of the frame (``page_zone(page)->name``)."""
+        return self._mem.zone_of(self.pfn)
+
+    @property
+    def flags(self) -> int:
+        """The ``PG_*`` bits."""
+        return int(self._mem.flags[self.pfn])
+
+    @property
+    def flag_names(self) -> str:
+        """The set flags by name, ``"PG_buddy|PG_reserved"``, or ``""``."""
+        return page_flag_names(self.flags)
+
+    @property
+    def refcount(self) -> int:
+        """``page_count(page)``."""
+        return int(self._mem.refcount[self.pfn])
+
+    @property
+    def owner(self) -> str:
+        """Owner kind: one of ``OWNERS``."""
+        return OWNERS[int(self._mem.owner[self.pfn])]
+
+    @property
+    def order(self) -> int | None:
+        """Buddy order when this page heads a free block, else None."""
+        return int(self._mem.order[self.pfn]) if self.flags & PG_buddy else None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Page) and other.pfn == self.pfn and other._mem is self._mem
+
+    def __hash__(self) -> int:
+        return hash(self.pfn)
+
+    def __int__(self) -> int:
+        return self.pfn
+
+    def __index__(self) -> int:
+        return self.pfn
+
+    def __repr__(self) -> str:
+        return (f"Page(pfn={self.pfn:#x}, node={self.node}, zone={self.zone}, "
+                f"flags={self.flag_names or '0'}, count={self.refcount}, owner={self.owner})")
+
+
+def page_flag_names(flags: int) -> str:
+    """``PG_*`` names of the bits in ``flags`` joined by ``|`` (``""`` when none)."""
+    return "|".join(name for name, bit in _PG_NAMES if flags & bit)
+
+
+def pfn_to_page(mem: PhysMem, pfn: int) -> Page:
+    """The page handle of frame ``pfn`` of ``mem``."""
+    return mem.page(pfn)
+
+
+def page_to_pfn(page: Page | int) -> int:
+    """The frame number of ``page`` (a ``Page`` or already a pfn)."""
+    return page.pfn if isinstance(page, Page) else int(page)
+
+
+class _Zone:
+    """One buddy allocator: the free areas of one zone on one node."""
+
+    __slots__ = ("zid", "node", "name", "start", "end", "free_area", "nr_free", "present",
+                 "reserved")
+
+    def __init__(self, zid: int, node: int, name: str, start: int, end: int, max_order: int) -> None:
+        self.zid = zid
+        self.node = node
+        self.name = name
+        self.start = start
+        self.end = end
+        self.free_area: list[dict[int, None]] = [{} for _ in range(max_order)]
+        self.nr_free = 0
+        self.present = end - start
+        self.reserved = 0
+
+
+def _log2_floor(n: int) -> int:
+    return n.bit_length() - 1
+
+
+def _aligned_blocks(start: int, end: int, top: int) -> Iterator[tuple[int, int]]:
+    """``(pfn, order)`` of the maximal naturally aligned blocks (order <= top) tiling [start, end)."""
+    pfn = start
+    while pfn < end:
+        k = min(top, _log2_floor(end - pfn), _log2_floor(pfn & -pfn) if pfn else top)
+        yield pfn, k
+        pfn += 1 << k
+
+
+class PhysMem:
+    """The physical memory of a machine: frames with bytes, nodes, zones and their buddy allocators.
+
+    ``zones`` are ``(name, start_pfn, end_pfn)`` in address order (names from DMA, DMA32,
+    NORMAL, HIGHMEM, empty ones left out); frames outside them are holes.  RAM is split evenly
+    among ``nodes`` in address order, node boundaries aligned to MAX_ORDER blocks.
+    ``reserved`` are pfn ranges kept out of the allocator at boot (PG_reserved), e.g. the
+    kernel image.  ``fail_hook(point, n)`` returns how many of ``n`` page allocations about to
+    be attempted may succeed (fault injection; point ``"page_alloc"``).
+    """
+
+    def __init__(
+        self,
+        page_size: int,
+        zones: Sequence[tuple[str, int, int]],
+        nodes: int = 1,
+        fail_hook: FailHook | None = None,
+        max_order: int = 11,
+        *,
+        reserved: Sequence[tuple[int, int]] = (),
+    ) -> None:
+        self._validate(page_size, zones, nodes, max_order)
+        self.page_size = int(page_size)
+        self.max_order = int(max_order)
+        self.fail_hook = fail_hook
+        span_start, span_end = int(zones[0][1]), int(zones[-1][2])
+        self.frames = FrameStore(span_end, self.page_size)
+        self.nr_frames = span_end  # pfns 0 .. span_end-1 exist as indices (holes included)
+
+        self.flags = np.zeros(span_end, dtype=np.uint8)
+        self.owner = np.zeros(span_end, dtype=np.uint8)
+        self.refcount = np.zeros(span_end, dtype=np.int32)
+        self.order = np.zeros(span_end, dtype=np.uint8)
+        self.zid = np.full(span_end, NO_ZONE, dtype=np.uint8)
+
+        self.node_spans = self._split_nodes(zones, nodes, span_start, span_end)
+        self.nodes = range(nodes)
+        self._zones: list[_Zone] = []
+        self._node_zones: list[list[_Zone]] = [[] for _ in range(nodes)]
+        for node, (n_start, n_end) in enumerate(self.node_spans):
+            for name, z_start, z_end in zones:
+                s, e = max(n_start, int(z_start)), min(n_end, int(z_end))
+                if s < e:
+                    zone = _Zone(len(self._zones), node, name, s, e, self.max_order)
+                    self._zones.append(zone)
+                    self._node_zones[node].append(zone)
+                    self.zid[s:e] = zone.zid
+        for node, (n_start, n_end) in enumerate(self.node_spans):
+            present = sum(z.present for z in self._node_zones[node])
+            if present < 1 << (self.max_order - 1):
+                raise ConfigError(
+                    f"node {node} would get {present} pages, less than one MAX_ORDER block of "
+                    f"{1 << (self.max_order - 1)} pages: use fewer nodes or more memory")
+        self.nr_pages = sum(z.present for z in self._zones)  # num_physpages
+
+        self._zonelists: dict[tuple[int, int], list[_Zone]] = {}
+        self._allocs = self._frees = self._pages_allocated = self._pages_freed = 0
+        self._splits = self._merges = self._failures = self._injected = 0
+        self._boot(reserved)
+
+    # -- boot ----------------------------------------------------------------------------------
+    @staticmethod
+    def _validate(page_size: int, zones: Sequence[tuple[str, int, int]], nodes: int,
+                  max_order: int) -> None:
+        if not isinstance(page_size, int) or page_size < 64 or page_size & (page_size - 1):
+            raise ConfigError(f"page size {page_size!r} is not a power of two of at least 64 bytes")
+        if not isinstance(max_order, int) or not 1 <= max_order <= 20:
+            raise ConfigError(f"MAX_ORDER {max_order!r} is outside 1..20")
+        if not isinstance(nodes, int) or not 1 <= nodes <= MAX_NUMNODES:
+            raise ConfigError(f"{nodes!r} NUMA nodes: the model supports 1 to {MAX_NUMNODES}")
+        if not zones:
+            raise ConfigError("no memory zones: the machine has no RAM")
+        last_end, last_type = 0, -1
+        for zone in zones:
+            try:
+                name, start, end = zone
+                start, end = int(start), int(end)
+            except (TypeError, ValueError):
+                raise ConfigError(f"zone {zone!r} is not (name, start_pfn, end_pfn)") from None
+            if name not in ZONE_NAMES:
+                raise ConfigError(f"zone name {name!r} is not one of {', '.join(ZONE_NAMES)}")
+            if ZONE_NAMES.index(name) <= last_type:
+                raise ConfigError(f"zone {name} is out of order or repeated (order: DMA, DMA32, NORMAL, HIGHMEM)")
+            if not last_end <= start < end:
+                raise ConfigError(f"zone {name} [{start:#x}, {end:#x}) is empty, overlaps or is out of address order")
+            last_end, last_type = end, ZONE_NAMES.index(name)
+
+    def _split_nodes(self, zones: Sequence[tuple[str, int, int]], nodes: int, start: int,
+                     end: int) -> list[tuple[int, int]]:
+        block = 1 << (self.max_order - 1)
+        per = (end - start) // nodes // block * block
+        if per < block:
+            raise ConfigError(
+                f"{nodes} nodes need at least {nodes} MAX_ORDER blocks of {block} pages each, "
+                f"the machine has {end - start} pages")
+        bounds = [start] + [(start + i * per) // block * block for i in range(1, nodes)] + [end]
+        return [(bounds[i], bounds[i + 1]) for i in range(nodes)]
+
+    def _boot(self, reserved: Sequence[tuple[int, int]]) -> None:
+        """Reserve ``reserved`` and free the rest into the buddy allocators (free_all_bootmem)."""
+        res: list[tuple[int, int]] = []
+        for rng in reserved:
+            try:
+                s, e = (int(x) for x in rng)
+            except (TypeError, ValueError):
+                raise ConfigError(f"reserved range {rng!r} is not (start_pfn, end_pfn)") from None
+            if not 0 <= s < e <= self.nr_frames:
+                raise ConfigError(f"reserved range [{s:#x}, {e:#x}) is outside physical memory")
+            res.append((s, e))
+        res.sort()
+        top = self.max_order - 1
+        heads: list[npt.NDArray[np.int64]] = []
+        orders: list[npt.NDArray[np.int64]] = []
+        for zone in self._zones:
+            free_ranges = self._subtract(zone.start, zone.end, res)
+            zone.reserved = zone.present - sum(e - s for s, e in free_ranges)
+            per_order: list[list[npt.NDArray[np.int64]]] = [[] for _ in range(self.max_order)]
+            block = 1 << top
+            for s, e in free_ranges:
+                # Edges piece by piece, the aligned middle as one arange of MAX_ORDER blocks.
+                mid_s = min(e, -(-s // block) * block)
+                mid_e = max(mid_s, e // block * block)
+                for lo, hi in ((s, mid_s), (mid_e, e)):
+                    for pfn, k in _aligned_blocks(lo, hi, top):
+                        per_order[k].append(np.array([pfn], dtype=np.int64))
+                per_order[top].append(np.arange(mid_s, mid_e, block, dtype=np.int64))
+                zone.nr_free += e - s
+            for k, parts in enumerate(per_order):
+                if not parts:
+                    continue
+                pfns = np.sort(np.concatenate(parts))
+                # Ascending, as free_all_bootmem frees: the highest block ends at the list head.
+                zone.free_area[k] = dict.fromkeys(pfns.tolist())
+                heads.append(pfns)
+                orders.append(np.full(len(pfns), k, dtype=np.int64))
+        if heads:
+            all_heads = np.concatenate(heads)
+            self.flags[all_heads] = PG_buddy
+            self.order[all_heads] = np.concatenate(orders)
+        for s, e in res:
+            present = self.zid[s:e] != NO_ZONE
+            self.flags[s:e][present] = PG_reserved
+            self.owner[s:e][present] = _RESERVED
+            self.refcount[s:e][present] = 1
+
+    @staticmethod
+    def _subtract(start: int, end: int, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        out, pos = [], start
+        for s, e in holes:
+            if e <= pos or s >= end:
+                continue
+            if s > pos:
+                out.append((pos, s))
+            pos = max(pos, e)
+        if pos < end:
+            out.append((pos, end))
+        return out
+
+    # -- lookups -------------------------------------------------------------------------------
+    def pfn_valid(self, pfn: int) -> bool:
+        """Whether ``pfn`` is a frame of RAM (inside a zone, not a hole)."""
+        return 0 <= pfn < self.nr_frames and self.zid[pfn] != NO_ZONE
+
+    def _zone_of_pfn(self, pfn: int, what: str) -> _Zone:
+        if not isinstance(pfn, (int, np.integer)) or not self.pfn_valid(int(pfn)):
+            raise KernelBug(f"{what}: pfn {pfn!r} is outside physical memory")
+        return self._zones[int(self.zid[pfn])]
+
+    def node_of(self, pfn: int) -> int:
+        """NUMA node of frame ``pfn``."""
+        return self._zone_of_pfn(pfn, "page_to_nid").node
+
+    def zone_of(self, pfn: int) -> str:
+        """Zone name of frame ``pfn``."""
+        return self._zone_of_pfn(pfn, "page_zone").name
+
+    def page(self, pfn: int) -> Page:
+        """The page handle of frame ``pfn`` (``pfn_to_page``); KernelBug outside memory."""
+        self._zone_of_pfn(pfn, "pfn_to_page")
+        return Page(self, int(pfn))
+
+    pfn_to_page = page
+
+    @staticmethod
+    def page_to_pfn(page: Page | int) -> int:
+        """The frame number of ``page``."""
+        return page_to_pfn(page)
+
+    def page_count(self, pfn: int) -> int:
+        """``page_count()`` of frame ``pfn``."""
+        self._zone_of_pfn(pfn, "page_count")
+        return int(self.refcount[pfn])
+
+    def owner_of(self, pfn: int) -> str:
+        """Owner kind of frame ``pfn``."""
+        self._zone_of_pfn(pfn, "page owner")
+        return OWNERS[int(self.owner[pfn])]
+
+    def pfns_owned_by(self, owner: str) -> npt.NDArray[np.int64]:
+        """Every frame whose owner kind is ``owner``, ascending (a scan of the owner array)."""
+        code = self._owner_code(owner)
+        pfns = np.flatnonzero(self.owner == code).astype(np.int64)
+        if code == _FREE:
+            pfns = pfns[self.zid[pfns] != NO_ZONE]
+        return pfns
+
+    @staticmethod
+    def _owner_code(owner: str) -> int:
+        code = _OWNER_CODE.get(owner)  # type: ignore[arg-type]
+        if code is None:
+            raise ConfigError(f"owner kind {owner!r} is not one of {', '.join(OWNERS)}")
+        return code
+
+    # -- zonelists -----------------------------------------------------------------------------
+    def _node_arg(self, node: int, what: str) -> int:
+        if not isinstance(node, (int, np.integer)) or not -1 <= node < len(self.nodes):
+            # NODE_DATA(nid) of a node that does not exist: the kernel oopses.
+            raise KernelBug(f"{what}: node {node!r} does not exist")
+        return 0 if node < 0 else int(node)  # -1 = "this CPU's node": the model runs on node 0
+
+    def zonelist(self, node: int, gfp: int) -> list[tuple[int, str]]:
+        """``(node, zone)`` pairs an allocation with ``gfp`` preferring ``node`` tries, in order."""
+        return [(z.node, z.name) for z in self._zonelist(self._node_arg(node, "zonelist"), gfp)]
+
+    def _zonelist(self, node: int, gfp: int) -> list[_Zone]:
+        key = (node, gfp & (GFP_ZONEMASK | GFPBIT.THISNODE))
+        zl = self._zonelists.get(key)
+        if zl is None:
+            # mm/page_alloc.c (2.6.22, NUMA) build_zonelists(): node-ordered lists, the local
+            # node's zones first, then each other node by distance.  The model's distance
+            # is the ring order node+1, node+2, ...; __GFP_THISNODE keeps only the local node.
+            nodes = [node] if gfp & GFPBIT.THISNODE else [
+                (node + i) % len(self.nodes) for i in range(len(self.nodes))]
+            zl = []
+            for n in nodes:
+                by_name = {z.name: z for z in self._node_zones[n]}
+                zl.extend(by_name[name] for name in gfp_zonelist(gfp, by_name))
+            self._zonelists[key] = zl
+        return zl
+
+    # -- fault injection -----------------------------------------------------------------------
+    def _allowed(self, gfp: int, n: int) -> int:
+        # mm/page_alloc.c should_fail_alloc_page() (2.6.20+): __GFP_NOFAIL is never failed.
+        if self.fail_hook is None or n == 0 or gfp & GFPBIT.NOFAIL:
+            return n
+        return max(0, min(n, int(self.fail_hook("page_alloc", n))))
+
+    # -- single allocations --------------------------------------------------------------------
+    def alloc_pages_node(self, node: int, gfp: int, order: int, *, owner: str = OWNER_OTHER) -> int | None:
+        """``2**order`` contiguous frames, pfn of the first, or None (the kernel's NULL).
+
+        Tries the zonelist of ``node`` (-1: the local node, node 0) for ``gfp``: the preferred
+        zone, lower zones, then the other nodes unless ``__GFP_THISNODE``.
+        """
+        node = self._node_arg(node, "alloc_pages_node")
+        code = self._owner_code(owner)
+        if not isinstance(order, (int, np.integer)) or not 0 <= order < self.max_order:
+            # __alloc_pages(): order >= MAX_ORDER returns NULL.
+            self._failures += 1
+            return None
+        if self._allowed(gfp, 1) == 0:
+            self._failures += 1
+            self._injected += 1
+            return None
+        for zone in self._zonelist(node, gfp):
+            if zone.nr_free >= 1 << order:
+                pfn = self._rmqueue(zone, order)
+                if pfn is not None:
+                    self._prep_new_pages(pfn, 1 << order, gfp, code)
+                    self._allocs += 1
+                    self._pages_allocated += 1 << order
+                    return pfn
+        self._failures += 1
+        return None
+
+    def alloc_pages(self, gfp: int, order: int, *, owner: str = OWNER_OTHER) -> int | None:
+        """``alloc_pages(gfp, order)`` on the local node."""
+        return self.alloc_pages_node(-1, gfp, order, owner=owner)
+
+    def alloc_page(self, gfp: int, *, owner: str = OWNER_OTHER) -> int | None:
+        """``alloc_page(gfp)``: one frame from the local node's zonelist, or None."""
+        return self.alloc_pages_node(-1, gfp, 0, owner=owner)
+
+    def _rmqueue(self, zone: _Zone, order: int) -> int | None:
+        """__rmqueue(): the head block of the smallest order that fits, split down to ``order``."""
+        area = zone.free_area
+        for cur in range(order, self.max_order):
+            if area[cur]:
+                pfn = area[cur].popitem()[0]
+                break
+        else:
+            return None
+        self.flags[pfn] = 0  # a free head carries PG_buddy and nothing else
+        # expand(): keep the lower half, give each upper half back at its order.
+        while cur > order:
+            cur -= 1
+            half = pfn + (1 << cur)
+            area[cur][half] = None
+            self.flags[half] = PG_buddy
+            self.order[half] = cur
+            self._splits += 1
+        zone.nr_free -= 1 << order
+        return pfn
+
+    def _prep_new_pages(self, pfn: int, n: int, gfp: int, code: int) -> None:
+        if n == 1:
+            self.owner[pfn] = code
+            self.flags[pfn] = _OWNER_FLAG[code]
+        else:
+            self.owner[pfn:pfn + n] = code
+            self.flags[pfn:pfn + n] = _OWNER_FLAG[code]
+        self.refcount[pfn] = 1
+        if gfp & GFPBIT.ZERO:
+            self.frames.zero(np.arange(pfn, pfn + n, dtype=np.int64))
+
+    # -- single frees --------------------------------------------------------------------------
+    def get_page(self, pfn: int) -> None:
+        """Take a reference on an allocated frame (``get_page``)."""
+        self._zone_of_pfn(pfn, "get_page")
+        if self.refcount[pfn] <= 0:
+            raise KernelBug(f"get_page: pfn {pfn:#x} has page_count {int(self.refcount[pfn])}")
+        self.refcount[pfn] += 1
+
+    def put_page(self, pfn: int) -> None:
+        """Drop a reference (``put_page``); the frame goes back to the buddy at zero."""
+        self.free_pages(pfn, 0)
+
+    def free_pages(self, pfn: int, order: int = 0) -> None:
+        """``__free_pages(page, order)``: drop a reference on the block at ``pfn``; at zero
+        every frame of it returns to the buddy allocator, merging with free buddies.
+
+        Raises KernelBug ("Bad page state") for a pfn outside memory, a misaligned block, a
+        block that is (partly) free or reserved, or tail pages that still hold references.
+        """
+        zone = self._zone_of_pfn(pfn, "__free_pages")
+        pfn = int(pfn)
+        if not isinstance(order, (int, np.integer)) or not 0 <= order < self.max_order:
+            raise KernelBug(f"__free_pages: order {order!r} is outside 0..{self.max_order - 1}")
+        n = 1 << order
+        if pfn & (n - 1) or pfn + n > zone.end:
+            raise KernelBug(f"__free_pages: block of order {order} at pfn {pfn:#x} is misaligned or leaves its zone")
+        count = int(self.refcount[pfn])
+        if count <= 0 or self.owner[pfn] == _FREE:
+            raise KernelBug(f"Bad page state: pfn {pfn:#x} freed with page_count {count} (double free?)")
+        if self.flags[pfn] & PG_reserved:
+            raise KernelBug(f"Bad page state: pfn {pfn:#x} is PG_reserved")
+        if count > 1:  # put_page_testzero(): others still hold it
+            self.refcount[pfn] = count - 1
+            self._frees += 1
+            return
+        if n > 1:
+            tail = slice(pfn + 1, pfn + n)
+            if (np.any(self.owner[tail] == _FREE) or np.any(self.refcount[tail] != 0)
+                    or np.any(self.flags[tail] & (PG_buddy | PG_reserved))):
+                raise KernelBug(f"Bad page state: block of order {order} at pfn {pfn:#x} has free, "
+                                "reserved or referenced tail pages")
+            self.owner[tail] = _FREE
+            self.flags[tail] = 0
+        self.refcount[pfn] = 0
+        self.owner[pfn] = _FREE
+        self.flags[pfn] = 0
+        self._free_one_page(zone, pfn, order)
+        zone.nr_free += n
+        self._frees += 1
+        self._pages_freed += n
+
+    def free_page(self, pfn: int) -> None:
+        """``__free_page(page)`` = ``free_pages(pfn, 0)``."""
+        self.free_pages(pfn, 0)
+
+    def _free_one_page(self, zone: _Zone, pfn: int, order: int) -> None:
+        """__free_one_page(): merge with the buddy while it is free at the same order."""
+        area, flags, orders = zone.free_area, self.flags, self.order
+        top = self.max_order - 1
+        while order < top:
+            size = 1 << order
+            buddy = pfn ^ size
+            # page_is_buddy(): inside the same zone, PG_buddy, same order.
+            if buddy < zone.start or buddy + size > zone.end:
+                break
+            if not flags[buddy] & PG_buddy or orders[buddy] != order:
+                break
+            del area[order][buddy]
+            flags[buddy] = 0
+            pfn &= ~size
+            order += 1
+            self._merges += 1
+        flags[pfn] = PG_buddy
+        orders[pfn] = order
+        area[order][pfn] = None
+
+    # -- bulk ----------------------------------------------------------------------------------
+    def alloc_pages_bulk(self, gfp: int, nr: int, node: int = -1, *,
+                         owner: str = OWNER_OTHER) -> npt.NDArray[np.int64]:
+        """Up to ``nr`` single frames, exactly those a loop of ``alloc_pages_node(node, gfp, 0)``
+        would return, in the same order, leaving the free lists in the same state.
+
+        Fewer than ``nr`` when memory runs out or ``fail_hook`` refuses: like the loop, it stops
+        at the first failure.  Whole free blocks are taken at once (a loop empties the smallest
+        order first, each block in ascending pfn order), so the cost is per block, not per page.
+        """
+        node = self._node_arg(node, "alloc_pages_bulk")
+        code = self._owner_code(owner)
+        if not isinstance(nr, (int, np.integer)) or nr < 0:
+            raise KernelBug(f"alloc_pages_bulk: bad page count {nr!r}")
+        nr = int(nr)
+        zonelist = self._zonelist(node, gfp)
+        avail = sum(z.nr_free for z in zonelist)
+        # The loop consults the hook once per attempt, up to and including the first failure.
+        attempts = min(nr, avail + 1)
+        allowed = self._allowed(gfp, attempts)
+        want = min(allowed, avail)
+        starts: list[int] = []
+        lengths: list[int] = []
+        need = want
+        for zone in zonelist:
+            if need == 0:
+                break
+            if zone.nr_free:
+                need -= self._take_blocks(zone, min(need, zone.nr_free), starts, lengths)
+        if allowed < attempts:
+            self._injected += 1
+            self._failures += 1
+        elif want < nr:
+            self._failures += 1
+        if not starts:
+            return np.zeros(0, dtype=np.int64)
+        st = np.array(starts, dtype=np.int64)
+        ln = np.array(lengths, dtype=np.int64)
+        # Concatenated aranges: pfn i = start of its block + (i - pages before its block).
+        pfns = np.repeat(st - (np.cumsum(ln) - ln), ln) + np.arange(want, dtype=np.int64)
+        self.flags[st] = 0  # the heads lose PG_buddy
+        self.owner[pfns] = code
+        self.flags[pfns] = _OWNER_FLAG[code]
+        self.refcount[pfns] = 1
+        if gfp & GFPBIT.ZERO:
+            self.frames.zero(pfns)
+        self._allocs += want
+        self._pages_allocated += want
+        return pfns
+
+    def _take_blocks(self, zone: _Zone, need: int, starts: list[int], lengths: list[int]) -> int:
+        """Take ``need`` (<= zone.nr_free) pages from ``zone`` as the loop would; returns ``need``."""
+        area = zone.free_area
+        left = need
+        for k in range(self.max_order):
+            d = area[k]
+            size = 1 << k
+            while d and left >= size:
+                starts.append(d.popitem()[0])
+                lengths.append(size)
+                self._splits += size - 1  # the loop halves a block of 2**k pages 2**k - 1 times
+                left -= size
+            if left == 0:
+                break
+            if d:
+                # Part of the head block: the loop takes its first `left` pages in ascending
+                # order; what stays free is [pfn + left, pfn + size) as aligned pieces, one per
+                # order below k (the lower lists are empty, the loop emptied them first).
+                pfn = d.popitem()[0]
+                starts.append(pfn)
+                lengths.append(left)
+                pieces = 0
+                for piece, j in _aligned_blocks(pfn + left, pfn + size, k - 1):
+                    area[j][piece] = None
+                    self.flags[piece] = PG_buddy
+                    self.order[piece] = j
+                    pieces += 1
+                self._splits += pieces + left - 1
+                left = 0
+                break
+        zone.nr_free -= need
+        return need
+
+    def free_pages_bulk(self, pfns: npt.ArrayLike) -> None:
+        """``__free_page`` of each frame of ``pfns``, in that order, with the result of the loop
+        (same free blocks, same list order, same counters), computed order by order.
+
+        Validates everything first: a bad frame raises KernelBug and frees nothing.
+        """
+        try:
+            arr = np.asarray(pfns)
+            if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+                raise TypeError
+        except (TypeError, ValueError):
+            raise KernelBug(f"free_pages_bulk: {pfns!r} is not a 1-D array of pfns") from None
+        if arr.size == 0:
+            return
+        arr = arr.astype(np.int64, copy=False)
+        if int(arr.min()) < 0 or int(arr.max()) >= self.nr_frames or np.any(self.zid[arr] == NO_ZONE):
+            bad = arr[(arr < 0) | (arr >= self.nr_frames)]
+            bad = bad if bad.size else arr[self.zid[np.clip(arr, 0, self.nr_frames - 1)] == NO_ZONE]
+            raise KernelBug(f"__free_page: pfn {int(bad[0]):#x} is outside physical memory")
+        uniq, inverse, counts = np.unique(arr, return_inverse=True, return_counts=True)
+        rc = self.refcount[uniq].astype(np.int64)
+        bad = (counts > rc) | (self.owner[uniq] == _FREE) | ((self.flags[uniq] & (PG_reserved | PG_buddy)) != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise KernelBug(f"Bad page state: pfn {int(uniq[i]):#x} freed with page_count {int(rc[i])} "
+                            f"({int(counts[i])} times), owner {OWNERS[int(self.owner[uniq[i]])]}")
+        left = rc - counts
+        self.refcount[uniq] = left
+        dying = left == 0
+        free = uniq[dying]
+        # The loop frees a frame at its last occurrence: that index orders the list heads.
+        last = np.full(len(uniq), -1, dtype=np.int64)
+        if len(uniq) == len(arr):
+            last[inverse] = np.arange(len(arr), dtype=np.int64)
+        else:
+            np.maximum.at(last, inverse, np.arange(len(arr), dtype=np.int64))
+        keys = last[dying]
+        self.owner[free] = _FREE
+        self.flags[free] = 0
+        self._frees += len(arr)
+        self._pages_freed += len(free)
+        if not len(free):
+            return
+        zids = self.zid[free]
+        cuts = np.flatnonzero(np.diff(zids)) + 1
+        for part_pfns, part_keys in zip(np.split(free, cuts), np.split(keys, cuts)):
+            zone = self._zones[int(self.zid[part_pfns[0]])]
+            self._merge_bulk(zone, part_pfns, part_keys)
+            zone.nr_free += len(part_pfns)
+
+    def _merge_bulk(self, zone: _Zone, cand: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> None:
+        """Free the sorted frames ``cand`` of ``zone``: merge order by order, vectorised.
+
+        At each order a candidate block merges with its buddy when the buddy is another
+        candidate or an old free block of that order; the rest are final.  A final block is
+        inserted (at the head) when its last frame was freed in the loop: ``keys`` carry the
+        index of that free, and finals enter their list in increasing key order.
+        """
+        flags, orders, area = self.flags, self.order, zone.free_area
+        top = self.max_order - 1
+        finals: list[tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        for k in range(self.max_order):
+            if not len(cand):
+                break
+            if k == top:
+                finals.append((k, cand, keys))
+                break
+            size = 1 << k
+            lower = (cand & size) == 0
+            pair_lo = np.zeros(len(cand), dtype=bool)
+            pair_lo[:-1] = lower[:-1] & (cand[1:] == cand[:-1] + size)
+            pair_hi = np.zeros(len(cand), dtype=bool)
+            pair_hi[1:] = pair_lo[:-1]
+            single = ~(pair_lo | pair_hi)
+            s_pfn, s_key = cand[single], keys[single]
+            buddy = s_pfn ^ size
+            inside = (buddy >= zone.start) & (buddy + size <= zone.end)
+            safe = np.where(inside, buddy, zone.start)
+            old = inside & ((flags[safe] & PG_buddy) != 0) & (orders[safe] == k)
+            old_buddies = buddy[old]
+            for b in old_buddies.tolist():
+                del area[k][b]
+            flags[old_buddies] = 0
+            n_pairs = int(pair_lo.sum())
+            self._merges += n_pairs + len(old_buddies)
+            finals.append((k, s_pfn[~old], s_key[~old]))
+            hi_keys = keys[np.flatnonzero(pair_lo) + 1]
+            parents = np.concatenate([cand[pair_lo], s_pfn[old] & ~size])
+            pkeys = np.concatenate([np.maximum(keys[pair_lo], hi_keys), s_key[old]])
+            by_pfn = np.argsort(parents, kind="stable")
+            cand, keys = parents[by_pfn], pkeys[by_pfn]
+        for k, pfns, fkeys in finals:
+            if not len(pfns):
+                continue
+            pfns = pfns[np.argsort(fkeys, kind="stable")]
+            flags[pfns] = PG_buddy
+            orders[pfns] = k
+            d = area[k]
+            for p in pfns.tolist():
+                d[p] = None
+
+    # -- counters and reports ------------------------------------------------------------------
+    def _select(self, node: int | None, zone: str | None) -> list[_Zone]:
+        if node is not None and (not isinstance(node, (int, np.integer)) or not 0 <= node < len(self.nodes)):
+            raise ConfigError(f"node {node!r} does not exist (nodes 0..{len(self.nodes) - 1})")
+        if zone is not None and zone not in ZONE_NAMES:
+            raise ConfigError(f"zone {zone!r} is not one of {', '.join(ZONE_NAMES)}")
+        return [z for z in self._zones
+                if (node is None or z.node == node) and (zone is None or z.name == zone)]
+
+    def nr_free(self, node: int | None = None, zone: str | None = None) -> int:
+        """Free frames, over all nodes/zones or those selected."""
+        return sum(z.nr_free for z in self._select(node, zone))
+
+    def nr_total(self, node: int | None = None, zone: str | None = None) -> int:
+        """Present frames (reserved ones included), over all nodes/zones or those selected."""
+        return sum(z.present for z in self._select(node, zone))
+
+    def nr_used(self, node: int | None = None, zone: str | None = None) -> int:
+        """Present frames that are not free (allocated or reserved)."""
+        return self.nr_total(node, zone) - self.nr_free(node, zone)
+
+    def zones_of_node(self, node: int) -> list[str]:
+        """Names of the zones node ``node`` has, in address order."""
+        return [z.name for z in self._select(node, None)]
+
+    def zone_info(self) -> list[ZoneInfo]:
+        """Per node, per zone (address order): span, present, reserved, free, free blocks per order."""
+        return [ZoneInfo(z.node, z.name, z.start, z.end, z.present, z.reserved, z.nr_free,
+                         tuple(len(d) for d in z.free_area)) for z in self._zones]
+
+    def statistics(self) -> PhysStats:
+        """Allocator counters since boot."""
+        return PhysStats(self._allocs, self._frees, self._pages_allocated, self._pages_freed,
+                         self._splits, self._merges, self._failures, self._injected)
+
+    def host_bytes(self) -> int:
+        """Host memory held for frame contents and the metadata arrays (virtual size)."""
+        meta = sum(a.nbytes for a in (self.flags, self.owner, self.refcount, self.order, self.zid))
+        return self.frames.host_bytes() + meta
+
+    # -- consistency ---------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise Inconsistency naming the first broken invariant of the allocator state."""
+        flags, owner = self.flags, self.owner
+        node_free = [0] * len(self.nodes)
+        for z in self._zones:
+            where = f"node {z.node} zone {z.name}"
+            heads_parts, order_parts = [], []
+            for k, d in enumerate(z.free_area):
+                if d:
+                    heads_parts.append(np.fromiter(d, dtype=np.int64, count=len(d)))
+                    order_parts.append(np.full(len(d), k, dtype=np.int64))
+            heads = np.concatenate(heads_parts) if heads_parts else np.zeros(0, np.int64)
+            hord = np.concatenate(order_parts) if order_parts else np.zeros(0, np.int64)
+            sizes = np.int64(1) << hord
+            if len(heads):
+                bad = (heads & (sizes - 1)) != 0
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise Inconsistency(f"{where}: free block at pfn {int(heads[i]):#x} is not aligned to its order {int(hord[i])}")
+                bad = (heads < z.start) | (heads + sizes > z.end)
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise Inconsistency(f"{where}: free block at pfn {int(heads[i]):#x} of order {int(hord[i])} leaves the zone [{z.start:#x}, {z.end:#x})")
+                bad = ((flags[heads] & PG_buddy) == 0) | (self.order[heads] != hord)
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise Inconsistency(f"{where}: free block at pfn {int(heads[i]):#x} lacks PG_buddy or its order {int(hord[i])} in the page metadata")
+            free_total = int(sizes.sum())
+            if free_total != z.nr_free:
+                raise Inconsistency(f"{where}: free lists hold {free_total} pages, the counter says {z.nr_free}")
+            # Coverage: each frame in at most one free block; free frames marked free.
+            span = z.end - z.start
+            cover = np.zeros(span + 1, dtype=np.int32)
+            np.add.at(cover, heads - z.start, 1)
+            np.add.at(cover, heads + sizes - z.start, -1)
+            cover = np.cumsum(cover[:-1])
+            if (cover > 1).any():
+                pfn = z.start + int(np.flatnonzero(cover > 1)[0])
+                raise Inconsistency(f"{where}: pfn {pfn:#x} is in two free blocks")
+            own = owner[z.start:z.end]
+            is_free = cover == 1
+            bad = is_free != (own == _FREE)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                state = "in a free block" if is_free[i] else "in no free block"
+                raise Inconsistency(f"{where}: pfn {z.start + i:#x} is {state} but its owner is {OWNERS[int(own[i])]}")
+            fl = flags[z.start:z.end]
+            rc = self.refcount[z.start:z.end]
+            bad = is_free & (rc != 0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise Inconsistency(f"{where}: free pfn {z.start + i:#x} has page_count {int(rc[i])}")
+            buddy_marked = np.flatnonzero(fl & PG_buddy) + z.start
+            if len(buddy_marked) != len(heads) or not np.array_equal(buddy_marked, np.sort(heads)):
+                extra = np.setdiff1d(buddy_marked, heads)
+                pfn = int(extra[0]) if len(extra) else int(np.setdiff1d(heads, buddy_marked)[0])
+                raise Inconsistency(f"{where}: pfn {pfn:#x} has PG_buddy but heads no free block")
+            bad = (fl & (PG_slab | PG_pgtable | PG_reserved)) != _OWNER_FLAG[own]
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise Inconsistency(f"{where}: pfn {z.start + i:#x} has flags {page_flag_names(int(fl[i])) or '0'} but owner {OWNERS[int(own[i])]}")
+            # Unmerged buddies: a free block whose buddy is a free block of the same order.
+            for k, d in enumerate(z.free_area[:-1]):
+                if len(d) < 2:
+                    continue
+                h = np.fromiter(d, dtype=np.int64, count=len(d))
+                mates = np.intersect1d(h, h ^ (1 << k))
+                if len(mates):
+                    raise Inconsistency(f"{where}: free buddies at pfn {int(mates.min()):#x} and {int(mates.min()) ^ (1 << k):#x} of order {k} were not merged")
+            used = int((own != _FREE).sum())
+            if used + z.nr_free != z.present:
+                raise Inconsistency(f"{where}: {z.nr_free} free + {used} used != {z.present} present")
+            node_free[z.node] += z.nr_free
+        for node in self.nodes:
+            total = self.nr_total(node)
+            used = sum(int((owner[z.start:z.end] != _FREE).sum()) for z in self._node_zones[node])
+            if node_free[node] + used != total:
+                raise Inconsistency(f"node {node}: {node_free[node]} free + {used} used != {total} present")
+        holes = self.zid == NO_ZONE
+        if (owner[holes] != _FREE).any() or (flags[holes] != 0).any():
+            pfn = int(np.flatnonzero(holes & ((owner != _FREE) | (flags != 0)))[0])
+            raise Inconsistency(f"pfn {pfn:#x} lies in a hole but has an owner or flags")
+
+
+# The kernel's spelling, for code outside a class (inside one, Python mangles ``__`` names).
+setattr(PhysMem, "__free_pages", PhysMem.free_pages)
+setattr(PhysMem, "__free_page", PhysMem.free_page)

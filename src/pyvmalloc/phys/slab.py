@@ -1,0 +1,250 @@
+"""kmalloc/kfree: a small slab allocator whose objects live as real bytes in frames of ``PhysMem``.
+
+Model of the parts of mm/slab.c (2.6.22) that mm/vmalloc.c uses: ``kmalloc_node`` for
+``struct vm_struct`` and for page-pointer arrays up to PAGE_SIZE, and ``kfree``.
+
+- Size classes are the powers of two from 32 bytes to PAGE_SIZE (2.6.22 also had 96 and 192
+  byte caches; the model keeps powers of two).  A slab is one page of objects of one class on
+  one node; ``GFP_DMA`` requests use separate slabs from ZONE_DMA, as the kmalloc-dma caches do.
+  Larger requests get a block of pages of their own (up to MAX_ORDER).
+- A handle is ``page_offset + physical address`` of the object, so its bytes are in the frame
+  (``__GFP_ZERO`` zeroes them; without it they keep whatever the last user left).  Handles are
+  never 0 (NULL): with ``page_offset`` 0, frame 0 is taken once and never used for objects.
+- A slab page goes back to the buddy allocator as soon as its last object is freed (2.6.22
+  keeps empty slabs until ``cache_reap()``; giving them back at once keeps meminfo's Slab line
+  equal to what is in use).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyvmalloc.errors import KernelBug
+from pyvmalloc.phys.gfp import GFP_DMA, GFP_LEVEL_MASK, GFPBIT
+from pyvmalloc.phys.memory import OWNER_SLAB, PhysMem
+
+MIN_OBJECT = 32
+# mm/slab.c (2.6.22) cache_grow(): "Be lazy and only check for valid flags here", i.e. only
+# when a new slab is needed: a zone modifier other than GFP_DMA (say __GFP_HIGHMEM) is a BUG.
+# That is why mm/vmalloc.c masks kmalloc_node()'s flags with GFP_LEVEL_MASK.
+_SLAB_GFP_OK = GFP_DMA | GFPBIT.ZERO | GFP_LEVEL_MASK
+
+
+@dataclass(frozen=True)
+class KmallocStats:
+    """What kmalloc holds: live objects, their bytes, and the pages behind them."""
+
+    objects: int
+    bytes_requested: int
+    bytes_allocated: int  # rounded up to the size class (what ``ksize`` reports)
+    slab_pages: int
+    slab_bytes: int  # meminfo "Slab:"
+    failures: int
+    injected_failures: int
+
+
+class _Slab:
+    """One page of objects of one size class."""
+
+    __slots__ = ("pfn", "size", "key", "free", "used")
+
+    def __init__(self, pfn: int, size: int, key: tuple[int, int, bool], count: int) -> None:
+        self.pfn = pfn
+        self.size = size
+        self.key = key
+        self.free = list(range(count - 1, -1, -1))  # pop() hands out objects in address order
+        self.used: dict[int, int] = {}  # object index -> requested size
+
+
+class Kmalloc:
+    """kmalloc_node/kfree/ksize over the pages of ``mem`` (owner kind ``"slab"``, PG_slab)."""
+
+    def __init__(self, mem: PhysMem, page_offset: int = 0) -> None:
+        self.mem = mem
+        self.page_offset = int(page_offset)
+        self.page_size = mem.page_size
+        self.max_size = mem.page_size << (mem.max_order - 1)
+        self._slabs: dict[int, _Slab] = {}  # pfn -> slab
+        self._partial: dict[tuple[int, int, bool], dict[int, _Slab]] = {}  # (class, node, dma)
+        self._large: dict[int, tuple[int, int]] = {}  # pfn -> (order, requested size)
+        self._pinned: list[tuple[int, int]] = []  # (pfn, order) kept so no handle is 0
+        self._objects = self._requested = self._allocated = self._pages = 0
+        self._failures = self._injected = 0
+
+    # -- allocation ----------------------------------------------------------------------------
+    def size_class(self, size: int) -> int:
+        """The object size kmalloc(``size``) uses (a block of pages above PAGE_SIZE)."""
+        cls = MIN_OBJECT
+        while cls < size:
+            cls <<= 1
+        return cls
+
+    def kmalloc(self, size: int, gfp: int, node: int = -1) -> int | None:
+        """An object of at least ``size`` bytes near ``node`` (-1: local), or None (NULL).
+
+        Fails when ``fail_hook("kmalloc", 1)`` says so (not with __GFP_NOFAIL), when ``size``
+        is larger than the largest block, or when no page can be had.  Raises KernelBug when a
+        new slab is needed and ``gfp`` carries a zone modifier other than GFP_DMA.
+        """
+        if not isinstance(size, int) or size < 0 or size > self.max_size:
+            # A negative size_t is huge: the kernel finds no cache and returns NULL.
+            self._failures += 1
+            return None
+        hook = self.mem.fail_hook
+        if hook is not None and not gfp & GFPBIT.NOFAIL and int(hook("kmalloc", 1)) < 1:
+            self._failures += 1
+            self._injected += 1
+            return None
+        cls = self.size_class(max(size, 1))
+        if cls > self.page_size:
+            handle = self._kmalloc_large(size, cls, gfp, node)
+        else:
+            handle = self._kmalloc_small(size, cls, gfp, node)
+        if handle is None:
+            self._failures += 1
+            return None
+        self._objects += 1
+        self._requested += size
+        self._allocated += cls
+        if gfp & GFPBIT.ZERO:
+            self._zero(handle - self.page_offset, cls)
+        return handle
+
+    def _kmalloc_small(self, size: int, cls: int, gfp: int, node: int) -> int | None:
+        dma = bool(gfp & GFP_DMA)
+        pref = 0 if node < 0 else node
+        nodes = [(pref + i) % len(self.mem.nodes) for i in range(len(self.mem.nodes))]
+        slab = self._partial_slab(cls, pref, dma)
+        if slab is None:
+            # cache_grow(cachep, flags | GFP_THISNODE, nodeid) first, then fallback_alloc():
+            # partial slabs of the other nodes, then a page from wherever the zonelist gives.
+            slab = self._grow(cls, pref, dma, gfp, this_node=True)
+            for other in nodes[1:]:
+                if slab is None:
+                    slab = self._partial_slab(cls, other, dma)
+            if slab is None:
+                slab = self._grow(cls, pref, dma, gfp, this_node=False)
+            if slab is None:
+                return None
+        idx = slab.free.pop()
+        slab.used[idx] = size
+        if not slab.free:
+            del self._partial[slab.key][slab.pfn]
+        return self.page_offset + slab.pfn * self.page_size + idx * cls
+
+    def _partial_slab(self, cls: int, node: int, dma: bool) -> _Slab | None:
+        slabs = self._partial.get((cls, node, dma))
+        if not slabs:
+            return None
+        return slabs[next(reversed(slabs))]
+
+    def _grow(self, cls: int, node: int, dma: bool, gfp: int, this_node: bool) -> _Slab | None:
+        if gfp & ~_SLAB_GFP_OK:
+            raise KernelBug(f"kernel BUG at mm/slab.c: cache_grow() with gfp {gfp:#x} "
+                            "(zone modifiers other than GFP_DMA are not allowed)")
+        page_gfp = (gfp & GFP_LEVEL_MASK) | (GFP_DMA if dma else 0)
+        if this_node:
+            page_gfp |= GFPBIT.THISNODE
+        pfn = self._get_pages(node, page_gfp, 0)
+        if pfn is None:
+            return None
+        key = (cls, self.mem.node_of(pfn), dma)
+        slab = _Slab(pfn, cls, key, self.page_size // cls)
+        self._slabs[pfn] = slab
+        self._partial.setdefault(key, {})[pfn] = slab
+        return slab
+
+    def _kmalloc_large(self, size: int, cls: int, gfp: int, node: int) -> int | None:
+        if gfp & ~_SLAB_GFP_OK:
+            raise KernelBug(f"kernel BUG at mm/slab.c: cache_grow() with gfp {gfp:#x} "
+                            "(zone modifiers other than GFP_DMA are not allowed)")
+        order = (cls // self.page_size).bit_length() - 1
+        pfn = self._get_pages(node, gfp & (GFP_LEVEL_MASK | GFP_DMA), order)
+        if pfn is None:
+            return None
+        self._large[pfn] = (order, size)
+        return self.page_offset + pfn * self.page_size
+
+    def _get_pages(self, node: int, gfp: int, order: int) -> int | None:
+        """A block for slabs, never the one whose handle would be 0 (NULL)."""
+        pfn = self.mem.alloc_pages_node(node, gfp, order, owner=OWNER_SLAB)
+        if pfn == 0 and self.page_offset == 0:
+            self._pinned.append((pfn, order))
+            self._pages += 1 << order
+            pfn = self.mem.alloc_pages_node(node, gfp, order, owner=OWNER_SLAB)
+        if pfn is not None:
+            self._pages += 1 << order
+        return pfn
+
+    def _zero(self, phys: int, n: int) -> None:
+        pfn, off = divmod(phys, self.page_size)
+        while n > 0:
+            take = min(n, self.page_size - off)
+            view = self.mem.frames.peek(pfn)
+            if view is not None:  # a never-written frame reads as zeros already
+                view[off:off + take] = 0
+            n -= take
+            pfn, off = pfn + 1, 0
+
+    # -- free ----------------------------------------------------------------------------------
+    def _lookup(self, handle: int, what: str) -> tuple[_Slab | None, int]:
+        """(slab, object index) or (None, pfn of a large block) for ``handle``; KernelBug if none."""
+        if not isinstance(handle, int):
+            raise KernelBug(f"{what}: {handle!r} is not an address")
+        pfn, off = divmod(handle - self.page_offset, self.page_size)
+        slab = self._slabs.get(pfn)
+        if slab is not None and off % slab.size == 0:
+            return slab, off // slab.size
+        if slab is None and off == 0 and pfn in self._large:
+            return None, pfn
+        # virt_to_cache() of a page that is not a slab page: BUG_ON(!PageSlab(page)).
+        raise KernelBug(f"{what}: {handle:#x} is not an object kmalloc handed out")
+
+    def kfree(self, handle: int) -> None:
+        """Give back the object at ``handle``; kfree(0) does nothing; a double free is a BUG."""
+        if handle == 0:
+            return
+        slab, idx = self._lookup(handle, "kfree")
+        if slab is None:
+            order, size = self._large.pop(idx)
+            self.mem.free_pages(idx, order)
+            self._pages -= 1 << order
+            self._objects -= 1
+            self._requested -= size
+            self._allocated -= self.page_size << order
+            return
+        size = slab.used.pop(idx, None)
+        if size is None:
+            raise KernelBug(f"kfree: double free of {handle:#x}")
+        slab.free.append(idx)
+        self._objects -= 1
+        self._requested -= size
+        self._allocated -= slab.size
+        partial = self._partial.setdefault(slab.key, {})
+        if not slab.used:
+            partial.pop(slab.pfn, None)
+            del self._slabs[slab.pfn]
+            self.mem.free_pages(slab.pfn, 0)
+            self._pages -= 1
+        else:
+            partial[slab.pfn] = slab
+
+    def ksize(self, handle: int) -> int:
+        """Usable size of the object at ``handle`` (its size class); 0 for NULL."""
+        if handle == 0:
+            return 0
+        slab, idx = self._lookup(handle, "ksize")
+        if slab is None:
+            return self.page_size << self._large[idx][0]
+        if idx not in slab.used:
+            raise KernelBug(f"ksize: {handle:#x} is free")
+        return slab.size
+
+    def phys_of(self, handle: int) -> int:
+        """Physical address of the object at ``handle`` (where its bytes live in ``mem.frames``)."""
+        return handle - self.page_offset
+
+    def statistics(self) -> KmallocStats:
+        """Live objects and bytes, slab pages, failures."""
+        return KmallocStats(self._objects, self._requested, self._allocated, self._pages,
+                            self._pages * self.page_size, self._failures, self._injected)
