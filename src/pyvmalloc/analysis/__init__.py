@@ -1,1 +1,9 @@
-"""Layer analysis (see shared DESIGN.md)."""
+"""Layer analysis (see shared DESIGN.md): summaries of /proc/vmallocinfo snapshots."""
+
+from pyvmalloc.analysis.layout import Bounds, HoleStats, KaslrGuess, guess_arch, infer_bounds
+from pyvmalloc.analysis.summary import Summary, format_summary, summarize, to_json
+from pyvmalloc.analysis.vmalloc_meminfo import VmallocMeminfo, generation_for, vmalloc_meminfo
+
+__all__ = ["Bounds", "HoleStats", "KaslrGuess", "Summary", "VmallocMeminfo", "format_summary",
+           "generation_for", "guess_arch", "infer_bounds", "summarize", "to_json",
+           "vmalloc_meminfo"]

@@ -11,7 +11,7 @@ from pyvmalloc.errors import PyvmallocError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func`` to a
 # callable taking the parsed namespace and returning the exit code.
-COMMANDS: tuple[str, ...] = ("cmd_machine", "cmd_tour", "cmd_bench")
+COMMANDS: tuple[str, ...] = ("cmd_machine", "cmd_tour", "cmd_bench", "cmd_analyze")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,337 @@
+"""Where a snapshot's areas live: arch guess, KASLR base, vmalloc bounds, module range and holes.
+
+Everything here reads addresses only (no model): the arch facts used are the few constants named
+in comments, so that a snapshot of an arch the model has no profile for still gets its answers.
+When the machine model's arch profiles exist, pass their ``VMALLOC_START/END`` as ``bounds`` and
+these guesses are not used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pyvmalloc.arch.profiles import PROFILES
+from pyvmalloc.errors import FormatError
+from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
+
+__all__ = [
+    "ARCH_NAMES",
+    "Bounds",
+    "HoleStats",
+    "KaslrGuess",
+    "check_arch",
+    "find_holes",
+    "fragmentation_index",
+    "guess_arch",
+    "hole_stats",
+    "infer_bounds",
+    "infer_kaslr",
+    "infer_page_size",
+    "is_static_area",
+    "module_range",
+]
+
+KiB = 1 << 10
+GiB = 1 << 30
+TiB = 1 << 40
+
+# The machine profiles' names; the 32-bit ones print 8 hex digits.
+ARCH_NAMES: tuple[str, ...] = tuple(PROFILES)
+_32BIT = frozenset(name for name, p in PROFILES.items() if p.bits == 32)
+# The lowest kernel address of each 64-bit arch (the canonical upper half).
+_KERNEL_FLOOR = {
+    "x86_64": 0xFFFF800000000000,        # 4-level paging, 48-bit canonical addresses
+    "x86_64-la57": 0xFF00000000000000,   # 5-level paging, 57-bit canonical addresses
+    "arm64": 0xFFF0000000000000,         # up to 52-bit kernel VA
+}
+
+# x86_64: the profiles' fixed (non-KASLR) vmalloc areas, plus 2.6.22's base
+# (include/asm-x86_64/pgtable.h: 0xffffc20000000000, also 32 TiB).
+_X86_VMALLOC_SIZE = {name: PROFILES[name].vmalloc_end + 1 - PROFILES[name].vmalloc_start
+                     for name in ("x86_64", "x86_64-la57")}
+_X86_VMALLOC_BASES = (PROFILES["x86_64"].vmalloc_start, 0xFFFFC20000000000)
+_X86_LA57_BASE = PROFILES["x86_64-la57"].vmalloc_start
+_X86_FIXED_BASES = (*_X86_VMALLOC_BASES, _X86_LA57_BASE)
+# arch/x86/mm/kaslr.c (CONFIG_RANDOMIZE_MEMORY, 4.8+): the direct map, vmalloc and vmemmap bases
+# are placed at random, PUD (1 GiB) aligned, in a window starting at __PAGE_OFFSET_BASE
+# (0xffff880000000000; 0xffff888000000000 from 4.20).
+_X86_KASLR_WINDOW = (0xFFFF880000000000, 0xFFFFFE0000000000)
+# x86_64 module area: MODULES_VADDR = __START_KERNEL_map (0xffffffff80000000) +
+# KERNEL_IMAGE_SIZE (512 MiB, or 1 GiB with RANDOMIZE_BASE), MODULES_END from the profile.
+_X86_KERNEL_MAP = 0xFFFFFFFF80000000
+_X86_MODULES_END = PROFILES["x86_64"].modules_end or 0
+# ARM: MODULES_VADDR = PAGE_OFFSET - 16 MiB, MODULES_END = PAGE_OFFSET - PMD_SIZE with HIGHMEM
+# (arch/arm/include/asm/memory.h); PAGE_OFFSET is 0xc0000000 for the 3G/1G split, 0x80000000
+# or 0x40000000 for the others.
+_ARM = PROFILES["arm"]
+_ARM_PAGE_OFFSETS = (_ARM.page_offset, 0x80000000, 0x40000000)
+_ARM_MODULES_SIZE = _ARM.page_offset - (_ARM.modules_start or 0)
+_ARM_MODULES_GAP = _ARM.page_offset - (_ARM.modules_end or 0)
+# 32-bit ARM and i386 align VMALLOC_START on VMALLOC_OFFSET (8 MiB) above high_memory
+# (arch/arm/include/asm/pgtable.h, arch/x86/include/asm/pgtable_32_areas.h).
+_VMALLOC_OFFSET = _ARM.vmalloc_offset
+# Functions of arch/arm/mm/mmu.c (and ARM ioremap) that only an ARM kernel has.
+_ARM_ONLY_CALLERS = frozenset({"iotable_init", "map_lowmem", "pmd_empty_section_gap",
+                               "pci_reserve_io", "debug_ll_io_init", "__arm_ioremap",
+                               "__arm_ioremap_caller", "__arm_ioremap_pfn_caller"})
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """An address range ``[start, end)``; ``end`` is the kernel's VMALLOC_END value, ``how`` says
+    where the numbers came from (given, arch constant, inferred from the snapshot and meminfo)."""
+
+    start: int
+    end: int
+    how: str
+    exact: bool = True  # False when VMALLOC_END is only the last area's end (a lower bound)
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class KaslrGuess:
+    """The randomised x86_64 ``vmalloc_base`` read off a snapshot, and how."""
+
+    vmalloc_base: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class HoleStats:
+    """Free gaps of a range: how many, their total and the largest, in bytes."""
+
+    count: int
+    total: int
+    largest: int
+
+
+def _starts(snapshot: VmallocinfoSnapshot) -> list[int]:
+    return [ln.start for ln in snapshot.lines]
+
+
+def is_static_area(line: VmallocinfoLine) -> bool:
+    """True for areas the kernel placed at fixed addresses, not allocated from the vmalloc space.
+
+    Early areas (``vm_area_add_early``: ARM ``iotable_init``, ``pmd_empty_section_gap``,
+    ``pci_reserve_io``; percpu ``pcpu_get_vm_areas``) record the function itself as the caller,
+    so ``%pS`` prints ``+0x0``; vendor flag words (``lowmem``) mark vendor maps.
+    """
+    if line.caller_at_entry:
+        return True
+    return bool(line.unknown_words and set(line.unknown_words) & set(line.kinds))
+
+
+def guess_arch(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
+    """Guess the arch from the addresses; return (profile name or None, the reason in words)."""
+    if not snapshot.lines:
+        return None, "no areas to read an arch from"
+    if not snapshot.addresses_trusted:
+        return None, "addresses are hashed: the arch cannot be read from them"
+    high = max(ln.end for ln in snapshot.lines)
+    if snapshot.address_bits == 32 and high <= 1 << 32:
+        callers = {ln.function for ln in snapshot.lines}
+        arm_calls = sorted(c for c in callers if c in _ARM_ONLY_CALLERS)
+        for page_offset in _ARM_PAGE_OFFSETS:
+            lo = page_offset - _ARM_MODULES_SIZE
+            mods = [ln for ln in snapshot.lines if lo <= ln.start < page_offset]
+            if mods and any(ln.start >= page_offset for ln in snapshot.lines):
+                return "arm", (f"{len(mods)} areas in the ARM module area 0x{lo:08x}-0x{page_offset:08x}"
+                               f" (MODULES_VADDR = PAGE_OFFSET - 16 MiB)")
+        if arm_calls:
+            return "arm", f"32-bit addresses and ARM-only callers ({', '.join(arm_calls)})"
+        return None, ("32-bit addresses without an ARM module area or ARM-only caller: "
+                      "arm or i386, give --arch")
+    low = [s for s in _starts(snapshot) if s < _X86_KERNEL_MAP]
+    if any(s >= _X86_KERNEL_MAP for s in _starts(snapshot)):
+        return "x86_64", "areas at 0xffffffff8..., the x86_64 kernel-image/module map"
+    if not low:
+        return None, "no area below 0xffffffff80000000 to read an arch from"
+    first = min(low)
+    for base in _X86_VMALLOC_BASES:
+        if base <= first < base + _X86_VMALLOC_SIZE["x86_64"]:
+            return "x86_64", f"areas from 0x{first:x}, in the x86_64 vmalloc area at 0x{base:x}"
+    if _X86_LA57_BASE <= first < _X86_LA57_BASE + _X86_VMALLOC_SIZE["x86_64-la57"]:
+        return "x86_64-la57", f"areas from 0x{first:x}, in the 5-level x86_64 vmalloc area"
+    if _X86_KASLR_WINDOW[0] <= first < _X86_KASLR_WINDOW[1]:
+        return "x86_64", (f"areas from 0x{first:x}, inside the x86_64 KASLR window "
+                          f"0x{_X86_KASLR_WINDOW[0]:x}-0x{_X86_KASLR_WINDOW[1]:x} (randomised vmalloc_base)")
+    if 0xFFFF000000000000 <= first < _X86_KASLR_WINDOW[0] or 0xFFFFFF8000000000 <= first:
+        return "arm64", f"areas from 0x{first:x}, the arm64 vmalloc/module region"
+    return None, f"64-bit areas from 0x{first:x} match no known layout"
+
+
+def check_arch(snapshot: VmallocinfoSnapshot, arch: str) -> None:
+    """Raise FormatError naming the first line whose address cannot belong to ``arch``."""
+    src = snapshot.source
+    if arch in _32BIT:
+        if snapshot.address_bits == 64:
+            first = snapshot.lines[0].lineno if snapshot.lines else 0
+            raise FormatError(f"{src}:{first}", f"64-bit pointers (16 hex digits) in a snapshot "
+                                                f"for 32-bit arch {arch}")
+        return
+    floor = _KERNEL_FLOOR.get(arch)
+    if floor is None or not snapshot.addresses_trusted:
+        return
+    for ln in snapshot.lines:
+        if ln.start < floor:
+            raise FormatError(f"{src}:{ln.lineno}", f"address 0x{ln.start:x} is not a kernel "
+                                                    f"address on {arch} (kernel space begins at 0x{floor:x})")
+
+
+def infer_kaslr(snapshot: VmallocinfoSnapshot, arch: str | None) -> KaslrGuess | None:
+    """The randomised x86_64 vmalloc base, or None when the layout is the fixed one (or unknown)."""
+    if arch not in ("x86_64", "x86_64-la57") or not snapshot.addresses_trusted:
+        return None
+    low = [s for s in _starts(snapshot) if s < _X86_KERNEL_MAP]
+    if not low:
+        return None
+    first = min(low)
+    if any(0 <= first - base < GiB for base in _X86_FIXED_BASES):
+        return None
+    base = first & ~(GiB - 1)
+    return KaslrGuess(base, (f"vmalloc_base inferred as 0x{base:x}: the lowest area 0x{first:x} "
+                             f"rounded down to 1 GiB (arch/x86/mm/kaslr.c aligns the randomised "
+                             f"bases to PUD_SIZE); the fixed layout starts at "
+                             f"0x{_X86_FIXED_BASES[0]:x}"))
+
+
+def _first_dynamic(snapshot: VmallocinfoSnapshot, floor: int) -> int | None:
+    starts = [ln.start for ln in snapshot.lines if ln.start >= floor and not is_static_area(ln)]
+    return min(starts) if starts else None
+
+
+def _arm_page_offset(snapshot: VmallocinfoSnapshot) -> int:
+    for page_offset in _ARM_PAGE_OFFSETS:
+        lo = page_offset - _ARM_MODULES_SIZE
+        if any(lo <= ln.start < page_offset for ln in snapshot.lines):
+            return page_offset
+    return min(_ARM_PAGE_OFFSETS, key=lambda p: abs(p - min(_starts(snapshot))))
+
+
+def infer_bounds(snapshot: VmallocinfoSnapshot, arch: str | None,
+                 vmalloc_total_kb: int | None = None) -> Bounds | None:
+    """VMALLOC_START/END as well as a snapshot (and meminfo's VmallocTotal) tell them.
+
+    None when the addresses are hashed or there are no areas.  ``how`` says what was inferred.
+    """
+    if not snapshot.lines or not snapshot.addresses_trusted:
+        return None
+    total = vmalloc_total_kb * KiB if vmalloc_total_kb else None
+    if arch in _X86_VMALLOC_SIZE:
+        kaslr = infer_kaslr(snapshot, arch)
+        low = [s for s in _starts(snapshot) if s < _X86_KERNEL_MAP]
+        if low:
+            if kaslr is not None:
+                start, how = kaslr.vmalloc_base, "VMALLOC_START = inferred KASLR vmalloc_base"
+            else:
+                start = next((b for b in _X86_FIXED_BASES if 0 <= min(low) - b < GiB),
+                             _X86_LA57_BASE if arch == "x86_64-la57" else _X86_VMALLOC_BASES[0])
+                how = f"VMALLOC_START 0x{start:x} ({arch} fixed layout)"
+            size = _X86_VMALLOC_SIZE[arch] - 1
+            if total is not None and (size >> 10) != vmalloc_total_kb:
+                size, how = total, how + f", VMALLOC_END from VmallocTotal {vmalloc_total_kb} kB"
+            else:
+                how += f", VMALLOC_END = START + {_X86_VMALLOC_SIZE[arch] // TiB} TiB - 1"
+            return Bounds(start, start + size, how)
+    if arch in _32BIT or (arch is None and snapshot.address_bits == 32):
+        floor = _arm_page_offset(snapshot) if arch in (None, "arm") else 0xC0000000
+        first = _first_dynamic(snapshot, floor)
+        if first is not None:
+            start = first & ~(_VMALLOC_OFFSET - 1)
+            how = (f"VMALLOC_START 0x{start:08x}: the lowest allocated area 0x{first:08x} rounded "
+                   f"down to VMALLOC_OFFSET (8 MiB)")
+            if total is not None:
+                return Bounds(start, start + total,
+                              how + f"; VMALLOC_END = START + VmallocTotal ({vmalloc_total_kb} kB)")
+            end = max(ln.end for ln in snapshot.lines if ln.start >= start)
+            return Bounds(start, end, how + f"; VMALLOC_END unknown (no VmallocTotal), "
+                                            f"taken as the last area's end 0x{end:08x}",
+                          exact=False)
+    if arch == "arm64":
+        prof = PROFILES["arm64"]
+        ends = [ln.end for ln in snapshot.lines if ln.start >= prof.vmalloc_start]
+        if ends and max(ends) <= prof.vmalloc_end:
+            return Bounds(prof.vmalloc_start, prof.vmalloc_end,
+                          f"arm64 profile VMALLOC_START/END ({prof.kernel_version})")
+    start = min(_starts(snapshot))
+    end = max(ln.end for ln in snapshot.lines)
+    if total is not None and start + total >= end:
+        return Bounds(start, start + total, "from the first area's start, "
+                                            f"VmallocTotal {vmalloc_total_kb} kB long")
+    return Bounds(start, end, "between the first area's start and the last area's end "
+                              "(the arch's VMALLOC_START/END are not known here)", exact=False)
+
+
+def module_range(snapshot: VmallocinfoSnapshot, arch: str | None) -> Bounds | None:
+    """The arch's separate module area if the snapshot has areas there, else None."""
+    if not snapshot.lines or not snapshot.addresses_trusted:
+        return None
+    if arch in ("x86_64", "x86_64-la57"):
+        mods = [s for s in _starts(snapshot) if s >= _X86_KERNEL_MAP]
+        if not mods:
+            return None
+        # KERNEL_IMAGE_SIZE is 1 GiB with KASLR (modules from 0xffffffffc0000000), else 512 MiB.
+        start = 0xFFFFFFFFA0000000 if min(mods) < 0xFFFFFFFFC0000000 else 0xFFFFFFFFC0000000
+        return Bounds(start, _X86_MODULES_END, "x86_64 MODULES_VADDR..MODULES_END")
+    if arch == "arm64":
+        prof = PROFILES["arm64"]
+        lo, hi = prof.modules_start or 0, prof.modules_end or 0
+        if any(lo <= s < hi for s in _starts(snapshot)):
+            return Bounds(lo, hi, "arm64 profile MODULES_VADDR..MODULES_END")
+        return None
+    if arch == "arm" or (arch is None and snapshot.address_bits == 32):
+        page_offset = _arm_page_offset(snapshot)
+        lo = page_offset - _ARM_MODULES_SIZE
+        if any(lo <= s < page_offset for s in _starts(snapshot)):
+            return Bounds(lo, page_offset - _ARM_MODULES_GAP,
+                          "ARM MODULES_VADDR..MODULES_END (PAGE_OFFSET - 16 MiB .. - PMD_SIZE)")
+    return None
+
+
+def find_holes(areas: Iterable[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    """The free gaps ``(address, size)`` of ``[start, end)`` not covered by any ``(start, end)``."""
+    holes = []
+    cursor = start
+    for a_start, a_end in sorted(areas):
+        if a_end <= cursor or a_end <= a_start:
+            continue
+        if a_start >= end:
+            break
+        if a_start > cursor:
+            holes.append((cursor, a_start - cursor))
+        cursor = a_end
+    if cursor < end:
+        holes.append((cursor, end - cursor))
+    return holes
+
+
+def hole_stats(holes: Sequence[tuple[int, int]]) -> HoleStats:
+    """Count, total and largest of a list of ``(address, size)`` holes."""
+    sizes = [size for _, size in holes]
+    return HoleStats(len(sizes), sum(sizes), max(sizes, default=0))
+
+
+def fragmentation_index(holes: Sequence[tuple[int, int]]) -> float | None:
+    """``1 - largest free / total free``: 0 when all free space is one hole; None with no free space."""
+    stats = hole_stats(holes)
+    if stats.total == 0:
+        return None
+    return 1.0 - stats.largest / stats.total
+
+
+def infer_page_size(snapshot: VmallocinfoSnapshot) -> tuple[int, str]:
+    """PAGE_SIZE read from vmalloc lines (size = (pages + 1 guard) * PAGE_SIZE); 4096 by default."""
+    votes: dict[int, int] = {}
+    for ln in snapshot.lines:
+        if "vmalloc" in ln.kinds and ln.nr_pages:
+            quotient, rest = divmod(ln.size, ln.nr_pages + 1)
+            if rest == 0 and quotient >= 4096 and quotient & (quotient - 1) == 0:
+                votes[quotient] = votes.get(quotient, 0) + 1
+    if not votes:
+        return 4096, "PAGE_SIZE assumed 4096 (no vmalloc line tells it)"
+    size, count = max(votes.items(), key=lambda kv: kv[1])
+    return size, f"PAGE_SIZE {size}: size = (pages + 1 guard page) * {size} on {count} vmalloc lines"

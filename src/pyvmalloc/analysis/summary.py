@@ -1,0 +1,351 @@
+"""Where did the vmalloc space go: the summary of one ``/proc/vmallocinfo`` snapshot.
+
+Counts every area once under its primary kind (:attr:`VmallocinfoLine.primary_kind`), ranks the
+callers, adds up pages per NUMA node, finds the free holes of the vmalloc range and its
+fragmentation, and gives VmallocUsed/VmallocChunk as each kernel generation computes them.  When
+the addresses are hashed, only the address-free parts are given (holes, bounds and fragmentation
+are None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyvmalloc.analysis.layout import (
+    ARCH_NAMES,
+    Bounds,
+    HoleStats,
+    KaslrGuess,
+    check_arch,
+    find_holes,
+    fragmentation_index,
+    guess_arch,
+    hole_stats,
+    infer_bounds,
+    infer_kaslr,
+    infer_page_size,
+    module_range,
+)
+from pyvmalloc.analysis.vmalloc_meminfo import (
+    GENERATIONS,
+    VmallocMeminfo,
+    generation_for,
+    vmalloc_meminfo,
+)
+from pyvmalloc.errors import ConfigError
+from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
+from pyvmalloc.viz.ascii import human_bytes, strip_map
+
+__all__ = ["CallerTotal", "KindTotal", "Summary", "format_summary", "summarize", "to_json"]
+
+_MEMINFO_KEYS = ("VmallocTotal", "VmallocUsed", "VmallocChunk")
+
+
+@dataclass(frozen=True)
+class KindTotal:
+    """How many areas and how many bytes (size column, guard pages included)."""
+
+    count: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class CallerTotal:
+    """One caller (function, with its ``[module]`` if any) and what it holds."""
+
+    caller: str
+    module: str | None
+    count: int
+    bytes: int
+
+
+@dataclass
+class Summary:
+    """The result of :func:`summarize`; :func:`to_json` and :func:`format_summary` present it."""
+
+    source: str
+    arch: str | None
+    arch_reason: str
+    addresses_trusted: bool
+    address_reason: str
+    areas: int
+    bytes: int
+    by_kind: dict[str, KindTotal]
+    top_callers: list[CallerTotal]
+    top_callers_by_count: list[CallerTotal]
+    pages: int
+    pages_by_node: dict[int, int]
+    page_size: int
+    page_size_reason: str
+    bounds: Bounds | None
+    inside: KindTotal | None
+    holes: list[tuple[int, int]] | None
+    hole_stats: HoleStats | None
+    fragmentation: float | None
+    modules: Bounds | None
+    module_holes: HoleStats | None
+    kaslr: KaslrGuess | None
+    unpurged: KindTotal
+    meminfo_published: dict[str, int]
+    generation: str | None
+    generation_reason: str
+    meminfo_figures: dict[str, VmallocMeminfo]
+    warnings: list[str]
+    lines: list[VmallocinfoLine] = field(repr=False, default_factory=list)
+
+
+def _caller_key(line: VmallocinfoLine) -> tuple[str, str | None]:
+    if line.caller is None:
+        return f"(no caller: {line.primary_kind})", None
+    module = line.module
+    return (f"{line.function} [{module}]" if module else str(line.function)), module
+
+
+def _rank_callers(lines: list[VmallocinfoLine], top: int) -> tuple[list[CallerTotal],
+                                                                   list[CallerTotal]]:
+    totals: dict[str, list[Any]] = {}
+    for ln in lines:
+        key, module = _caller_key(ln)
+        entry = totals.setdefault(key, [module, 0, 0])
+        entry[1] += 1
+        entry[2] += ln.size
+    everyone = [CallerTotal(k, m, c, b) for k, (m, c, b) in totals.items()]
+    by_bytes = sorted(everyone, key=lambda t: (-t.bytes, -t.count, t.caller))[:top]
+    by_count = sorted(everyone, key=lambda t: (-t.count, -t.bytes, t.caller))[:top]
+    return by_bytes, by_count
+
+
+def _choose_generation(kernel: str | None, published: Mapping[str, int]) -> tuple[str | None, str]:
+    if kernel is not None:
+        return generation_for(kernel), f"kernel {kernel}"
+    if "VmallocUsed" in published and "VmallocChunk" in published:
+        used, chunk = published["VmallocUsed"], published["VmallocChunk"]
+        if chunk > 0:
+            return "vmlist", ("meminfo's VmallocChunk is not 0, so a 2.6.x-4.3 kernel "
+                              "(vmlist and vmap_area_list walks agree unless vm_map_ram lines exist)")
+        if used > 0:
+            return "nr_pages", "meminfo's VmallocChunk is 0 and VmallocUsed is not: a 5.3+ kernel"
+        return "zero", "meminfo's VmallocUsed and VmallocChunk are 0: a 4.4-5.2 kernel"
+    return None, "kernel version unknown (give --kernel or --meminfo): every generation shown"
+
+
+def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
+              bounds: tuple[int, int] | Bounds | None = None,
+              meminfo: Mapping[str, int] | None = None, kernel: str | None = None,
+              top: int = 10) -> Summary:
+    """Summarize a parsed snapshot.
+
+    ``arch``: a profile name (guessed from the addresses when None).  ``bounds``: the vmalloc
+    range (VMALLOC_START, VMALLOC_END) when known from a machine profile; otherwise inferred from
+    the addresses and meminfo's VmallocTotal, as ``Summary.bounds.how`` says.  ``meminfo``:
+    parsed ``/proc/meminfo`` fields.  ``kernel``: version whose VmallocUsed definitions apply.
+    """
+    if top < 0:
+        raise ConfigError(f"top must be 0 or more, not {top}")
+    lines = list(snapshot.lines)
+    warnings = list(snapshot.warnings)
+    trusted = snapshot.addresses_trusted
+    if not lines:
+        warnings.append(f"{snapshot.source}: no areas: every booted kernel has some, "
+                        f"was the file captured as root?")
+    if arch is None:
+        arch, arch_reason = guess_arch(snapshot)
+    else:
+        arch_reason = "given"
+        if arch in ARCH_NAMES:
+            check_arch(snapshot, arch)
+        else:
+            warnings.append(f"no machine profile for arch {arch!r} (known: {', '.join(ARCH_NAMES)}): "
+                            f"its layout constants are not applied")
+    published = {k: v for k, v in (meminfo or {}).items() if k in _MEMINFO_KEYS}
+    if meminfo is not None and "VmallocTotal" not in published:
+        warnings.append("meminfo has no VmallocTotal line")
+
+    by_kind: dict[str, KindTotal] = {}
+    for ln in lines:
+        old = by_kind.get(ln.primary_kind, KindTotal(0, 0))
+        by_kind[ln.primary_kind] = KindTotal(old.count + 1, old.bytes + ln.size)
+    by_kind = dict(sorted(by_kind.items(), key=lambda kv: (-kv[1].bytes, kv[0])))
+    top_bytes, top_count = _rank_callers(lines, top)
+    pages_by_node: dict[int, int] = {}
+    for ln in lines:
+        for node, count in ln.numa.items():
+            pages_by_node[node] = pages_by_node.get(node, 0) + count
+    page_size, page_size_reason = infer_page_size(snapshot)
+    unpurged = by_kind.get("unpurged", KindTotal(0, 0))
+
+    if isinstance(bounds, tuple):
+        bounds = Bounds(bounds[0], bounds[1], "given")
+    if bounds is not None and bounds.end <= bounds.start:
+        raise ConfigError(f"empty vmalloc range 0x{bounds.start:x}-0x{bounds.end:x}")
+    if bounds is None and trusted:
+        bounds = infer_bounds(snapshot, arch, published.get("VmallocTotal"))
+    holes = stats = frag = inside = modules = module_holes = None
+    if trusted and bounds is not None:
+        ranges = [(ln.start, ln.end) for ln in lines]
+        holes = find_holes(ranges, bounds.start, bounds.end)
+        stats = hole_stats(holes)
+        frag = fragmentation_index(holes)
+        within = [ln for ln in lines if bounds.start <= ln.start < bounds.end]
+        inside = KindTotal(len(within), sum(ln.size for ln in within))
+        modules = module_range(snapshot, arch)
+        if modules is not None:
+            module_holes = hole_stats(find_holes(ranges, modules.start, modules.end))
+        if "VmallocTotal" in published and published["VmallocTotal"] != bounds.size >> 10:
+            warnings.append(f"meminfo VmallocTotal {published['VmallocTotal']} kB but the vmalloc "
+                            f"range used here is {bounds.size >> 10} kB")
+
+    generation, generation_reason = _choose_generation(kernel, published)
+    figures: dict[str, VmallocMeminfo] = {}
+    wanted = [generation] if generation else list(GENERATIONS)
+    span = (bounds.start, bounds.end) if bounds is not None and bounds.exact else None
+    for gen in wanted:
+        if gen in ("vmlist", "vmap_area_list") and (span is None or not trusted):
+            if generation:
+                warnings.append(f"VmallocUsed/VmallocChunk of a {gen} kernel need real addresses "
+                                f"and VMALLOC_START/END (give --meminfo for VmallocTotal): "
+                                f"not computed")
+            continue
+        figures[gen] = vmalloc_meminfo(lines, span, gen, page_size,
+                                       64 if snapshot.address_bits == 64 else 32)
+    for gen, fig in figures.items():
+        for key, ours in (("VmallocUsed", fig.used_kb), ("VmallocChunk", fig.chunk_kb)):
+            if generation == gen and key in published and published[key] != ours:
+                warnings.append(f"{key}: meminfo says {published[key]} kB, the snapshot gives "
+                                f"{ours} kB under {gen} rules (taken at another moment?)")
+
+    return Summary(
+        source=snapshot.source, arch=arch, arch_reason=arch_reason, addresses_trusted=trusted,
+        address_reason=snapshot.address_reason, areas=len(lines),
+        bytes=sum(ln.size for ln in lines), by_kind=by_kind, top_callers=top_bytes,
+        top_callers_by_count=top_count, pages=sum(ln.nr_pages or 0 for ln in lines),
+        pages_by_node=dict(sorted(pages_by_node.items())), page_size=page_size,
+        page_size_reason=page_size_reason, bounds=bounds if trusted else None, inside=inside,
+        holes=holes, hole_stats=stats, fragmentation=frag, modules=modules,
+        module_holes=module_holes, kaslr=infer_kaslr(snapshot, arch), unpurged=unpurged,
+        meminfo_published=published, generation=generation, generation_reason=generation_reason,
+        meminfo_figures=figures, warnings=warnings, lines=lines)
+
+
+def _hex(n: int | None) -> str | None:
+    return None if n is None else f"0x{n:x}"
+
+
+def to_json(summary: Summary) -> dict[str, Any]:
+    """A JSON-ready dict: sizes are ints (bytes unless the key says kB), addresses hex strings."""
+    def caller(t: CallerTotal) -> dict[str, Any]:
+        return {"caller": t.caller, "module": t.module, "count": t.count, "bytes": t.bytes}
+
+    def bounds(b: Bounds | None) -> dict[str, Any] | None:
+        return None if b is None else {"start": _hex(b.start), "end": _hex(b.end), "how": b.how}
+
+    def holes(h: HoleStats | None) -> dict[str, int] | None:
+        return None if h is None else {"count": h.count, "total": h.total, "largest": h.largest}
+
+    return {
+        "source": summary.source,
+        "arch": summary.arch,
+        "arch_reason": summary.arch_reason,
+        "addresses_trusted": summary.addresses_trusted,
+        "address_reason": summary.address_reason,
+        "areas": summary.areas,
+        "bytes": summary.bytes,
+        "by_kind": {k: v.bytes for k, v in summary.by_kind.items()},
+        "by_kind_count": {k: v.count for k, v in summary.by_kind.items()},
+        "top_callers": [caller(t) for t in summary.top_callers],
+        "top_callers_by_count": [caller(t) for t in summary.top_callers_by_count],
+        "pages": summary.pages,
+        "pages_by_node": {str(k): v for k, v in summary.pages_by_node.items()},
+        "page_size": summary.page_size,
+        "bounds": bounds(summary.bounds),
+        "inside": None if summary.inside is None else {"areas": summary.inside.count,
+                                                       "bytes": summary.inside.bytes},
+        "holes": holes(summary.hole_stats),
+        "fragmentation": summary.fragmentation,
+        "modules": bounds(summary.modules),
+        "module_holes": holes(summary.module_holes),
+        "kaslr_vmalloc_base": None if summary.kaslr is None else _hex(summary.kaslr.vmalloc_base),
+        "unpurged": {"areas": summary.unpurged.count, "bytes": summary.unpurged.bytes},
+        "meminfo": {
+            "published_kb": summary.meminfo_published,
+            "generation": summary.generation,
+            "generation_reason": summary.generation_reason,
+            "computed_kb": {g: {"VmallocTotal": f.total_kb, "VmallocUsed": f.used_kb,
+                                "VmallocChunk": f.chunk_kb}
+                            for g, f in summary.meminfo_figures.items()},
+        },
+        "warnings": summary.warnings,
+    }
+
+
+def _size(n: int) -> str:
+    return f"{n} B ({human_bytes(n)})" if n >= 1024 else f"{n} B"
+
+
+def format_summary(summary: Summary, map_rows: int = 4) -> str:
+    """The human report: totals, kinds, callers, pages, holes, meminfo figures and a strip map."""
+    s = summary
+    out = [f"{s.source}: {s.areas} areas, {_size(s.bytes)} (size column, guard pages included)",
+           f"arch: {s.arch or 'unknown'} ({s.arch_reason})",
+           f"addresses: {'real' if s.addresses_trusted else 'NOT usable'} ({s.address_reason})",
+           f"page size: {s.page_size_reason}", "", "by kind (each area once, under its first of "
+           "unpurged, vm_map_ram, ioremap, sparse, vmalloc, vmap, dma-coherent, user, vendor word, "
+           "other):"]
+    for kind, t in s.by_kind.items():
+        share = 100.0 * t.bytes / s.bytes if s.bytes else 0.0
+        out.append(f"  {kind:<14} {t.count:6d} areas {t.bytes:14d} B {human_bytes(t.bytes):>11} "
+                   f"{share:5.1f}%")
+    for title, ranked in (("top callers by bytes:", s.top_callers),
+                          ("top callers by count:", s.top_callers_by_count)):
+        out += ["", title]
+        out += [f"  {t.bytes:14d} B {human_bytes(t.bytes):>11} {t.count:6d}x  {t.caller}"
+                for t in ranked]
+    out += ["", f"pages (pages= column): {s.pages} ({human_bytes(s.pages * s.page_size)})"]
+    if s.pages_by_node:
+        out.append("  per node: " + "  ".join(f"N{n}={c}" for n, c in s.pages_by_node.items()))
+    if s.unpurged.count:
+        out.append(f"unpurged (lazily freed, reusable after the next purge): {s.unpurged.count} "
+                   f"areas, {_size(s.unpurged.bytes)}")
+    out.append("")
+    if s.bounds is None:
+        out.append("vmalloc range, holes, fragmentation: not available (addresses not usable)")
+    else:
+        b = s.bounds
+        out.append(f"vmalloc range 0x{b.start:x}-0x{b.end:x} ({human_bytes(b.size)}): {b.how}")
+        if s.kaslr is not None:
+            out.append(f"  KASLR: {s.kaslr.reason}")
+        if s.inside is not None:
+            out.append(f"  areas inside: {s.inside.count}, {_size(s.inside.bytes)}; outside: "
+                       f"{s.areas - s.inside.count}, {_size(s.bytes - s.inside.bytes)}")
+        if s.hole_stats is not None:
+            h = s.hole_stats
+            frag = "n/a (no free space)" if s.fragmentation is None else f"{s.fragmentation:.3f}"
+            out.append(f"  holes: {h.count}, total {_size(h.total)}, largest {_size(h.largest)}")
+            out.append(f"  fragmentation (1 - largest/total free): {frag}")
+        if s.modules is not None and s.module_holes is not None:
+            m, h = s.modules, s.module_holes
+            out.append(f"module area 0x{m.start:x}-0x{m.end:x} ({m.how}): {h.count} holes, "
+                       f"total {_size(h.total)}, largest {_size(h.largest)}")
+    out += ["", f"/proc/meminfo Vmalloc* in kB ({s.generation_reason}):"]
+    for gen, fig in s.meminfo_figures.items():
+        total = "?" if fig.total_kb is None else str(fig.total_kb)
+        out.append(f"  {GENERATIONS[gen]}\n    VmallocTotal {total}  VmallocUsed {fig.used_kb}  "
+                   f"VmallocChunk {fig.chunk_kb}")
+    if s.meminfo_published:
+        out.append("  meminfo file: " + "  ".join(f"{k} {v}" for k, v in s.meminfo_published.items()))
+    if s.bounds is not None:
+        out += ["", "map of the vmalloc range:",
+                strip_map(s.lines, s.bounds.start, s.bounds.end, rows=map_rows)]
+        within = [ln for ln in s.lines if s.bounds.start <= ln.start < s.bounds.end]
+        if within:
+            lo, hi = min(ln.start for ln in within), max(ln.end for ln in within)
+            if 4 * (hi - lo) < s.bounds.size:
+                out += ["map of the occupied part of the range:",
+                        strip_map(within, lo, hi, rows=map_rows)]
+        if s.modules is not None:
+            out += ["map of the module area:", strip_map(s.lines, s.modules.start, s.modules.end)]
+    if s.warnings:
+        out += ["", "warnings:"] + [f"  {w}" for w in s.warnings]
+    return "\n".join(out) + "\n"

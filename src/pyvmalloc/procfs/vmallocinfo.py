@@ -1,0 +1,382 @@
+"""Parse and render ``/proc/vmallocinfo`` in every format the kernel has written since 2.6.26.
+
+One line per area (``mm/vmalloc.c``: ``s_show`` up to 6.8, ``vmalloc_info_show`` from 6.9)::
+
+    0x<start>-0x<end> <size %7ld> [caller %pS] [pages=N] [phys=ADDR] [flag words] [N<node>=count ...]
+
+``size`` is ``vm->size`` and includes the guard page.  Lines are parsed exactly; what cannot be a
+vmallocinfo line raises :class:`pyvmalloc.errors.FormatError` naming ``FILE:LINE``.  Two things are
+*properties of the snapshot*, not errors: addresses hashed by ``%pK`` (kptr_restrict) and flag
+words this parser does not know (vendor kernels add some, e.g. ``lowmem``); both are kept and said
+in :attr:`VmallocinfoSnapshot.warnings` / :attr:`VmallocinfoSnapshot.addresses_trusted`.
+
+This module is a pure text format: it imports nothing from the model layers, so the kernel layer
+can use :func:`render_vmallocinfo` for ``Machine.vmallocinfo()``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from pyvmalloc.errors import FormatError
+
+__all__ = [
+    "KNOWN_FLAG_WORDS",
+    "UNPURGED",
+    "VM_MAP_RAM",
+    "VmallocinfoLine",
+    "VmallocinfoSnapshot",
+    "parse_vmallocinfo",
+    "render_vmallocinfo",
+]
+
+# The flag words in the order the kernel prints them (mm/vmalloc.c s_show/vmalloc_info_show):
+# VM_IOREMAP, VM_SPARSE (6.9+), VM_ALLOC, VM_MAP, VM_USERMAP, VM_DMA_COHERENT (5.5+), then
+# "vpages" (the page array itself was vmalloc'ed: VM_VPAGES before 3.x, is_vmalloc_addr() now).
+KNOWN_FLAG_WORDS: tuple[str, ...] = (
+    "ioremap", "sparse", "vmalloc", "vmap", "user", "dma-coherent", "vpages",
+)
+# VAs without a vm_struct (4.13+; VMAP_RAM in 6.4+): "0x..-0x.. <size> vm_map_ram".
+VM_MAP_RAM = "vm_map_ram"
+# Lazily freed VAs printed after the busy ones (show_purge_info, 5.4+; the word appeared in 4.13).
+UNPURGED = "unpurged vm_area"
+
+_PRIMARY_ORDER: tuple[tuple[str, str], ...] = (
+    (UNPURGED, "unpurged"), (VM_MAP_RAM, "vm_map_ram"), ("ioremap", "ioremap"),
+    ("sparse", "sparse"), ("vmalloc", "vmalloc"), ("vmap", "vmap"),
+    ("dma-coherent", "dma-coherent"), ("user", "user"),
+)
+
+_HEX = re.compile(r"[0-9a-fA-F]+\Z")
+_DEC = re.compile(r"[0-9]+\Z")
+# %pS: "symbol+0xoff/0xsize"; symbols may carry compiler suffixes (".constprop.5", ".isra.0").
+_SYMBOL_CALLER = re.compile(r"[^\s+\[\]=]+\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+\Z")
+# %pS of an address kallsyms cannot name (or a kernel without kallsyms): a raw "0x..." address.
+_RAW_CALLER = re.compile(r"0x[0-9a-fA-F]+\Z")
+_MODULE = re.compile(r"\[[^\s\[\]]+\]\Z")
+_NUMA = re.compile(r"N([0-9]+)=(.*)\Z", re.DOTALL)
+_KEYVAL = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)=(.*)\Z", re.DOTALL)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
+
+
+@dataclass(frozen=True)
+class VmallocinfoLine:
+    """One area line of ``/proc/vmallocinfo``.
+
+    ``kinds`` holds the flag words in the order they were printed, including ``vm_map_ram``,
+    ``unpurged vm_area`` (one entry) and vendor words; ``unknown_words`` repeats the vendor words
+    and holds unknown ``key=value`` tokens (both kept, and warned about).  ``lineno`` is where the
+    line was read and takes no part in equality, so a rendered and re-parsed record compares equal.
+    """
+
+    start: int
+    end: int
+    size: int
+    caller: str | None = None
+    nr_pages: int | None = None
+    phys: int | None = None
+    kinds: tuple[str, ...] = ()
+    numa: dict[int, int] = field(default_factory=dict)
+    unknown_words: tuple[str, ...] = ()
+    lineno: int = field(default=0, compare=False)
+
+    @property
+    def primary_kind(self) -> str:
+        """The one kind this area counts under, so that every byte is counted once.
+
+        The first of: ``unpurged`` (lazily freed, not yet purged), ``vm_map_ram``, ``ioremap``,
+        ``sparse``, ``vmalloc``, ``vmap``, ``dma-coherent``, ``user``; else the first vendor
+        word (e.g. ``lowmem``); else ``other`` (a line with no flag word).  ``vpages`` says how
+        the page array was allocated and is never a kind of its own.
+        """
+        for word, kind in _PRIMARY_ORDER:
+            if word in self.kinds:
+                return kind
+        for word in self.kinds:
+            if word != "vpages":
+                return word
+        return "other"
+
+    @property
+    def caller_at_entry(self) -> bool:
+        """True when the caller is a function's own address (``+0x0/``), not a return address.
+
+        Early and fixed maps record the function itself: ``vm_area_add_early()`` areas of ARM
+        ``iotable_init``/``pmd_empty_section_gap``/``pci_reserve_io``, ``pcpu_get_vm_areas``.
+        """
+        return self.caller is not None and "+0x0/" in self.caller
+
+    @property
+    def has_guard_page(self) -> bool:
+        """Whether the last page of the area is the guard page ``__get_vm_area_node`` adds.
+
+        Not for vm_map_ram blocks (no vm_struct) nor for early fixed maps (sized exactly).
+        """
+        return VM_MAP_RAM not in self.kinds and not self.caller_at_entry
+
+    @property
+    def module(self) -> str | None:
+        """The module name of the caller (``[pvrsrvkm]`` -> ``pvrsrvkm``), or None."""
+        if self.caller and self.caller.endswith("]") and " [" in self.caller:
+            return self.caller.rsplit(" [", 1)[1][:-1]
+        return None
+
+    @property
+    def function(self) -> str | None:
+        """The caller without offset and module: ``osal_malloc`` or a raw ``0xbf00e11c``."""
+        if self.caller is None:
+            return None
+        return self.caller.split(" ", 1)[0].split("+", 1)[0]
+
+
+@dataclass
+class VmallocinfoSnapshot:
+    """A parsed ``/proc/vmallocinfo``: the lines in file order and what was learnt about them.
+
+    ``addresses_trusted`` is False when the addresses are not real (hashed by ``%pK`` or printed
+    as zeros); ``address_reason`` says why either way.  ``address_bits`` is 64 when addresses were
+    printed with 16 hex digits, 32 for 8 digits.
+    """
+
+    source: str
+    lines: list[VmallocinfoLine]
+    addresses_trusted: bool
+    address_reason: str
+    address_bits: int
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __iter__(self) -> Iterator[VmallocinfoLine]:
+        return iter(self.lines)
+
+
+def _hex(text: str, where: str, what: str) -> int:
+    if not _HEX.match(text):
+        if text == "":
+            raise FormatError(where, f"truncated line: {what} has no digits")
+        raise FormatError(where, f"bad hex in {what}: {text!r}")
+    return int(text, 16)
+
+
+def _parse_range(token: str, where: str) -> tuple[int, int, int]:
+    """Parse ``0xSTART-0xEND``; return start, end and the widest digit count."""
+    if "-" not in token:
+        if token.startswith("0x") and _HEX.match(token[2:]):
+            raise FormatError(where, "truncated line: expected 0xSTART-0xEND, got no end address")
+        raise FormatError(where, f"expected 0xSTART-0xEND at the start of the line, got {token!r}")
+    left, right = token.split("-", 1)
+    for part, name in ((left, "start address"), (right, "end address")):
+        if not part.startswith("0x"):
+            if part == "":
+                raise FormatError(where, f"truncated line: no {name}")
+            raise FormatError(where, f"{name} {part!r} does not begin with 0x")
+    start = _hex(left[2:], where, "start address")
+    end = _hex(right[2:], where, "end address")
+    return start, end, max(len(left), len(right)) - 2
+
+
+def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]]
+                ) -> tuple[VmallocinfoLine, int]:
+    where = f"{source}:{lineno}"
+    tokens = raw.split()
+    start, end, digits = _parse_range(tokens[0], where)
+    if len(tokens) < 2:
+        raise FormatError(where, "truncated line: no size after the address range")
+    if not _DEC.match(tokens[1]):
+        raise FormatError(where, f"size is not a decimal number: {tokens[1]!r}")
+    size = int(tokens[1])
+
+    rest = tokens[2:]
+    i = 0
+    caller: str | None = None
+    # The caller comes first when the kernel had one (``if (v->caller)``); "vm_map_ram" and
+    # "unpurged vm_area" lines have none.
+    if rest and (_SYMBOL_CALLER.match(rest[0]) or _RAW_CALLER.match(rest[0])):
+        caller = rest[0]
+        i = 1
+        if i < len(rest) and _MODULE.match(rest[i]):
+            caller = f"{caller} {rest[i]}"
+            i += 1
+
+    nr_pages: int | None = None
+    phys: int | None = None
+    kinds: list[str] = []
+    unknown_words: list[str] = []
+    numa: dict[int, int] = {}
+    while i < len(rest):
+        tok = rest[i]
+        i += 1
+        if tok == "unpurged" and i < len(rest) and rest[i] == "vm_area":
+            i += 1
+            kinds.append(UNPURGED)
+            continue
+        if tok in KNOWN_FLAG_WORDS or tok == VM_MAP_RAM:
+            if tok in kinds:
+                raise FormatError(where, f"flag word {tok!r} printed twice")
+            kinds.append(tok)
+            continue
+        numa_match = _NUMA.match(tok)
+        if numa_match:
+            node, count = numa_match.groups()
+            if count == "":
+                raise FormatError(where, f"truncated line: {tok!r} has no page count")
+            if not _DEC.match(count):
+                raise FormatError(where, f"bad page count in {tok!r}")
+            if int(node) in numa:
+                raise FormatError(where, f"node N{int(node)} printed twice")
+            numa[int(node)] = int(count)
+            continue
+        keyval = _KEYVAL.match(tok)
+        if keyval:
+            key, value = keyval.groups()
+            if key in ("pages", "phys"):
+                if value == "":
+                    raise FormatError(where, f"truncated line: {key}= has no value")
+                if (key == "pages" and nr_pages is not None) or (key == "phys" and phys is not None):
+                    raise FormatError(where, f"{key}= printed twice")
+                if key == "pages":
+                    if not _DEC.match(value):
+                        raise FormatError(where, f"pages= is not a decimal number: {value!r}")
+                    nr_pages = int(value)
+                else:
+                    # phys=%lx / %llx (no 0x) before %pa (0x, zero-padded) in newer kernels.
+                    digits_ = value[2:] if value.startswith("0x") else value
+                    phys = _hex(digits_, where, "phys=")
+                continue
+            unknown_words.append(tok)
+            unknown.setdefault(tok.split("=", 1)[0] + "=", []).append(lineno)
+            continue
+        if _WORD.match(tok):
+            # A flag word this parser does not know: a vendor kernel's (e.g. "lowmem") or a
+            # future kernel's.  Kept as a kind, and reported.
+            if tok in kinds:
+                raise FormatError(where, f"flag word {tok!r} printed twice")
+            kinds.append(tok)
+            unknown_words.append(tok)
+            unknown.setdefault(tok, []).append(lineno)
+            continue
+        if _SYMBOL_CALLER.match(tok) or _RAW_CALLER.match(tok) or _MODULE.match(tok):
+            raise FormatError(where, f"caller {tok!r} after the flag words")
+        raise FormatError(where, f"unexpected {tok!r}")
+    line = VmallocinfoLine(start=start, end=end, size=size, caller=caller, nr_pages=nr_pages,
+                           phys=phys, kinds=tuple(kinds), numa=numa,
+                           unknown_words=tuple(unknown_words), lineno=lineno)
+    return line, digits
+
+
+def _judge_addresses(lines: Sequence[VmallocinfoLine]) -> tuple[bool, str]:
+    """Decide whether the addresses are real; the reason says what was seen."""
+    if not lines:
+        return True, "no areas"
+    if all(ln.start == 0 and ln.end == 0 for ln in lines):
+        return False, ("every address printed as 0: %pK hides pointers "
+                       "(kptr_restrict=2, or a reader without CAP_SYSLOG)")
+    consistent = sum(1 for ln in lines if ln.end - ln.start == ln.size)
+    if 2 * consistent < len(lines):
+        backwards = sum(1 for ln in lines if ln.end < ln.start)
+        return False, (f"addresses hashed by %pK (kptr_restrict): end - start equals the size column "
+                       f"on only {consistent} of {len(lines)} lines, {backwards} end below their start")
+    return True, f"end - start equals the size column on {consistent} of {len(lines)} lines"
+
+
+def _check_trusted(lines: Sequence[VmallocinfoLine], source: str) -> None:
+    """In a snapshot with real addresses every line must be a range and no two may overlap."""
+    for ln in lines:
+        where = f"{source}:{ln.lineno}"
+        if ln.end < ln.start:
+            raise FormatError(where, f"end 0x{ln.end:x} below start 0x{ln.start:x}")
+        if ln.end - ln.start != ln.size:
+            raise FormatError(where, f"size {ln.size} does not match end - start = {ln.end - ln.start}")
+    ordered = sorted(lines, key=lambda ln: (ln.start, ln.end))
+    reach: VmallocinfoLine | None = None
+    for ln in ordered:
+        if reach is not None and ln.start < reach.end and ln.size > 0:
+            first, second = sorted((reach, ln), key=lambda x: x.lineno)
+            raise FormatError(
+                f"{source}:{second.lineno}",
+                f"area 0x{second.start:x}-0x{second.end:x} overlaps line {first.lineno} "
+                f"(0x{first.start:x}-0x{first.end:x})")
+        if ln.size > 0 and (reach is None or ln.end > reach.end):
+            reach = ln
+
+
+def parse_vmallocinfo(text: str, source: str = "<vmallocinfo>") -> VmallocinfoSnapshot:
+    """Parse the text of ``/proc/vmallocinfo``; raise FormatError(``source:line``, why) if malformed.
+
+    Blank lines are skipped; an empty text is a valid snapshot with no areas.
+    """
+    if not isinstance(text, str):
+        raise FormatError(source, f"expected text, got {type(text).__name__}")
+    lines: list[VmallocinfoLine] = []
+    unknown: dict[str, list[int]] = {}
+    digits = 0
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        if "\x00" in raw:
+            raise FormatError(f"{source}:{lineno}", "binary data (NUL byte), not vmallocinfo text")
+        if not raw.strip():
+            continue
+        line, width = _parse_line(raw, lineno, source, unknown)
+        lines.append(line)
+        digits = max(digits, width)
+    trusted, reason = _judge_addresses(lines)
+    if trusted:
+        _check_trusted(lines, source)
+    widest = max((max(ln.start, ln.end) for ln in lines), default=0)
+    bits = 64 if digits > 8 or widest >= 1 << 32 else 32
+    warnings = []
+    for word, where in unknown.items():
+        kind = "key" if word.endswith("=") else "flag word"
+        count = f"{len(where)} lines" if len(where) > 1 else "1 line"
+        warnings.append(f"{source}:{where[0]}: unknown {kind} {word!r} kept "
+                        f"({count}; a vendor or newer kernel's)")
+    if not trusted:
+        warnings.append(f"{source}: {reason}; only address-free results are given")
+    return VmallocinfoSnapshot(source=source, lines=lines, addresses_trusted=trusted,
+                               address_reason=reason, address_bits=bits, warnings=warnings)
+
+
+def _render_line(ln: VmallocinfoLine, digits: int, phys_digits: int) -> str:
+    parts = [f"0x{ln.start:0{digits}x}-0x{ln.end:0{digits}x} {ln.size:7d}"]
+    if ln.caller is not None:
+        parts.append(ln.caller)
+    if ln.nr_pages is not None:
+        parts.append(f"pages={ln.nr_pages}")
+    if ln.phys is not None:
+        parts.append(f"phys=0x{ln.phys:0{phys_digits}x}")  # %pa: 0x, zero-padded
+    parts.extend(ln.kinds)
+    parts.extend(w for w in ln.unknown_words if w not in ln.kinds)
+    parts.extend(f"N{node}={count}" for node, count in sorted(ln.numa.items()))
+    return " ".join(parts)
+
+
+def render_vmallocinfo(records: Iterable[VmallocinfoLine], bits: int | None = None,
+                       phys_bits: int | None = None) -> str:
+    """Render areas in the current kernel's format (``0x%px-0x%px %7ld %pS pages=%d phys=%pa ...``).
+
+    ``bits`` is the pointer width (64: 16 hex digits, 32: 8); by default 64 if any address needs
+    it, else 32.  ``phys_bits`` is ``sizeof(phys_addr_t)*8`` and defaults to ``bits``.  Records
+    print in the order given; their ``kinds`` print in their own order, so a parsed snapshot
+    renders back to the same records.
+    """
+    recs = list(records)
+    if bits is None:
+        bits = 64 if any(max(r.start, r.end) >= 1 << 32 for r in recs) else 32
+    if bits not in (32, 64):
+        raise FormatError("render_vmallocinfo", f"bits must be 32 or 64, not {bits}")
+    phys_bits = bits if phys_bits is None else phys_bits
+    if phys_bits not in (32, 64):
+        raise FormatError("render_vmallocinfo", f"phys_bits must be 32 or 64, not {phys_bits}")
+    out = []
+    for r in recs:
+        if max(r.start, r.end) >= 1 << bits or min(r.start, r.end, r.size) < 0:
+            raise FormatError(f"render_vmallocinfo:{r.lineno}",
+                              f"area 0x{r.start:x}-0x{r.end:x} does not fit {bits}-bit addresses")
+        if r.phys is not None and not 0 <= r.phys < 1 << phys_bits:
+            raise FormatError(f"render_vmallocinfo:{r.lineno}",
+                              f"phys 0x{r.phys:x} does not fit {phys_bits} bits")
+        out.append(_render_line(r, bits // 4, phys_bits // 4) + "\n")
+    return "".join(out)
