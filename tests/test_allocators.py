@@ -347,18 +347,19 @@ class TwoAllocators(RuleBasedStateMachine):
 
     @rule(addr=addr_st(), offset=st.integers(0, 2 * P), span=st.integers(1, 30))
     def lookups(self, addr: int, offset: int, span: int) -> None:
-        addr += offset
+        addr = min(addr + offset, TOP)
+        vend = min(addr + span * P, TOP)
         want_find = self.busy[addr][1] if addr in self.busy else None
         want_containing = next(((s, z, o) for s, (z, o) in self.busy.items() if s <= addr < s + z),
                                None)
         want_after = [(s, self.busy[s][0], self.busy[s][1]) for s in sorted(self.busy)
                       if s + self.busy[s][0] > addr]
-        want_free = model_free_view(self.busy, addr, addr + span * P)
+        want_free = model_free_view(self.busy, addr, vend)
         for a in (self.lst, self.kva):
             assert a.find(addr) is want_find
             assert a.find_containing(addr) == want_containing
             assert busy_view(a, addr) == want_after
-            assert free_view(a, addr, addr + span * P) == want_free
+            assert free_view(a, addr, vend) == want_free
 
     @invariant()
     def agree_with_model(self) -> None:
@@ -412,6 +413,13 @@ def test_bad_arguments_raise_config_error(cls: type) -> None:
     for addr, size in [(LOW, 0), (LOW, 100), (-P, P), (None, P)]:
         with pytest.raises(ConfigError):
             a.insert(addr, size, None)
+    with pytest.raises(ConfigError):
+        a.find_containing("0x1000")
+    with pytest.raises(ConfigError):
+        list(a.for_each_busy(-1))
+    with pytest.raises(ConfigError):
+        list(a.for_each_free(0, 2**65))
+    assert a.find("0x1000") is None and a.remove(None) is None  # no such area, as vfree says
     for page in (0, 3000, -4096, 4096.0):
         with pytest.raises(ConfigError):
             cls(page)

@@ -20,7 +20,12 @@ from collections.abc import Iterator
 
 from pyvmalloc.errors import Inconsistency
 from pyvmalloc.vmalloc._augtree import AugTree, Node, successor
-from pyvmalloc.vmalloc.list_allocator import check_alloc_args, check_insert_args, space_bounds
+from pyvmalloc.vmalloc.list_allocator import (
+    check_address,
+    check_alloc_args,
+    check_insert_args,
+    space_bounds,
+)
 
 
 class KvaAllocator:
@@ -81,7 +86,7 @@ class KvaAllocator:
         return True
 
     def _clip(self, va: Node, nva: int, end: int, owner: object) -> None:
-        """Carve ``[nva, end)`` out of free block ``va`` (``adjust_va_to_fit_type``), make it busy."""
+        """Move ``[nva, end)`` of free block ``va`` to the busy set (``adjust_va_to_fit_type``)."""
         free = self._free
         if va.start == nva:
             if va.end == end:
@@ -144,6 +149,7 @@ class KvaAllocator:
 
     def find_containing(self, addr: int) -> tuple[int, int, object] | None:
         """``(start, size, owner)`` of the busy block containing ``addr`` (``__find_vmap_area``)."""
+        check_address(addr)
         node = self._busy_tree.floor(addr)
         if node is None or addr >= node.end:
             return None
@@ -152,6 +158,7 @@ class KvaAllocator:
     def for_each_busy(self, start: int = 0) -> Iterator[tuple[int, int, object]]:
         """Busy blocks that end after ``start``, in address order (do not change the allocator
         while iterating)."""
+        check_address(start, "start")
         n = self._busy_tree.floor(start)
         if n is None:
             n = self._busy_tree.first()
@@ -162,6 +169,8 @@ class KvaAllocator:
 
     def for_each_free(self, vstart: int, vend: int) -> Iterator[tuple[int, int]]:
         """Free blocks clipped to ``[vstart, vend)``, in address order."""
+        check_address(vstart, "vstart")
+        check_address(vend, "vend")
         n = self._free.floor(vstart)
         if n is None:
             n = self._free.first()

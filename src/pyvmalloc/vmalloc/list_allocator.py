@@ -187,6 +187,7 @@ class ListAllocator:
 
     def find_containing(self, addr: int) -> tuple[int, int, object] | None:
         """``(start, size, owner)`` of the area containing ``addr``, else None."""
+        check_address(addr)
         tmp = self._head
         while tmp is not None and tmp.addr <= addr:
             if addr < tmp.addr + tmp.size:
@@ -197,6 +198,7 @@ class ListAllocator:
     def for_each_busy(self, start: int = 0) -> Iterator[tuple[int, int, object]]:
         """Busy areas that end after ``start``, in address order (do not change the allocator
         while iterating)."""
+        check_address(start, "start")
         tmp = self._head
         while tmp is not None:
             if tmp.addr + tmp.size > start:
@@ -205,6 +207,8 @@ class ListAllocator:
 
     def for_each_free(self, vstart: int, vend: int) -> Iterator[tuple[int, int]]:
         """The holes between busy areas, clipped to ``[vstart, vend)``, in address order."""
+        check_address(vstart, "vstart")
+        check_address(vend, "vend")
         lo = max(vstart, self._low)
         hi = min(vend, self._high)
         cursor = lo
