@@ -228,6 +228,12 @@ def test_node_fallback_ring_order_and_thisnode() -> None:
     mem.check()
 
 
+def test_empty_zones_are_not_populated() -> None:
+    mem = PhysMem(PAGE, [("DMA", 0, 16), ("DMA32", 16, 16), ("NORMAL", 16, 64)], max_order=3)
+    assert mem.zones_of_node(0) == ["DMA", "NORMAL"]
+    assert mem.zonelist(0, G.GFP_DMA32) == [(0, "DMA")]
+
+
 def test_dma_lives_on_node_zero_and_nodes_split_evenly() -> None:
     mem = PhysMem(4096, [("DMA", 0, 4096), ("DMA32", 4096, 1 << 18)], nodes=4)
     assert mem.zones_of_node(0) == ["DMA", "DMA32"]
@@ -324,7 +330,7 @@ def test_reserved_pages_stay_out_and_cannot_be_freed() -> None:
 
 @pytest.mark.parametrize("kwargs", [
     dict(nodes=0), dict(nodes=65), dict(nodes=3), dict(page_size=1000), dict(max_order=0),
-    dict(zones=[]), dict(zones=[("NORMAL", 0, 64), ("DMA", 64, 80)]),
+    dict(zones=[]), dict(zones=[("NORMAL", 0, 0)]), dict(zones=[("NORMAL", 0, 64), ("DMA", 64, 80)]),
     dict(zones=[("NORMAL", 0, 64), ("HIGHMEM", 60, 80)]), dict(zones=[("BOGUS", 0, 64)]),
     dict(zones=[("NORMAL", 0)]), dict(reserved=[(5, 5000)]), dict(reserved=[(9, 3)]),
 ])

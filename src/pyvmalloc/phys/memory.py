@@ -226,7 +226,7 @@ class PhysMem:
     """The physical memory of a machine: frames with bytes, nodes, zones and their buddy allocators.
 
     ``zones`` are ``(name, start_pfn, end_pfn)`` in address order (names from DMA, DMA32,
-    NORMAL, HIGHMEM, empty ones left out); frames outside them are holes.  RAM is split evenly
+    NORMAL, HIGHMEM; empty ones are skipped); frames outside them are holes.  RAM is split evenly
     among ``nodes`` in address order, node boundaries aligned to MAX_ORDER blocks.
     ``reserved`` are pfn ranges kept out of the allocator at boot (PG_reserved), e.g. the
     kernel image.  ``fail_hook(point, n)`` returns how many of ``n`` page allocations about to
@@ -243,7 +243,7 @@ class PhysMem:
         *,
         reserved: Sequence[tuple[int, int]] = (),
     ) -> None:
-        self._validate(page_size, zones, nodes, max_order)
+        zones = self._validate(page_size, zones, nodes, max_order)
         self.page_size = int(page_size)
         self.max_order = int(max_order)
         self.fail_hook = fail_hook
@@ -285,15 +285,15 @@ class PhysMem:
     # -- boot ----------------------------------------------------------------------------------
     @staticmethod
     def _validate(page_size: int, zones: Sequence[tuple[str, int, int]], nodes: int,
-                  max_order: int) -> None:
+                  max_order: int) -> list[tuple[str, int, int]]:
+        """The populated zones, as ints; ConfigError for anything the model cannot boot."""
         if not isinstance(page_size, int) or page_size < 64 or page_size & (page_size - 1):
             raise ConfigError(f"page size {page_size!r} is not a power of two of at least 64 bytes")
         if not isinstance(max_order, int) or not 1 <= max_order <= 20:
             raise ConfigError(f"MAX_ORDER {max_order!r} is outside 1..20")
         if not isinstance(nodes, int) or not 1 <= nodes <= MAX_NUMNODES:
             raise ConfigError(f"{nodes!r} NUMA nodes: the model supports 1 to {MAX_NUMNODES}")
-        if not zones:
-            raise ConfigError("no memory zones: the machine has no RAM")
+        out: list[tuple[str, int, int]] = []
         last_end, last_type = 0, -1
         for zone in zones:
             try:
@@ -305,9 +305,15 @@ class PhysMem:
                 raise ConfigError(f"zone name {name!r} is not one of {', '.join(ZONE_NAMES)}")
             if ZONE_NAMES.index(name) <= last_type:
                 raise ConfigError(f"zone {name} is out of order or repeated (order: DMA, DMA32, NORMAL, HIGHMEM)")
-            if not last_end <= start < end:
-                raise ConfigError(f"zone {name} [{start:#x}, {end:#x}) is empty, overlaps or is out of address order")
-            last_end, last_type = end, ZONE_NAMES.index(name)
+            if not last_end <= start <= end:
+                raise ConfigError(f"zone {name} [{start:#x}, {end:#x}) overlaps or is out of address order")
+            last_type = ZONE_NAMES.index(name)
+            if start < end:  # an empty zone is not populated: leave it out
+                out.append((name, start, end))
+                last_end = end
+        if not out:
+            raise ConfigError("no memory zones: the machine has no RAM")
+        return out
 
     def _split_nodes(self, zones: Sequence[tuple[str, int, int]], nodes: int, start: int,
                      end: int) -> list[tuple[int, int]]:
