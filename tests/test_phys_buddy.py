@@ -188,7 +188,7 @@ class BuddyMachine(RuleBasedStateMachine):
 
 
 TestBuddyMachine = BuddyMachine.TestCase
-TestBuddyMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None,
+TestBuddyMachine.settings = settings(max_examples=120, stateful_step_count=30, deadline=None,
                                      suppress_health_check=[HealthCheck.too_slow,
                                                             HealthCheck.filter_too_much])
 

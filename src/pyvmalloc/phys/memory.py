@@ -10,7 +10,7 @@ host OS), so boot writes only what must be nonzero:
     ``PG_buddy`` on the first page of each free block (as the kernel does: only the head carries
     it, with the order in ``order``); ``PG_reserved`` on pages kept out of the allocator at boot;
     ``PG_slab`` on kmalloc pages; ``PG_pgtable`` on page-table pages.
-``owner`` (uint8, code of an owner kind)
+``owner`` (uint8: code ``i`` is the owner kind ``OWNERS[i]``)
     who holds the frame: ``"free"`` (0: in the buddy allocator, head or not), ``"pgtable"``,
     ``"vmalloc"``, ``"slab"``, ``"other"`` (any other caller, the default) or ``"reserved"``.
     The kernel has no such field; it lets the consistency checker tell frames apart.

@@ -7,6 +7,7 @@ Model of the parts of mm/slab.c (2.6.22) that mm/vmalloc.c uses: ``kmalloc_node`
   byte caches; the model keeps powers of two).  A slab is one page of objects of one class on
   one node; ``GFP_DMA`` requests use separate slabs from ZONE_DMA, as the kmalloc-dma caches do.
   Larger requests get a block of pages of their own (up to MAX_ORDER).
+- ``kmalloc(0)`` gets a smallest object (ZERO_SIZE_PTR came with 2.6.23).
 - A handle is ``page_offset + physical address`` of the object, so its bytes are in the frame
   (``__GFP_ZERO`` zeroes them; without it they keep whatever the last user left).  Handles are
   never 0 (NULL): with ``page_offset`` 0, frame 0 is taken once and never used for objects.
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from pyvmalloc.errors import KernelBug
 from pyvmalloc.phys.gfp import GFP_DMA, GFP_LEVEL_MASK, GFPBIT
 from pyvmalloc.phys.memory import OWNER_SLAB, PhysMem
@@ -28,6 +31,12 @@ MIN_OBJECT = 32
 # when a new slab is needed: a zone modifier other than GFP_DMA (say __GFP_HIGHMEM) is a BUG.
 # That is why mm/vmalloc.c masks kmalloc_node()'s flags with GFP_LEVEL_MASK.
 _SLAB_GFP_OK = GFP_DMA | GFPBIT.ZERO | GFP_LEVEL_MASK
+
+
+def _check_grow_flags(gfp: int) -> None:
+    if gfp & ~_SLAB_GFP_OK:
+        raise KernelBug(f"kernel BUG at mm/slab.c: cache_grow() with gfp {gfp:#x} "
+                        "(zone modifiers other than GFP_DMA are not allowed)")
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,7 @@ class Kmalloc:
         is larger than the largest block, or when no page can be had.  Raises KernelBug when a
         new slab is needed and ``gfp`` carries a zone modifier other than GFP_DMA.
         """
-        if not isinstance(size, int) or size < 0 or size > self.max_size:
+        if not isinstance(size, (int, np.integer)) or size < 0 or size > self.max_size:
             # A negative size_t is huge: the kernel finds no cache and returns NULL.
             self._failures += 1
             return None
@@ -95,6 +104,7 @@ class Kmalloc:
             self._failures += 1
             self._injected += 1
             return None
+        size = int(size)
         cls = self.size_class(max(size, 1))
         if cls > self.page_size:
             handle = self._kmalloc_large(size, cls, gfp, node)
@@ -139,9 +149,7 @@ class Kmalloc:
         return slabs[next(reversed(slabs))]
 
     def _grow(self, cls: int, node: int, dma: bool, gfp: int, this_node: bool) -> _Slab | None:
-        if gfp & ~_SLAB_GFP_OK:
-            raise KernelBug(f"kernel BUG at mm/slab.c: cache_grow() with gfp {gfp:#x} "
-                            "(zone modifiers other than GFP_DMA are not allowed)")
+        _check_grow_flags(gfp)
         page_gfp = (gfp & GFP_LEVEL_MASK) | (GFP_DMA if dma else 0)
         if this_node:
             page_gfp |= GFPBIT.THISNODE
@@ -155,9 +163,7 @@ class Kmalloc:
         return slab
 
     def _kmalloc_large(self, size: int, cls: int, gfp: int, node: int) -> int | None:
-        if gfp & ~_SLAB_GFP_OK:
-            raise KernelBug(f"kernel BUG at mm/slab.c: cache_grow() with gfp {gfp:#x} "
-                            "(zone modifiers other than GFP_DMA are not allowed)")
+        _check_grow_flags(gfp)
         order = (cls // self.page_size).bit_length() - 1
         pfn = self._get_pages(node, gfp & (GFP_LEVEL_MASK | GFP_DMA), order)
         if pfn is None:
@@ -189,9 +195,9 @@ class Kmalloc:
     # -- free ----------------------------------------------------------------------------------
     def _lookup(self, handle: int, what: str) -> tuple[_Slab | None, int]:
         """(slab, object index) or (None, pfn of a large block) for ``handle``; KernelBug if none."""
-        if not isinstance(handle, int):
+        if not isinstance(handle, (int, np.integer)):
             raise KernelBug(f"{what}: {handle!r} is not an address")
-        pfn, off = divmod(handle - self.page_offset, self.page_size)
+        pfn, off = divmod(int(handle) - self.page_offset, self.page_size)
         slab = self._slabs.get(pfn)
         if slab is not None and off % slab.size == 0:
             return slab, off // slab.size
