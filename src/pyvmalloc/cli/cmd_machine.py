@@ -43,8 +43,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"  lowmem {fmt_size(lay.lowmem_bytes)}, highmem {fmt_size(lay.highmem_bytes)}, "
           f"IOREMAP_MAX_ORDER {prof.ioremap_max_order}")
     print("\nnodes and zones:")
-    for line in m.phys.zone_report().splitlines():
-        print(f"  {line}")
+    for z in m.phys.zone_info():
+        print(f"  Node {z.node}, zone {z.zone:<8} pfn {z.start_pfn:#x}-{z.end_pfn:#x}  "
+              f"present {z.present:>9}  free {z.free:>9}  ({fmt_size(z.present * prof.page_size)})")
+    print("  buddyinfo (free blocks per order):")
+    for z in m.phys.zone_info():
+        print(f"  Node {z.node}, zone {z.zone:>8} " + " ".join(f"{n:6d}" for n in z.free_per_order))
     print("\n/proc/meminfo:")
     print(m.meminfo(), end="")
     if args.dmesg:

@@ -755,7 +755,7 @@ class Vmalloc:
     # ---- pages, for drivers -------------------------------------------------------------------
     def alloc_page(self, gfp: int = G.GFP_KERNEL) -> Page | None:
         """One page from the buddy allocator (for vmap), or None."""
-        pfns = self._alloc_pages(gfp, 1, -1)
+        pfns = self._alloc_pages(gfp, 1, -1, owner="other")
         return self.phys.page(int(pfns[0])) if len(pfns) else None
 
     def free_page(self, page: PageLike) -> None:
@@ -763,9 +763,9 @@ class Vmalloc:
         self._free_pages(_as_pfns([page]))
 
     # ---- the page allocator and kmalloc, under the page lock ---------------------------------
-    def _alloc_pages(self, gfp: int, nr: int, node: int) -> npt.NDArray[np.int64]:
+    def _alloc_pages(self, gfp: int, nr: int, node: int, owner: str = "vmalloc") -> npt.NDArray[np.int64]:
         with self._page_lock:
-            pfns = self.phys.alloc_pages_bulk(gfp, nr, node)
+            pfns = self.phys.alloc_pages_bulk(gfp, nr, node, owner=owner)
         if len(pfns) < nr:
             self._page_alloc_failure(gfp, 0)
         return pfns
