@@ -1,0 +1,141 @@
+"""``pyvmalloc analyze``: reports, JSON, plots, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pyvmalloc.cli.main import main
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples" / "vmallocinfo"
+DATA = Path(__file__).parent / "data" / "vmallocinfo"
+ZTE = EXAMPLES / "arm32-zte-router-mt7615-4.1.25.txt"
+HASHED = EXAMPLES / "x86_64-rhel8-sosreport-hashed.txt"
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["analyze", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_error_line(err: str) -> str:
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_examples_ship_with_their_sources():
+    txt = sorted(p.name for p in EXAMPLES.glob("*.txt"))
+    assert len(txt) == 4 and "x86_64-rhel8-sosreport-hashed.txt" in txt
+    assert "arm32-mediatek-goclever-i5-3.4.5.txt" in txt
+    sources = (EXAMPLES / "SOURCES.md").read_text()
+    for name in txt:
+        assert f"| {name} |" in sources
+        assert (EXAMPLES / name).read_bytes() == (DATA / name).read_bytes()
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("*.txt")), ids=lambda p: p.name)
+def test_every_dump_gets_a_report(capsys, path: Path):
+    code, out, err = _run(capsys, path)
+    assert code == 0 and err == ""
+    assert out.startswith(f"{path}: ")
+
+
+def test_report_with_meminfo_matches_the_kernel(capsys):
+    code, out, _ = _run(capsys, ZTE, "--meminfo", ZTE.with_suffix(".meminfo"))
+    assert code == 0
+    assert "VmallocTotal 647168  VmallocUsed 190068  VmallocChunk 409508" in out
+    assert "warnings:" not in out
+
+
+def test_json_has_the_promised_keys(capsys):
+    code, out, _ = _run(capsys, ZTE, "--json", "--top", "3", "--kernel", "4.1.25")
+    assert code == 0
+    doc = json.loads(out)
+    for key in ("arch", "areas", "bytes", "by_kind", "top_callers", "holes", "fragmentation",
+                "warnings"):
+        assert key in doc
+    assert doc["arch"] == "arm" and doc["areas"] == 91
+    assert sum(doc["by_kind"].values()) == doc["bytes"]
+    assert len(doc["top_callers"]) == 3
+    assert set(doc["holes"]) == {"count", "total", "largest"}
+    assert doc["meminfo"]["generation"] == "vmap_area_list"
+
+
+def test_json_of_a_hashed_dump(capsys):
+    code, out, _ = _run(capsys, HASHED, "--json", "--meminfo", HASHED.with_suffix(".meminfo"))
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["holes"] is None and doc["fragmentation"] is None and doc["arch"] is None
+    assert doc["meminfo"]["computed_kb"]["zero"]["VmallocUsed"] == 0
+    assert any("hashed" in w for w in doc["warnings"])
+
+
+def test_plot_writes_png_files(capsys, tmp_path: Path):
+    for src in (ZTE, HASHED):
+        png = tmp_path / f"{src.stem}.png"
+        code, out, _ = _run(capsys, src, "--plot", png)
+        assert code == 0 and f"plot written to {png}" in out
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_empty_snapshot_is_valid_and_warned(capsys, tmp_path: Path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    code, out, err = _run(capsys, empty)
+    assert code == 0 and err == ""
+    assert "0 areas" in out and "no areas: every booted kernel has some" in out
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"0xbf000000-0xbf002000    8192 f+0x1/0x2 pages=1 vmalloc\n0xbf002000-0xbf00", "{}:2: "
+     "truncated line: no size after the address range"),
+    (b"0xbf000000-0xbf002000    8192 f+0x1/0x2 vmalloc\n\n0xbf0q2000-0xbf004000    8192 g+0x1/0x2\n",
+     "{}:3: bad hex in start address: 'bf0q2000'"),
+    (b"0xc0000000-0xc0004000   16384 f+0x1/0x2 ioremap\n0xc0002000-0xc0004000    8192 g+0x1/0x2 "
+     b"ioremap\n", "{}:2: area 0xc0002000-0xc0004000 overlaps line 1 (0xc0000000-0xc0004000)"),
+    (b"\x7fELF\x02\x01\x01\x00\x00\x00", "{}:1: binary data (NUL byte), not a text file"),
+    (b"0xc0000000-0xc0004000   16384 f\xe9+0x1/0x2 ioremap\n", "{}:1: bytes that are not UTF-8 text"),
+])
+def test_malformed_files_give_one_line_and_exit_2(capsys, tmp_path: Path, content: bytes,
+                                                  expected: str):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content)
+    code, out, err = _run(capsys, bad)
+    assert code == 2 and out == ""
+    assert _one_error_line(err) == expected.format(bad)
+
+
+def test_unreadable_inputs(capsys, tmp_path: Path):
+    missing = tmp_path / "nope.txt"
+    code, _, err = _run(capsys, missing)
+    assert code == 2 and _one_error_line(err) == f"{missing}: No such file or directory"
+    code, _, err = _run(capsys, tmp_path)
+    assert code == 2 and _one_error_line(err) == f"{tmp_path}: Is a directory"
+    code, _, err = _run(capsys, ZTE, "--meminfo", missing)
+    assert code == 2 and _one_error_line(err) == f"{missing}: No such file or directory"
+    bad_meminfo = tmp_path / "meminfo"
+    bad_meminfo.write_text("MemTotal:  12 kB\nVmallocTotal  540672 kB\n")
+    code, _, err = _run(capsys, ZTE, "--meminfo", bad_meminfo)
+    assert code == 2 and _one_error_line(err).startswith(f"{bad_meminfo}:2: expected 'Name: value")
+
+
+def test_wrong_arch_and_bad_options(capsys, tmp_path: Path):
+    code, _, err = _run(capsys, ZTE, "--arch", "x86_64")
+    assert code == 2
+    assert _one_error_line(err) == (f"{ZTE}:1: address 0xbf000000 is not a kernel address on "
+                                    f"x86_64 (kernel space begins at 0xffff800000000000)")
+    for argv in (("--top", "-1"), ("--top", "many"), ("--kernel", "linux")):
+        with pytest.raises(SystemExit) as info:
+            _run(capsys, ZTE, *argv)
+        assert info.value.code == 2
+        assert _one_error_line(capsys.readouterr().err).startswith("pyvmalloc analyze: error:")
+    code, _, err = _run(capsys, ZTE, "--plot", tmp_path / "no" / "such" / "dir.png")
+    assert code == 2 and "No such file or directory" in _one_error_line(err)
+    code, _, err = _run(capsys, ZTE, "--plot", tmp_path / "plot.xyz")
+    assert code == 2 and "xyz" in _one_error_line(err)
