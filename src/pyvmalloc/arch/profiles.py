@@ -110,6 +110,8 @@ class ArchProfile:
     kaslr: bool = False                # x86-64 CONFIG_RANDOMIZE_MEMORY modelled
     tlb_flush_ceiling: int | None = None
     pte_tables_per_frame: int = 1
+    # arm64: TTBR0 (user, low 2^va_bits) and TTBR1 (kernel, top 2^va_bits) are two roots.
+    split_roots: bool = False
     zone_names: tuple[str, ...] = ()
     prots: tuple[tuple[str, int], ...] = ()
 
@@ -143,6 +145,8 @@ class ArchProfile:
             return 0 <= addr < 1 << 32
         if not 0 <= addr < 1 << 64:
             return False
+        if self.split_roots:
+            return addr < 1 << self.va_bits or addr >= (1 << 64) - (1 << self.va_bits)
         top = addr >> (self.va_bits - 1)
         return top == 0 or top == (1 << (65 - self.va_bits)) - 1
 
@@ -358,6 +362,7 @@ def _make_profiles() -> dict[str, ArchProfile]:
         # arch/arm64/include/asm/tlbflush.h: more than MAX_TLBI_OPS (PTRS_PER_PTE) pages
         # becomes flush_tlb_all().
         tlb_flush_ceiling=512,
+        split_roots=True,
         # Zones as arm64 5.0-5.4 (ZONE_DMA32 = first 4 GiB).  6.x names that same range
         # ZONE_DMA on machines without DMA-limited devices and leaves DMA32 empty; naming
         # it DMA32 lets vmalloc_32()'s GFP_DMA32 land where the kernel's fallback lands.

@@ -108,6 +108,10 @@ class PageTables:
     zeroed frames from the buddy allocator and counting them as PageTables);
     ``free_table(pfn, order)`` takes them back in ``destroy()``; ``warn(line)`` receives
     the kernel's WARN_ON lines (default: appended to ``self.warnings``).
+
+    ``pgd_phys`` is the physical address of the top-level table.  On arm64, where user and
+    kernel halves have separate roots (TTBR0/TTBR1), ``pgd_phys`` is the user root and
+    ``kernel_pgd_phys`` the kernel one; elsewhere both name the same table.
     """
 
     def __init__(self, profile: ArchProfile, frames: FrameStore,
@@ -141,6 +145,15 @@ class PageTables:
         if pgd is None:
             raise ConfigError(f"{name}: no frame for the top-level page table (pgd)")
         self.pgd_phys = pgd
+        kpgd = pgd
+        if profile.split_roots:
+            # arm64: the kernel half has its own root (swapper_pg_dir behind TTBR1).
+            kpgd = self._new_table(0)
+            if kpgd is None:
+                raise ConfigError(f"{name}: no frame for the kernel page table root")
+        self.kernel_pgd_phys = kpgd
+        # Root for an address: index by bit 63 (the same table twice where there is one).
+        self._roots = (pgd, kpgd)
         self._dead = False
 
     # -- frames and views ---------------------------------------------------------------------
@@ -264,7 +277,7 @@ class PageTables:
     def _table_for(self, va: int, level: int) -> int | None:
         """Physical address of the level-``level`` table covering ``va``, allocating missing
         tables on the way; None when a table frame cannot be had."""
-        table = self.pgd_phys
+        table = self._roots[va >> 63]
         for li in range(level):
             view = self._view(table, li)
             idx = (va >> self._shift[li]) & self._mask[li]
@@ -291,7 +304,7 @@ class PageTables:
         fmt = self.fmt
         while pos < npages:
             va = addr + (pos << ps)
-            table = self.pgd_phys
+            table = self._roots[va >> 63]
             for li in range(last):
                 shift = self._shift[li]
                 idx = (va >> shift) & self._mask[li]
@@ -439,7 +452,7 @@ class PageTables:
         absent entry or at the leaf."""
         self._check_range(addr & ~(self.profile.page_size - 1), 1, "walk")
         steps = []
-        table = self.pgd_phys
+        table = self._roots[addr >> 63]
         for li in range(self._last + 1):
             idx = (addr >> self._shift[li]) & self._mask[li]
             e = int(self._view(table, li)[idx])
@@ -455,7 +468,7 @@ class PageTables:
         if self._dead or not self.profile.canonical(addr):
             return None
         fmt = self.fmt
-        table = self.pgd_phys
+        table = self._roots[addr >> 63]
         for li in range(self._last + 1):
             view = self._views.get(table)
             if view is None:
@@ -500,7 +513,7 @@ class PageTables:
         fmt = self.fmt
         if self._dead or not self.profile.canonical(addr):
             raise PageFault(addr, access, "non-canonical address")
-        table = self.pgd_phys
+        table = self._roots[addr >> 63]
         rights = -1
         for li in range(self._last + 1):
             view = self._views.get(table)
@@ -545,7 +558,8 @@ class PageTables:
         """Copy ``src``'s top-level entries covering ``[start, end)`` into this pgd where this
         one has none (pgd_alloc's clone of the kernel half; vmalloc_sync_all).  A different
         entry already present is the BUG_ON of 2.6.22 vmalloc_sync_all.  Returns how many
-        entries were copied."""
+        entries were copied.  On arm64 the kernel half is not copied but shared: this
+        address space's upper root becomes ``src``'s (TTBR1 is the same for every mm)."""
         self._check_live()
         src._check_live()
         if src.profile is not self.profile:
@@ -554,10 +568,26 @@ class PageTables:
             raise ConfigError(f"copy_kernel_entries: empty range {start:#x}..{end:#x}")
         if not (self.profile.canonical(start) and self.profile.canonical(end - 1)):
             raise ConfigError(f"copy_kernel_entries: {start:#x}..{end:#x} is not a valid range")
+        if (start >> 63) != ((end - 1) >> 63):
+            raise ConfigError(f"copy_kernel_entries: {start:#x}..{end:#x} spans both halves")
+        half = start >> 63
+        if self.profile.split_roots and half:
+            # arm64: every mm reaches the kernel through TTBR1, i.e. init_mm's root itself.
+            mine = self._roots[1]
+            if mine != src._roots[1]:
+                if np.any(self._view(mine, 0)):
+                    raise KernelBug(f"{self.name}: own kernel-half tables in the way of TTBR1")
+                self._views.pop(mine, None)
+                level, order = self._tables.pop(mine >> self._pshift)
+                if self._free is not None:
+                    self._free(mine >> self._pshift, order)
+                self.kernel_pgd_phys = src._roots[1]
+                self._roots = (self._roots[0], src._roots[1])
+            return 0
         i0 = (start >> self._shift[0]) & self._mask[0]
         i1 = ((end - 1) >> self._shift[0]) & self._mask[0]
-        s = src._view(src.pgd_phys, 0)[i0:i1 + 1]
-        d = self._view(self.pgd_phys, 0)[i0:i1 + 1]
+        s = src._view(src._roots[half], 0)[i0:i1 + 1]
+        d = self._view(self._roots[half], 0)[i0:i1 + 1]
         clash = np.flatnonzero((d != 0) & (s != 0) & (d != s))
         if len(clash):
             raise KernelBug(f"vmalloc_sync_all: {self.name} pgd entry {i0 + int(clash[0])} "
