@@ -69,7 +69,8 @@ def test_every_byte_is_accounted_for(path: Path):
     assert sum(t.bytes for t in s.by_kind.values()) == sum(sizes)
     assert sum(t.count for t in s.by_kind.values()) == len(sizes)
     assert sum(t.bytes for t in s.top_callers) <= s.bytes
-    assert json.loads(json.dumps(to_json(s)))["by_kind"] == {k: v.bytes for k, v in s.by_kind.items()}
+    by_kind = json.loads(json.dumps(to_json(s)))["by_kind"]
+    assert by_kind == {k: v.bytes for k, v in s.by_kind.items()}
 
 
 def _holes_by_page_bitmap(text: str, start: int, end: int, page: int = 4096):
@@ -183,6 +184,14 @@ def test_top_callers_keep_module_names():
 def test_arm_dumps_are_recognised(path: Path):
     arch, reason = guess_arch(parse_vmallocinfo(path.read_text()))
     assert arch == "arm", reason
+
+
+def test_32bit_without_arm_signs():
+    line = "0xf8000000-0xf8002000    8192 {}+0x19d/0x1c0 phys=f7ff8000 ioremap\n"
+    arch, reason = guess_arch(parse_vmallocinfo(line.format("acpi_os_map_memory")))
+    assert arch == "i386" and "acpi_os_map_memory" in reason
+    arch, reason = guess_arch(parse_vmallocinfo(line.format("some_driver_probe")))
+    assert arch is None and "arm or i386" in reason
 
 
 def test_hashed_dump_has_no_arch():

@@ -95,12 +95,14 @@ def test_empty_snapshot_is_valid_and_warned(capsys, tmp_path: Path):
 @pytest.mark.parametrize(("content", "expected"), [
     (b"0xbf000000-0xbf002000    8192 f+0x1/0x2 pages=1 vmalloc\n0xbf002000-0xbf00", "{}:2: "
      "truncated line: no size after the address range"),
-    (b"0xbf000000-0xbf002000    8192 f+0x1/0x2 vmalloc\n\n0xbf0q2000-0xbf004000    8192 g+0x1/0x2\n",
+    (b"0xbf000000-0xbf002000    8192 f+0x1/0x2 vmalloc\n\n"
+     b"0xbf0q2000-0xbf004000    8192 g+0x1/0x2\n",
      "{}:3: bad hex in start address: 'bf0q2000'"),
     (b"0xc0000000-0xc0004000   16384 f+0x1/0x2 ioremap\n0xc0002000-0xc0004000    8192 g+0x1/0x2 "
      b"ioremap\n", "{}:2: area 0xc0002000-0xc0004000 overlaps line 1 (0xc0000000-0xc0004000)"),
     (b"\x7fELF\x02\x01\x01\x00\x00\x00", "{}:1: binary data (NUL byte), not a text file"),
-    (b"0xc0000000-0xc0004000   16384 f\xe9+0x1/0x2 ioremap\n", "{}:1: bytes that are not UTF-8 text"),
+    (b"0xc0000000-0xc0004000   16384 f\xe9+0x1/0x2 ioremap\n",
+     "{}:1: bytes that are not UTF-8 text"),
 ])
 def test_malformed_files_give_one_line_and_exit_2(capsys, tmp_path: Path, content: bytes,
                                                   expected: str):

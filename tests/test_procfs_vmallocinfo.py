@@ -114,7 +114,8 @@ def test_phys_without_0x_and_vendor_words():
 
 
 def test_vpages_is_never_a_kind_of_its_own():
-    line = parse_vmallocinfo("0xde151000-0xde153000    8192 f+0x8c/0x14c [m] vmalloc vpages\n").lines[0]
+    text = "0xde151000-0xde153000    8192 f+0x8c/0x14c [m] vmalloc vpages\n"
+    line = parse_vmallocinfo(text).lines[0]
     assert line.primary_kind == "vmalloc" and line.kinds == ("vmalloc", "vpages")
     only = parse_vmallocinfo("0xde151000-0xde153000    8192 f+0x8c/0x14c vpages\n").lines[0]
     assert only.primary_kind == "other"
@@ -133,16 +134,20 @@ MALFORMED = [
     ("0xbf000000-0xbf003000   12288 f+0x1/0x2 pages=\n", 1, "truncated line: pages= has no value"),
     ("0xbf000000-0xbf003000   12288 f+0x1/0x2 phys=0x\n", 1, "truncated line: phys= has no digits"),
     ("0xbf000000-0xbf003000   12288 f+0x1/0x2 N0=\n", 1, "truncated line: 'N0=' has no page count"),
-    ("0xbf00g000-0xbf003000   12288 f+0x1/0x2 ioremap\n", 1, "bad hex in start address: 'bf00g000'"),
+    ("0xbf00g000-0xbf003000   12288 f+0x1/0x2 ioremap\n", 1,
+     "bad hex in start address: 'bf00g000'"),
     ("0xbf000000-0xbf0030z0   12288 f+0x1/0x2 ioremap\n", 1, "bad hex in end address"),
     ("0xbf000000-0xbf003000   12288 f+0x1/0x2 phys=12q4 ioremap\n", 1, "bad hex in phys="),
     ("0xbf000000-0xbf003000   12x88 f+0x1/0x2 ioremap\n", 1, "size is not a decimal number"),
     ("0xbf000000-0xbf003000   12288 f+0x1/0x2 pages=3x vmalloc\n", 1, "pages= is not a decimal"),
-    ("0xbf000000-0xbf003000   12288 f+0x1/0x2 pages=2 pages=2 vmalloc\n", 1, "pages= printed twice"),
+    ("0xbf000000-0xbf003000   12288 f+0x1/0x2 pages=2 pages=2 vmalloc\n", 1,
+     "pages= printed twice"),
     ("0xbf000000-0xbf003000   12288 f+0x1/0x2 vmalloc vmalloc\n", 1, "'vmalloc' printed twice"),
-    ("0xbf000000-0xbf003000   12288 vmalloc f+0x1/0x2\n", 1, "caller 'f+0x1/0x2' after the flag words"),
+    ("0xbf000000-0xbf003000   12288 vmalloc f+0x1/0x2\n", 1,
+     "caller 'f+0x1/0x2' after the flag words"),
     ("0xbf000000-0xbf003000   12288 f+0x1/0x2 (ptrval)\n", 1, "unexpected '(ptrval)'"),
-    ("bf000000-0xbf003000   12288 f+0x1/0x2 ioremap\n", 1, "start address 'bf000000' does not begin with 0x"),
+    ("bf000000-0xbf003000   12288 f+0x1/0x2 ioremap\n", 1,
+     "start address 'bf000000' does not begin with 0x"),
     ("0xbf000000-0xbf003000   12288 f+0x1/0x2\x00 ioremap\n", 1, "binary data (NUL byte)"),
 ]
 

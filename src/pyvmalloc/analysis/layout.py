@@ -75,6 +75,9 @@ _VMALLOC_OFFSET = _ARM.vmalloc_offset
 _ARM_ONLY_CALLERS = frozenset({"iotable_init", "map_lowmem", "pmd_empty_section_gap",
                                "pci_reserve_io", "debug_ll_io_init", "__arm_ioremap",
                                "__arm_ioremap_caller", "__arm_ioremap_pfn_caller"})
+# Callers that only an x86 kernel has (arch/x86/mm/ioremap.c, ACPI and HPET on PCs).
+_X86_ONLY_CALLERS = frozenset({"__ioremap_caller", "acpi_os_map_memory", "acpi_os_map_iomem",
+                               "hpet_enable", "hpet_late_init", "ioremap_nocache"})
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,8 @@ def guess_arch(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
     if not snapshot.lines:
         return None, "no areas to read an arch from"
     if not snapshot.addresses_trusted:
-        return None, "addresses are hashed: the arch cannot be read from them"
+        return None, (f"addresses are hashed ({snapshot.address_bits}-bit pointers): "
+                      f"the arch cannot be read from them")
     high = max(ln.end for ln in snapshot.lines)
     if snapshot.address_bits == 32 and high <= 1 << 32:
         callers = {ln.function for ln in snapshot.lines}
@@ -139,10 +143,15 @@ def guess_arch(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
             lo = page_offset - _ARM_MODULES_SIZE
             mods = [ln for ln in snapshot.lines if lo <= ln.start < page_offset]
             if mods and any(ln.start >= page_offset for ln in snapshot.lines):
-                return "arm", (f"{len(mods)} areas in the ARM module area 0x{lo:08x}-0x{page_offset:08x}"
-                               f" (MODULES_VADDR = PAGE_OFFSET - 16 MiB)")
+                return "arm", (f"{len(mods)} areas in the ARM module area "
+                               f"0x{lo:08x}-0x{page_offset:08x} "
+                               f"(MODULES_VADDR = PAGE_OFFSET - 16 MiB)")
         if arm_calls:
             return "arm", f"32-bit addresses and ARM-only callers ({', '.join(arm_calls)})"
+        x86_calls = sorted(c for c in callers if c in _X86_ONLY_CALLERS)
+        if x86_calls:
+            return "i386", (f"32-bit addresses and x86-only callers ({', '.join(x86_calls)}); "
+                            f"i386-pae looks the same")
         return None, ("32-bit addresses without an ARM module area or ARM-only caller: "
                       "arm or i386, give --arch")
     low = [s for s in _starts(snapshot) if s < _X86_KERNEL_MAP]
@@ -158,7 +167,8 @@ def guess_arch(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
         return "x86_64-la57", f"areas from 0x{first:x}, in the 5-level x86_64 vmalloc area"
     if _X86_KASLR_WINDOW[0] <= first < _X86_KASLR_WINDOW[1]:
         return "x86_64", (f"areas from 0x{first:x}, inside the x86_64 KASLR window "
-                          f"0x{_X86_KASLR_WINDOW[0]:x}-0x{_X86_KASLR_WINDOW[1]:x} (randomised vmalloc_base)")
+                          f"0x{_X86_KASLR_WINDOW[0]:x}-0x{_X86_KASLR_WINDOW[1]:x} "
+                          f"(randomised vmalloc_base)")
     if 0xFFFF000000000000 <= first < _X86_KASLR_WINDOW[0] or 0xFFFFFF8000000000 <= first:
         return "arm64", f"areas from 0x{first:x}, the arm64 vmalloc/module region"
     return None, f"64-bit areas from 0x{first:x} match no known layout"
@@ -178,8 +188,9 @@ def check_arch(snapshot: VmallocinfoSnapshot, arch: str) -> None:
         return
     for ln in snapshot.lines:
         if ln.start < floor:
-            raise FormatError(f"{src}:{ln.lineno}", f"address 0x{ln.start:x} is not a kernel "
-                                                    f"address on {arch} (kernel space begins at 0x{floor:x})")
+            raise FormatError(f"{src}:{ln.lineno}",
+                              f"address 0x{ln.start:x} is not a kernel address on {arch} "
+                              f"(kernel space begins at 0x{floor:x})")
 
 
 def infer_kaslr(snapshot: VmallocinfoSnapshot, arch: str | None) -> KaslrGuess | None:
@@ -316,7 +327,7 @@ def hole_stats(holes: Sequence[tuple[int, int]]) -> HoleStats:
 
 
 def fragmentation_index(holes: Sequence[tuple[int, int]]) -> float | None:
-    """``1 - largest free / total free``: 0 when all free space is one hole; None with no free space."""
+    """``1 - largest free / total free``: 0 when the free space is one hole, None with none."""
     stats = hole_stats(holes)
     if stats.total == 0:
         return None
@@ -334,4 +345,5 @@ def infer_page_size(snapshot: VmallocinfoSnapshot) -> tuple[int, str]:
     if not votes:
         return 4096, "PAGE_SIZE assumed 4096 (no vmalloc line tells it)"
     size, count = max(votes.items(), key=lambda kv: kv[1])
-    return size, f"PAGE_SIZE {size}: size = (pages + 1 guard page) * {size} on {count} vmalloc lines"
+    return size, (f"PAGE_SIZE {size}: size = (pages + 1 guard page) * {size} "
+                  f"on {count} vmalloc lines")

@@ -123,8 +123,8 @@ def _choose_generation(kernel: str | None, published: Mapping[str, int]) -> tupl
     if "VmallocUsed" in published and "VmallocChunk" in published:
         used, chunk = published["VmallocUsed"], published["VmallocChunk"]
         if chunk > 0:
-            return "vmlist", ("meminfo's VmallocChunk is not 0, so a 2.6.x-4.3 kernel "
-                              "(vmlist and vmap_area_list walks agree unless vm_map_ram lines exist)")
+            return "vmlist", ("meminfo's VmallocChunk is not 0, so a 2.6.x-4.3 kernel (the "
+                              "vmlist and vmap_area_list walks agree without vm_map_ram lines)")
         if used > 0:
             return "nr_pages", "meminfo's VmallocChunk is 0 and VmallocUsed is not: a 5.3+ kernel"
         return "zero", "meminfo's VmallocUsed and VmallocChunk are 0: a 4.4-5.2 kernel"
@@ -157,7 +157,8 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
         if arch in ARCH_NAMES:
             check_arch(snapshot, arch)
         else:
-            warnings.append(f"no machine profile for arch {arch!r} (known: {', '.join(ARCH_NAMES)}): "
+            warnings.append(f"no machine profile for arch {arch!r} "
+                            f"(known: {', '.join(ARCH_NAMES)}): "
                             f"its layout constants are not applied")
     published = {k: v for k, v in (meminfo or {}).items() if k in _MEMINFO_KEYS}
     if meminfo is not None and "VmallocTotal" not in published:
@@ -334,7 +335,8 @@ def format_summary(summary: Summary, map_rows: int = 4) -> str:
         out.append(f"  {GENERATIONS[gen]}\n    VmallocTotal {total}  VmallocUsed {fig.used_kb}  "
                    f"VmallocChunk {fig.chunk_kb}")
     if s.meminfo_published:
-        out.append("  meminfo file: " + "  ".join(f"{k} {v}" for k, v in s.meminfo_published.items()))
+        out.append("  meminfo file: "
+                   + "  ".join(f"{k} {v}" for k, v in s.meminfo_published.items()))
     if s.bounds is not None:
         out += ["", "map of the vmalloc range:",
                 strip_map(s.lines, s.bounds.start, s.bounds.end, rows=map_rows)]

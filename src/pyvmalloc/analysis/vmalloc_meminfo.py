@@ -1,4 +1,4 @@
-"""VmallocTotal/VmallocUsed/VmallocChunk of ``/proc/meminfo`` as each kernel generation computes them.
+"""VmallocTotal/Used/Chunk of ``/proc/meminfo`` as each kernel generation computes them.
 
 The three lines changed meaning over time (reference §3):
 

@@ -65,7 +65,7 @@ def _render_field(name: str, value: int) -> str:
 
 
 def render_meminfo(fields: Mapping[str, int]) -> str:
-    """Render ``{name: value}`` in the kernel's layout, one ``Name:  value kB`` line each, in order."""
+    """Render ``{name: value}`` in the kernel's layout, one ``Name:  value kB`` line each."""
     lines = []
     for name, value in fields.items():
         if not isinstance(name, str) or not _NAME.match(name):

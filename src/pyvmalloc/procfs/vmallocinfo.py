@@ -2,7 +2,7 @@
 
 One line per area (``mm/vmalloc.c``: ``s_show`` up to 6.8, ``vmalloc_info_show`` from 6.9)::
 
-    0x<start>-0x<end> <size %7ld> [caller %pS] [pages=N] [phys=ADDR] [flag words] [N<node>=count ...]
+    0x<start>-0x<end> <size %7ld> [caller %pS] [pages=N] [phys=ADDR] [flag words] [N<node>=n ...]
 
 ``size`` is ``vm->size`` and includes the guard page.  Lines are parsed exactly; what cannot be a
 vmallocinfo line raises :class:`pyvmalloc.errors.FormatError` naming ``FILE:LINE``.  Two things are
@@ -236,7 +236,7 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
             if key in ("pages", "phys"):
                 if value == "":
                     raise FormatError(where, f"truncated line: {key}= has no value")
-                if (key == "pages" and nr_pages is not None) or (key == "phys" and phys is not None):
+                if (nr_pages if key == "pages" else phys) is not None:
                     raise FormatError(where, f"{key}= printed twice")
                 if key == "pages":
                     if not _DEC.match(value):
@@ -278,8 +278,9 @@ def _judge_addresses(lines: Sequence[VmallocinfoLine]) -> tuple[bool, str]:
     consistent = sum(1 for ln in lines if ln.end - ln.start == ln.size)
     if 2 * consistent < len(lines):
         backwards = sum(1 for ln in lines if ln.end < ln.start)
-        return False, (f"addresses hashed by %pK (kptr_restrict): end - start equals the size column "
-                       f"on only {consistent} of {len(lines)} lines, {backwards} end below their start")
+        return False, (f"addresses hashed by %pK (kptr_restrict): end - start equals the size "
+                       f"column on only {consistent} of {len(lines)} lines, {backwards} end "
+                       f"below their start")
     return True, f"end - start equals the size column on {consistent} of {len(lines)} lines"
 
 
@@ -290,7 +291,8 @@ def _check_trusted(lines: Sequence[VmallocinfoLine], source: str) -> None:
         if ln.end < ln.start:
             raise FormatError(where, f"end 0x{ln.end:x} below start 0x{ln.start:x}")
         if ln.end - ln.start != ln.size:
-            raise FormatError(where, f"size {ln.size} does not match end - start = {ln.end - ln.start}")
+            raise FormatError(where, f"size {ln.size} does not match "
+                                     f"end - start = {ln.end - ln.start}")
     ordered = sorted(lines, key=lambda ln: (ln.start, ln.end))
     reach: VmallocinfoLine | None = None
     for ln in ordered:
@@ -305,7 +307,7 @@ def _check_trusted(lines: Sequence[VmallocinfoLine], source: str) -> None:
 
 
 def parse_vmallocinfo(text: str, source: str = "<vmallocinfo>") -> VmallocinfoSnapshot:
-    """Parse the text of ``/proc/vmallocinfo``; raise FormatError(``source:line``, why) if malformed.
+    """Parse the text of ``/proc/vmallocinfo``; FormatError(``source:line``, why) if malformed.
 
     Blank lines are skipped; an empty text is a valid snapshot with no areas.
     """
