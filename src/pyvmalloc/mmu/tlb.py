@@ -219,7 +219,8 @@ class Mmu:
 
     def read(self, addr: int, n: int, *, user: bool = False,
              page_tables: PageTables | None = None) -> bytes:
-        """``n`` bytes loaded from virtual ``addr`` by the current CPU."""
+        """``n`` bytes loaded from virtual ``addr`` by the current CPU (all ones where the
+        physical address has no RAM behind it)."""
         self._check_args(addr, n)
         if n == 0:
             return b""
@@ -230,15 +231,22 @@ class Mmu:
             raise fault
         ps = self.profile.page_size
         off = addr & (ps - 1)
-        if len(pfns) == 1:
+        if len(pfns) == 1 and pfns[0] < self.frames.nr_frames:
             return self.frames.read(pfns[0] * ps + off, n)
-        rows = self.frames.gather(np.asarray(pfns, dtype=np.int64))
+        arr = np.asarray(pfns, dtype=np.int64)
+        ram = arr < self.frames.nr_frames
+        # Physical addresses without RAM behind them (ioremap of device memory) read as
+        # all ones, as an unclaimed bus cycle does on PCs.
+        rows = np.full((len(arr), ps), 0xFF, dtype=np.uint8)
+        if ram.any():   # (FrameStore.gather of an empty array fails)
+            rows[ram] = self.frames.gather(arr[ram])
         return rows.reshape(-1)[off:off + n].tobytes()
 
     def write(self, addr: int, data: bytes | bytearray | memoryview, *, user: bool = False,
               page_tables: PageTables | None = None) -> None:
         """Store ``data`` at virtual ``addr`` from the current CPU.  Bytes before a faulting
-        page are stored, as the stores that precede a faulting one retire, then PageFault."""
+        page are stored, as the stores that precede a faulting one retire, then PageFault.
+        Stores to physical addresses beyond RAM (device memory) are dropped."""
         try:
             src = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
         except TypeError:
@@ -252,7 +260,14 @@ class Mmu:
         ps = self.profile.page_size
         off = addr & (ps - 1)
         n_ok = len(src) if fault is None else max(0, min(len(src), len(pfns) * ps - off))
-        if n_ok:
+        if n_ok and max(pfns) >= self.frames.nr_frames:
+            # Stores to physical addresses without RAM go nowhere; store page by page.
+            for i, pfn in enumerate(pfns):
+                lo = max(0, i * ps - off)
+                hi = min(n_ok, (i + 1) * ps - off)
+                if lo < hi and pfn < self.frames.nr_frames:
+                    self.frames.write(pfn * ps + (off + lo) % ps, src[lo:hi].tobytes())
+        elif n_ok:
             head = min(n_ok, ps - off)
             self.frames.write(pfns[0] * ps + off, src[:head].tobytes())
             full = (n_ok - head) // ps
