@@ -383,3 +383,14 @@ def test_bad_arguments(name: str) -> None:
     assert b.pt.warnings == []
     with pytest.raises(pv.ConfigError):
         PageTables(p, b.frames, lambda order: None)
+
+
+@pytest.mark.parametrize("name", ["x86_64", "arm"])
+def test_lookup_of_nothing(name: str) -> None:
+    b = box(name)
+    assert len(b.pt.lookup(b.layout.vmalloc_start, 0)) == 0
+    assert len(b.pt.lookup_entries(b.layout.vmalloc_start, 0)) == 0
+    with pytest.raises(pv.ConfigError):
+        b.pt.lookup(b.layout.vmalloc_start, -1)
+    with pytest.raises(pv.KernelBug):
+        b.pt.unmap_range(b.layout.vmalloc_start, 0)     # unmap_kernel_range: BUG_ON(addr >= end)

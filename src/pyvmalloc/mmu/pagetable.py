@@ -229,6 +229,15 @@ class PageTables:
             raise ConfigError(f"{what}: range {addr:#x}+{npages} pages is not a valid "
                               f"{self.profile.name} virtual address range")
 
+    def _no_pages(self, addr: int, nr_pages: int, what: str) -> bool:
+        """Check a lookup's arguments; True when it asks for no pages at all."""
+        if isinstance(nr_pages, bool) or not isinstance(nr_pages, (int, np.integer)) or nr_pages < 0:
+            raise ConfigError(f"{what}: nr_pages must be a non-negative int, not {nr_pages!r}")
+        if nr_pages == 0:
+            return True
+        self._check_range(addr, int(nr_pages), what)
+        return False
+
     def _npages(self, size: int, what: str) -> int:
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
             raise ConfigError(f"{what}: size must be an int, not {size!r}")
@@ -484,7 +493,8 @@ class PageTables:
     def lookup(self, addr: int, nr_pages: int) -> npt.NDArray[np.int64]:
         """pfns mapped at ``nr_pages`` pages from ``addr`` (-1 where unmapped), one vectorised
         read per pte table (vmalloc_to_pfn over a range)."""
-        self._check_range(addr, nr_pages, "lookup")
+        if self._no_pages(addr, nr_pages, "lookup"):
+            return np.zeros(0, dtype=np.int64)
         out = np.full(nr_pages, -1, dtype=np.int64)
         for pos, count, kind, info in self._segments(addr, nr_pages):
             if kind == _TABLE:
@@ -497,7 +507,8 @@ class PageTables:
     def lookup_entries(self, addr: int, nr_pages: int) -> npt.NDArray[np.unsignedinteger]:
         """Raw leaf entries for ``nr_pages`` pages from ``addr`` (0 where there is no table;
         the huge leaf's own entry for every page it covers)."""
-        self._check_range(addr, nr_pages, "lookup_entries")
+        if self._no_pages(addr, nr_pages, "lookup_entries"):
+            return np.zeros(0, dtype=self.fmt.dtype)
         out = np.zeros(nr_pages, dtype=self.fmt.dtype)
         for pos, count, kind, info in self._segments(addr, nr_pages):
             if kind == _TABLE:
