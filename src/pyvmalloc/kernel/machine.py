@@ -65,14 +65,14 @@ class Machine(Vmalloc):
         self.log = KernelLog(self.clock)
         self.faults = FaultInjector(lambda text: self.log.printk(KERN_WARNING, text))
         self._irq = threading.local()
+        self.allocator_name = allocator
+        self._vmalloc_init(allocator == "kva" if lazy_purge is None else bool(lazy_purge), cpus)
         self.phys = PhysMem(self.profile.page_size, self.layout.zones, nodes, fail_hook=self.faults.allow)
         self.slab = Kmalloc(self.phys)
         self.nr_cpus = cpus
         self.init_mm = PageTables(self.profile, self.phys.frames, self._alloc_pgtable_frame, self._free_pgtable_frame)
         self.mmu = Mmu(self.init_mm, self.phys.frames, cpus)
         self.vmap_allocator = make_allocator(allocator, self.profile.page_size)
-        self.allocator_name = allocator
-        self._vmalloc_init(allocator == "kva" if lazy_purge is None else bool(lazy_purge), cpus)
         self._boot_messages(cmdline)
 
     # ---- booting ----------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from pyvmalloc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -53,10 +55,16 @@ class UserMm:
         self.page_tables: PageTables = page_tables_cls(
             kernel.profile, kernel.phys.frames, kernel._alloc_pgtable_frame, kernel._free_pgtable_frame
         )
+        lay, prof = kernel.layout, kernel.profile
+        kernel_start = min(lay.page_offset, lay.vmalloc_start, lay.modules_start or lay.page_offset)
         # pgd_alloc(): the kernel's top-level entries are copied into every new pgd.
-        self.page_tables.copy_kernel_entries(kernel.init_mm, kernel.layout.page_offset, 1 << kernel.profile.va_bits_top)
+        self.page_tables.copy_kernel_entries(kernel.init_mm, kernel_start, 1 << prof.bits)
+        # TASK_SIZE: the user half (3 GiB on the 32-bit 3G/1G split, below the modules on
+        # ARM); TASK_UNMAPPED_BASE = PAGE_ALIGN(TASK_SIZE / 3), where mmap starts looking.
+        self.task_size = kernel_start if prof.bits == 32 else 1 << (prof.va_bits - 1)
+        ps = prof.page_size
         self.vmas: list[Vma] = []
-        self._next = kernel.layout.task_unmapped_base
+        self._next = (self.task_size // 3 + ps - 1) & ~(ps - 1)
         self.inserted: list[int] = []  # pfns whose reference this mm holds
 
     def mmap(self, length: int) -> Vma:
@@ -66,7 +74,7 @@ class UserMm:
             raise ConfigError(f"mmap length {length} must be positive")
         length = (length + ps - 1) & ~(ps - 1)
         start = self._next
-        if start + length > self._k.layout.page_offset:
+        if start + length > self.task_size:
             raise ConfigError("mmap: the user address space is full")
         self._next = start + length + ps  # leave a page between VMAs so overruns fault
         vma = Vma(self, start, start + length, VM_READ | VM_WRITE | VM_SHARED | VM_MAYREAD | VM_MAYWRITE | VM_MAYSHARE)
@@ -92,8 +100,6 @@ class UserMm:
             return -EINVAL
         vma.flags |= VM_INSERTPAGE
         pt = self.page_tables
-        import numpy as np
-
         if int(pt.lookup(addr, 1)[0]) >= 0:
             return -EBUSY
         prot = self._k.profile.pgprot("PAGE_SHARED" if vma.flags & VM_WRITE else "PAGE_READONLY")
@@ -117,7 +123,7 @@ class UserMm:
         """Unmap ``vma``: clear its PTEs, flush, and drop the references vm_insert_page took."""
         with self._k._pgtable_lock:
             pfns = self.page_tables.unmap_range(vma.start, vma.end - vma.start)
-        self._k.mmu.flush_tlb_range(vma.start, vma.end, page_tables=self.page_tables)
+        self._k.mmu.flush_tlb_range(self.page_tables, vma.start, vma.end)
         for pfn in pfns.tolist():
             self.inserted.remove(pfn)
         self._k._free_pages(pfns)
