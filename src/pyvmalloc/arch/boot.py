@@ -228,9 +228,10 @@ def boot_layout(profile: ArchProfile | str, ram_bytes: int, cmdline: str = "",
     assert vstart is not None and profile.modules_start is not None
     assert profile.modules_end is not None
     if profile.kaslr and kaslr_seed is not None and not params.get("nokaslr"):
-        page_offset, vstart, _vmemmap = _kaslr_bases(profile, ram, kaslr_seed)
+        page_offset, vstart, vmemmap = _kaslr_bases(profile, ram, kaslr_seed)
         vend = vstart + profile.vmalloc_default - 1
         params["kaslr"] = True
+        params["vmemmap_base"] = vmemmap
     zones: list[tuple[str, int, int]] = []
     lo = 0
     limits = {"DMA": 16 * MiB, "DMA32": 4 * GiB, "NORMAL": None}

@@ -4,6 +4,13 @@ Each profile states which kernel its constants come from (``kernel_version``) an
 constant names its header.  Where versions differ the choice is written next to the value.
 The vmalloc bounds of the 32-bit profiles depend on RAM and ``vmalloc=``; ``boot.py``
 computes them from the constants here.
+
+RAM limits.  ``min_ram`` is 16 MiB on 32-bit profiles (i386 ZONE_DMA alone is 16 MiB, and
+2.6-era 32-bit kernels booted in a few MiB more) and 64 MiB on 64-bit ones (a 64-bit kernel
+image, its memmap and page tables take tens of MiB; nothing smaller boots a distribution
+kernel).  ``max_ram`` is what the page tables can address: 4 GiB without PAE (32-bit
+entries), 64 GiB with PAE (36-bit physical addresses, HIGHMEM64G), and a 1 TiB cap on
+64-bit profiles to keep simulated machines sane.
 """
 
 from __future__ import annotations
