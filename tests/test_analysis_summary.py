@@ -20,7 +20,7 @@ from pyvmalloc.analysis.layout import (
     infer_kaslr,
 )
 from pyvmalloc.analysis.summary import format_summary, summarize, to_json
-from pyvmalloc.analysis.vmalloc_meminfo import generation_for, vmalloc_meminfo
+from pyvmalloc.procfs.vmalloc_meminfo import generation_for, vmalloc_meminfo
 from pyvmalloc.errors import ConfigError, FormatError
 from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine, parse_vmallocinfo, render_vmallocinfo
 from pyvmalloc.viz.ascii import strip_rows

@@ -106,7 +106,7 @@ def test_profile_constants() -> None:
     assert [lv.bits for lv in i386.levels] == [10, 10] and i386.pte.entry_size == 4
     assert [lv.bits for lv in pae.levels] == [2, 9, 9] and pae.pte.entry_size == 8
     assert not i386.has_nx and pae.has_nx
-    assert i386.gfp_vmalloc32 == "KERNEL" and i386.ioremap_max_order == 22
+    assert i386.gfp_vmalloc32 == "KERNEL" and i386.ioremap_max_order == 19
     assert [(lv.bits, lv.entry_size) for lv in arm.levels] == [(12, 4), (8, 4)]
     assert arm.ioremap_max_order == 24 and arm.vmalloc_end == 0xFF800000
     a64 = get_profile("arm64")

@@ -2,7 +2,7 @@
 
 from pyvmalloc.analysis.layout import Bounds, HoleStats, KaslrGuess, guess_arch, infer_bounds
 from pyvmalloc.analysis.summary import Summary, format_summary, summarize, to_json
-from pyvmalloc.analysis.vmalloc_meminfo import VmallocMeminfo, generation_for, vmalloc_meminfo
+from pyvmalloc.procfs.vmalloc_meminfo import VmallocMeminfo, generation_for, vmalloc_meminfo
 
 __all__ = ["Bounds", "HoleStats", "KaslrGuess", "Summary", "VmallocMeminfo", "format_summary",
            "generation_for", "guess_arch", "infer_bounds", "summarize", "to_json",

@@ -28,7 +28,7 @@ from pyvmalloc.analysis.layout import (
     infer_page_size,
     module_range,
 )
-from pyvmalloc.analysis.vmalloc_meminfo import (
+from pyvmalloc.procfs.vmalloc_meminfo import (
     GENERATIONS,
     VmallocMeminfo,
     generation_for,

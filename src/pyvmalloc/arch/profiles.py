@@ -295,7 +295,7 @@ def _make_profiles() -> dict[str, ArchProfile]:
         name="i386",
         description="i386, 2-level paging, 3G/1G split, HIGHMEM4G",
         levels=lv, pte=fmt,
-        ioremap_max_order=22,              # x86-32: PMD_SHIFT (22 without PAE)
+        ioremap_max_order=19,              # 2.6.22 include/linux/vmalloc.h: generic 7 + PAGE_SHIFT (PMD_SHIFT from 4.1)
         has_nx=False, max_ram=4 * GiB,
         pkmap_size=1024 * 4096,            # LAST_PKMAP 1024
         prots=_x86_prots(False),
@@ -311,7 +311,7 @@ def _make_profiles() -> dict[str, ArchProfile]:
         name="i386-pae",
         description="i386 with PAE, 3-level paging, NX, HIGHMEM64G",
         levels=lv, pte=fmt,
-        ioremap_max_order=21,              # PMD_SHIFT with PAE
+        ioremap_max_order=19,              # 2.6.22: generic 7 + PAGE_SHIFT (PMD_SHIFT with PAE from 4.1)
         has_nx=True, max_ram=64 * GiB,
         pkmap_size=512 * 4096,             # LAST_PKMAP 512 with PAE
         prots=_x86_prots(True),

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from pyvmalloc.analysis.summary import format_summary, summarize, to_json
-from pyvmalloc.analysis.vmalloc_meminfo import parse_kernel_version
+from pyvmalloc.procfs.vmalloc_meminfo import parse_kernel_version
 from pyvmalloc.errors import FormatError, PyvmallocError
 from pyvmalloc.procfs.meminfo import parse_meminfo
 from pyvmalloc.procfs.vmallocinfo import parse_vmallocinfo

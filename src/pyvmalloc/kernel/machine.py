@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from pyvmalloc.arch import PROFILES, boot_layout, get_profile, parse_size
 from pyvmalloc.errors import ConfigError
+from pyvmalloc.kernel import proc
 from pyvmalloc.kernel.inject import FaultInjector
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING, Clock, KernelLog
 from pyvmalloc.mmu import Mmu, PageTables
@@ -201,6 +202,14 @@ class Machine(Vmalloc):
         ps = self.PAGE_SIZE
         first = addr // ps
         return self.init_mm.lookup(first * ps, (addr + size + ps - 1) // ps - first)
+
+    def vmallocinfo(self) -> str:
+        """``/proc/vmallocinfo``: one line per area, lazily freed ones last (``unpurged vm_area``)."""
+        return proc.vmallocinfo(self)
+
+    def meminfo(self, generation: str = "vmlist") -> str:
+        """``/proc/meminfo``; VmallocUsed/Chunk by ``generation`` (default: 2.6.22's vmlist walk)."""
+        return proc.meminfo(self, generation)
 
     def stats(self) -> dict[str, int]:
         """Counters of every layer: vmalloc, TLB, page allocator, fault injection, the lock."""

@@ -1,0 +1,87 @@
+"""The machine's ``/proc/vmallocinfo`` and ``/proc/meminfo``, rendered in the kernel's formats."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from pyvmalloc.procfs.meminfo import render_meminfo
+from pyvmalloc.procfs.vmalloc_meminfo import GENERATIONS, vmalloc_meminfo
+from pyvmalloc.procfs.vmallocinfo import UNPURGED, VmallocinfoLine, render_vmallocinfo
+from pyvmalloc.vmalloc.api import LazyArea
+from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_IOREMAP, VM_MAP, VM_USERMAP, VM_VPAGES, vm_struct
+
+if TYPE_CHECKING:
+    from pyvmalloc.kernel.machine import Machine
+
+# mm/vmalloc.c s_show: the flag words and their order (VM_IOREMAP, VM_ALLOC, VM_MAP,
+# VM_USERMAP, then "vpages" for a vmalloc'ed page array).
+_WORDS = ((VM_IOREMAP, "ioremap"), (VM_ALLOC, "vmalloc"), (VM_MAP, "vmap"), (VM_USERMAP, "user"),
+          (VM_VPAGES, "vpages"))
+
+
+def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
+    """One record per area in address order, then the areas waiting for a lazy purge."""
+    numa = len(m.phys.nodes) > 1
+    busy: list[VmallocinfoLine] = []
+    lazy: list[VmallocinfoLine] = []
+    with m.vmlist_lock.read():
+        blocks = list(m.vmap_allocator.for_each_busy(0))
+    for start, size, owner in blocks:
+        if isinstance(owner, LazyArea):
+            lazy.append(VmallocinfoLine(start=start, end=start + size, size=size, kinds=(UNPURGED,)))
+            continue
+        if not isinstance(owner, vm_struct):
+            continue
+        area = owner
+        nodes: dict[int, int] = {}
+        if numa and area.nr_pages:
+            # show_numa_info(): per-node page counts of VM_ALLOC areas.
+            counts = Counter(m.phys.node_of(int(p)) for p in area.pages[: area.nr_pages])
+            nodes = {int(n): c for n, c in sorted(counts.items())}
+        busy.append(VmallocinfoLine(
+            start=area.addr, end=area.addr + area.size, size=area.size, caller=area.caller or None,
+            nr_pages=area.nr_pages or None, phys=area.phys_addr or None,
+            kinds=tuple(word for bit, word in _WORDS if area.flags & bit), numa=nodes,
+        ))
+    return busy + lazy
+
+
+def vmallocinfo(m: Machine) -> str:
+    """``/proc/vmallocinfo`` as a current kernel prints it (busy areas, then ``unpurged vm_area``)."""
+    return render_vmallocinfo(vmallocinfo_records(m), bits=m.profile.bits)
+
+
+def meminfo_fields(m: Machine, generation: str = "vmlist") -> dict[str, int]:
+    """``/proc/meminfo`` fields in kB.  VmallocUsed/VmallocChunk follow ``generation`` (a key of
+    ``procfs.vmalloc_meminfo.GENERATIONS``); the default is 2.6.22's own definition: the
+    ``get_vmalloc_info()`` walk over vmlist (sizes with guard pages; the largest gap)."""
+    if generation not in GENERATIONS:
+        from pyvmalloc.errors import ConfigError
+
+        raise ConfigError(f"unknown meminfo generation {generation!r}: one of {', '.join(GENERATIONS)}")
+    kb = m.PAGE_SIZE >> 10
+    phys = m.phys
+    fields: dict[str, int] = {
+        "MemTotal": phys.nr_total() * kb,
+        "MemFree": phys.nr_free() * kb,
+    }
+    zones = {z for z in ("DMA", "DMA32", "NORMAL", "HIGHMEM") if phys.nr_total(zone=z)} if m.profile.has_highmem else set()
+    if "HIGHMEM" in zones:
+        fields["HighTotal"] = phys.nr_total(zone="HIGHMEM") * kb
+        fields["HighFree"] = phys.nr_free(zone="HIGHMEM") * kb
+        fields["LowTotal"] = fields["MemTotal"] - fields["HighTotal"]
+        fields["LowFree"] = fields["MemFree"] - fields["HighFree"]
+    fields["Slab"] = m.slab.statistics().slab_bytes >> 10
+    fields["PageTables"] = (m.init_mm.nr_table_frames + sum(mm.page_tables.nr_table_frames for mm in m._user_mms)) * kb
+    info = vmalloc_meminfo(vmallocinfo_records(m), (m.VMALLOC_START, m.VMALLOC_END), generation,
+                           page_size=m.PAGE_SIZE, bits=m.profile.bits)
+    fields["VmallocTotal"] = info.total_kb or 0
+    fields["VmallocUsed"] = info.used_kb
+    fields["VmallocChunk"] = info.chunk_kb
+    return fields
+
+
+def meminfo(m: Machine, generation: str = "vmlist") -> str:
+    """``/proc/meminfo`` text (the fields the model knows)."""
+    return render_meminfo(meminfo_fields(m, generation))
