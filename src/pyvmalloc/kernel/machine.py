@@ -203,6 +203,28 @@ class Machine(Vmalloc):
         first = addr // ps
         return self.init_mm.lookup(first * ps, (addr + size + ps - 1) // ps - first)
 
+    def check(self) -> None:
+        """The model's CONFIG_DEBUG_VM: raise ``pv.Inconsistency`` naming the first broken
+        invariant; return None when everything holds (see ``kernel/check.py``)."""
+        from pyvmalloc.kernel.check import check_machine
+
+        check_machine(self)
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        vmallocinfo_text: str,
+        meminfo_text: str | None = None,
+        arch: str | None = None,
+        cmdline: str = "",
+        **machine_args: Any,
+    ) -> Machine:
+        """A machine whose address space holds the areas of a real ``/proc/vmallocinfo`` at
+        their exact addresses (see ``kernel/snapshot.py``); what was guessed goes to dmesg."""
+        from pyvmalloc.kernel.snapshot import machine_from_snapshot
+
+        return machine_from_snapshot(cls, vmallocinfo_text, meminfo_text, arch, cmdline, **machine_args)
+
     def vmallocinfo(self) -> str:
         """``/proc/vmallocinfo``: one line per area, lazily freed ones last (``unpurged vm_area``)."""
         return proc.vmallocinfo(self)
