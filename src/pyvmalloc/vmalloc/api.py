@@ -81,6 +81,13 @@ KERNEL_NAMES: dict[str, str] = {
 PageLike = Any  # a pfn (int) or a phys.Page
 
 
+# The counters of ``vm_stats`` (``Machine.stats()`` shows them as ``vm.<name>``).
+VM_COUNTERS = (
+    "vmalloc", "vfree", "vmap", "vunmap", "areas_allocated", "cache_flushes", "lazy_frees",
+    "purge_runs", "purged_areas", "purged_pages", "vmalloc_sync_all",
+)
+
+
 @dataclass
 class LazyArea:
     """An area freed but not yet purged: its range is still reserved until the TLB flush.
@@ -122,7 +129,7 @@ class Vmalloc:
         self._nr_lazy_pages = 0
         self._purge_lock = threading.Lock()
         self._user_mms: list[UserMm] = []
-        self.vm_stats: Counter[str] = Counter()
+        self.vm_stats: Counter[str] = Counter(dict.fromkeys(VM_COUNTERS, 0))
 
     # ---- hooks the kernel layer provides ----------------------------------------------------
     def in_interrupt(self) -> bool:  # pragma: no cover - overridden by Machine
