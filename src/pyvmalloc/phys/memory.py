@@ -73,7 +73,12 @@ MAX_NUMNODES = 64  # x86_64 NODES_SHIFT 6
 FailHook = Callable[[str, int], int]
 
 
+# Below this many frames, free_pages_bulk runs the plain loop (same result, less overhead).
+_SMALL_BULK = 8
+
+
 @dataclass(frozen=True)
+
 class ZoneInfo:
     """One (node, zone) pair: its pfn span and how much of it is free, per order."""
 
@@ -702,6 +707,22 @@ class PhysMem:
         zone.nr_free -= need
         return need
 
+    def _free_few(self, pfns: list[int]) -> None:
+        """free_pages_bulk of a handful of frames: the same checks, then the loop itself
+        (numpy's per-call overhead dominates below ``_SMALL_BULK`` frames)."""
+        counts: dict[int, int] = {}
+        for pfn in pfns:
+            counts[pfn] = counts.get(pfn, 0) + 1
+        for pfn, n in counts.items():
+            if not 0 <= pfn < self.nr_frames or self.zid[pfn] == NO_ZONE:
+                raise KernelBug(f"__free_page: pfn {pfn:#x} is outside physical memory")
+            rc = int(self.refcount[pfn])
+            if n > rc or self.owner[pfn] == _FREE or self.flags[pfn] & (PG_reserved | PG_buddy):
+                raise KernelBug(f"Bad page state: pfn {pfn:#x} freed with page_count {rc} "
+                                f"({n} times), owner {OWNERS[int(self.owner[pfn])]}")
+        for pfn in pfns:
+            self.free_pages(pfn, 0)
+
     def free_pages_bulk(self, pfns: npt.ArrayLike) -> None:
         """``__free_page`` of each frame of ``pfns``, in that order, with the result of the loop
         (same free blocks, same list order, same counters), computed order by order.
@@ -715,6 +736,9 @@ class PhysMem:
         except (TypeError, ValueError):
             raise KernelBug(f"free_pages_bulk: {pfns!r} is not a 1-D array of pfns") from None
         if arr.size == 0:
+            return
+        if arr.size <= _SMALL_BULK:
+            self._free_few(arr.tolist())
             return
         arr = arr.astype(np.int64, copy=False)
         if int(arr.min()) < 0 or int(arr.max()) >= self.nr_frames or np.any(self.zid[arr] == NO_ZONE):
