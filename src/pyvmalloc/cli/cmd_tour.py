@@ -94,18 +94,27 @@ def run(args: argparse.Namespace) -> int:
         m.write({end:#x}, b"!")  -> {fault}
         """,
     )
+    old_frames = set(area.pages.tolist())
     m.vwrite(a, b"\xaa" * (area.nr_pages * ps))
     m.vfree(a)
     m.vm_unmap_aliases()
-    b = m.vmalloc(area.nr_pages * ps, caller="tour")
+    b = m.vmalloc(4 * area.nr_pages * ps, caller="tour")
     u = m.vmalloc_user(area.nr_pages * ps, caller="tour")
     assert b is not None and u is not None
-    stale = m.vread(b, 4)
+    new_area = m.find_vm_area(b)
+    assert new_area is not None
+    reused = [i for i, pfn in enumerate(new_area.pages.tolist()) if pfn in old_frames]
+    if reused:
+        i = reused[0]
+        stale = (f"Frame {int(new_area.pages[i])} came back in a new m.vmalloc(); page {i} of it reads "
+                 f"{m.vread(b + i * ps, 4).hex(' ')} ... the old bytes.")
+    else:
+        stale = "(This time the buddy allocator handed out other frames.)"
     _screen(
         "6. Stale bytes, and vmalloc_user",
         f"""
-        After m.vfree(a), the freed frames keep their old bytes, as real RAM does.
-        A new m.vmalloc() of the same size reads {stale.hex(' ')} ... (whatever was there).
+        After m.vfree(a), the freed frames keep their old bytes (aa aa ...), as real RAM does.
+        {stale}
         m.vmalloc_user() passes __GFP_ZERO: it reads {m.vread(u, 4).hex(' ')} ..., so that
         mapping it into a process (remap_vmalloc_range) cannot leak kernel data.
         """,

@@ -1,0 +1,7 @@
+"""``python -m pyvmalloc``: the same as the ``pyvmalloc`` command."""
+
+import sys
+
+from pyvmalloc.cli.main import main
+
+sys.exit(main())
