@@ -33,13 +33,14 @@ def run(args: argparse.Namespace) -> int:
     print("\nkernel virtual memory layout:")
     rows = [("PAGE_OFFSET", lay.page_offset, None)]
     rows.append(("vmalloc", lay.vmalloc_start, lay.vmalloc_end))
-    if lay.modules_end > lay.modules_start:
+    if lay.modules_end > lay.modules_start and (lay.modules_start, lay.modules_end) != (lay.vmalloc_start, lay.vmalloc_end):
         rows.append(("modules", lay.modules_start, lay.modules_end))
+    w = prof.bits // 4
     for name, start, end in rows:
         if end is None:
-            print(f"  {name:<12} {start:#018x}")
+            print(f"  {name:<12} 0x{start:0{w}x}")
         else:
-            print(f"  {name:<12} {start:#018x} - {end:#018x}  ({fmt_size(end - start)})")
+            print(f"  {name:<12} 0x{start:0{w}x} - 0x{end:0{w}x}  ({fmt_size(end - start)})")
     print(f"  lowmem {fmt_size(lay.lowmem_bytes)}, highmem {fmt_size(lay.highmem_bytes)}, "
           f"IOREMAP_MAX_ORDER {prof.ioremap_max_order}")
     print("\nnodes and zones:")
