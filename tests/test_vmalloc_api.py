@@ -442,3 +442,78 @@ def test_threads_allocate_write_and_free_without_crossing_bytes() -> None:
         t.join()
     assert errors == []
     assert list(m.areas()) == []
+
+
+# ---- more of the seed's surface ------------------------------------------------------------------
+def test_unmap_kernel_range_clears_ptes_and_flushes_every_cpu() -> None:
+    m = machine(cpus=3)
+    a = m.vmalloc(4 * PAGE)
+    for cpu in range(3):
+        m.current_cpu = cpu
+        m.read(a, 1)
+    flushes = m.stats()["tlb.flushes"]
+    m.unmap_kernel_range(a, 4 * PAGE)
+    assert m.stats()["tlb.flushes"] == flushes + 1
+    for cpu in range(3):
+        m.current_cpu = cpu
+        with pytest.raises(pv.PageFault):
+            m.read(a, 1)
+
+
+def test_unmap_kernel_range_of_an_empty_range_is_a_bug() -> None:
+    m = machine()
+    with pytest.raises(pv.KernelBug):
+        m.unmap_kernel_range(m.VMALLOC_START, 0)
+
+
+def test_map_vm_area_maps_pages_over_an_area_from_get_vm_area() -> None:
+    m = machine()
+    area = m.get_vm_area(2 * PAGE, pv.VM_MAP)
+    pages = [m.alloc_page(), m.alloc_page()]
+    assert m.map_vm_area(area, "PAGE_KERNEL", pages) == 0
+    assert [m.vmalloc_to_pfn(area.addr + i * PAGE) for i in range(2)] == [p.pfn for p in pages]
+    assert m.vmalloc_to_pfn(area.addr + 2 * PAGE) is None  # the guard page stays unmapped
+
+
+def test_get_vm_area_node_allocates_the_vm_struct_on_that_node() -> None:
+    m = machine(ram="256M", nodes=2)
+    area = m.get_vm_area_node(PAGE, pv.VM_IOREMAP, 1)
+    assert area is not None
+    assert m.phys.node_of(m.slab.phys_of(area.handle) // PAGE) == 1
+
+
+def test_alloc_vm_area_syncs_the_new_tables_into_every_process() -> None:
+    m = pv.Machine(arch="i386", ram="64M", allocator="list")
+    mm = m.user_mm()
+    area = m.alloc_vm_area(PAGE)
+    assert m.stats()["vm.vmalloc_sync_all"] >= 1
+    # The process's pgd now reaches the same PTE table as init_mm's.
+    kernel_walk = m.init_mm.walk(area.addr)
+    user_walk = mm.page_tables.walk(area.addr)
+    assert [s.entry for s in user_walk[:1]] == [s.entry for s in kernel_walk[:1]]
+
+
+def test_vmalloc_32_on_i386_uses_plain_gfp_kernel() -> None:
+    m = pv.Machine(arch="i386", ram="64M", allocator="list")
+    assert m.GFP_VMALLOC32 == G.GFP_KERNEL
+    assert pv.Machine(ram="64M").GFP_VMALLOC32 == G.GFP_KERNEL | G.GFP_DMA32
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.one_of(st.integers(1, 8), st.just(0)), min_size=1, max_size=40))
+def test_list_and_kva_machines_hand_out_the_same_addresses(ops: list[int]) -> None:
+    """Same calls, same answers (page-aligned requests; lazy purge off so ranges free at once)."""
+    machines = [machine(allocator="list"), machine(allocator="kva", lazy_purge=False)]
+    live: list[list[int]] = [[], []]
+    for op in ops:
+        got = []
+        for i, m in enumerate(machines):
+            if op == 0:
+                if live[i]:
+                    m.vfree(live[i].pop(len(live[i]) // 2))
+                got.append(None)
+            else:
+                a = m.vmalloc(op * PAGE)
+                live[i].append(a)
+                got.append(a)
+        assert got[0] == got[1]
