@@ -597,8 +597,11 @@ class Vmalloc:
 
     def _vwalk(self, addr: int, count: int) -> Iterator[tuple[int, int, bool]]:
         """(address, length, is_area) runs that vread/vwrite visit, as the seed walks vmlist."""
-        for start, size, owner in list(self.vmap_allocator.for_each_busy(addr)):
-            if not isinstance(owner, vm_struct) or count == 0:
+        # Callers hold vmlist_lock for read: the list cannot change under this walk.
+        for start, size, owner in self.vmap_allocator.for_each_busy(addr):
+            if count == 0:
+                return
+            if not isinstance(owner, vm_struct):
                 continue
             area_end = start + size - self.PAGE_SIZE
             if addr >= area_end:
