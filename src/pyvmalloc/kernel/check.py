@@ -1,0 +1,507 @@
+"""The model's CONFIG_DEBUG_VM: ``check_machine(m)`` verifies every invariant of a machine.
+
+``Machine.check()`` calls it.  It raises ``pv.Inconsistency`` naming the first broken
+invariant, in this order:
+
+1. the page allocator (``PhysMem.check``: buddy lists, flags, free + used = present per
+   zone and node) and the address-space allocator (``check()`` of list or kva);
+2. the allocator's busy blocks are exactly the registered areas plus the areas waiting for
+   a lazy purge, with the same bounds; the lazy page count matches and stays under
+   ``lazy_max_pages``;
+3. every area is page aligned, has room for its guard page, lies inside an allowed range
+   (the vmalloc area, the arch's module area, or ``m.extra_vm_ranges`` if a snapshot
+   recorded some) and owns live kmalloc objects for its ``vm_struct`` and page array; a
+   VM_VPAGES array holds the area's pfns in its memory;
+4. every frame has exactly one owner: frames owned "vmalloc" are the pages of the VM_ALLOC
+   areas (plus those a user mapping still pins after the area went), no page is in two
+   areas; frames owned "pgtable" are the tables of init_mm and the user mms; the slab
+   pages are what kmalloc counts;
+5. every PTE mapped in those ranges lies in an area (never in a guard page nor in a lazily
+   freed range) and maps that area's page i (``pages`` for VM_ALLOC, ``mapped`` for vmap),
+   and every page of a finished VM_ALLOC or vmap area is mapped;
+6. no CPU's TLB holds a translation the page tables no longer have, except inside ranges
+   waiting for a lazy purge;
+7. the counters printed by ``/proc/meminfo`` and ``/proc/vmallocinfo`` equal a recount.
+
+The PTE scan reads only the page tables that exist (whole PTE tables at a time), so checking
+the 32 TiB x86_64 vmalloc area costs what its tables cost, not what its size is.
+
+Call it on a quiescent machine: an area that another thread is still filling is reachable
+from the list before its pages are mapped (as in the kernel), and would be reported.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from pyvmalloc.errors import Inconsistency, KernelBug
+from pyvmalloc.kernel import proc
+from pyvmalloc.mmu.pagetable import _NONE, _TABLE, PageTables
+from pyvmalloc.phys.memory import NO_ZONE, OWNERS
+from pyvmalloc.procfs.meminfo import parse_meminfo
+from pyvmalloc.procfs.vmallocinfo import UNPURGED, VmallocinfoLine
+from pyvmalloc.vmalloc.api import LazyArea
+from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_VPAGES, vm_struct
+
+if TYPE_CHECKING:
+    from pyvmalloc.kernel.machine import Machine
+
+__all__ = ["allowed_ranges", "check_machine"]
+
+_FREE = OWNERS.index("free")
+_PGTABLE = OWNERS.index("pgtable")
+_VMALLOC = OWNERS.index("vmalloc")
+_SLAB = OWNERS.index("slab")
+
+_I64 = np.int64
+
+
+def allowed_ranges(m: Machine) -> list[tuple[int, int, str]]:
+    """``(start, end, name)`` of the ranges where areas may lie: the vmalloc area, the arch's
+    module area when it has its own, and ``m.extra_vm_ranges`` (ranges a snapshot recorded)."""
+    out = [(m.VMALLOC_START, m.VMALLOC_END, "vmalloc")]
+    lay = m.layout
+    if lay.modules_end > lay.modules_start and (lay.modules_start, lay.modules_end) != (m.VMALLOC_START, m.VMALLOC_END):
+        out.append((lay.modules_start, lay.modules_end, "modules"))
+    for start, end, *name in getattr(m, "extra_vm_ranges", ()):
+        out.append((int(start), int(end), str(name[0]) if name else "snapshot"))
+    return out
+
+
+def check_machine(m: Machine) -> None:
+    """Raise ``Inconsistency`` naming the first broken invariant of ``m``; return None if all hold."""
+    # The /proc renderers take vmlist_lock themselves and it is not recursive: read them first.
+    meminfo_text = m.meminfo()
+    records = proc.vmallocinfo_records(m)
+    # Lock order of the model: vmlist_lock, then the page-table lock, then the page lock.
+    with m.vmlist_lock.write(), m._pgtable_lock, m._page_lock:
+        _Checker(m).run(meminfo_text, records)
+
+
+def _first(mask: npt.NDArray[np.bool_]) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+class _Checker:
+    """One pass over a machine; each ``_check_*`` raises on the first violation it sees."""
+
+    def __init__(self, m: Machine) -> None:
+        self.m = m
+        self.ps = m.PAGE_SIZE
+        self.shift = m.PAGE_SHIFT
+        self.areas: list[vm_struct] = []
+        self.lazy: list[LazyArea] = []
+
+    def run(self, meminfo_text: str, records: list[VmallocinfoLine]) -> None:
+        m = self.m
+        try:
+            m.phys.check()
+        except Inconsistency as exc:
+            raise Inconsistency(f"page allocator: {exc}") from None
+        try:
+            m.vmap_allocator.check()
+        except Inconsistency as exc:
+            raise Inconsistency(f"vmap allocator ({m.vmap_allocator.name}): {exc}") from None
+        self._check_busy_set()
+        self._check_areas()
+        self._check_frames()
+        self._check_ptes()
+        self._check_tlb()
+        self._check_meminfo(meminfo_text)
+        self._check_vmallocinfo(records)
+
+    # ---- 2. busy blocks = areas + lazy areas -------------------------------------------------
+    def _check_busy_set(self) -> None:
+        m = self.m
+        pending = m.lazy_areas()
+        pending_ids = {id(x) for x in pending}
+        seen_lazy: set[int] = set()
+        for start, size, owner in m.vmap_allocator.for_each_busy(0):
+            if isinstance(owner, vm_struct):
+                if owner.addr != start or owner.size != size:
+                    raise Inconsistency(
+                        f"area {owner!r} disagrees with its allocator block {start:#x}+{size:#x}")
+                self.areas.append(owner)
+            elif isinstance(owner, LazyArea):
+                if id(owner) not in pending_ids:
+                    raise Inconsistency(f"lazily freed block {start:#x}+{size:#x} is not on the purge list")
+                if owner.addr != start or owner.size != size:
+                    raise Inconsistency(f"lazy area {owner.addr:#x}+{owner.size:#x} disagrees with "
+                                        f"its allocator block {start:#x}+{size:#x}")
+                seen_lazy.add(id(owner))
+                self.lazy.append(owner)
+            else:
+                raise Inconsistency(f"allocator block {start:#x}+{size:#x} belongs to {owner!r}, "
+                                    "neither an area nor a lazily freed one")
+        for lazy in pending:
+            if id(lazy) not in seen_lazy:
+                raise Inconsistency(f"lazy area {lazy.addr:#x}+{lazy.size:#x} on the purge list is "
+                                    "not reserved in the allocator")
+        if pending and not m.lazy_purge:
+            raise Inconsistency(f"{len(pending)} areas wait for a lazy purge with lazy purge off")
+        npages = sum(x.size >> self.shift for x in pending)
+        if npages != m._nr_lazy_pages:
+            raise Inconsistency(f"the purge list holds {npages} pages, the lazy counter says {m._nr_lazy_pages}")
+        if npages > m.lazy_max_pages:
+            raise Inconsistency(f"{npages} lazily freed pages exceed lazy_max_pages {m.lazy_max_pages} "
+                                "without a purge")
+
+    # ---- 3. areas ----------------------------------------------------------------------------
+    def _check_areas(self) -> None:
+        ranges = allowed_ranges(self.m)
+        handles: dict[int, str] = {}
+        for area in self.areas:
+            if area.addr % self.ps or area.size % self.ps:
+                raise Inconsistency(f"area {area!r} is not page aligned")
+            if area.size < 2 * self.ps:
+                raise Inconsistency(f"area {area!r} has no room for a page and its guard page")
+            if not any(s <= area.addr and area.end <= e for s, e, _ in ranges):
+                names = ", ".join(f"{n} [{s:#x}, {e:#x})" for s, e, n in ranges)
+                raise Inconsistency(f"area {area!r} lies outside every allowed range ({names})")
+            for what, handle in self._kmalloc_objects(area):
+                if handle in handles:
+                    raise Inconsistency(f"{what} of area {area.addr:#x} is the kmalloc object "
+                                        f"{handle:#x} that {handles[handle]} uses too")
+                handles[handle] = f"area {area.addr:#x}"
+            if area.flags & VM_ALLOC and area.nr_pages:
+                self._check_vm_alloc_area(area)
+
+    def _kmalloc_objects(self, area: vm_struct) -> list[tuple[str, int]]:
+        """The live kmalloc objects ``area`` holds (its vm_struct, a kmalloc'ed page array)."""
+        out = []
+        want = [("vm_struct", area.handle, self.m._vm_struct_size)]
+        if area.pages_array is not None and area.pages_array[0] == "kmalloc":
+            want.append(("page array", area.pages_array[1], area.nr_pages * self.m._ptr_size))
+        for what, handle, need in want:
+            if not handle:
+                continue  # areas a snapshot inserted have no kmalloc'ed vm_struct
+            try:
+                got = self.m.slab.ksize(handle)
+            except KernelBug:
+                raise Inconsistency(f"the {what} of area {area!r} at {handle:#x} is not a live "
+                                    "kmalloc object (freed while in use)") from None
+            if got < need:
+                raise Inconsistency(f"the {what} of area {area!r} is a {got}-byte object, "
+                                    f"{need} bytes are needed")
+            out.append((what, handle))
+        return out
+
+    def _check_vm_alloc_area(self, area: vm_struct) -> None:
+        usable = (area.size >> self.shift) - 1
+        if area.nr_pages != usable:
+            raise Inconsistency(f"VM_ALLOC area {area!r} counts {area.nr_pages} pages for {usable} usable")
+        if len(area.pages) < area.nr_pages or area.pages_array is None:
+            raise Inconsistency(f"VM_ALLOC area {area!r} is still under construction "
+                                "(page array or pages missing; check() wants a quiescent machine)")
+        kind, where = area.pages_array
+        if bool(area.flags & VM_VPAGES) != (kind == "vmalloc"):
+            raise Inconsistency(f"area {area!r}: VM_VPAGES flag and a {kind} page array disagree")
+        if kind != "vmalloc":
+            return
+        holder = self.m.vmap_allocator.find(where)
+        if not isinstance(holder, vm_struct) or not holder.flags & VM_ALLOC:
+            raise Inconsistency(f"the page array of area {area!r} at {where:#x} is not a vmalloc area")
+        nbytes = area.nr_pages * self.m._ptr_size
+        if nbytes > holder.nr_pages * self.ps or len(holder.pages) < holder.nr_pages:
+            raise Inconsistency(f"the page array of area {area!r} does not fit its area {holder!r}")
+        # The array's bytes are in the array area's frames: read them from the frames directly.
+        nframes = -(-nbytes // self.ps)
+        raw = self.m.phys.frames.gather(holder.pages[:nframes]).reshape(-1)[:nbytes]
+        stored = raw.view(np.uint64 if self.m._ptr_size == 8 else np.uint32).astype(_I64)
+        bad = stored != area.pages[: area.nr_pages]
+        if bad.any():
+            i = _first(bad)
+            raise Inconsistency(f"the VM_VPAGES page array of area {area.addr:#x} holds pfn "
+                                f"{int(stored[i]):#x} at index {i}, the area has {int(area.pages[i]):#x}")
+
+    # ---- 4. frames -------------------------------------------------------------------------
+    def _check_frames(self) -> None:
+        m = self.m
+        phys = m.phys
+        owner = phys.owner
+        nframes = phys.nr_frames
+        # Pages of VM_ALLOC areas: owned "vmalloc", each in one area only.
+        parts, tags = [], []
+        for k, area in enumerate(self.areas):
+            if area.flags & VM_ALLOC and area.nr_pages:
+                pages = area.pages[: area.nr_pages].astype(_I64, copy=False)
+                parts.append(pages)
+                tags.append(np.full(len(pages), k, dtype=_I64))
+        pages = np.concatenate(parts) if parts else np.zeros(0, _I64)
+        where = np.concatenate(tags) if tags else np.zeros(0, _I64)
+        if len(pages):
+            bad = (pages < 0) | (pages >= nframes)
+            if bad.any():
+                i = _first(bad)
+                raise Inconsistency(f"area {self.areas[int(where[i])].addr:#x} holds pfn "
+                                    f"{int(pages[i])}, outside physical memory")
+            order = np.argsort(pages, kind="stable")
+            sp, sw = pages[order], where[order]
+            dup = np.flatnonzero(sp[1:] == sp[:-1])
+            if len(dup):
+                i = int(dup[0])
+                a, b = self.areas[int(sw[i])], self.areas[int(sw[i + 1])]
+                same = "twice in area" if a is b else f"in two areas: {a.addr:#x} and"
+                raise Inconsistency(f"pfn {int(sp[i]):#x} is {same} {b.addr:#x}")
+            codes = owner[pages]
+            bad = codes != _VMALLOC
+            if bad.any():
+                i = _first(bad)
+                raise Inconsistency(f"pfn {int(pages[i]):#x} of area {self.areas[int(where[i])].addr:#x} "
+                                    f"is owned by {OWNERS[int(codes[i])]}, not vmalloc")
+            low = phys.refcount[pages] < 1
+            if low.any():
+                i = _first(low)
+                raise Inconsistency(f"pfn {int(pages[i]):#x} of area {self.areas[int(where[i])].addr:#x} "
+                                    f"has page_count {int(phys.refcount[pages[i]])}")
+        # Pages a user mapping still pins (vm_insert_page took a reference).
+        pinned_parts = [np.asarray(mm.inserted, dtype=_I64) for mm in m._user_mms if mm.inserted]
+        pinned = np.concatenate(pinned_parts) if pinned_parts else np.zeros(0, _I64)
+        if len(pinned):
+            uniq, counts = np.unique(pinned, return_counts=True)
+            bad = (owner[uniq] == _FREE) | (phys.refcount[uniq] < counts)
+            if bad.any():
+                i = _first(bad)
+                raise Inconsistency(f"pfn {int(uniq[i]):#x} is mapped into user space {int(counts[i])} "
+                                    f"times but has page_count {int(phys.refcount[uniq[i]])}, owner "
+                                    f"{OWNERS[int(owner[uniq[i]])]}")
+        owned = np.flatnonzero(owner == _VMALLOC)
+        extra = np.setdiff1d(owned, np.concatenate([pages, pinned]), assume_unique=False)
+        if len(extra):
+            raise Inconsistency(f"pfn {int(extra[0]):#x} is owned by vmalloc but no area holds it "
+                                f"(a leak of {len(extra)} page(s))")
+        # Page-table frames: exactly the tables of init_mm and of every user mm.
+        spaces: list[tuple[str, PageTables]] = [("init_mm", m.init_mm)]
+        spaces += [(f"user mm {i}", mm.page_tables) for i, mm in enumerate(m._user_mms)]
+        tparts = [np.asarray(pt.table_pfns(), dtype=_I64) for _, pt in spaces]
+        tables = np.concatenate(tparts) if tparts else np.zeros(0, _I64)
+        st = np.sort(tables)
+        dup = np.flatnonzero(st[1:] == st[:-1])
+        if len(dup):
+            raise Inconsistency(f"pfn {int(st[dup[0]]):#x} is a page table of two address spaces")
+        if len(st):
+            codes = owner[st]
+            bad = codes != _PGTABLE
+            if bad.any():
+                i = _first(bad)
+                name = next(n for n, p in zip((n for n, _ in spaces), tparts) if int(st[i]) in p)
+                raise Inconsistency(f"pfn {int(st[i]):#x}, a page table of {name}, is owned by "
+                                    f"{OWNERS[int(codes[i])]}")
+        extra = np.setdiff1d(np.flatnonzero(owner == _PGTABLE), st)
+        if len(extra):
+            raise Inconsistency(f"pfn {int(extra[0]):#x} is owned by pgtable but is no address "
+                                f"space's table (a leak of {len(extra)} frame(s))")
+        nslab = int(np.count_nonzero(owner == _SLAB))
+        counted = m.slab.statistics().slab_pages
+        if nslab != counted:
+            raise Inconsistency(f"{nslab} frames are owned by slab, kmalloc counts {counted} slab pages")
+
+    # ---- 5. page-table entries ------------------------------------------------------------------
+    def _scan(self, pt: PageTables, start: int, end: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``(vpns, pfns)`` of every present leaf in ``[start, end)``, reading only the page
+        tables that exist (one vectorised read per PTE table)."""
+        shift = self.shift
+        first = start >> shift
+        npages = ((end + self.ps - 1) >> shift) - first
+        fmt = pt.fmt
+        vparts, pparts = [], []
+        # PageTables._segments runs over missing upper-level entries in one step each: the
+        # cost follows the tables, not the 2**35 pages of a 47-bit kernel half.
+        for pos, count, kind, _info in pt._segments(first << shift, npages):
+            if kind == _NONE:
+                continue
+            va = (first + pos) << shift
+            if kind == _TABLE:
+                entries = pt.lookup_entries(va, count)
+                present = fmt.ptes_present(entries)
+                junk = (entries != 0) & ~present
+                if junk.any():
+                    i = _first(junk)
+                    raise Inconsistency(f"{pt.name}: pte at {va + (i << shift):#x} is "
+                                        f"{int(entries[i]):#x}: not none and not present")
+                pfns = fmt.ptes_pfn(entries)
+            else:
+                pfns = pt.lookup(va, count)
+            idx = np.flatnonzero(pfns >= 0)
+            if len(idx):
+                vparts.append(first + pos + idx)
+                pparts.append(pfns[idx])
+        if not vparts:
+            return np.zeros(0, _I64), np.zeros(0, _I64)
+        return np.concatenate(vparts).astype(_I64), np.concatenate(pparts).astype(_I64)
+
+    def _check_ptes(self) -> None:
+        m = self.m
+        shift = self.shift
+        # Merge the allowed ranges (on i386 the module area is the vmalloc area).
+        spans: list[list[int]] = []
+        for s, e, _ in sorted(allowed_ranges(m)):
+            if spans and s <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], e)
+            else:
+                spans.append([s, e])
+        vparts, pparts = [], []
+        for s, e in spans:
+            v, p = self._scan(m.init_mm, s, e)
+            vparts.append(v)
+            pparts.append(p)
+        vpns = np.concatenate(vparts)
+        pfns = np.concatenate(pparts)
+        areas = self.areas
+        if not areas:
+            if len(vpns):
+                self._stray(int(vpns[0]), int(pfns[0]))
+            return
+        a_start = np.array([a.addr >> shift for a in areas], dtype=_I64)
+        a_pages = np.array([a.size >> shift for a in areas], dtype=_I64)  # guard page included
+        # What each area must map: its pfns in order, nothing after them.  Areas without a
+        # record of their pages (ioremap, get_vm_area + map_vm_area) may map anything.
+        expect_parts: list[npt.NDArray[np.int64]] = []
+        has_expect = np.zeros(len(areas), dtype=bool)
+        for j, area in enumerate(areas):
+            if area.mapped is not None:
+                expect_parts.append(area.mapped[: int(a_pages[j]) - 1].astype(_I64, copy=False))
+            elif area.flags & VM_ALLOC:
+                expect_parts.append(area.pages[: area.nr_pages].astype(_I64, copy=False))
+            else:
+                expect_parts.append(np.zeros(0, _I64))
+                continue
+            has_expect[j] = True
+        lengths = np.array([len(x) for x in expect_parts], dtype=_I64)
+        offsets = np.concatenate([np.zeros(1, _I64), np.cumsum(lengths)])
+        expect = np.concatenate(expect_parts)
+
+        k = np.searchsorted(a_start, vpns, side="right") - 1
+        kk = np.maximum(k, 0)
+        inside = (k >= 0) & (vpns < a_start[kk] + a_pages[kk])
+        if not inside.all():
+            i = _first(~inside)
+            self._stray(int(vpns[i]), int(pfns[i]))
+        off = vpns - a_start[k]
+        guard = off == a_pages[k] - 1
+        if guard.any():
+            i = _first(guard)
+            raise Inconsistency(f"guard page {int(vpns[i]) << shift:#x} of area {areas[int(k[i])]!r} "
+                                f"is mapped (pfn {int(pfns[i]):#x})")
+        checked = has_expect[k]
+        beyond = checked & (off >= lengths[k])
+        want = np.full(len(vpns), -1, dtype=_I64)
+        ok = checked & ~beyond
+        want[ok] = expect[offsets[k[ok]] + off[ok]]
+        wrong = beyond | (ok & (want != pfns))
+        if wrong.any():
+            i = _first(wrong)
+            area = areas[int(k[i])]
+            exp = "nothing" if beyond[i] else f"its page {int(off[i])}, pfn {int(want[i]):#x}"
+            raise Inconsistency(f"pte at {int(vpns[i]) << shift:#x} in area {area!r} maps pfn "
+                                f"{int(pfns[i]):#x}, not {exp}")
+        # Every page of a finished VM_ALLOC or vmap area is mapped (no hole, no NULL page).
+        counts = np.bincount(k[checked], minlength=len(areas))
+        for j in np.flatnonzero(has_expect & (counts != lengths)):
+            area = areas[int(j)]
+            mapped = vpns[k == j] - a_start[j]
+            missing = np.setdiff1d(np.arange(int(lengths[j]), dtype=_I64), mapped)
+            at = area.addr + (int(missing[0]) << shift) if len(missing) else area.addr
+            raise Inconsistency(f"area {area!r} maps {int(counts[j])} of its {int(lengths[j])} pages "
+                                f"(nothing at {at:#x})")
+        # Frames a vmap area maps must be alive.
+        phys = m.phys
+        for area in areas:
+            if area.mapped is None or not len(area.mapped):
+                continue
+            mp = area.mapped.astype(_I64, copy=False)
+            valid = (mp >= 0) & (mp < phys.nr_frames)
+            ram = mp[valid]
+            dead = (phys.owner[ram] == _FREE) & (phys.zid[ram] != NO_ZONE)
+            if dead.any():
+                raise Inconsistency(f"vmap area {area!r} maps pfn {int(ram[_first(dead)]):#x}, a free frame "
+                                    "(freed while mapped)")
+
+    def _stray(self, vpn: int, pfn: int) -> None:
+        va = vpn << self.shift
+        lazy = next((x for x in self.lazy if x.addr <= va < x.addr + x.size), None)
+        where = (f"inside the lazily freed range {lazy.addr:#x}+{lazy.size:#x} (unmapped when freed)"
+                 if lazy is not None else "outside every area")
+        raise Inconsistency(f"init_mm: pte at {va:#x} maps pfn {pfn:#x} {where}")
+
+    # ---- 6. TLBs ----------------------------------------------------------------------------
+    def _check_tlb(self) -> None:
+        m = self.m
+        stale = m.mmu.stale_entries()
+        if not stale:
+            return
+        kernel_asid = m.init_mm.asid
+        for cpu, asid, vaddr, cached, now in stale:
+            if asid == kernel_asid and any(x.addr <= vaddr < x.addr + x.size for x in self.lazy):
+                continue  # waiting for the lazy purge: the flush is deferred on purpose
+            space = "init_mm" if asid == kernel_asid else f"address space {asid}"
+            now_s = "nothing" if now is None else f"pfn {now:#x}"
+            raise Inconsistency(f"CPU {cpu}'s TLB maps {vaddr:#x} of {space} to pfn {cached:#x}, "
+                                f"the page tables to {now_s}, outside any range waiting for a lazy purge")
+
+    # ---- 7. counters -------------------------------------------------------------------------
+    def _check_meminfo(self, text: str) -> None:
+        m = self.m
+        phys = m.phys
+        kb = self.ps >> 10
+        shown = parse_meminfo(text, "/proc/meminfo")
+        free = phys.owner == _FREE
+        recount: dict[str, int] = {}
+        ram = phys.zid != NO_ZONE
+        recount["MemTotal"] = int(np.count_nonzero(ram)) * kb
+        recount["MemFree"] = int(np.count_nonzero(free & ram)) * kb
+        zones = phys.zone_info()
+        if "HighTotal" in shown:
+            high = [z for z in zones if z.zone == "HIGHMEM"]
+            recount["HighTotal"] = sum(z.end_pfn - z.start_pfn for z in high) * kb
+            recount["HighFree"] = sum(int(np.count_nonzero(free[z.start_pfn:z.end_pfn])) for z in high) * kb
+            recount["LowTotal"] = recount["MemTotal"] - recount["HighTotal"]
+            recount["LowFree"] = recount["MemFree"] - recount["HighFree"]
+        recount["Slab"] = int(np.count_nonzero(phys.owner == _SLAB)) * self.ps >> 10
+        recount["PageTables"] = int(np.count_nonzero(phys.owner == _PGTABLE)) * kb
+        # fs/proc/mmu.c (2.6.22) get_vmalloc_info(): areas below VMALLOC_START are skipped,
+        # the walk stops at VMALLOC_END; sizes include guard pages; the chunk is the largest gap.
+        start, end = m.VMALLOC_START, m.VMALLOC_END
+        recount["VmallocTotal"] = (end - start) >> 10
+        inside = [a for a in self.areas if start <= a.addr < end]
+        used, chunk, prev = 0, 0, start
+        for a in inside:
+            used += a.size
+            chunk = max(chunk, a.addr - prev)
+            prev = a.addr + a.size
+        chunk = max(chunk, end - prev)
+        recount["VmallocUsed"] = used >> 10
+        recount["VmallocChunk"] = chunk >> 10
+        for name, value in recount.items():
+            if shown.get(name) != value:
+                raise Inconsistency(f"/proc/meminfo shows {name} {shown.get(name)} kB, a recount gives {value} kB")
+
+    def _check_vmallocinfo(self, records: list[VmallocinfoLine]) -> None:
+        m = self.m
+        busy = [r for r in records if UNPURGED not in r.kinds]
+        lazy = [r for r in records if UNPURGED in r.kinds]
+        if len(busy) != len(self.areas) or len(lazy) != len(self.lazy):
+            raise Inconsistency(f"/proc/vmallocinfo shows {len(busy)} areas and {len(lazy)} unpurged ones, "
+                                f"the allocator holds {len(self.areas)} and {len(self.lazy)}")
+        numa = len(m.phys.nodes) > 1
+        node_starts = np.array([s for s, _ in m.phys.node_spans], dtype=_I64)
+        for rec, area in zip(busy, self.areas):
+            if (rec.start, rec.end, rec.size) != (area.addr, area.end, area.size):
+                raise Inconsistency(f"/proc/vmallocinfo shows {rec.start:#x}-{rec.end:#x} {rec.size} "
+                                    f"where the allocator has {area!r}")
+            if (rec.nr_pages or 0) != area.nr_pages:
+                raise Inconsistency(f"/proc/vmallocinfo shows pages={rec.nr_pages} for {area!r}")
+            if numa and area.nr_pages:
+                nodes = np.searchsorted(node_starts, area.pages[: area.nr_pages], side="right") - 1
+                counts = np.bincount(nodes, minlength=len(node_starts))
+                want = {int(n): int(c) for n, c in enumerate(counts) if c}
+                if rec.numa != want:
+                    raise Inconsistency(f"/proc/vmallocinfo shows {rec.numa} pages per node for "
+                                        f"{area!r}, a recount gives {want}")
+        shown = sorted((r.start, r.size) for r in lazy)
+        have = sorted((x.addr, x.size) for x in self.lazy)
+        if shown != have:
+            raise Inconsistency(f"/proc/vmallocinfo shows unpurged areas {shown}, the purge list has {have}")
