@@ -50,7 +50,8 @@ class Params:
 
 @dataclass
 class Outcome:
-    """One scenario on one thread: ``ops`` vmalloc+vfree pairs, ``failed`` unexpected NULLs."""
+    """One scenario on one thread: ``ops`` counts every vmalloc and vfree call (setup included,
+    since the kernel times the whole test), ``failed`` unexpected NULLs."""
 
     name: str
     ops: int = 0
@@ -73,68 +74,82 @@ def _touch(m: Any, addr: int | None) -> bool:
     return True
 
 
+def _vmalloc(m: Any, out: Outcome, size: int) -> int | None:
+    out.ops += 1
+    return m.vmalloc(size, caller=out.name)
+
+
+def _vmalloc_node(m: Any, out: Outcome, size: int, align: int, gfp: int) -> int | None:
+    """``__vmalloc_node(size, align, gfp, node 0)`` of later kernels."""
+    out.ops += 1
+    return m.vmalloc_node_range(size, align, m.VMALLOC_START, m.VMALLOC_END, gfp, "PAGE_KERNEL", 0,
+                                caller=out.name)
+
+
+def _vfree(m: Any, out: Outcome, addr: int | None) -> None:
+    out.ops += 1
+    m.vfree(addr)
+
+
 def fix_size_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
     """Loop: vmalloc(nr_pages pages), write, vfree."""
     size = p.nr_pages * m.PAGE_SIZE
     for _ in range(p.test_loop_count):
-        a = m.vmalloc(size, caller="fix_size_alloc_test")
+        a = _vmalloc(m, out, size)
         out.failed += not _touch(m, a)
-        m.vfree(a)
-        out.ops += 1
+        _vfree(m, out, a)
 
 
 def full_fit_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
     """Fill the space with lazy_max_pages one-page pairs, free every second, then loop on 1 page."""
     junk = m.lazy_max_pages
-    ptrs = m.vmalloc(junk * m._ptr_size, caller="full_fit_alloc_test")
-    junk_ptrs = m.vmalloc(junk * m._ptr_size, caller="full_fit_alloc_test")
+    ps = m.PAGE_SIZE
+    ptrs = _vmalloc(m, out, junk * m._ptr_size)
+    junk_ptrs = _vmalloc(m, out, junk * m._ptr_size)
     keep: list[int | None] = []
     try:
         if ptrs is None or junk_ptrs is None:
             out.failed += 1
             return
         for _ in range(junk):
-            keep.append(m.vmalloc(m.PAGE_SIZE, caller="full_fit_alloc_test"))
-            m.vfree(m.vmalloc(m.PAGE_SIZE, caller="full_fit_alloc_test"))  # leaves a one-page hole
+            keep.append(_vmalloc(m, out, ps))
+            _vfree(m, out, _vmalloc(m, out, ps))  # leaves a one-page hole
         for _ in range(p.test_loop_count):
-            a = m.vmalloc(m.PAGE_SIZE, caller="full_fit_alloc_test")
+            a = _vmalloc(m, out, ps)
             out.failed += not _touch(m, a)
-            m.vfree(a)
-            out.ops += 1
+            _vfree(m, out, a)
     finally:
         for a in keep:
-            m.vfree(a)
-        m.vfree(ptrs)
-        m.vfree(junk_ptrs)
+            _vfree(m, out, a)
+        _vfree(m, out, ptrs)
+        _vfree(m, out, junk_ptrs)
 
 
 def long_busy_list_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome, live: int = 15000) -> None:
     """Keep ``live`` (15000) one-page areas busy; loop: vmalloc 100 pages + 1 page, write, free both."""
     ps = m.PAGE_SIZE
-    busy = [m.vmalloc(ps, caller="long_busy_list_alloc_test") for _ in range(live)]
+    busy = [_vmalloc(m, out, ps) for _ in range(live)]
     try:
         if any(a is None for a in busy):
             out.failed += 1
             return
         for _ in range(p.test_loop_count):
-            a = m.vmalloc(100 * ps, caller="long_busy_list_alloc_test")
-            b = m.vmalloc(ps, caller="long_busy_list_alloc_test")
+            a = _vmalloc(m, out, 100 * ps)
+            b = _vmalloc(m, out, ps)
             out.failed += (not _touch(m, a)) + (not _touch(m, b))
-            m.vfree(a)
-            m.vfree(b)
-            out.ops += 2
+            _vfree(m, out, a)
+            _vfree(m, out, b)
     finally:
         for a in busy:
-            m.vfree(a)
+            _vfree(m, out, a)
 
 
 def random_size_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
     """Loop: vmalloc of 1..100 random pages, write, vfree."""
     for _ in range(p.test_loop_count):
-        a = m.vmalloc(rng.randint(1, 100) * m.PAGE_SIZE, caller="random_size_alloc_test")
+        a = _vmalloc(m, out, rng.randint(1, 100) * m.PAGE_SIZE)
         out.failed += not _touch(m, a)
-        m.vfree(a)
-        out.ops += 1
+        _vfree(m, out, a)
 
 
 def _thread_align(m: Any) -> int:
@@ -146,36 +161,28 @@ def fix_align_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) ->
     """Loop: zeroed ``__vmalloc_node`` of 5 pages aligned to THREAD_ALIGN << 1 on node 0, vfree."""
     align = _thread_align(m) << 1
     for _ in range(p.test_loop_count):
-        a = m.vmalloc_node_range(5 * m.PAGE_SIZE, align, m.VMALLOC_START, m.VMALLOC_END, GFP_KERNEL_ZERO,
-                                 "PAGE_KERNEL", 0, caller="fix_align_alloc_test")
+        a = _vmalloc_node(m, out, 5 * m.PAGE_SIZE, align, GFP_KERNEL_ZERO)
         out.failed += a is None
-        m.vfree(a)
-        out.ops += 1
+        _vfree(m, out, a)
 
 
 def random_size_align_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
     """Loop: rnd = random u8; align 1 << (rnd % 23), size (rnd % 10 + 1) pages, zeroed, vfree."""
     for _ in range(p.test_loop_count):
         rnd = rng.getrandbits(8)
-        align = 1 << (rnd % 23)
-        size = (rnd % 10 + 1) * m.PAGE_SIZE
-        a = m.vmalloc_node_range(size, align, m.VMALLOC_START, m.VMALLOC_END, GFP_KERNEL_ZERO,
-                                 "PAGE_KERNEL", 0, caller="random_size_align_alloc_test")
+        a = _vmalloc_node(m, out, (rnd % 10 + 1) * m.PAGE_SIZE, 1 << (rnd % 23), GFP_KERNEL_ZERO)
         out.failed += a is None
-        m.vfree(a)
-        out.ops += 1
+        _vfree(m, out, a)
 
 
 def align_shift_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
     """One page at every alignment 1 << i, i < BITS_PER_LONG: expected to fail (xfail) at the top."""
     for i in range(m.profile.bits):
-        a = m.vmalloc_node_range(m.PAGE_SIZE, 1 << i, m.VMALLOC_START, m.VMALLOC_END, G.GFP_KERNEL,
-                                 "PAGE_KERNEL", 0, caller="align_shift_alloc_test")
-        out.ops += 1
+        a = _vmalloc_node(m, out, m.PAGE_SIZE, 1 << i, G.GFP_KERNEL)
         if a is None:
             out.xfailed += 1
             return
-        m.vfree(a)
+        _vfree(m, out, a)
 
 
 Scenario = Callable[[Any, Params, random.Random, Outcome], None]
