@@ -13,6 +13,7 @@ kernel's tables (the ones given to the constructor) unless ``page_tables=`` name
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from typing import NamedTuple
@@ -48,6 +49,9 @@ class Tlb:
         self.capacity = capacity
         self._entries: OrderedDict[tuple[int, int], TlbEntry] = OrderedDict()
         self._per_asid: dict[int, int] = {}
+        # Python threads stand in for CPUs and IPIs: a remote flush and a local fill of the
+        # same TLB must not interleave inside one operation.
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -57,24 +61,27 @@ class Tlb:
 
     def items(self) -> list[tuple[tuple[int, int], TlbEntry]]:
         """``((asid, vpn), entry)`` pairs, least recently used first."""
-        return list(self._entries.items())
+        with self._lock:
+            return list(self._entries.items())
 
     def lookup(self, asid: int, vpn: int) -> TlbEntry | None:
-        key = (asid, vpn)
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
+        with self._lock:
+            key = (asid, vpn)
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
 
     def insert(self, asid: int, vpn: int, entry: TlbEntry) -> None:
-        key = (asid, vpn)
-        if key not in self._entries:
-            if len(self._entries) >= self.capacity:
-                (old_asid, _vpn), _e = self._entries.popitem(last=False)
-                self._count(old_asid, -1)
-            self._count(asid, 1)
-        self._entries[key] = entry
-        self._entries.move_to_end(key)
+        with self._lock:
+            key = (asid, vpn)
+            if key not in self._entries:
+                if len(self._entries) >= self.capacity:
+                    (old_asid, _vpn), _e = self._entries.popitem(last=False)
+                    self._count(old_asid, -1)
+                self._count(asid, 1)
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
 
     def _count(self, asid: int, delta: int) -> None:
         n = self._per_asid.get(asid, 0) + delta
@@ -86,36 +93,38 @@ class Tlb:
     def invalidate_range(self, vpn_start: int, vpn_end: int, asid: int | None = None) -> int:
         """Drop translations of pages ``[vpn_start, vpn_end)`` (of ``asid``, or of every
         address space); how many were dropped."""
-        if vpn_end <= vpn_start or not self._entries:
-            return 0
-        asids = list(self._per_asid) if asid is None else [asid]
-        dropped = 0
-        if (vpn_end - vpn_start) * len(asids) <= _PROBE_LIMIT:
-            for a in asids:
-                for vpn in range(vpn_start, vpn_end):
-                    if self._entries.pop((a, vpn), None) is not None:
-                        self._count(a, -1)
-                        dropped += 1
-            return dropped
-        doomed = [k for k in self._entries
-                  if vpn_start <= k[1] < vpn_end and (asid is None or k[0] == asid)]
-        for k in doomed:
-            del self._entries[k]
-            self._count(k[0], -1)
-        return len(doomed)
+        with self._lock:
+            if vpn_end <= vpn_start or not self._entries:
+                return 0
+            asids = list(self._per_asid) if asid is None else [asid]
+            dropped = 0
+            if (vpn_end - vpn_start) * len(asids) <= _PROBE_LIMIT:
+                for a in asids:
+                    for vpn in range(vpn_start, vpn_end):
+                        if self._entries.pop((a, vpn), None) is not None:
+                            self._count(a, -1)
+                            dropped += 1
+                return dropped
+            doomed = [k for k in self._entries
+                      if vpn_start <= k[1] < vpn_end and (asid is None or k[0] == asid)]
+            for k in doomed:
+                del self._entries[k]
+                self._count(k[0], -1)
+            return len(doomed)
 
     def flush(self, asid: int | None = None) -> int:
         """Drop everything (or everything of ``asid``); how many entries were dropped."""
-        if asid is None:
-            n = len(self._entries)
-            self._entries.clear()
-            self._per_asid.clear()
-            return n
-        doomed = [k for k in self._entries if k[0] == asid]
-        for k in doomed:
-            del self._entries[k]
-        self._per_asid.pop(asid, None)
-        return len(doomed)
+        with self._lock:
+            if asid is None:
+                n = len(self._entries)
+                self._entries.clear()
+                self._per_asid.clear()
+                return n
+            doomed = [k for k in self._entries if k[0] == asid]
+            for k in doomed:
+                del self._entries[k]
+            self._per_asid.pop(asid, None)
+            return len(doomed)
 
 
 class Mmu:
