@@ -31,8 +31,9 @@ class FrameStore:
         c = pfn >> CHUNK_SHIFT
         chunk = self._chunks.get(c)
         if chunk is None:
-            chunk = np.zeros((CHUNK_FRAMES, self.page_size), dtype=np.uint8)
-            self._chunks[c] = chunk
+            # setdefault, not assignment: two threads creating the same chunk at once must
+            # agree on one, or the loser's writes vanish with the chunk it made.
+            chunk = self._chunks.setdefault(c, np.zeros((CHUNK_FRAMES, self.page_size), dtype=np.uint8))
         return chunk
 
     def frame(self, pfn: int) -> npt.NDArray[np.uint8]:
