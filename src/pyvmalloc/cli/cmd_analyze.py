@@ -2,7 +2,10 @@
 
 Any error is one line ``FILE[:LINE]: what is wrong`` on stderr and exit code 2.  An empty
 snapshot is not an error: it parses to no areas (as the model's freshly booted machine prints),
-and the report warns that a real kernel always has some.
+and the report warns that a real kernel always has some.  ``--fits`` and ``--plan`` run on a
+machine rebuilt from the snapshot (``Machine.from_snapshot``); a snapshot whose addresses are
+hashed, or whose arch has no profile, still gets its summary and what-if answers that say why
+they cannot be given.
 """
 
 from __future__ import annotations
@@ -13,7 +16,19 @@ import os
 import sys
 from typing import Any
 
+from pyvmalloc.analysis.plan import (
+    FitAnswer,
+    PlanAnswer,
+    Trial,
+    fits,
+    parse_headroom,
+    parse_sizes,
+    plan,
+)
 from pyvmalloc.analysis.summary import format_summary, summarize, to_json
+from pyvmalloc.arch import format_size
+from pyvmalloc.errors import ConfigError
+from pyvmalloc.procfs.vmallocinfo import VmallocinfoSnapshot
 from pyvmalloc.procfs.vmalloc_meminfo import parse_kernel_version
 from pyvmalloc.errors import FormatError, PyvmallocError
 from pyvmalloc.procfs.meminfo import parse_meminfo
@@ -77,9 +92,128 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", help="draw the address space and hole sizes")
     p.add_argument("--top", metavar="N", type=_top, default=10, help="callers listed (10)")
-    # The machine-model questions (--fits, --plan with --headroom, --cmdline for vmalloc=) attach
-    # here once Machine.from_snapshot exists: they take the parsed snapshot and the summary.
+    p.add_argument("--cmdline", metavar="'vmalloc=240M'", default="",
+                   help="the device's kernel command line (vmalloc=, mem=) for --fits/--plan")
+    p.add_argument("--fits", metavar="SIZE[,SIZE...]",
+                   help="would these vmalloc sizes (16k, 8M, 1G) fit now, one after the other")
+    p.add_argument("--plan", metavar="SIZE[,SIZE...]",
+                   help="smallest vmalloc= at which the snapshot plus these sizes fit")
+    p.add_argument("--headroom", metavar="PCT", default="0%",
+                   help="free share of the vmalloc area --plan must leave (e.g. 25%%; default 0%%)")
     p.set_defaults(func=run)
+
+
+def _hex(n: int | None) -> str | None:
+    return None if n is None else f"0x{n:x}"
+
+
+def _fit_json(a: FitAnswer) -> dict[str, Any]:
+    return {"step": a.step, "size": a.size, "reserved": a.reserved, "ok": a.ok,
+            "address": _hex(a.address), "reason": a.reason, "largest_hole": a.largest_hole,
+            "total_free": a.total_free, "holes": a.holes, "pages_ok": a.pages_ok}
+
+
+def _trial_json(t: Trial | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    return {"param": t.param, "vmalloc_start": _hex(t.vmalloc_start),
+            "vmalloc_end": _hex(t.vmalloc_end), "ok": t.ok, "why": t.why, "free": t.free,
+            "area_size": t.area_size, "free_fraction": t.free_fraction,
+            "largest_hole": t.largest_hole, "kept": t.kept, "relocated": t.relocated,
+            "unplaced": t.unplaced, "fits": [_fit_json(a) for a in t.fits]}
+
+
+def _plan_json(p: PlanAnswer) -> dict[str, Any]:
+    return {"trusted": p.trusted, "arch": p.arch, "sizes": list(p.sizes), "headroom": p.headroom,
+            "value": p.value, "param": p.param, "ok": p.ok, "reason": p.reason, "step": p.step,
+            "current": _trial_json(p.current), "planned": _trial_json(p.planned),
+            "smaller": _trial_json(p.smaller), "assumptions": list(p.assumptions),
+            "notes": list(p.notes)}
+
+
+_SEQUENCE = ("each request is evaluated after the ones before it succeeded, with the machine's "
+             "own allocator; all are undone afterwards")
+
+
+def _what_if(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
+             meminfo: dict[str, int] | None) -> tuple[dict[str, Any], PlanAnswer | None]:
+    """The ``fits``/``plan`` JSON objects (and the plan); ConfigError for bad sizes, headroom or
+    command line (exit 2); answers with ``error`` when the snapshot cannot be placed on a machine."""
+    import pyvmalloc as pv
+    from pyvmalloc.kernel.snapshot import resolve_arch
+
+    out: dict[str, Any] = {}
+    def option(name: str, value: Any, parse: Any) -> Any:
+        try:
+            return None if value is None else parse(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+
+    fit_sizes = option("--fits", args.fits, parse_sizes)
+    plan_sizes = option("--plan", args.plan, parse_sizes)
+    headroom = option("--headroom", args.headroom, parse_headroom)
+    if fit_sizes is None and plan_sizes is None:
+        return out, None
+    error = None
+    if not snapshot.addresses_trusted:
+        error = (f"addresses cannot be trusted ({snapshot.address_reason}): what-if answers "
+                 f"need the real addresses")
+    else:
+        try:
+            resolve_arch(snapshot, args.arch)
+        except ConfigError as exc:
+            error = str(exc)
+    if error is not None:
+        if fit_sizes is not None:
+            out["fits"] = {"trusted": snapshot.addresses_trusted, "error": error, "answers": []}
+        if plan_sizes is not None:
+            out["plan"] = {"trusted": snapshot.addresses_trusted, "error": error}
+        return out, None
+    if fit_sizes is not None:
+        m = pv.Machine.from_snapshot(snapshot, meminfo, arch=args.arch, cmdline=args.cmdline)
+        out["fits"] = {"trusted": True, "sequence": _SEQUENCE, "kind": "vmalloc",
+                       "vmalloc_start": _hex(m.VMALLOC_START), "vmalloc_end": _hex(m.VMALLOC_END),
+                       "answers": [_fit_json(a) for a in fits(m, fit_sizes)]}
+    answer = None
+    if plan_sizes is not None:
+        answer = plan(snapshot, plan_sizes, headroom, args.arch, args.cmdline, meminfo)
+        out["plan"] = _plan_json(answer)
+    return out, answer
+
+
+def _format_trial(label: str, t: Trial | None) -> list[str]:
+    if t is None:
+        return []
+    return [f"  {label}: 0x{t.vmalloc_start:x}-0x{t.vmalloc_end:x} "
+            f"({format_size(t.area_size)}): {'ok' if t.ok else 'NOT enough'}: {t.why}"]
+
+
+def format_what_if(doc: dict[str, Any], args: argparse.Namespace) -> str:
+    """The human text of the ``fits``/``plan`` answers."""
+    out: list[str] = []
+    fit = doc.get("fits")
+    if fit is not None:
+        out += ["", f"fits ({args.fits}): {fit.get('error') or _SEQUENCE}"]
+        for a in fit["answers"]:
+            verdict = "fits" if a["ok"] else "FAILS"
+            out.append(f"  #{a['step']} {format_size(a['size']):>6}: {verdict}: {a['reason']}")
+    pl = doc.get("plan")
+    if pl is not None:
+        out += ["", f"plan ({args.plan}, headroom {args.headroom}):"]
+        if "error" in pl:
+            out.append(f"  {pl['error']}")
+        else:
+            out.append(f"  {pl['reason']}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _format_plan_details(p: PlanAnswer) -> str:
+    out = _format_trial("now (the snapshot's layout)", p.current)
+    if p.smaller is not None:
+        out += _format_trial(f"one step smaller, {p.smaller.param}", p.smaller)
+    out += [f"  note: {n}" for n in p.notes]
+    out += ["  assumed:"] + [f"    - {r}" for r in p.assumptions]
+    return "\n".join(out) + "\n"
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -89,15 +223,21 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.meminfo is not None:
         meminfo = parse_meminfo(read_text(args.meminfo), args.meminfo)
     summary = summarize(snapshot, args.arch, meminfo=meminfo, kernel=args.kernel, top=args.top)
+    what_if, answer = _what_if(args, snapshot, meminfo)
     if args.plot:
         from pyvmalloc.viz.plot import plot_snapshot
 
         bounds = (summary.bounds.start, summary.bounds.end) if summary.bounds else None
         plot_snapshot(snapshot, args.plot, bounds, summary.holes, summary.page_size)
     if args.json:
-        print(json.dumps(to_json(summary), indent=2))
+        doc = to_json(summary)
+        doc.update(what_if)
+        print(json.dumps(doc, indent=2))
     else:
-        sys.stdout.write(format_summary(summary))
+        text = format_summary(summary) + format_what_if(what_if, args)
+        if answer is not None:
+            text += _format_plan_details(answer)
+        sys.stdout.write(text)
     if args.plot:
         print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return 0

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pyvmalloc.procfs.meminfo import render_meminfo
 from pyvmalloc.procfs.vmalloc_meminfo import GENERATIONS, vmalloc_meminfo
-from pyvmalloc.procfs.vmallocinfo import UNPURGED, VmallocinfoLine, render_vmallocinfo
+from pyvmalloc.procfs.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine, render_vmallocinfo
 from pyvmalloc.vmalloc.api import LazyArea
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_IOREMAP, VM_MAP, VM_USERMAP, VM_VPAGES, vm_struct
 
@@ -31,6 +31,10 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
         if isinstance(owner, LazyArea):
             lazy.append(VmallocinfoLine(start=start, end=start + size, size=size, kinds=(UNPURGED,)))
             continue
+        if type(owner).__name__ == "VmMapRamRange":
+            # A vm_map_ram block replayed from a snapshot (kernel/snapshot.py): no vm_struct.
+            busy.append(VmallocinfoLine(start=start, end=start + size, size=size, kinds=(VM_MAP_RAM,)))
+            continue
         if not isinstance(owner, vm_struct):
             continue
         area = owner
@@ -39,10 +43,16 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
             # show_numa_info(): per-node page counts of VM_ALLOC areas.
             counts = Counter(m.phys.node_of(int(p)) for p in area.pages[: area.nr_pages])
             nodes = {int(n): c for n, c in sorted(counts.items())}
+        words = [word for bit, word in _WORDS if area.flags & bit]
+        # Words with no VM_* bit in the model (vendor "lowmem", newer kernels' words) that a
+        # snapshot area carries (kernel/snapshot.py SnapshotArea); printed before "vpages".
+        extra = getattr(area, "extra_words", ())
+        at = len(words) - (words[-1:] == ["vpages"])
+        words[at:at] = [w for w in extra if "=" not in w]
         busy.append(VmallocinfoLine(
             start=area.addr, end=area.addr + area.size, size=area.size, caller=area.caller or None,
             nr_pages=area.nr_pages or None, phys=area.phys_addr or None,
-            kinds=tuple(word for bit, word in _WORDS if area.flags & bit), numa=nodes,
+            kinds=tuple(words), numa=nodes, unknown_words=tuple(w for w in extra if "=" in w),
         ))
     return busy + lazy
 

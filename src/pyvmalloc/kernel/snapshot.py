@@ -1,0 +1,558 @@
+"""``Machine.from_snapshot``: a machine whose address space holds a real /proc/vmallocinfo's areas.
+
+Three steps, each usable on its own (``analysis.plan`` replays snapshots on other layouts):
+
+1. :func:`snapshot_layout` reads what the snapshot says about the machine it came from: the arch
+   (given, or guessed from the addresses), the vmalloc range (the x86_64 KASLR ``vmalloc_base``
+   inferred from the areas; on 32-bit the start read off the lowest allocated area and the end
+   from meminfo's VmallocTotal), the RAM and the NUMA nodes.  Everything guessed is said.
+2. :func:`boot_snapshot_machine` boots a ``Machine`` for that layout: the arch profile, with the
+   device's own VMALLOC_END where it differs (3.x ARM used 0xff000000, vendors other values), and
+   the range read off the snapshot where the model's boot computes another one.
+3. :func:`replay_snapshot` puts every area back at its exact address: a ``vm_struct`` of the
+   same size (guard page included), flags from the words, the caller text verbatim, ``pages=N``
+   real frames mapped at the start of the area (``N<node>=`` on the nodes named), ``phys=``.
+   ``unpurged vm_area`` lines become lazily freed ranges waiting for a purge, ``vm_map_ram`` lines
+   reserved blocks without a vm_struct.  Areas outside the vmalloc range (modules, static maps,
+   vendor ``lowmem`` maps) are registered too and listed in ``m.fixed_ranges``.
+
+The address arithmetic (arch guess, KASLR base, bounds) is ``analysis.layout``'s, which reads
+only procfs records and arch constants; it is imported here so that the kernel layer and the
+``analyze`` report agree on every inferred number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pyvmalloc.analysis.layout import check_arch, guess_arch, infer_bounds, infer_kaslr, is_static_area
+from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, format_size, get_profile, parse_size
+from pyvmalloc.errors import ConfigError, FormatError
+from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING
+from pyvmalloc.phys import gfp as G
+from pyvmalloc.procfs.meminfo import parse_meminfo
+from pyvmalloc.procfs.vmallocinfo import (
+    UNPURGED,
+    VM_MAP_RAM,
+    VmallocinfoLine,
+    VmallocinfoSnapshot,
+    parse_vmallocinfo,
+)
+from pyvmalloc.vmalloc.api import LazyArea
+from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_IOREMAP, VM_MAP, VM_USERMAP, VM_VPAGES, vm_struct
+
+if TYPE_CHECKING:
+    from pyvmalloc.kernel.machine import Machine
+
+__all__ = [
+    "FLAG_WORDS",
+    "FixedRange",
+    "ReplayReport",
+    "SnapshotArea",
+    "SnapshotLayout",
+    "VmMapRamRange",
+    "boot_snapshot_machine",
+    "machine_from_snapshot",
+    "read_meminfo",
+    "read_snapshot",
+    "replay_snapshot",
+    "snapshot_layout",
+    "vmalloc_bounds",
+]
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+# mm/vmalloc.c s_show: the words that stand for a VM_* bit of the model's vm_struct.
+FLAG_WORDS: dict[str, int] = {"ioremap": VM_IOREMAP, "vmalloc": VM_ALLOC, "vmap": VM_MAP,
+                              "user": VM_USERMAP, "vpages": VM_VPAGES}
+_GFP_VMALLOC = G.GFP_KERNEL | getattr(G, "__GFP_HIGHMEM")
+# Machines booted for a snapshot without a RAM size: the 64-bit default (any server has it).
+_DEFAULT_RAM_64 = 1 * GiB
+
+
+@dataclass(frozen=True)
+class FixedRange:
+    """An area of the snapshot outside ``[VMALLOC_START, VMALLOC_END)``: it keeps its address
+    and ``Machine.check()`` accepts it there.  ``why`` names the kind of range."""
+
+    start: int
+    end: int
+    why: str
+
+
+@dataclass(eq=False, repr=False)
+class SnapshotArea(vm_struct):
+    """A ``vm_struct`` rebuilt from a vmallocinfo line.
+
+    ``extra_words`` are the printed words that have no ``VM_*`` bit in the model (vendor words
+    such as ``lowmem``, newer kernels' ``sparse``/``dma-coherent``, unknown ``key=value``
+    tokens); ``/proc/vmallocinfo`` prints them back.  ``static`` marks areas the kernel put at a
+    fixed address during boot (``vm_area_add_early``: the caller is the function itself).
+    """
+
+    extra_words: tuple[str, ...] = ()
+    static: bool = False
+    lineno: int = 0
+    snapshot_pages: int = 0  # pages= of a line replayed without frames (RAM too small)
+
+
+@dataclass(eq=False)
+class VmMapRamRange:
+    """A ``vm_map_ram`` block of the snapshot (4.13+ vmallocinfo): address space taken by the
+    per-CPU vmap block allocator, with no ``vm_struct``; kept reserved so nothing lands there."""
+
+    addr: int
+    size: int
+
+
+@dataclass(frozen=True)
+class SnapshotLayout:
+    """What a snapshot says about the machine it came from, and how each number was found.
+
+    ``profile`` is the arch profile to boot (the device's VMALLOC_END where it differs from the
+    profile's); ``vmalloc_start``/``vmalloc_end`` the range the areas were allocated from, in the
+    profile's convention (x86_64's VMALLOC_END is the last byte); ``messages`` the sentences that
+    go to dmesg.
+    """
+
+    arch: str
+    profile: ArchProfile
+    vmalloc_start: int
+    vmalloc_end: int
+    bounds_how: str
+    ram: int
+    ram_how: str
+    nodes: int
+    kaslr_base: int | None
+    messages: tuple[str, ...]
+
+
+@dataclass
+class ReplayReport:
+    """What :func:`replay_snapshot` did: areas placed, moved, left out or left without pages."""
+
+    placed: int = 0
+    relocated: list[tuple[int, int, int]] = field(default_factory=list)  # (line, old, new)
+    dropped: list[tuple[int, str]] = field(default_factory=list)         # (line, why)
+    unplaced: list[tuple[int, str]] = field(default_factory=list)        # (line, why)
+    without_pages: list[int] = field(default_factory=list)               # line numbers
+    pages: int = 0
+    fixed: list[FixedRange] = field(default_factory=list)
+
+
+# ---- reading ----------------------------------------------------------------------------------
+def read_snapshot(vmallocinfo: str | VmallocinfoSnapshot, source: str = "<vmallocinfo>"
+                  ) -> VmallocinfoSnapshot:
+    """A parsed snapshot: text is parsed (FormatError ``source:line``), a parsed one passes."""
+    if isinstance(vmallocinfo, VmallocinfoSnapshot):
+        return vmallocinfo
+    return parse_vmallocinfo(vmallocinfo, source)
+
+
+def read_meminfo(meminfo: str | Mapping[str, int] | None, source: str = "<meminfo>"
+                 ) -> dict[str, int] | None:
+    """``/proc/meminfo`` fields in kB (text is parsed; a mapping passes; None stays None)."""
+    if meminfo is None:
+        return None
+    if isinstance(meminfo, str):
+        return parse_meminfo(meminfo, source)
+    return dict(meminfo)
+
+
+# ---- the layout --------------------------------------------------------------------------------
+def _need_arch(why: str) -> ConfigError:
+    known = ", ".join(PROFILES)
+    return ConfigError(f"{why}: give the arch (--arch, one of {known})")
+
+
+def resolve_arch(snapshot: VmallocinfoSnapshot, arch: str | None) -> tuple[str, str]:
+    """The profile name for ``snapshot`` and why: given (checked against the addresses) or guessed.
+
+    ConfigError when the addresses are hashed, the arch cannot be guessed or has no profile;
+    FormatError (naming the line) when an address cannot belong to the given arch.
+    """
+    if not snapshot.addresses_trusted:
+        raise ConfigError(f"{snapshot.source}: {snapshot.address_reason}: the areas cannot be "
+                          f"placed at their addresses (capture /proc/vmallocinfo as root with "
+                          f"kptr_restrict=0)")
+    if not snapshot.lines:
+        raise ConfigError(f"{snapshot.source}: no areas: nothing to place on a machine")
+    if arch is None:
+        guessed, reason = guess_arch(snapshot)
+        if guessed is None:
+            raise _need_arch(f"{snapshot.source}: the arch cannot be told from the snapshot "
+                             f"({reason})")
+        return guessed, f"guessed: {reason}"
+    if arch not in PROFILES:
+        raise _need_arch(f"no machine profile for arch {arch!r}")
+    check_arch(snapshot, arch)
+    return arch, "given"
+
+
+def _check_kernel_space(snapshot: VmallocinfoSnapshot, profile: ArchProfile) -> None:
+    """Every area must lie where ``profile``'s kernel can map: above PAGE_OFFSET or in its
+    module area; anything else means the arch is wrong."""
+    floor = profile.page_offset
+    if profile.modules_start is not None:
+        floor = min(floor, profile.modules_start)
+    for ln in snapshot.lines:
+        if ln.start < floor:
+            raise FormatError(
+                f"{snapshot.source}:{ln.lineno}",
+                f"area 0x{ln.start:x} lies below {profile.name}'s kernel space "
+                f"(PAGE_OFFSET 0x{profile.page_offset:x}"
+                + (f", modules from 0x{profile.modules_start:x}" if profile.modules_start else "")
+                + "): is the arch right?")
+
+
+def _range_end(end: int, page_size: int) -> int:
+    """VMALLOC_END as an exclusive bound (x86_64 names the last byte)."""
+    return end + 1 if end % page_size == page_size - 1 else end
+
+
+def vmalloc_bounds(m: Machine) -> tuple[int, int]:
+    """``[VMALLOC_START, VMALLOC_END)`` of ``m`` with an exclusive end on every arch."""
+    return m.VMALLOC_START, _range_end(m.VMALLOC_END, m.PAGE_SIZE)
+
+
+def _ram_candidates(profile: ArchProfile, vstart: int, ram: int | str | None,
+                    meminfo: Mapping[str, int] | None) -> list[tuple[int, str]]:
+    if ram is not None:
+        return [(parse_size(ram) if isinstance(ram, str) else int(ram), "given")]
+    out: list[tuple[int, str]] = []
+    if meminfo and meminfo.get("MemTotal"):
+        kb = meminfo["MemTotal"]
+        out.append((-(-kb * 1024 // MiB) * MiB,
+                    f"meminfo MemTotal {kb} kB rounded up to 1 MiB (MemTotal leaves out what "
+                    f"firmware and the kernel image reserve)"))
+    if profile.bits == 32:
+        # VMALLOC_START = high_memory + VMALLOC_OFFSET rounded to VMALLOC_OFFSET (arch/arm/
+        # include/asm/pgtable.h; i386 2.6.22 rounds high_memory + 2*OFFSET - 1 down): the
+        # lowmem that ends VMALLOC_OFFSET below the snapshot's start yields that start.
+        low = vstart - profile.vmalloc_offset - profile.page_offset
+        out.append((low, f"the lowmem ({format_size(low)}) that puts VMALLOC_START at "
+                         f"0x{vstart:x} (high_memory + VMALLOC_OFFSET, rounded)"))
+    else:
+        out.append((_DEFAULT_RAM_64, f"default {format_size(_DEFAULT_RAM_64)} (no MemTotal given)"))
+    return out
+
+
+def snapshot_layout(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | None = None,
+                    arch: str | None = None, cmdline: str = "", ram: int | str | None = None,
+                    nodes: int | None = None) -> SnapshotLayout:
+    """Read the machine behind ``snapshot``: arch, vmalloc range, RAM, nodes (see the module doc).
+
+    RAM: ``ram`` when given; else the first of meminfo's MemTotal and (32-bit) the lowmem that
+    yields the snapshot's VMALLOC_START with which the model's boot of ``cmdline`` reproduces that
+    start; else the first of them (the range is then taken from the snapshot, and said).
+    """
+    arch, arch_reason = resolve_arch(snapshot, arch)
+    profile = get_profile(arch)
+    _check_kernel_space(snapshot, profile)
+    messages = [f"snapshot {snapshot.source}: {len(snapshot.lines)} areas, arch {arch} "
+                f"({arch_reason})"]
+    messages += [f"snapshot: {w}" for w in snapshot.warnings]
+    total_kb = (meminfo or {}).get("VmallocTotal") or None
+    bounds = infer_bounds(snapshot, arch, total_kb)
+    assert bounds is not None  # trusted addresses and at least one area
+    kaslr = infer_kaslr(snapshot, arch)
+    start, end, how = bounds.start, bounds.end, bounds.how
+    if profile.bits == 32 and not bounds.exact:
+        # No VmallocTotal: the arch's VMALLOC_END, unless areas reach above it.
+        if bounds.end <= profile.vmalloc_end:
+            end = profile.vmalloc_end
+            how = (how.split("; VMALLOC_END unknown")[0] + f"; VMALLOC_END 0x{end:08x} of the "
+                   f"{arch} profile (no meminfo VmallocTotal to read it from)")
+    if profile.bits == 32 and end != profile.vmalloc_end:
+        # 3.x ARM kernels had VMALLOC_END 0xff000000, vendors set their own (e.g. 0xf0000000):
+        # boot the profile with the device's value so that vmalloc= means what it meant there.
+        profile = dataclasses.replace(profile, vmalloc_end=end)
+        messages.append(f"snapshot: VMALLOC_END 0x{end:08x} (the {arch} profile has "
+                        f"0x{PROFILES[arch].vmalloc_end:08x}): booting with the device's value")
+    messages.append(f"snapshot: vmalloc range 0x{start:x}-0x{end:x}: {how}")
+    if kaslr is not None:
+        messages.append(f"snapshot: KASLR: {kaslr.reason}")
+
+    candidates = _ram_candidates(profile, start, ram, meminfo)
+    chosen = None
+    for size, why in candidates:
+        size = min(max(size, profile.min_ram), profile.max_ram)
+        try:
+            lay = boot_layout(profile, size, cmdline)
+        except ConfigError:
+            if ram is not None:
+                raise
+            continue
+        if profile.bits == 64 or lay.vmalloc_start == start:
+            chosen = (size, why)
+            break
+    if chosen is None:
+        size, why = candidates[0]
+        size = min(max(size, profile.min_ram), profile.max_ram)
+        chosen = (size, why + "; no RAM size reproduces the snapshot's VMALLOC_START with this "
+                              "command line, so the range is set from the snapshot")
+    messages.append(f"snapshot: RAM {format_size(chosen[0])}: {chosen[1]}")
+    numa = [n for ln in snapshot.lines for n in ln.numa]
+    if nodes is None:
+        nodes = max(numa) + 1 if numa else 1
+    return SnapshotLayout(arch=arch, profile=profile, vmalloc_start=start, vmalloc_end=end,
+                          bounds_how=how, ram=chosen[0], ram_how=chosen[1], nodes=nodes,
+                          kaslr_base=None if kaslr is None else kaslr.vmalloc_base,
+                          messages=tuple(messages))
+
+
+# ---- booting -------------------------------------------------------------------------------------
+def set_vmalloc_range(m: Machine, start: int, end: int, why: str) -> None:
+    """Move the booted machine's VMALLOC_START/END to ``[start, end)`` (before any allocation):
+    the snapshot's range where the model's boot computed another; said in dmesg."""
+    lay = m.layout
+    if (lay.vmalloc_start, lay.vmalloc_end) == (start, end):
+        return
+    if len(m.vmap_allocator):
+        raise ConfigError("the vmalloc range can only be moved on a machine without areas")
+    params = dict(lay.params)
+    params["vmalloc_from_snapshot"] = why
+    m.layout = dataclasses.replace(lay, vmalloc_start=start, vmalloc_end=end, params=params)
+    m.VMALLOC_START, m.VMALLOC_END = start, end
+    m.printk(KERN_INFO, f"snapshot: booted vmalloc 0x{lay.vmalloc_start:x}-0x{lay.vmalloc_end:x} "
+                        f"moved to 0x{start:x}-0x{end:x} ({(end - start) >> 20} MB): {why}")
+
+
+def boot_snapshot_machine(cls: type[Machine], layout: SnapshotLayout, cmdline: str = "",
+                          **machine_args: Any) -> Machine:
+    """Boot ``cls`` for ``layout`` with the snapshot's vmalloc range (and KASLR base)."""
+    m = cls(arch=layout.profile, ram=layout.ram, nodes=layout.nodes, cmdline=cmdline,
+            **machine_args)
+    for line in layout.messages:
+        m.printk(KERN_INFO, line)
+    why = (f"KASLR vmalloc_base 0x{layout.kaslr_base:x} inferred from the snapshot"
+           if layout.kaslr_base is not None else layout.bounds_how)
+    set_vmalloc_range(m, layout.vmalloc_start, layout.vmalloc_end, why)
+    if layout.kaslr_base is not None:
+        m.layout.params["kaslr"] = True
+        m.layout.params["vmalloc_base"] = layout.kaslr_base
+    m.fixed_ranges = []  # type: ignore[attr-defined]
+    return m
+
+
+# ---- replaying -----------------------------------------------------------------------------------
+def _flags(ln: VmallocinfoLine) -> tuple[int, tuple[str, ...]]:
+    flags = 0
+    extra = []
+    for word in ln.kinds:
+        if word in FLAG_WORDS:
+            flags |= FLAG_WORDS[word]
+        else:
+            extra.append(word)
+    extra += [w for w in ln.unknown_words if w not in ln.kinds]
+    return flags, tuple(extra)
+
+
+def ioremap_align(m: Machine, size: int) -> int:
+    """The alignment ``__get_vm_area_node`` gives a VM_IOREMAP request of ``size`` bytes."""
+    bit = min(max(size.bit_length(), m.PAGE_SHIFT), m.profile.ioremap_max_order)
+    return 1 << bit
+
+
+def _fixed_why(m: Machine, ln: VmallocinfoLine) -> str:
+    lay = m.layout
+    if lay.modules_end > lay.modules_start and lay.modules_start <= ln.start < lay.modules_end:
+        return "module area (MODULES_VADDR..MODULES_END)"
+    vendor = [w for w in ln.kinds if w not in FLAG_WORDS]
+    if vendor:
+        return f"vendor map '{' '.join(vendor)}'"
+    if is_static_area(ln):
+        return f"static map ({ln.function})"
+    side = "below VMALLOC_START" if ln.start < m.VMALLOC_START else "above VMALLOC_END"
+    return f"area {side}"
+
+
+def _alloc_frames(m: Machine, ln: VmallocinfoLine, n: int) -> np.ndarray | None:
+    """``n`` frames for the line, ``N<node>=`` counts on their nodes first; None if RAM is short."""
+    if m.phys.nr_free() < n:
+        return None
+    parts = []
+    left = n
+    nodes = len(m.phys.nodes)
+    for node, count in sorted(ln.numa.items()):
+        take = min(count, left)
+        if take and node < nodes:
+            got = m._alloc_pages(_GFP_VMALLOC, take, node)
+            parts.append(got)
+            left -= len(got)
+            if len(got) < take:
+                break
+    if left:
+        parts.append(m._alloc_pages(_GFP_VMALLOC, left, -1))
+    pfns = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    if len(pfns) < n:
+        m._free_pages(pfns)
+        return None
+    return pfns.astype(np.int64, copy=False)
+
+
+def _populate(m: Machine, area: SnapshotArea, n: int, ln: VmallocinfoLine, exec_: bool) -> bool:
+    """Give ``area`` ``n`` mapped frames and its page array; False (nothing taken) if RAM is short."""
+    pfns = _alloc_frames(m, ln, n)
+    if pfns is None:
+        return False
+    prot = m._pgprot("PAGE_KERNEL_EXEC" if exec_ else "PAGE_KERNEL")
+    with m._pgtable_lock:
+        err = m.init_mm.map_range(area.addr, pfns, prot)
+    if err:
+        m._unmap_range(area.addr, n << m.PAGE_SHIFT)
+        m._free_pages(pfns)
+        return False
+    area.pages = pfns
+    area.nr_pages = n
+    if area.flags & VM_MAP:
+        area.mapped = pfns
+    array_size = n * m._ptr_size
+    if array_size <= m.PAGE_SIZE:
+        handle = m._kmalloc(array_size, G.GFP_KERNEL | getattr(G, "__GFP_ZERO"), -1)
+        if handle:
+            area.pages_array = ("kmalloc", handle)
+    # A larger array was vmalloc'ed by the kernel (``vpages``): that area is one of the
+    # snapshot's own lines, which nothing identifies, so the model keeps no second copy.
+    return True
+
+
+def _owner(m: Machine, ln: VmallocinfoLine, addr: int) -> vm_struct | LazyArea | VmMapRamRange:
+    if UNPURGED in ln.kinds:
+        return LazyArea(addr, ln.size)
+    if VM_MAP_RAM in ln.kinds:
+        return VmMapRamRange(addr, ln.size)
+    flags, extra = _flags(ln)
+    handle = m._kmalloc(m._vm_struct_size, G.GFP_KERNEL, -1)
+    return SnapshotArea(addr=addr, size=ln.size, flags=flags, caller=ln.caller or "",
+                        phys_addr=ln.phys or 0, handle=handle, extra_words=extra,
+                        static=is_static_area(ln), lineno=ln.lineno)
+
+
+def _register(m: Machine, owner: object, addr: int, size: int) -> None:
+    if isinstance(owner, LazyArea):
+        with m._purge_lock:
+            m._purge_list.append(owner)
+            m._nr_lazy_pages += size >> m.PAGE_SHIFT
+
+
+def _check_line(m: Machine, ln: VmallocinfoLine, source: str) -> None:
+    where = f"{source}:{ln.lineno}"
+    if ln.size <= 0:
+        raise FormatError(where, "an area of size 0")
+    if ln.start % m.PAGE_SIZE or ln.size % m.PAGE_SIZE:
+        raise FormatError(where, f"area 0x{ln.start:x}+{ln.size} is not page aligned "
+                                 f"(PAGE_SIZE {m.PAGE_SIZE})")
+    if (ln.nr_pages or 0) > ln.size // m.PAGE_SIZE:
+        raise FormatError(where, f"pages={ln.nr_pages} do not fit in an area of {ln.size} bytes")
+
+
+def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = "<vmallocinfo>",
+                    keep: Callable[[VmallocinfoLine], bool] | None = None,
+                    pages: bool = True) -> ReplayReport:
+    """Register ``lines`` on ``m`` (see the module doc); the report says what happened.
+
+    ``keep`` (default: every line) decides which lines keep their address; the others are placed
+    afterwards, in address order, at the lowest address of ``[VMALLOC_START, VMALLOC_END)`` where
+    they fit (with the VM_IOREMAP alignment for ioremap lines), as a fresh boot would allocate
+    them; lazily freed lines that do not keep their address are dropped (a purge frees them).
+    ``pages=False`` reserves the ranges without frames.  FormatError names a line that cannot be
+    a kernel area (unaligned, overlapping, more pages than room).
+    """
+    report = ReplayReport()
+    vstart, vend = vmalloc_bounds(m)
+    fixed = getattr(m, "fixed_ranges", None)
+    if fixed is None:
+        fixed = m.fixed_ranges = []  # type: ignore[attr-defined]
+    order = sorted(lines, key=lambda x: (x.start, x.lineno))
+    for ln in order:
+        _check_line(m, ln, source)
+    marks = [keep is None or keep(ln) for ln in order]
+    plan = [ln for ln, k in zip(order, marks) if k] + [ln for ln, k in zip(order, marks) if not k]
+    nkept = sum(marks)
+    short: list[int] = []
+    for i, ln in enumerate(plan):
+        kept = i < nkept
+        if not kept and UNPURGED in ln.kinds:
+            report.dropped.append((ln.lineno, "lazily freed: a purge frees it"))
+            continue
+        owner: Any = _owner(m, ln, ln.start)
+        with m.vmlist_lock.write():
+            if kept:
+                if not m.vmap_allocator.insert(ln.start, ln.size, owner):
+                    m._kfree(getattr(owner, "handle", 0))
+                    hit = m.vmap_allocator.find_containing(ln.start)
+                    raise FormatError(f"{source}:{ln.lineno}",
+                                      f"area 0x{ln.start:x}-0x{ln.end:x} overlaps another area"
+                                      + (f" at 0x{hit[0]:x}" if hit else ""))
+                addr: int | None = ln.start
+            else:
+                align = m.PAGE_SIZE
+                if "ioremap" in ln.kinds:
+                    align = max(ioremap_align(m, ln.size - m.PAGE_SIZE), m.PAGE_SIZE)
+                addr = m.vmap_allocator.alloc(ln.size, align, vstart, vend, owner)
+        if addr is None:
+            m._kfree(getattr(owner, "handle", 0))
+            report.unplaced.append((ln.lineno, f"{ln.size} bytes fit nowhere in "
+                                               f"0x{vstart:x}-0x{vend:x}"))
+            continue
+        owner.addr = addr
+        _register(m, owner, addr, ln.size)
+        report.placed += 1
+        if addr != ln.start:
+            report.relocated.append((ln.lineno, ln.start, addr))
+        end = addr + ln.size
+        if not (vstart <= addr and end <= vend):
+            fr = FixedRange(addr, end, _fixed_why(m, ln))
+            fixed.append(fr)
+            report.fixed.append(fr)
+        n = ln.nr_pages or 0
+        if n and isinstance(owner, SnapshotArea):
+            lay = m.layout
+            exec_ = lay.modules_end > lay.modules_start and lay.modules_start <= addr < lay.modules_end
+            if pages and _populate(m, owner, n, ln, exec_):
+                report.pages += n
+            else:
+                # The range stays reserved with no frames (nr_pages 0, so vfree and check()
+                # see a consistent area); the snapshot's count is kept in snapshot_pages.
+                owner.snapshot_pages = n
+                if pages:
+                    short.append(n)
+                report.without_pages.append(ln.lineno)
+    m.vm_stats["snapshot_areas"] += report.placed
+    if short:
+        m.printk(KERN_WARNING, f"snapshot: RAM too small for the pages of {len(short)} areas "
+                               f"({sum(short)} pages): their ranges are reserved without pages")
+    if report.relocated:
+        m.printk(KERN_INFO, f"snapshot: {len(report.relocated)} areas outside the vmalloc range "
+                            f"placed again by lowest-address first fit")
+    return report
+
+
+def machine_from_snapshot(cls: type[Machine], vmallocinfo_text: str | VmallocinfoSnapshot,
+                          meminfo_text: str | Mapping[str, int] | None = None,
+                          arch: str | None = None, cmdline: str = "",
+                          **machine_args: Any) -> Machine:
+    """``Machine.from_snapshot``: boot a machine for the snapshot and replay every area on it.
+
+    Besides the Machine's arguments, ``source=`` and ``meminfo_source=`` name the texts in error
+    messages.  ``ram=`` and ``nodes=`` override what the snapshot and meminfo suggest.  The
+    machine gets ``fixed_ranges`` (list of :class:`FixedRange`) and ``snapshot_report``
+    (:class:`ReplayReport`); everything inferred is in ``m.dmesg()``.
+    """
+    source = str(machine_args.pop("source", "<vmallocinfo>"))
+    meminfo_source = str(machine_args.pop("meminfo_source", "<meminfo>"))
+    snapshot = read_snapshot(vmallocinfo_text, source)
+    meminfo = read_meminfo(meminfo_text, meminfo_source)
+    layout = snapshot_layout(snapshot, meminfo, arch, cmdline, ram=machine_args.pop("ram", None),
+                             nodes=machine_args.pop("nodes", None))
+    m = boot_snapshot_machine(cls, layout, cmdline, **machine_args)
+    m.snapshot_layout = layout  # type: ignore[attr-defined]
+    m.snapshot_report = replay_snapshot(m, snapshot.lines, snapshot.source)  # type: ignore[attr-defined]
+    return m
