@@ -1,0 +1,339 @@
+"""The whole public API against a reference model, step by step (hypothesis state machine).
+
+The reference is a dict of live areas and the bytes each must hold.  Rules allocate with every
+flavour of the API, free, free twice, free bad addresses, read and write at random offsets that
+run over guard pages and holes (``vread``/``vwrite``, and CPU loads/stores through the MMU),
+call vfree/vunmap/vmalloc in interrupt context (``KernelBug`` where 2.6.22 BUGs), inject
+failures, map areas into user space and purge lazily freed areas.  After every step the model
+and the reference agree and ``check()`` passes.  Both allocators, lazy purge on and off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+import pyvmalloc as pv
+from pyvmalloc.kernel.inject import POINTS
+from pyvmalloc.phys import Page
+from pyvmalloc.phys import gfp as G
+
+PAGE = 4096
+GFP_ZERO = getattr(G, "__GFP_ZERO")
+VPAGES = PAGE // 8 + 8  # a page array too big for kmalloc: it is vmalloc'ed (VM_VPAGES)
+
+ZEROED = {"vmalloc_user", "vmalloc_32_user", "vmalloc_gfp_zero"}
+KINDS = ["vmalloc", "vmalloc_user", "vmalloc_32", "vmalloc_32_user", "vmalloc_exec", "vmalloc_node",
+         "vmalloc_gfp_zero", "module_alloc", "vmap", "alloc_vm_area", "vpages"]
+
+
+@dataclass
+class Ref:
+    """What the reference knows of one live area."""
+
+    kind: str
+    usable: int  # bytes before the guard page
+    data: bytearray | None  # None: nothing mapped (alloc_vm_area), accesses fault
+    pages: list[Page] = field(default_factory=list)  # vmap: the caller's pages
+    array: int | None = None  # address of its VM_VPAGES page array
+
+
+def pattern(seed: int, n: int) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+class VmallocMachine(RuleBasedStateMachine):
+    """Subclasses pick the allocator and lazy purge."""
+
+    allocator = "list"
+    lazy = False
+
+    @initialize()
+    def boot(self) -> None:
+        self.m = pv.Machine(arch="x86_64", ram="64M", nodes=2, cpus=2, allocator=self.allocator,
+                            lazy_purge=self.lazy)
+        self.ref: dict[int, Ref] = {}
+        self.freed: list[int] = []
+        self.mm = self.m.user_mm()
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _live(self, pick: int) -> int:
+        keys = sorted(a for a, r in self.ref.items() if r.kind != "array")
+        return keys[pick % len(keys)]
+
+    def _has_live(self) -> bool:
+        return any(r.kind != "array" for r in self.ref.values())
+
+    def _call(self, kind: str, npages: int, trim: int) -> tuple[int | None, list[Page]]:
+        m = self.m
+        size = npages * PAGE - trim
+        if kind == "vmap":
+            pages = [m.alloc_page() for _ in range(npages)]
+            if any(p is None for p in pages):  # an injected page_alloc failure
+                for p in pages:
+                    if p is not None:
+                        m.free_page(p)
+                return None, []
+            for i, p in enumerate(pages):
+                m.phys.frames.write(p.phys_addr, pattern(p.pfn + i, PAGE))
+            a = m.vmap(pages, npages)
+            if a is None:
+                for p in pages:
+                    m.free_page(p)
+            return a, pages
+        if kind == "alloc_vm_area":
+            area = m.alloc_vm_area(size)
+            return (None if area is None else area.addr), []
+        call = {
+            "vmalloc": lambda: m.vmalloc(size),
+            "vmalloc_user": lambda: m.vmalloc_user(size),
+            "vmalloc_32": lambda: m.vmalloc_32(size),
+            "vmalloc_32_user": lambda: m.vmalloc_32_user(size),
+            "vmalloc_exec": lambda: m.vmalloc_exec(size),
+            "vmalloc_node": lambda: m.vmalloc_node(size, npages % 2),
+            "vmalloc_gfp_zero": lambda: m.vmalloc_gfp(size, G.GFP_KERNEL | GFP_ZERO, "PAGE_KERNEL"),
+            "module_alloc": lambda: m.module_alloc(size),
+            "vpages": lambda: m.vmalloc(VPAGES * PAGE),
+        }[kind]
+        return call(), []
+
+    def _alloc(self, kind: str, npages: int, trim: int) -> int | None:
+        before = {a.addr for a in self.m.areas()}
+        a, pages = self._call(kind, npages, trim)
+        if a is None:
+            assert {x.addr for x in self.m.areas()} == before
+            return None
+        area = self.m.find_vm_area(a)
+        assert area is not None and a not in self.ref
+        usable = area.size - PAGE
+        if kind == "vmap":
+            data = bytearray(b"".join(pattern(p.pfn + i, PAGE) for i, p in enumerate(pages)))
+            ref = Ref(kind, usable, data, pages)
+        elif kind == "alloc_vm_area":
+            ref = Ref(kind, usable, None)
+        else:
+            data = bytearray(self.m.vread(a, usable))
+            if kind in ZEROED:
+                assert not any(data), f"{kind} handed out stale bytes"
+            ref = Ref(kind, usable, data)
+        if area.flags & pv.VM_VPAGES:
+            where = area.pages_array[1]
+            arr = self.m.find_vm_area(where)
+            stored = area.pages[: area.nr_pages].astype(np.uint64).tobytes()
+            self.ref[where] = Ref("array", arr.size - PAGE,
+                                  bytearray(stored + bytes(arr.size - PAGE - len(stored))))
+            ref.array = where
+        self.ref[a] = ref
+        assert {x.addr for x in self.m.areas()} == set(self.ref)
+        return a
+
+    def _free(self, a: int) -> None:
+        ref = self.ref.pop(a)
+        if ref.kind == "vmap":
+            self.m.vunmap(a)
+            for p in ref.pages:
+                self.m.free_page(p)
+        elif ref.kind == "alloc_vm_area":
+            area = self.m.find_vm_area(a)
+            assert area is not None
+            self.m.free_vm_area(area)
+        else:
+            self.m.vfree(a)
+        if ref.array is not None:
+            del self.ref[ref.array]
+        self.freed.append(a)
+
+    def _runs(self, addr: int, count: int) -> list[tuple[int, int, int | None]]:
+        """(address, length, area start or None for a hole) as the seed's vread walks vmlist."""
+        top = 1 << 64
+        count = max(count, 0)
+        if addr + count >= top:
+            count = max(top - addr, 0)
+        runs: list[tuple[int, int, int | None]] = []
+        for start in sorted(self.ref):
+            if count == 0:
+                break
+            end = start + self.ref[start].usable
+            if addr >= end:
+                continue
+            if addr < start:
+                gap = min(start - addr, count)
+                runs.append((addr, gap, None))
+                addr, count = addr + gap, count - gap
+                if count == 0:
+                    break
+            n = min(end - addr, count)
+            runs.append((addr, n, start))
+            addr, count = addr + n, count - n
+        return runs
+
+    # ---- allocation and freeing ---------------------------------------------------------------
+    @rule(kind=st.sampled_from(KINDS), npages=st.integers(1, 6), trim=st.integers(0, PAGE - 1))
+    def allocate(self, kind: str, npages: int, trim: int) -> None:
+        assert self._alloc(kind, npages, trim) is not None, f"{kind} failed with memory to spare"
+
+    @precondition(lambda self: self._has_live())
+    @rule(pick=st.integers(0, 10**6))
+    def free(self, pick: int) -> None:
+        self._free(self._live(pick))
+
+    @precondition(lambda self: any(a not in self.ref for a in self.freed))
+    @rule(pick=st.integers(0, 10**6))
+    def double_free(self, pick: int) -> None:
+        gone = [a for a in self.freed if a not in self.ref]
+        a = gone[pick % len(gone)]
+        log = len(self.m.dmesg())
+        self.m.vfree(a)
+        new = "\n".join(self.m.dmesg()[log:])
+        assert f"Trying to vfree() nonexistent vm area ({a:016x})" in new and "WARNING" in new
+
+    @rule(pick=st.integers(0, 10**6), off=st.integers(1, PAGE - 1))
+    def bad_free(self, pick: int, off: int) -> None:
+        a = (self._live(pick) if self._has_live() else self.m.VMALLOC_START) + off
+        log = len(self.m.dmesg())
+        self.m.vfree(a)
+        assert f"Trying to vfree() bad address ({a:016x})" in "\n".join(self.m.dmesg()[log:])
+
+    @precondition(lambda self: self._has_live())
+    @rule(pick=st.integers(0, 10**6), what=st.sampled_from(["vfree", "vunmap", "vmalloc"]))
+    def interrupt_context(self, pick: int, what: str) -> None:
+        a = self._live(pick)
+        with self.m.interrupt(), pytest.raises(pv.KernelBug):
+            if what == "vfree":
+                self.m.vfree(a)
+            elif what == "vunmap":
+                self.m.vunmap(a)
+            else:
+                self.m.vmalloc(PAGE)
+
+    @rule(kind=st.sampled_from(KINDS), point=st.sampled_from(sorted(POINTS)), nth=st.integers(1, 8),
+          npages=st.integers(1, 6))
+    def injected_failure(self, kind: str, point: str, nth: int, npages: int) -> None:
+        injected = self.m.stats()["inject.total"]
+        self.m.inject(point, nth=nth)
+        try:
+            a = self._alloc(kind, npages, 0)
+        finally:
+            self.m.inject_clear()
+        if a is None:
+            assert self.m.stats()["inject.total"] == injected + 1
+
+    @rule()
+    def purge(self) -> None:
+        self.m.vm_unmap_aliases()
+        assert self.m.lazy_areas() == []
+
+    # ---- reading and writing ------------------------------------------------------------------
+    def _span(self, pick: int, off: int) -> int:
+        base = self._live(pick) if self._has_live() else self.m.VMALLOC_START
+        return max(base + off, 0)
+
+    @rule(pick=st.integers(0, 10**6), off=st.integers(-2 * PAGE, 8 * PAGE), count=st.integers(0, 4 * PAGE))
+    def vread(self, pick: int, off: int, count: int) -> None:
+        addr = self._span(pick, off)
+        runs = self._runs(addr, count)
+        if any(s is not None and self.ref[s].data is None for _a, _n, s in runs):
+            with pytest.raises(pv.PageFault):
+                self.m.vread(addr, count)
+            return
+        want = b"".join(bytes(n) if s is None else bytes(self.ref[s].data[a - s:a - s + n])  # type: ignore[index]
+                        for a, n, s in runs)
+        assert self.m.vread(addr, count) == want
+
+    @rule(pick=st.integers(0, 10**6), off=st.integers(-2 * PAGE, 8 * PAGE), count=st.integers(0, 4 * PAGE),
+          seed=st.integers(0, 2**32))
+    def vwrite(self, pick: int, off: int, count: int, seed: int) -> None:
+        addr = self._span(pick, off)
+        runs = self._runs(addr, count)
+        if any(s is not None and self.ref[s].kind == "array" for _a, _n, s in runs):
+            return  # writing over a page array would corrupt the kernel's own data
+        data = pattern(seed, count)
+        fault = next((i for i, (_a, _n, s) in enumerate(runs) if s is not None and self.ref[s].data is None), None)
+        if fault is not None:
+            with pytest.raises(pv.PageFault):
+                self.m.vwrite(addr, data)
+            runs = runs[:fault]  # what came before the unmapped area was written
+        else:
+            assert self.m.vwrite(addr, data) == (runs[-1][0] + runs[-1][1] - addr if runs else 0)
+        for a, n, s in runs:
+            if s is not None:
+                self.ref[s].data[a - s:a - s + n] = data[a - addr:a - addr + n]  # type: ignore[index]
+
+    @precondition(lambda self: self._has_live())
+    @rule(pick=st.integers(0, 10**6), page=st.integers(0, 7), off=st.integers(0, PAGE - 16),
+          cpu=st.integers(0, 1), store=st.booleans(), seed=st.integers(0, 255))
+    def cpu_access(self, pick: int, page: int, off: int, cpu: int, store: bool, seed: int) -> None:
+        a = self._live(pick)
+        ref = self.ref[a]
+        at = page % (ref.usable // PAGE + 1) * PAGE + off  # up to the guard page, not past it
+        self.m.current_cpu = cpu
+        data = pattern(seed, 16)
+        if at + 16 > ref.usable or ref.data is None:  # the guard page, or nothing mapped
+            with pytest.raises(pv.PageFault):
+                self.m.write(a + at, data) if store else self.m.read(a + at, 16)
+            if store and ref.data is not None and at < ref.usable:
+                ref.data[at:] = data[: ref.usable - at]  # the stores before the faulting page retire
+            return
+        if store:
+            self.m.write(a + at, data)
+            ref.data[at:at + 16] = data
+        assert self.m.read(a + at, 16) == bytes(ref.data[at:at + 16])
+
+    @precondition(lambda self: self._has_live())
+    @rule(pick=st.integers(0, 10**6))
+    def map_to_user(self, pick: int) -> None:
+        a = self._live(pick)
+        ref = self.ref[a]
+        vma = self.mm.mmap(ref.usable)
+        ret = self.m.remap_vmalloc_range(vma, a)
+        if ref.kind not in ("vmalloc_user", "vmalloc_32_user"):
+            assert ret == -22  # -EINVAL: only VM_USERMAP areas may be mapped
+            return
+        assert ret == 0
+        assert ref.data is not None
+        assert self.mm.read(vma.start, ref.usable) == bytes(ref.data)
+
+    # ---- after every step -----------------------------------------------------------------------
+    @invariant()
+    def agrees_with_the_reference(self) -> None:
+        if not hasattr(self, "m"):
+            return
+        assert {a.addr for a in self.m.areas()} == set(self.ref)
+        for a, ref in self.ref.items():
+            if ref.data is not None:
+                assert self.m.vread(a, ref.usable) == bytes(ref.data), f"{ref.kind} area {a:#x} differs"
+        self.m.check()
+
+
+SETTINGS = settings(max_examples=20, stateful_step_count=40, deadline=None)
+
+
+@SETTINGS
+class ListNoLazy(VmallocMachine):
+    allocator, lazy = "list", False
+
+
+@SETTINGS
+class ListLazy(VmallocMachine):
+    allocator, lazy = "list", True
+
+
+@SETTINGS
+class KvaLazy(VmallocMachine):
+    allocator, lazy = "kva", True
+
+
+@SETTINGS
+class KvaNoLazy(VmallocMachine):
+    allocator, lazy = "kva", False
+
+
+TestListNoLazy = ListNoLazy.TestCase
+TestListLazy = ListLazy.TestCase
+TestKvaLazy = KvaLazy.TestCase
+TestKvaNoLazy = KvaNoLazy.TestCase
