@@ -313,26 +313,15 @@ class VmallocMachine(RuleBasedStateMachine):
 SETTINGS = settings(max_examples=20, stateful_step_count=40, deadline=None)
 
 
-@SETTINGS
-class ListNoLazy(VmallocMachine):
-    allocator, lazy = "list", False
+def _config(allocator: str, lazy: bool) -> type[VmallocMachine]:
+    name = f"{allocator.capitalize()}{'Lazy' if lazy else 'NoLazy'}"
+    return SETTINGS(type(name, (VmallocMachine,), {"allocator": allocator, "lazy": lazy}))
 
 
-@SETTINGS
-class ListLazy(VmallocMachine):
-    allocator, lazy = "list", True
-
-
-@SETTINGS
-class KvaLazy(VmallocMachine):
-    allocator, lazy = "kva", True
-
-
-@SETTINGS
-class KvaNoLazy(VmallocMachine):
-    allocator, lazy = "kva", False
-
-
+ListNoLazy = _config("list", False)
+ListLazy = _config("list", True)
+KvaLazy = _config("kva", True)
+KvaNoLazy = _config("kva", False)
 TestListNoLazy = ListNoLazy.TestCase
 TestListLazy = ListLazy.TestCase
 TestKvaLazy = KvaLazy.TestCase
