@@ -141,3 +141,60 @@ def test_wrong_arch_and_bad_options(capsys, tmp_path: Path):
     assert code == 2 and "No such file or directory" in _one_error_line(err)
     code, _, err = _run(capsys, ZTE, "--plot", tmp_path / "plot.xyz")
     assert code == 2 and "xyz" in _one_error_line(err)
+
+
+# ---- --fits, --plan, --headroom, --cmdline ----------------------------------------------------
+TABLET = EXAMPLES / "arm32-mediatek-goclever-i5-3.4.5.txt"
+
+
+def test_fits_and_plan_in_text(capsys):
+    code, out, err = _run(capsys, TABLET, "--meminfo", TABLET.with_suffix(".meminfo"),
+                          "--fits", "8M,200M", "--plan", "64M,128M", "--headroom", "25%")
+    assert code == 0 and err == ""
+    assert "fits (8M,200M): each request is evaluated after the ones before it" in out
+    assert "#1     8M: fits: at 0x" in out
+    assert "#2   200M: FAILS: largest hole" in out
+    assert "plan (64M,128M, headroom 25%):" in out
+    assert "  vmalloc=" in out and "now (the snapshot's layout)" in out and "assumed:" in out
+
+
+def test_fits_and_plan_in_json(capsys):
+    code, out, _ = _run(capsys, ZTE, "--meminfo", ZTE.with_suffix(".meminfo"), "--json",
+                        "--cmdline", "console=ttyS1,57600 mem=128M", "--fits", "16k,64M", "--plan", "32M",
+                        "--headroom", "0.2")
+    doc = json.loads(out)
+    assert code == 0 and doc["arch"] == "arm"
+    fit = doc["fits"]
+    assert fit["trusted"] and [a["ok"] for a in fit["answers"]] == [True, True]
+    assert fit["vmalloc_start"] == "0xc8800000" and fit["vmalloc_end"] == "0xf0000000"
+    assert [a["size"] for a in fit["answers"]] == [16 << 10, 64 << 20]
+    plan = doc["plan"]
+    assert plan["ok"] and plan["param"] == "vmalloc=16M" and plan["headroom"] == 0.2
+    assert plan["planned"]["vmalloc_start"] == "0xc8800000" and plan["assumptions"]
+
+
+def test_what_if_on_hashed_or_unknown_arch_answers_without_failing(capsys):
+    code, out, _ = _run(capsys, HASHED, "--json", "--fits", "8M", "--plan", "8M")
+    doc = json.loads(out)
+    assert code == 0
+    assert not doc["fits"]["trusted"] and "cannot be trusted" in doc["fits"]["error"]
+    assert "cannot be trusted" in doc["plan"]["error"]
+    code, out, _ = _run(capsys, ZTE, "--arch", "mips", "--fits", "8M")
+    assert code == 0 and "no machine profile for arch 'mips': give the arch (--arch" in out
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (("--fits", "8Q"), "pyvmalloc analyze: --fits: '8Q' is not a size"),
+    (("--plan", "8M,,9M"), "pyvmalloc analyze: --plan: empty size in '8M,,9M'"),
+    (("--plan", "8M", "--headroom", "100%"),
+     "pyvmalloc analyze: --headroom: headroom '100%' must be at least 0% and below 100%"),
+    (("--plan", "8M", "--cmdline", "console=ttyS0 vmalloc=lots"),
+     "pyvmalloc analyze: vmalloc=lots: 'lots' is not a size"),
+    (("--fits", "8M", "--arch", "i386"),
+     "{}:1: area 0xbf000000 lies below i386's kernel space (PAGE_OFFSET 0xc0000000): "
+     "is the arch right?"),
+])
+def test_bad_what_if_options_give_one_line_and_exit_2(capsys, argv, expected: str):
+    code, out, err = _run(capsys, ZTE, *argv)
+    assert code == 2 and out == ""
+    assert _one_error_line(err) == expected.format(ZTE)

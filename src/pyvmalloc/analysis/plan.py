@@ -403,7 +403,7 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
                                  f"can be made from them")
     fields = read_meminfo(meminfo)
     layout = snapshot_layout(snap, fields, arch, cmdline, ram=ram)
-    cur_m = boot_snapshot_machine(Machine, layout, cmdline)
+    cur_m = boot_snapshot_machine(Machine, layout)
     old = vmalloc_bounds(cur_m)
     current = _trial(cur_m, snap, byte_sizes, room, None, old)
     prof = layout.profile
@@ -417,7 +417,7 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
                           assumptions=rules)
 
     step = prof.vmalloc_offset if prof.name == "arm" else MiB
-    base = _without_vmalloc(cmdline)
+    base = _without_vmalloc(layout.cmdline)
     values = _candidates(layout, base, step)
     if not values:
         raise ConfigError(f"{layout.arch}: no vmalloc= value boots with RAM "

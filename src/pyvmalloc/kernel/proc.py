@@ -31,9 +31,10 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
         if isinstance(owner, LazyArea):
             lazy.append(VmallocinfoLine(start=start, end=start + size, size=size, kinds=(UNPURGED,)))
             continue
-        if type(owner).__name__ == "VmMapRamRange":
-            # A vm_map_ram block replayed from a snapshot (kernel/snapshot.py): no vm_struct.
-            busy.append(VmallocinfoLine(start=start, end=start + size, size=size, kinds=(VM_MAP_RAM,)))
+        word = getattr(owner, "vmallocinfo_word", None)
+        if word == VM_MAP_RAM:
+            # A vm_map_ram block (kernel/snapshot.py replays them): a range with no vm_struct.
+            busy.append(VmallocinfoLine(start=start, end=start + size, size=size, kinds=(word,)))
             continue
         if not isinstance(owner, vm_struct):
             continue

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from pyvmalloc.analysis.layout import check_arch, guess_arch, infer_bounds, infe
 from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, format_size, get_profile, parse_size
 from pyvmalloc.errors import ConfigError, FormatError
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING
+from pyvmalloc.kernel.machine import MAX_CPUS
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.procfs.meminfo import parse_meminfo
 from pyvmalloc.procfs.vmallocinfo import (
@@ -52,15 +53,20 @@ if TYPE_CHECKING:
 __all__ = [
     "FLAG_WORDS",
     "FixedRange",
+    "LAYOUT_PARAMS",
     "ReplayReport",
     "SnapshotArea",
     "SnapshotLayout",
     "VmMapRamRange",
     "boot_snapshot_machine",
+    "ioremap_align",
+    "layout_cmdline",
     "machine_from_snapshot",
     "read_meminfo",
     "read_snapshot",
     "replay_snapshot",
+    "resolve_arch",
+    "set_vmalloc_range",
     "snapshot_layout",
     "vmalloc_bounds",
 ]
@@ -76,10 +82,9 @@ _GFP_VMALLOC = G.GFP_KERNEL | getattr(G, "__GFP_HIGHMEM")
 _DEFAULT_RAM_64 = 1 * GiB
 
 
-@dataclass(frozen=True)
-class FixedRange:
+class FixedRange(NamedTuple):
     """An area of the snapshot outside ``[VMALLOC_START, VMALLOC_END)``: it keeps its address
-    and ``Machine.check()`` accepts it there.  ``why`` names the kind of range."""
+    and ``Machine.check()`` accepts it there (``m.extra_vm_ranges``).  ``why`` names the kind."""
 
     start: int
     end: int
@@ -109,6 +114,7 @@ class VmMapRamRange:
 
     addr: int
     size: int
+    vmallocinfo_word: str = VM_MAP_RAM  # what kernel/proc.py prints for the block
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,8 @@ class SnapshotLayout:
     nodes: int
     kaslr_base: int | None
     messages: tuple[str, ...]
+    cpus: int | None = None  # the fewest CPUs whose lazy_max_pages holds the unpurged pages
+    cmdline: str = ""        # the parameters of the device's command line that shape the layout
 
 
 @dataclass
@@ -144,6 +152,7 @@ class ReplayReport:
     without_pages: list[int] = field(default_factory=list)               # line numbers
     pages: int = 0
     fixed: list[FixedRange] = field(default_factory=list)
+    arrays_linked: int = 0  # vpages areas whose page array is another line of the snapshot
 
 
 # ---- reading ----------------------------------------------------------------------------------
@@ -163,6 +172,21 @@ def read_meminfo(meminfo: str | Mapping[str, int] | None, source: str = "<meminf
     if isinstance(meminfo, str):
         return parse_meminfo(meminfo, source)
     return dict(meminfo)
+
+
+# Boot parameters that shape the vmalloc layout (arch/boot.py knows these); the rest of a
+# device's command line (console=, root=, quiet...) changes nothing here.
+LAYOUT_PARAMS = ("mem", "vmalloc", "nokaslr")
+
+
+def layout_cmdline(cmdline: str) -> tuple[str, list[str]]:
+    """``(kept, dropped)``: the words of ``cmdline`` that shape the layout, and the others."""
+    if not isinstance(cmdline, str):
+        raise ConfigError(f"the kernel command line must be text, not {cmdline!r}")
+    kept, dropped = [], []
+    for word in cmdline.split():
+        (kept if word.split("=", 1)[0] in LAYOUT_PARAMS else dropped).append(word)
+    return " ".join(kept), dropped
 
 
 # ---- the layout --------------------------------------------------------------------------------
@@ -257,6 +281,10 @@ def snapshot_layout(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | 
     _check_kernel_space(snapshot, profile)
     messages = [f"snapshot {snapshot.source}: {len(snapshot.lines)} areas, arch {arch} "
                 f"({arch_reason})"]
+    cmdline, dropped = layout_cmdline(cmdline)
+    if dropped:
+        messages.append(f"snapshot: left out of the command line (they do not shape the vmalloc "
+                        f"layout): {' '.join(dropped)}")
     messages += [f"snapshot: {w}" for w in snapshot.warnings]
     total_kb = (meminfo or {}).get("VmallocTotal") or None
     bounds = infer_bounds(snapshot, arch, total_kb)
@@ -301,10 +329,20 @@ def snapshot_layout(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | 
     numa = [n for ln in snapshot.lines for n in ln.numa]
     if nodes is None:
         nodes = max(numa) + 1 if numa else 1
+    # mm/vmalloc.c (2.6.28+): lazy_max_pages() = fls(num_online_cpus()) * (32 MiB / PAGE_SIZE);
+    # more unpurged pages than that would have been purged, so the machine had more CPUs.
+    lazy = sum(ln.size for ln in snapshot.lines if UNPURGED in ln.kinds) >> profile.page_shift
+    per_bit = (32 << 20) >> profile.page_shift
+    cpus = None
+    if lazy > per_bit:
+        bits = min(-(-lazy // per_bit), MAX_CPUS.bit_length())
+        cpus = 1 << (bits - 1)
+        messages.append(f"snapshot: {lazy} unpurged pages exceed lazy_max_pages of one CPU: at "
+                        f"least {cpus} CPUs (lazy_max_pages = fls(cpus) * 32 MiB / PAGE_SIZE)")
     return SnapshotLayout(arch=arch, profile=profile, vmalloc_start=start, vmalloc_end=end,
                           bounds_how=how, ram=chosen[0], ram_how=chosen[1], nodes=nodes,
                           kaslr_base=None if kaslr is None else kaslr.vmalloc_base,
-                          messages=tuple(messages))
+                          messages=tuple(messages), cpus=cpus, cmdline=cmdline)
 
 
 # ---- booting -------------------------------------------------------------------------------------
@@ -324,10 +362,12 @@ def set_vmalloc_range(m: Machine, start: int, end: int, why: str) -> None:
                         f"moved to 0x{start:x}-0x{end:x} ({(end - start) >> 20} MB): {why}")
 
 
-def boot_snapshot_machine(cls: type[Machine], layout: SnapshotLayout, cmdline: str = "",
+def boot_snapshot_machine(cls: type[Machine], layout: SnapshotLayout,
                           **machine_args: Any) -> Machine:
     """Boot ``cls`` for ``layout`` with the snapshot's vmalloc range (and KASLR base)."""
-    m = cls(arch=layout.profile, ram=layout.ram, nodes=layout.nodes, cmdline=cmdline,
+    if layout.cpus is not None:
+        machine_args.setdefault("cpus", layout.cpus)
+    m = cls(arch=layout.profile, ram=layout.ram, nodes=layout.nodes, cmdline=layout.cmdline,
             **machine_args)
     for line in layout.messages:
         m.printk(KERN_INFO, line)
@@ -337,7 +377,7 @@ def boot_snapshot_machine(cls: type[Machine], layout: SnapshotLayout, cmdline: s
     if layout.kaslr_base is not None:
         m.layout.params["kaslr"] = True
         m.layout.params["vmalloc_base"] = layout.kaslr_base
-    m.fixed_ranges = []  # type: ignore[attr-defined]
+    m.fixed_ranges = m.extra_vm_ranges = []  # type: ignore[attr-defined]
     return m
 
 
@@ -413,14 +453,57 @@ def _populate(m: Machine, area: SnapshotArea, n: int, ln: VmallocinfoLine, exec_
     area.nr_pages = n
     if area.flags & VM_MAP:
         area.mapped = pfns
-    array_size = n * m._ptr_size
-    if array_size <= m.PAGE_SIZE:
-        handle = m._kmalloc(array_size, G.GFP_KERNEL | getattr(G, "__GFP_ZERO"), -1)
-        if handle:
-            area.pages_array = ("kmalloc", handle)
-    # A larger array was vmalloc'ed by the kernel (``vpages``): that area is one of the
-    # snapshot's own lines, which nothing identifies, so the model keeps no second copy.
+    if n * m._ptr_size <= m.PAGE_SIZE:
+        _kmalloc_array(m, area)
+    # A larger array was vmalloc'ed by the kernel (``vpages``): _link_page_arrays finds it.
     return True
+
+
+def _kmalloc_array(m: Machine, area: SnapshotArea) -> None:
+    handle = m._kmalloc(area.nr_pages * m._ptr_size, G.GFP_KERNEL | getattr(G, "__GFP_ZERO"), -1)
+    if handle:
+        area.pages_array = ("kmalloc", handle)
+
+
+def _link_page_arrays(m: Machine, areas: Sequence[SnapshotArea]) -> int:
+    """Give each populated VM_ALLOC area whose page array is over a page that array.
+
+    mm/vmalloc.c ``__vmalloc_area_node`` (2.6.28+) vmallocs such an array right after the area,
+    with the area's own caller, so the snapshot holds it as a line of that caller sized
+    ``PAGE_ALIGN(nr_pages * sizeof(void *))`` plus the guard page: a ``vpages`` area takes the
+    nearest unused such line (after it first) as its array, and the pfns are written there.
+    Where none is found (or the line had no ``vpages``), the array is kmalloc'ed and the word
+    ``vpages`` kept as printed text.  Returns how many arrays were linked.
+    """
+    ps = m.PAGE_SIZE
+    shapes: dict[tuple[str, int], list[SnapshotArea]] = {}
+    for a in areas:
+        if a.flags & VM_ALLOC and a.nr_pages:
+            shapes.setdefault((a.caller, a.size), []).append(a)
+    used: set[int] = set()
+    linked = 0
+    for area in areas:
+        if not (area.flags & VM_ALLOC and area.nr_pages) or area.pages_array is not None:
+            continue
+        nbytes = area.nr_pages * m._ptr_size
+        want = ((nbytes + ps - 1) & -ps) + ps
+        holder = None
+        if area.flags & VM_VPAGES and nbytes > ps:
+            options = [h for h in shapes.get((area.caller, want), ())
+                       if id(h) not in used and h is not area and h.nr_pages * ps >= nbytes]
+            if options:
+                holder = min(options, key=lambda h: (h.addr < area.end, abs(h.addr - area.end)))
+        if holder is not None:
+            used.add(id(holder))
+            area.pages_array = ("vmalloc", holder.addr)
+            m._store_page_array(area)
+            linked += 1
+            continue
+        if area.flags & VM_VPAGES:
+            area.flags &= ~VM_VPAGES
+            area.extra_words += ("vpages",)
+        _kmalloc_array(m, area)
+    return linked
 
 
 def _owner(m: Machine, ln: VmallocinfoLine, addr: int) -> vm_struct | LazyArea | VmMapRamRange:
@@ -469,7 +552,8 @@ def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = 
     vstart, vend = vmalloc_bounds(m)
     fixed = getattr(m, "fixed_ranges", None)
     if fixed is None:
-        fixed = m.fixed_ranges = []  # type: ignore[attr-defined]
+        fixed = m.fixed_ranges = m.extra_vm_ranges = []  # type: ignore[attr-defined]
+    built: list[SnapshotArea] = []
     order = sorted(lines, key=lambda x: (x.start, x.lineno))
     for ln in order:
         _check_line(m, ln, source)
@@ -512,6 +596,8 @@ def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = 
             fr = FixedRange(addr, end, _fixed_why(m, ln))
             fixed.append(fr)
             report.fixed.append(fr)
+        if isinstance(owner, SnapshotArea):
+            built.append(owner)
         n = ln.nr_pages or 0
         if n and isinstance(owner, SnapshotArea):
             lay = m.layout
@@ -525,13 +611,14 @@ def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = 
                 if pages:
                     short.append(n)
                 report.without_pages.append(ln.lineno)
+    report.arrays_linked = _link_page_arrays(m, built)
     m.vm_stats["snapshot_areas"] += report.placed
     if short:
         m.printk(KERN_WARNING, f"snapshot: RAM too small for the pages of {len(short)} areas "
                                f"({sum(short)} pages): their ranges are reserved without pages")
     if report.relocated:
-        m.printk(KERN_INFO, f"snapshot: {len(report.relocated)} areas outside the vmalloc range "
-                            f"placed again by lowest-address first fit")
+        m.printk(KERN_INFO, f"snapshot: {len(report.relocated)} areas that did not keep their "
+                            f"address placed again by lowest-address first fit")
     return report
 
 
@@ -552,7 +639,7 @@ def machine_from_snapshot(cls: type[Machine], vmallocinfo_text: str | Vmallocinf
     meminfo = read_meminfo(meminfo_text, meminfo_source)
     layout = snapshot_layout(snapshot, meminfo, arch, cmdline, ram=machine_args.pop("ram", None),
                              nodes=machine_args.pop("nodes", None))
-    m = boot_snapshot_machine(cls, layout, cmdline, **machine_args)
+    m = boot_snapshot_machine(cls, layout, **machine_args)
     m.snapshot_layout = layout  # type: ignore[attr-defined]
     m.snapshot_report = replay_snapshot(m, snapshot.lines, snapshot.source)  # type: ignore[attr-defined]
     return m
