@@ -246,3 +246,37 @@ def test_sizes_parse_like_the_command_line():
     assert parse_sizes("16k,8M,1G") == [16 << 10, 8 << 20, 1 << 30]
     with pytest.raises(ConfigError, match="empty size"):
         parse_sizes("8M,,1G")
+
+
+def test_areas_outside_a_smaller_range_are_placed_again_by_first_fit():
+    text = (EXAMPLES / f"{TABLET}.txt").read_text()
+    lines = parse_vmallocinfo(text).lines
+    arm3x = dataclasses.replace(PROFILES["arm"], vmalloc_end=0xFF000000)
+    m = pv.Machine(arch=arm3x, ram=1024 * MiB, cmdline="vmalloc=480M",  # lowmem 520M
+                   allocator="list")  # strict first fit also for aligned requests
+    new = (m.VMALLOC_START, m.VMALLOC_END)
+    assert new == (0xE1000000, 0xFF000000)
+    keep = _keep((0xDE000000, 0xFF000000), new)
+    report = replay_snapshot(m, lines, keep=keep)
+    moved = [ln for ln in lines if not keep(ln)]
+    assert [line for line, _old, _new in report.relocated] == [ln.lineno for ln in moved]
+    assert not report.unplaced
+    # Replayed by hand: the kept areas first, then each moved one, in address order, at the
+    # lowest hole that holds it (ioremap ones at 1 << fls(size) alignment, up to 16 MiB).
+    holes = _holes(_busy([ln for ln in lines if keep(ln)]), *new)
+    for ln, (_line, old, got) in zip(moved, report.relocated):
+        align = PAGE
+        if "ioremap" in ln.kinds:
+            align = 1 << min(max((ln.size - PAGE).bit_length(), 12), 24)
+        want = None
+        for hole in holes:
+            a = -(-hole[0] // align) * align
+            if a + ln.size <= hole[0] + hole[1]:
+                want = a
+                holes.remove(hole)
+                holes += [h for h in ([hole[0], a - hole[0]], [a + ln.size, hole[0] + hole[1] - a - ln.size]) if h[1]]
+                holes.sort()
+                break
+        assert (old, got) == (ln.start, want)
+    parse_vmallocinfo(m.vmallocinfo())  # no two areas overlap
+    m.check()

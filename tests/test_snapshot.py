@@ -162,6 +162,7 @@ def test_kaslr_base_is_inferred_from_the_lowest_area(gib: int, offset_pages: int
     assert [f.why for f in m.fixed_ranges] == ["module area (MODULES_VADDR..MODULES_END)"]
     a_line = parse_vmallocinfo(m.vmallocinfo()).lines
     assert [ln for ln in a_line if ln.start != a] == _by_start(parse_vmallocinfo(text).lines)
+    m.check()
 
 
 def test_the_fixed_x86_64_layout_is_kept():
@@ -185,12 +186,32 @@ def test_unpurged_areas_wait_for_a_purge_and_vm_map_ram_blocks_stay_reserved():
     assert m.lazy_areas() == [] and m.vmalloc(4096) == base + 8192  # the purged range is free
 
 
+def test_unpurged_pages_beyond_one_cpu_mean_more_cpus():
+    base = 0xFFFFB2A6C0000000
+    text = (_x86_line(base, 100 << 20, "unpurged vm_area")
+            + _x86_line(base + (100 << 20), 8192, "x+0x1/0x2 pages=1 vmalloc"))
+    m = pv.Machine.from_snapshot(text, ram="256M")
+    # 25600 lazily freed pages: fls(cpus) * 8192 >= 25600 needs fls 4, so 8 CPUs at least.
+    assert m.nr_cpus == 8 and m.lazy_max_pages >= 25600
+    m.check()
+
+
+@pytest.mark.xfail(strict=True, reason="kernel/check.py knows only vm_structs and lazily freed "
+                                        "blocks as allocator owners, not vm_map_ram blocks")
+def test_check_accepts_vm_map_ram_blocks():
+    base = 0xFFFFB2A6C0000000
+    text = (_x86_line(base, 4 << 20, "vm_map_ram")
+            + _x86_line(base + (4 << 20), 8192, "x+0x1/0x2 pages=1 vmalloc"))
+    pv.Machine.from_snapshot(text, ram="256M").check()
+
+
 def test_numa_counts_land_on_their_nodes():
     base = 0xFFFFC90000000000
     text = _x86_line(base, 6 * 4096, "f+0x1/0x2 pages=5 vmalloc N0=2 N1=3")
     m = pv.Machine.from_snapshot(text, ram="512M")
     assert len(m.phys.nodes) == 2
     assert parse_vmallocinfo(m.vmallocinfo()).lines == parse_vmallocinfo(text).lines
+    m.check()
 
 
 def test_too_little_ram_reserves_ranges_without_pages():
@@ -202,6 +223,7 @@ def test_too_little_ram_reserves_ranges_without_pages():
     area = m.find_vm_area(0xD0000000)
     assert area is not None and area.nr_pages == 0 and area.snapshot_pages == 8192
     assert m.vmalloc(4096) not in range(0xD0000000, 0xD2001000)
+    m.check()
 
 
 # ---- what cannot be replayed -----------------------------------------------------------------

@@ -47,8 +47,10 @@ PLAN_RULES: tuple[str, ...] = (
     "pcpu_get_vm_areas) and vendor-word maps keep their addresses, inside the new range or not: "
     "the platform fixes them",
     "every other area keeps its address when it lies wholly inside the new range; the rest are "
-    "placed again after all kept ones, in address order, by lowest-address first fit (ioremap "
-    "lines at their VM_IOREMAP alignment); one that fits nowhere fails the candidate",
+    "placed again after all kept ones, in address order, by the machine's allocator: lowest-"
+    "address first fit, ioremap lines at their VM_IOREMAP alignment (the kva allocator, as "
+    "Linux 5.2+, looks for a hole of size + alignment - 1 for those); one that fits nowhere "
+    "fails the candidate",
     "lazily freed (unpurged) areas outside the new range are dropped: a purge frees them",
     "the requested sizes are then reserved one after the other as vmalloc(size) reserves "
     "address space (size rounded up to pages, plus the guard page, lowest address first, then "
@@ -426,7 +428,7 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
 
     def run(value: int) -> Trial:
         if value not in trials:
-            m = Machine(arch=prof, ram=layout.ram, nodes=layout.nodes,
+            m = Machine(arch=prof, ram=layout.ram, nodes=layout.nodes, cpus=layout.cpus or 1,
                         cmdline=" ".join(base + [_param(value)]))
             trials[value] = _trial(m, snap, byte_sizes, room, _param(value), old)
         return trials[value]
