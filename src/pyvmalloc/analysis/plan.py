@@ -10,7 +10,7 @@ replaying the snapshot on it and allocating; the answer lists the rules it assum
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pyvmalloc.analysis.layout import hole_stats, is_static_area
@@ -316,7 +316,8 @@ def _busy_free(m: Machine) -> tuple[int, int, int]:
     return stats.total, end - start, stats.largest
 
 
-def _keep_rule(old: tuple[int, int], new: tuple[int, int]):  # type: ignore[no-untyped-def]
+def _keep_rule(old: tuple[int, int], new: tuple[int, int]) -> Callable[[VmallocinfoLine], bool]:
+    """PLAN_RULES as a predicate: which lines keep their address on a machine with range ``new``."""
     def keep(ln: VmallocinfoLine) -> bool:
         if not (old[0] <= ln.start and ln.end <= old[1]):
             return True
