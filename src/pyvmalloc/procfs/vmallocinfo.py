@@ -262,6 +262,9 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
         if _SYMBOL_CALLER.match(tok) or _RAW_CALLER.match(tok) or _MODULE.match(tok):
             raise FormatError(where, f"caller {tok!r} after the flag words")
         raise FormatError(where, f"unexpected {tok!r}")
+    # Canonical order, the one render_vmallocinfo prints: vendor flag words, then unknown
+    # key=value tokens (so that a re-rendered line parses back to an equal record).
+    unknown_words.sort(key=lambda w: w not in kinds)
     line = VmallocinfoLine(start=start, end=end, size=size, caller=caller, nr_pages=nr_pages,
                            phys=phys, kinds=tuple(kinds), numa=numa,
                            unknown_words=tuple(unknown_words), lineno=lineno)
