@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyvmalloc.analysis.layout import (
+from pyvmalloc.kernel.snapshot_layout import (
     find_holes,
     fragmentation_index,
     guess_arch,

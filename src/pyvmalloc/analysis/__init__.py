@@ -1,6 +1,6 @@
 """Layer analysis (see shared DESIGN.md): summaries of /proc/vmallocinfo snapshots."""
 
-from pyvmalloc.analysis.layout import Bounds, HoleStats, KaslrGuess, guess_arch, infer_bounds
+from pyvmalloc.kernel.snapshot_layout import Bounds, HoleStats, KaslrGuess, guess_arch, infer_bounds
 from pyvmalloc.analysis.summary import Summary, format_summary, summarize, to_json
 from pyvmalloc.procfs.vmalloc_meminfo import VmallocMeminfo, generation_for, vmalloc_meminfo
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pyvmalloc.analysis.layout import hole_stats, is_static_area
+from pyvmalloc.kernel.snapshot_layout import hole_stats, is_static_area
 from pyvmalloc.arch import boot_layout, format_size, parse_size
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.kernel.machine import Machine

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyvmalloc.analysis.layout import (
+from pyvmalloc.kernel.snapshot_layout import (
     ARCH_NAMES,
     Bounds,
     HoleStats,

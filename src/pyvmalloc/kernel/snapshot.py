@@ -16,8 +16,8 @@ Three steps, each usable on its own (``analysis.plan`` replays snapshots on othe
    reserved blocks without a vm_struct.  Areas outside the vmalloc range (modules, static maps,
    vendor ``lowmem`` maps) are registered too and listed in ``m.fixed_ranges``.
 
-The address arithmetic (arch guess, KASLR base, bounds) is ``analysis.layout``'s, which reads
-only procfs records and arch constants; it is imported here so that the kernel layer and the
+The address arithmetic (arch guess, KASLR base, bounds) is ``kernel.snapshot_layout``'s, which reads
+only procfs records and arch constants; it lives in the kernel layer so that the machine and the
 ``analyze`` report agree on every inferred number.
 """
 
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from pyvmalloc.analysis.layout import check_arch, guess_arch, infer_bounds, infer_kaslr, is_static_area
+from pyvmalloc.kernel.snapshot_layout import check_arch, guess_arch, infer_bounds, infer_kaslr, is_static_area
 from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, format_size, get_profile, parse_size
 from pyvmalloc.errors import ConfigError, FormatError
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING

@@ -1,4 +1,5 @@
-"""Where a snapshot's areas live: arch guess, KASLR base, vmalloc bounds, module range and holes.
+"""Where a running kernel put its areas, read from a snapshot: arch guess, KASLR base, vmalloc
+bounds, module range and holes (used by Machine.from_snapshot and by the analysis layer above).
 
 Everything here reads addresses only (no model): the arch facts used are the few constants named
 in comments, so that a snapshot of an arch the model has no profile for still gets its answers.
