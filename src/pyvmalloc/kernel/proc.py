@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,23 @@ if TYPE_CHECKING:
 # VM_USERMAP, then "vpages" for a vmalloc'ed page array).
 _WORDS = ((VM_IOREMAP, "ioremap"), (VM_ALLOC, "vmalloc"), (VM_MAP, "vmap"), (VM_USERMAP, "user"),
           (VM_VPAGES, "vpages"))
+
+
+_PS = re.compile(r"(\S+\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+( \[\S+\])?|0x[0-9a-fA-F]+)")
+
+
+def _ps(caller: str) -> str | None:
+    """The caller as ``%pS`` prints it: ``symbol+0xoffset/0xsize`` (kallsyms) or a raw address.
+
+    Callers read from a real snapshot are already in that form and stay verbatim; a name given
+    to the model (``caller="my_probe"``, or the API's default) has no offset to show, so it
+    prints as ``my_probe+0x0/0x0`` -- a bare word would read as a flag word (``vmalloc``).
+    """
+    if not caller:
+        return None
+    if _PS.fullmatch(caller):
+        return caller
+    return "_".join(caller.split()) + "+0x0/0x0"
 
 
 def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
@@ -51,7 +69,7 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
         at = len(words) - (words[-1:] == ["vpages"])
         words[at:at] = [w for w in extra if "=" not in w]
         busy.append(VmallocinfoLine(
-            start=area.addr, end=area.addr + area.size, size=area.size, caller=area.caller or None,
+            start=area.addr, end=area.addr + area.size, size=area.size, caller=_ps(area.caller),
             nr_pages=area.nr_pages or None, phys=area.phys_addr or None,
             kinds=tuple(words), numa=nodes, unknown_words=tuple(w for w in extra if "=" in w),
         ))
