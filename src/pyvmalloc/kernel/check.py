@@ -6,9 +6,10 @@ invariant, in this order:
 1. the page allocator (``PhysMem.check``: buddy lists, flags, free + used = present per
    zone and node) and the address-space allocator (``check()`` of list or kva);
 2. the allocator's busy blocks are exactly the registered areas plus the areas waiting for
-   a lazy purge, with the same bounds; the lazy page count matches and stays under
-   ``lazy_max_pages``;
-3. every area is page aligned, has room for its guard page, lies inside an allowed range
+   a lazy purge (and the vm_map_ram blocks a snapshot reserved), with the same bounds; the
+   lazy page count matches and stays under ``lazy_max_pages``;
+3. every area is page aligned, has room for its guard page (snapshot areas the kernel made
+   without one excepted: early static maps, VM_NO_GUARD), lies inside an allowed range
    (the vmalloc area, the arch's module area, or ``m.extra_vm_ranges`` if a snapshot
    recorded some) and owns live kmalloc objects for its ``vm_struct`` and page array; a
    VM_VPAGES array holds the area's pfns in its memory;
@@ -39,10 +40,11 @@ import numpy.typing as npt
 
 from pyvmalloc.errors import Inconsistency, KernelBug
 from pyvmalloc.kernel import proc
+from pyvmalloc.kernel.snapshot import SnapshotArea, VmMapRamRange
 from pyvmalloc.mmu.pagetable import _NONE, _TABLE, PageTables
 from pyvmalloc.phys.memory import NO_ZONE, OWNERS
 from pyvmalloc.procfs.meminfo import parse_meminfo
-from pyvmalloc.procfs.vmallocinfo import UNPURGED, VmallocinfoLine
+from pyvmalloc.procfs.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
 from pyvmalloc.vmalloc.api import LazyArea
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_VPAGES, vm_struct
 
@@ -94,6 +96,8 @@ class _Checker:
         self.shift = m.PAGE_SHIFT
         self.areas: list[vm_struct] = []
         self.lazy: list[LazyArea] = []
+        self.map_ram: list[VmMapRamRange] = []  # vm_map_ram blocks a snapshot reserved
+        self.guard: dict[int, int] = {}  # id(area) -> pages of guard at its end (0 or 1)
 
     def run(self, meminfo_text: str, records: list[VmallocinfoLine]) -> None:
         m = self.m
@@ -125,6 +129,11 @@ class _Checker:
                     raise Inconsistency(
                         f"area {owner!r} disagrees with its allocator block {start:#x}+{size:#x}")
                 self.areas.append(owner)
+            elif isinstance(owner, VmMapRamRange):
+                if owner.addr != start or owner.size != size:
+                    raise Inconsistency(f"vm_map_ram block {owner.addr:#x}+{owner.size:#x} disagrees "
+                                        f"with its allocator block {start:#x}+{size:#x}")
+                self.map_ram.append(owner)
             elif isinstance(owner, LazyArea):
                 if id(owner) not in pending_ids:
                     raise Inconsistency(f"lazily freed block {start:#x}+{size:#x} is not on the purge list")
@@ -135,7 +144,7 @@ class _Checker:
                 self.lazy.append(owner)
             else:
                 raise Inconsistency(f"allocator block {start:#x}+{size:#x} belongs to {owner!r}, "
-                                    "neither an area nor a lazily freed one")
+                                    "neither an area, a vm_map_ram block nor a lazily freed one")
         for lazy in pending:
             if id(lazy) not in seen_lazy:
                 raise Inconsistency(f"lazy area {lazy.addr:#x}+{lazy.size:#x} on the purge list is "
@@ -156,7 +165,9 @@ class _Checker:
         for area in self.areas:
             if area.addr % self.ps or area.size % self.ps:
                 raise Inconsistency(f"area {area!r} is not page aligned")
-            if area.size < 2 * self.ps:
+            guard = self._guard_pages(area)
+            self.guard[id(area)] = guard
+            if area.size < (1 + guard) * self.ps:
                 raise Inconsistency(f"area {area!r} has no room for a page and its guard page")
             if not any(s <= area.addr and area.end <= e for s, e, _ in ranges):
                 names = ", ".join(f"{n} [{s:#x}, {e:#x})" for s, e, n in ranges)
@@ -168,6 +179,14 @@ class _Checker:
                 handles[handle] = f"area {area.addr:#x}"
             if area.flags & VM_ALLOC and area.nr_pages:
                 self._check_vm_alloc_area(area)
+
+    def _guard_pages(self, area: vm_struct) -> int:
+        """1: the area ends with a guard page (every area the API makes).  Areas a snapshot
+        rebuilt may have none: early static maps (vm_area_add_early sizes them exactly) and
+        areas whose pages fill them (VM_NO_GUARD in later kernels)."""
+        if isinstance(area, SnapshotArea) and (area.static or area.nr_pages * self.ps >= area.size):
+            return 0
+        return 1
 
     def _kmalloc_objects(self, area: vm_struct) -> list[tuple[str, int]]:
         """The live kmalloc objects ``area`` holds (its vm_struct, a kmalloc'ed page array)."""
@@ -190,8 +209,9 @@ class _Checker:
         return out
 
     def _check_vm_alloc_area(self, area: vm_struct) -> None:
-        usable = (area.size >> self.shift) - 1
-        if area.nr_pages != usable:
+        usable = (area.size >> self.shift) - self.guard[id(area)]
+        # __vmalloc_area_node fills the whole area; a snapshot line may print fewer pages.
+        if area.nr_pages > usable or (area.nr_pages != usable and not isinstance(area, SnapshotArea)):
             raise Inconsistency(f"VM_ALLOC area {area!r} counts {area.nr_pages} pages for {usable} usable")
         if len(area.pages) < area.nr_pages or area.pages_array is None:
             raise Inconsistency(f"VM_ALLOC area {area!r} is still under construction "
@@ -350,26 +370,33 @@ class _Checker:
             pparts.append(p)
         vpns = np.concatenate(vparts)
         pfns = np.concatenate(pparts)
-        areas = self.areas
-        if not areas:
+        # Every range a PTE may be in: the areas, and the vm_map_ram blocks of a snapshot
+        # (which map pages the model does not track).
+        spans: list[tuple[int, int, int, npt.NDArray[np.int64] | None, object]] = []
+        for area in self.areas:
+            guard = self.guard[id(area)]
+            usable = (area.size >> shift) - guard
+            # What the area must map: its pfns in order, nothing after them.  Areas without a
+            # record of their pages (ioremap, get_vm_area + map_vm_area) may map anything.
+            want_pfns = None
+            if area.mapped is not None:
+                want_pfns = area.mapped[:usable].astype(_I64, copy=False)
+            elif area.flags & VM_ALLOC:
+                want_pfns = area.pages[: area.nr_pages].astype(_I64, copy=False)
+            spans.append((area.addr >> shift, area.size >> shift, guard, want_pfns, area))
+        for block in self.map_ram:
+            spans.append((block.addr >> shift, block.size >> shift, 0, None, block))
+        spans.sort(key=lambda x: x[0])
+        if not spans:
             if len(vpns):
                 self._stray(int(vpns[0]), int(pfns[0]))
             return
-        a_start = np.array([a.addr >> shift for a in areas], dtype=_I64)
-        a_pages = np.array([a.size >> shift for a in areas], dtype=_I64)  # guard page included
-        # What each area must map: its pfns in order, nothing after them.  Areas without a
-        # record of their pages (ioremap, get_vm_area + map_vm_area) may map anything.
-        expect_parts: list[npt.NDArray[np.int64]] = []
-        has_expect = np.zeros(len(areas), dtype=bool)
-        for j, area in enumerate(areas):
-            if area.mapped is not None:
-                expect_parts.append(area.mapped[: int(a_pages[j]) - 1].astype(_I64, copy=False))
-            elif area.flags & VM_ALLOC:
-                expect_parts.append(area.pages[: area.nr_pages].astype(_I64, copy=False))
-            else:
-                expect_parts.append(np.zeros(0, _I64))
-                continue
-            has_expect[j] = True
+        areas = [x[4] for x in spans]
+        a_start = np.array([x[0] for x in spans], dtype=_I64)
+        a_pages = np.array([x[1] for x in spans], dtype=_I64)  # guard page included
+        a_guard = np.array([x[2] for x in spans], dtype=_I64)
+        has_expect = np.array([x[3] is not None for x in spans], dtype=bool)
+        expect_parts = [np.zeros(0, _I64) if x[3] is None else x[3] for x in spans]
         lengths = np.array([len(x) for x in expect_parts], dtype=_I64)
         offsets = np.concatenate([np.zeros(1, _I64), np.cumsum(lengths)])
         expect = np.concatenate(expect_parts)
@@ -381,7 +408,7 @@ class _Checker:
             i = _first(~inside)
             self._stray(int(vpns[i]), int(pfns[i]))
         off = vpns - a_start[k]
-        guard = off == a_pages[k] - 1
+        guard = (a_guard[k] == 1) & (off == a_pages[k] - 1)
         if guard.any():
             i = _first(guard)
             raise Inconsistency(f"guard page {int(vpns[i]) << shift:#x} of area {areas[int(k[i])]!r} "
@@ -409,7 +436,7 @@ class _Checker:
                                 f"(nothing at {at:#x})")
         # Frames a vmap area maps must be alive.
         phys = m.phys
-        for area in areas:
+        for area in self.areas:
             if area.mapped is None or not len(area.mapped):
                 continue
             mp = area.mapped.astype(_I64, copy=False)
@@ -481,11 +508,17 @@ class _Checker:
 
     def _check_vmallocinfo(self, records: list[VmallocinfoLine]) -> None:
         m = self.m
-        busy = [r for r in records if UNPURGED not in r.kinds]
+        busy = [r for r in records if UNPURGED not in r.kinds and VM_MAP_RAM not in r.kinds]
         lazy = [r for r in records if UNPURGED in r.kinds]
-        if len(busy) != len(self.areas) or len(lazy) != len(self.lazy):
-            raise Inconsistency(f"/proc/vmallocinfo shows {len(busy)} areas and {len(lazy)} unpurged ones, "
-                                f"the allocator holds {len(self.areas)} and {len(self.lazy)}")
+        map_ram = [r for r in records if VM_MAP_RAM in r.kinds]
+        if (len(busy), len(lazy), len(map_ram)) != (len(self.areas), len(self.lazy), len(self.map_ram)):
+            raise Inconsistency(f"/proc/vmallocinfo shows {len(busy)} areas, {len(lazy)} unpurged ones and "
+                                f"{len(map_ram)} vm_map_ram blocks, the allocator holds {len(self.areas)}, "
+                                f"{len(self.lazy)} and {len(self.map_ram)}")
+        shown_blocks = [(r.start, r.size) for r in map_ram]
+        if shown_blocks != [(b.addr, b.size) for b in self.map_ram]:
+            raise Inconsistency(f"/proc/vmallocinfo shows vm_map_ram blocks {shown_blocks}, the allocator "
+                                f"has {[(b.addr, b.size) for b in self.map_ram]}")
         numa = len(m.phys.nodes) > 1
         node_starts = np.array([s for s, _ in m.phys.node_spans], dtype=_I64)
         for rec, area in zip(busy, self.areas):
