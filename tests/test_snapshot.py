@@ -66,13 +66,7 @@ def test_pages_are_real_mapped_frames(path: Path):
                                                                        for ln in outside)
 
 
-_NO_GUARD = pytest.mark.xfail(
-    strict=True, reason="kernel/check.py wants a guard page on every area; vm_area_add_early areas "
-                        "(a one-page iotable_init map) have none")
-
-
-@pytest.mark.parametrize("path", [pytest.param(p, marks=_NO_GUARD) if "zynq" in p.name else p
-                                  for p in TRUSTED], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TRUSTED, ids=lambda p: p.name)
 def test_check_passes_after_replay(path: Path):
     m = _machine(path)
     m.check()
@@ -196,8 +190,6 @@ def test_unpurged_pages_beyond_one_cpu_mean_more_cpus():
     m.check()
 
 
-@pytest.mark.xfail(strict=True, reason="kernel/check.py knows only vm_structs and lazily freed "
-                                        "blocks as allocator owners, not vm_map_ram blocks")
 def test_check_accepts_vm_map_ram_blocks():
     base = 0xFFFFB2A6C0000000
     text = (_x86_line(base, 4 << 20, "vm_map_ram")
