@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from pyvmalloc.procfs.meminfo import render_meminfo
 from pyvmalloc.procfs.vmalloc_meminfo import GENERATIONS, vmalloc_meminfo
@@ -60,8 +61,8 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
         nodes: dict[int, int] = {}
         if numa and area.nr_pages:
             # show_numa_info(): per-node page counts of VM_ALLOC areas.
-            counts = Counter(m.phys.node_of(int(p)) for p in area.pages[: area.nr_pages])
-            nodes = {int(n): c for n, c in sorted(counts.items())}
+            counts = np.bincount(m.phys.nodes_of(area.pages[: area.nr_pages]))
+            nodes = {int(n): int(c) for n, c in enumerate(counts) if c}
         words = [word for bit, word in _WORDS if area.flags & bit]
         # Words with no VM_* bit in the model (vendor "lowmem", newer kernels' words) that a
         # snapshot area carries (kernel/snapshot.py SnapshotArea); printed before "vpages".

@@ -405,6 +405,11 @@ class PhysMem:
         """NUMA node of frame ``pfn``."""
         return self._zone_of_pfn(pfn, "page_to_nid").node
 
+    def nodes_of(self, pfns: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """NUMA node of each frame of ``pfns`` (vectorised ``page_to_nid``)."""
+        starts = np.array([start for start, _end in self.node_spans], dtype=np.int64)
+        return np.searchsorted(starts, np.asarray(pfns, dtype=np.int64), side="right") - 1
+
     def zone_of(self, pfn: int) -> str:
         """Zone name of frame ``pfn``."""
         return self._zone_of_pfn(pfn, "page_zone").name
