@@ -14,11 +14,17 @@ from pyvmalloc.errors import PyvmallocError
 COMMANDS: tuple[str, ...] = ("cmd_machine", "cmd_tour", "cmd_bench", "cmd_analyze")
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped, so that an error
+    message that quotes the user's input stays on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with one line, never a usage dump followed by a traceback."""
 
     def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PyvmallocError as exc:
-        print(f"pyvmalloc: error: {exc}", file=sys.stderr)
+        print(f"pyvmalloc: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
