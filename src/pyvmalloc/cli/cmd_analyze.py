@@ -27,12 +27,11 @@ from pyvmalloc.analysis.plan import (
 )
 from pyvmalloc.analysis.summary import format_summary, summarize, to_json
 from pyvmalloc.arch import format_size
-from pyvmalloc.errors import ConfigError
-from pyvmalloc.procfs.vmallocinfo import VmallocinfoSnapshot
-from pyvmalloc.procfs.vmalloc_meminfo import parse_kernel_version
-from pyvmalloc.errors import FormatError, PyvmallocError
+from pyvmalloc.cli.common import one_line
+from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
 from pyvmalloc.procfs.meminfo import parse_meminfo
-from pyvmalloc.procfs.vmallocinfo import parse_vmallocinfo
+from pyvmalloc.procfs.vmalloc_meminfo import parse_kernel_version
+from pyvmalloc.procfs.vmallocinfo import VmallocinfoSnapshot, parse_vmallocinfo
 
 __all__ = ["read_text", "register", "run"]
 
@@ -250,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     except PyvmallocError as exc:
         # FormatError already reads "FILE:LINE: what"; the others name no file.
         prefix = "" if isinstance(exc, FormatError) else "pyvmalloc analyze: "
-        print(f"{prefix}{exc}", file=sys.stderr)
+        print(one_line(f"{prefix}{exc}"), file=sys.stderr)
     except BrokenPipeError:
         # The reader closed the pipe (``| head``): stop quietly, and keep Python's exit-time
         # flush of stdout from failing again.
@@ -258,8 +257,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     except OSError as exc:
         name = exc.filename if exc.filename is not None else args.snapshot
-        print(f"{os.fspath(name)}: {exc.strerror or exc}", file=sys.stderr)
+        print(one_line(f"{os.fspath(name)}: {exc.strerror or exc}"), file=sys.stderr)
     except ValueError as exc:
         # matplotlib refuses a --plot suffix it cannot write ("Format 'xyz' is not supported").
-        print(f"{args.plot or args.snapshot}: {exc}", file=sys.stderr)
+        print(one_line(f"{args.plot or args.snapshot}: {exc}"), file=sys.stderr)
     return 2

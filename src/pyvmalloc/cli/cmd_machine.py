@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 import pyvmalloc as pv
-from pyvmalloc.cli.common import add_machine_args, boot_from_args, fmt_size
+from pyvmalloc.cli.common import add_machine_args, boot_from_args
+from pyvmalloc.viz.ascii import human_bytes
 
 
 def register(sub: Any) -> None:
@@ -40,13 +41,13 @@ def run(args: argparse.Namespace) -> int:
         if end is None:
             print(f"  {name:<12} 0x{start:0{w}x}")
         else:
-            print(f"  {name:<12} 0x{start:0{w}x} - 0x{end:0{w}x}  ({fmt_size(end - start)})")
-    print(f"  lowmem {fmt_size(lay.lowmem_bytes)}, highmem {fmt_size(lay.highmem_bytes)}, "
+            print(f"  {name:<12} 0x{start:0{w}x} - 0x{end:0{w}x}  ({human_bytes(end - start)})")
+    print(f"  lowmem {human_bytes(lay.lowmem_bytes)}, highmem {human_bytes(lay.highmem_bytes)}, "
           f"IOREMAP_MAX_ORDER {prof.ioremap_max_order}")
     print("\nnodes and zones:")
     for z in m.phys.zone_info():
         print(f"  Node {z.node}, zone {z.zone:<8} pfn {z.start_pfn:#x}-{z.end_pfn:#x}  "
-              f"present {z.present:>9}  free {z.free:>9}  ({fmt_size(z.present * prof.page_size)})")
+              f"present {z.present:>9}  free {z.free:>9}  ({human_bytes(z.present * prof.page_size)})")
     print("  buddyinfo (free blocks per order):")
     for z in m.phys.zone_info():
         print(f"  Node {z.node}, zone {z.zone:>8} " + " ".join(f"{n:6d}" for n in z.free_per_order))

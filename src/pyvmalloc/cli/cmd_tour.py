@@ -8,7 +8,8 @@ import textwrap
 from typing import Any
 
 import pyvmalloc as pv
-from pyvmalloc.cli.common import add_machine_args, boot_from_args, fmt_size
+from pyvmalloc.cli.common import add_machine_args, boot_from_args
+from pyvmalloc.viz.ascii import human_bytes
 
 
 def register(sub: Any) -> None:
@@ -34,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     _screen(
         "1. The machine",
         f"""
-        A simulated {m.profile.description} with {fmt_size(lay.ram_bytes)} of RAM.
+        A simulated {m.profile.description} with {human_bytes(lay.ram_bytes)} of RAM.
         Kernel virtual addresses {lay.vmalloc_start:#x} .. {lay.vmalloc_end:#x}
-        ({fmt_size(lay.vmalloc_end - lay.vmalloc_start)}) are the vmalloc area: memory that is
+        ({human_bytes(lay.vmalloc_end - lay.vmalloc_start)}) are the vmalloc area: memory that is
         contiguous to the kernel but made of scattered physical pages.
         """,
     )
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         f"""
         get_vm_area({io_size}, VM_IOREMAP) -> {io.addr:#x}
         I/O areas align to 2^clamp(fls(size), PAGE_SHIFT, IOREMAP_MAX_ORDER) = 2^{bit}
-        = {fmt_size(1 << bit)}, so large device windows can later use large mappings.
+        = {human_bytes(1 << bit)}, so large device windows can later use large mappings.
         """,
     )
     small = pv.Machine(arch="i386", ram="1G", allocator=m.allocator_name)
@@ -141,12 +142,12 @@ def run(args: argparse.Namespace) -> int:
     _screen(
         "8. Running out: the vmalloc= boot parameter",
         f"""
-        An i386 machine with 1 GiB RAM has only {fmt_size(small.VMALLOC_END - small.VMALLOC_START)} of vmalloc space
+        An i386 machine with 1 GiB RAM has only {human_bytes(small.VMALLOC_END - small.VMALLOC_START)} of vmalloc space
         (3G/1G split: lowmem takes the rest of the kernel's 1 GiB).
-        Three drivers each ask for {fmt_size(want)}: {3 - fails} succeed, {fails} fail:
+        Three drivers each ask for {human_bytes(want)}: {3 - fails} of 3 succeed, {fails} fail{'s' if fails == 1 else ''}:
           dmesg: {last.split('] ', 1)[-1]}
         Booting with vmalloc=256M moves the lowmem/highmem boundary down and gives
-        {fmt_size(big.VMALLOC_END - big.VMALLOC_START)} of vmalloc space: {sum(x is not None for x in got_big)} of 3 succeed.
+        {human_bytes(big.VMALLOC_END - big.VMALLOC_START)} of vmalloc space: {sum(x is not None for x in got_big)} of 3 succeed.
         """,
     )
     _screen(

@@ -25,10 +25,7 @@ def boot_from_args(args: argparse.Namespace) -> pv.Machine:
                       cmdline=args.cmdline, allocator=args.allocator)
 
 
-def fmt_size(n: int) -> str:
-    """``1536`` -> ``1.5K``; exact binary units when they divide evenly (``240M``)."""
-    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if n >= 1 << shift:
-            v = n / (1 << shift)
-            return f"{v:.0f}{unit}" if v == int(v) else f"{v:.1f}{unit}"
-    return f"{n}B"
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped, so that an error
+    message that quotes the user's input stays on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

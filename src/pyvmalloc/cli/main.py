@@ -7,17 +7,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from pyvmalloc.cli.common import one_line
 from pyvmalloc.errors import PyvmallocError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func`` to a
 # callable taking the parsed namespace and returning the exit code.
 COMMANDS: tuple[str, ...] = ("cmd_machine", "cmd_tour", "cmd_bench", "cmd_analyze")
-
-
-def one_line(text: str) -> str:
-    """``text`` with line breaks and other control characters escaped, so that an error
-    message that quotes the user's input stays on one line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class _Parser(argparse.ArgumentParser):
