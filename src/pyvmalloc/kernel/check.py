@@ -41,7 +41,6 @@ import numpy.typing as npt
 from pyvmalloc.errors import Inconsistency, KernelBug
 from pyvmalloc.kernel import proc
 from pyvmalloc.kernel.snapshot import SnapshotArea, VmMapRamRange
-from pyvmalloc.mmu.pagetable import _NONE, _TABLE, PageTables
 from pyvmalloc.phys.memory import NO_ZONE, OWNERS
 from pyvmalloc.procfs.meminfo import parse_meminfo
 from pyvmalloc.procfs.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
@@ -50,6 +49,7 @@ from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_VPAGES, vm_struct
 
 if TYPE_CHECKING:
     from pyvmalloc.kernel.machine import Machine
+    from pyvmalloc.mmu.pagetable import PageTables
 
 __all__ = ["allowed_ranges", "check_machine"]
 
@@ -320,39 +320,6 @@ class _Checker:
             raise Inconsistency(f"{nslab} frames are owned by slab, kmalloc counts {counted} slab pages")
 
     # ---- 5. page-table entries ------------------------------------------------------------------
-    def _scan(self, pt: PageTables, start: int, end: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """``(vpns, pfns)`` of every present leaf in ``[start, end)``, reading only the page
-        tables that exist (one vectorised read per PTE table)."""
-        shift = self.shift
-        first = start >> shift
-        npages = ((end + self.ps - 1) >> shift) - first
-        fmt = pt.fmt
-        vparts, pparts = [], []
-        # PageTables._segments runs over missing upper-level entries in one step each: the
-        # cost follows the tables, not the 2**35 pages of a 47-bit kernel half.
-        for pos, count, kind, _info in pt._segments(first << shift, npages):
-            if kind == _NONE:
-                continue
-            va = (first + pos) << shift
-            if kind == _TABLE:
-                entries = pt.lookup_entries(va, count)
-                present = fmt.ptes_present(entries)
-                junk = (entries != 0) & ~present
-                if junk.any():
-                    i = _first(junk)
-                    raise Inconsistency(f"{pt.name}: pte at {va + (i << shift):#x} is "
-                                        f"{int(entries[i]):#x}: not none and not present")
-                pfns = fmt.ptes_pfn(entries)
-            else:
-                pfns = pt.lookup(va, count)
-            idx = np.flatnonzero(pfns >= 0)
-            if len(idx):
-                vparts.append(first + pos + idx)
-                pparts.append(pfns[idx])
-        if not vparts:
-            return np.zeros(0, _I64), np.zeros(0, _I64)
-        return np.concatenate(vparts).astype(_I64), np.concatenate(pparts).astype(_I64)
-
     def _check_ptes(self) -> None:
         m = self.m
         shift = self.shift
@@ -365,7 +332,7 @@ class _Checker:
                 spans.append([s, e])
         vparts, pparts = [], []
         for s, e in spans:
-            v, p = self._scan(m.init_mm, s, e)
+            v, p = m.init_mm.present_pages(s, e)
             vparts.append(v)
             pparts.append(p)
         vpns = np.concatenate(vparts)

@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from pyvmalloc.arch.profiles import ArchProfile
 from pyvmalloc.arch.pte import PERM_KR, PERM_KW, PERM_KX, PERM_UR, PERM_UW, PERM_UX
-from pyvmalloc.errors import ConfigError, KernelBug, PageFault
+from pyvmalloc.errors import ConfigError, Inconsistency, KernelBug, PageFault
 from pyvmalloc.phys.frames import FrameStore
 
 ENOMEM = 12
@@ -332,6 +332,39 @@ class PageTables:
                 count = min(npages - pos, self._mask[last] + 1 - idx)
                 yield pos, count, _TABLE, (table, idx)
             pos += count
+
+    def present_pages(self, start: int, end: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``(vpns, pfns)`` of every present leaf page in ``[start, end)``, reading only the
+        tables that exist (one vectorised read per PTE table), so that scanning the 32 TiB
+        x86_64 vmalloc area costs what its tables cost.  A PTE that is neither none nor
+        present raises ``Inconsistency`` (the seed's ``WARN_ON(!pte_none && !pte_present)``)."""
+        shift = self._pshift
+        first = start >> shift
+        npages = ((end + (1 << shift) - 1) >> shift) - first
+        fmt = self.fmt
+        vparts, pparts = [], []
+        for pos, count, kind, _info in self._segments(first << shift, npages):
+            if kind == _NONE:
+                continue
+            va = (first + pos) << shift
+            if kind == _TABLE:
+                entries = self.lookup_entries(va, count)
+                present = fmt.ptes_present(entries)
+                junk = np.flatnonzero((entries != 0) & ~present)
+                if len(junk):
+                    i = int(junk[0])
+                    raise Inconsistency(f"{self.name}: pte at {va + (i << shift):#x} is "
+                                        f"{int(entries[i]):#x}: not none and not present")
+                pfns = fmt.ptes_pfn(entries)
+            else:
+                pfns = self.lookup(va, count)
+            idx = np.flatnonzero(pfns >= 0)
+            if len(idx):
+                vparts.append(first + pos + idx)
+                pparts.append(pfns[idx])
+        if not vparts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(vparts).astype(np.int64), np.concatenate(pparts).astype(np.int64)
 
     # -- mapping ------------------------------------------------------------------------------
     def map_range(self, addr: int, pfns: npt.ArrayLike, prot: int) -> int:
