@@ -250,11 +250,6 @@ def run(args: argparse.Namespace) -> int:
         # FormatError already reads "FILE:LINE: what"; the others name no file.
         prefix = "" if isinstance(exc, FormatError) else "pyvmalloc analyze: "
         print(one_line(f"{prefix}{exc}"), file=sys.stderr)
-    except BrokenPipeError:
-        # The reader closed the pipe (``| head``): stop quietly, and keep Python's exit-time
-        # flush of stdout from failing again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except OSError as exc:
         name = exc.filename if exc.filename is not None else args.snapshot
         print(one_line(f"{os.fspath(name)}: {exc.strerror or exc}"), file=sys.stderr)
