@@ -12,6 +12,7 @@ from pyvmalloc.errors import (
     PageFault,
     PyvmallocError,
 )
+from pyvmalloc.kernel.machine import Machine
 from pyvmalloc.vmalloc.user import VM_RESERVED
 from pyvmalloc.vmalloc.vm_struct import (
     VM_ALLOC,
@@ -39,12 +40,3 @@ __all__ = [
     "vm_struct",
 ]
 
-
-def __getattr__(name: str) -> object:
-    # Machine pulls in every layer: import it on first use, so that ``import pyvmalloc.arch``
-    # (or any single layer) stays light.
-    if name == "Machine":
-        from pyvmalloc.kernel.machine import Machine
-
-        return Machine
-    raise AttributeError(f"module 'pyvmalloc' has no attribute {name!r}")
