@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["bench_machine.py", "bench_phys.py", "bench_mmu.py", "bench_allocators.py", "bench_vmalloc.py"]
+ORDER = ["bench_machine.py", "bench_phys.py", "bench_mmu.py", "bench_allocators.py", "bench_vmalloc.py",
+         "soak.py"]
 
 
 def main() -> int:
@@ -23,6 +24,8 @@ def main() -> int:
         args = [sys.executable, str(HERE / name)]
         if quick and name == "bench_vmalloc.py":
             args.append("--quick")
+        if name == "soak.py":  # a short soak here; run it alone for longer (--seconds N)
+            args += ["--seconds", "10" if quick else "30"]
         rc = subprocess.call(args)
         status = status or rc
     return status
