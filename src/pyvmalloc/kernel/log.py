@@ -13,8 +13,9 @@ HZ = 250  # a common CONFIG_HZ; the clock only paces printk_ratelimit
 class Clock:
     """Simulated time in jiffies: advanced by the model, never read from the host.
 
-    Every public call of the machine advances it by one jiffy, so a transcript depends only on
-    the sequence of calls (the same seed gives the same dmesg on every host).
+    Every search for kernel address space (each vmalloc, vmap, get_vm_area...) advances it by
+    one jiffy, so a transcript depends only on the sequence of calls (the same seed gives the
+    same dmesg on every host); ``advance()`` lets a caller pass simulated time.
     """
 
     def __init__(self) -> None:
