@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     geometry = " -> ".join(f"{lv.name}[{1 << lv.bits}]" for lv in prof.levels)
     print(f"  page tables: {len(prof.levels)} levels: {geometry}")
     print("\nkernel virtual memory layout:")
-    rows = [("PAGE_OFFSET", lay.page_offset, None)]
+    rows: list[tuple[str, int, int | None]] = [("PAGE_OFFSET", lay.page_offset, None)]
     rows.append(("vmalloc", lay.vmalloc_start, lay.vmalloc_end))
     if lay.modules_end > lay.modules_start and (lay.modules_start, lay.modules_end) != (lay.vmalloc_start, lay.vmalloc_end):
         rows.append(("modules", lay.modules_start, lay.modules_end))

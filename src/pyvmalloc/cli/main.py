@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from pyvmalloc.cli.common import one_line
 from pyvmalloc.errors import PyvmallocError
@@ -19,7 +20,7 @@ COMMANDS: tuple[str, ...] = ("cmd_machine", "cmd_tour", "cmd_bench", "cmd_analyz
 class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with one line, never a usage dump followed by a traceback."""
 
-    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 

@@ -324,14 +324,14 @@ class _Checker:
         m = self.m
         shift = self.shift
         # Merge the allowed ranges (on i386 the module area is the vmalloc area).
-        spans: list[list[int]] = []
+        allowed: list[list[int]] = []
         for s, e, _ in sorted(allowed_ranges(m)):
-            if spans and s <= spans[-1][1]:
-                spans[-1][1] = max(spans[-1][1], e)
+            if allowed and s <= allowed[-1][1]:
+                allowed[-1][1] = max(allowed[-1][1], e)
             else:
-                spans.append([s, e])
+                allowed.append([s, e])
         vparts, pparts = [], []
-        for s, e in spans:
+        for s, e in allowed:
             v, p = m.init_mm.present_pages(s, e)
             vparts.append(v)
             pparts.append(p)
@@ -339,7 +339,8 @@ class _Checker:
         pfns = np.concatenate(pparts)
         # Every range a PTE may be in: the areas, and the vm_map_ram blocks of a snapshot
         # (which map pages the model does not track).
-        spans: list[tuple[int, int, int, npt.NDArray[np.int64] | None, object]] = []
+        spans: list[tuple[int, int, int, npt.NDArray[np.int64] | None,
+                          vm_struct | VmMapRamRange]] = []
         for area in self.areas:
             guard = self.guard[id(area)]
             usable = (area.size >> shift) - guard
@@ -388,18 +389,18 @@ class _Checker:
         wrong = beyond | (ok & (want != pfns))
         if wrong.any():
             i = _first(wrong)
-            area = areas[int(k[i])]
+            culprit = areas[int(k[i])]
             exp = "nothing" if beyond[i] else f"its page {int(off[i])}, pfn {int(want[i]):#x}"
-            raise Inconsistency(f"pte at {int(vpns[i]) << shift:#x} in area {area!r} maps pfn "
+            raise Inconsistency(f"pte at {int(vpns[i]) << shift:#x} in area {culprit!r} maps pfn "
                                 f"{int(pfns[i]):#x}, not {exp}")
         # Every page of a finished VM_ALLOC or vmap area is mapped (no hole, no NULL page).
         counts = np.bincount(k[checked], minlength=len(areas))
         for j in np.flatnonzero(has_expect & (counts != lengths)):
-            area = areas[int(j)]
+            culprit = areas[int(j)]
             mapped = vpns[k == j] - a_start[j]
             missing = np.setdiff1d(np.arange(int(lengths[j]), dtype=_I64), mapped)
-            at = area.addr + (int(missing[0]) << shift) if len(missing) else area.addr
-            raise Inconsistency(f"area {area!r} maps {int(counts[j])} of its {int(lengths[j])} pages "
+            at = culprit.addr + (int(missing[0]) << shift) if len(missing) else culprit.addr
+            raise Inconsistency(f"area {culprit!r} maps {int(counts[j])} of its {int(lengths[j])} pages "
                                 f"(nothing at {at:#x})")
         # Frames a vmap area maps must be alive.
         phys = m.phys

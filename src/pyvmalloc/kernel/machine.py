@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pyvmalloc.arch import PROFILES, boot_layout, get_profile, parse_size
+from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, get_profile, parse_size
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.kernel import proc
 from pyvmalloc.kernel.inject import FaultInjector
@@ -20,6 +20,10 @@ from pyvmalloc.phys import Kmalloc, PhysMem
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.vmalloc.allocator import ALLOCATORS, make_allocator
 from pyvmalloc.vmalloc.api import Vmalloc
+
+if TYPE_CHECKING:
+    # Only for the annotation of from_snapshot: procfs sits above this layer.
+    from pyvmalloc.procfs.vmallocinfo import VmallocinfoSnapshot
 
 MAX_CPUS = 4096  # NR_CPUS of the largest distribution configs
 
@@ -38,7 +42,7 @@ class Machine(Vmalloc):
 
     def __init__(
         self,
-        arch: str = "x86_64",
+        arch: str | ArchProfile = "x86_64",
         ram: int | str = "1G",
         nodes: int = 1,
         cpus: int = 1,
@@ -213,8 +217,8 @@ class Machine(Vmalloc):
     @classmethod
     def from_snapshot(
         cls,
-        vmallocinfo_text: str,
-        meminfo_text: str | None = None,
+        vmallocinfo_text: str | VmallocinfoSnapshot,
+        meminfo_text: str | Mapping[str, int] | None = None,
         arch: str | None = None,
         cmdline: str = "",
         **machine_args: Any,

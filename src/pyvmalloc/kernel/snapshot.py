@@ -183,7 +183,8 @@ def layout_cmdline(cmdline: str) -> tuple[str, list[str]]:
     """``(kept, dropped)``: the words of ``cmdline`` that shape the layout, and the others."""
     if not isinstance(cmdline, str):
         raise ConfigError(f"the kernel command line must be text, not {cmdline!r}")
-    kept, dropped = [], []
+    kept: list[str] = []
+    dropped: list[str] = []
     for word in cmdline.split():
         (kept if word.split("=", 1)[0] in LAYOUT_PARAMS else dropped).append(word)
     return " ".join(kept), dropped

@@ -47,12 +47,20 @@ _KERNEL_FLOOR = {
     "arm64": 0xFFF0000000000000,         # up to 52-bit kernel VA
 }
 
+
+def _fixed_vmalloc_start(name: str) -> int:
+    """VMALLOC_START of a 64-bit profile: fixed there (only 32-bit ones follow high_memory)."""
+    start = PROFILES[name].vmalloc_start
+    assert start is not None, f"the {name} profile has no fixed VMALLOC_START"
+    return start
+
+
 # x86_64: the profiles' fixed (non-KASLR) vmalloc areas, plus 2.6.22's base
 # (include/asm-x86_64/pgtable.h: 0xffffc20000000000, also 32 TiB).
-_X86_VMALLOC_SIZE = {name: PROFILES[name].vmalloc_end + 1 - PROFILES[name].vmalloc_start
+_X86_VMALLOC_SIZE = {name: PROFILES[name].vmalloc_end + 1 - _fixed_vmalloc_start(name)
                      for name in ("x86_64", "x86_64-la57")}
-_X86_VMALLOC_BASES = (PROFILES["x86_64"].vmalloc_start, 0xFFFFC20000000000)
-_X86_LA57_BASE = PROFILES["x86_64-la57"].vmalloc_start
+_X86_VMALLOC_BASES = (_fixed_vmalloc_start("x86_64"), 0xFFFFC20000000000)
+_X86_LA57_BASE = _fixed_vmalloc_start("x86_64-la57")
 _X86_FIXED_BASES = (*_X86_VMALLOC_BASES, _X86_LA57_BASE)
 # arch/x86/mm/kaslr.c (CONFIG_RANDOMIZE_MEMORY, 4.8+): the direct map, vmalloc and vmemmap bases
 # are placed at random, PUD (1 GiB) aligned, in a window starting at __PAGE_OFFSET_BASE
@@ -265,9 +273,10 @@ def infer_bounds(snapshot: VmallocinfoSnapshot, arch: str | None,
                           exact=False)
     if arch == "arm64":
         prof = PROFILES["arm64"]
-        ends = [ln.end for ln in snapshot.lines if ln.start >= prof.vmalloc_start]
+        vstart = _fixed_vmalloc_start("arm64")
+        ends = [ln.end for ln in snapshot.lines if ln.start >= vstart]
         if ends and max(ends) <= prof.vmalloc_end:
-            return Bounds(prof.vmalloc_start, prof.vmalloc_end,
+            return Bounds(vstart, prof.vmalloc_end,
                           f"arm64 profile VMALLOC_START/END ({prof.kernel_version})")
     start = min(_starts(snapshot))
     end = max(ln.end for ln in snapshot.lines)

@@ -148,9 +148,10 @@ class PageTables:
         kpgd = pgd
         if profile.split_roots:
             # arm64: the kernel half has its own root (swapper_pg_dir behind TTBR1).
-            kpgd = self._new_table(0)
-            if kpgd is None:
+            kernel_root = self._new_table(0)
+            if kernel_root is None:
                 raise ConfigError(f"{name}: no frame for the kernel page table root")
+            kpgd = kernel_root
         self.kernel_pgd_phys = kpgd
         # Root for an address: index by bit 63 (the same table twice where there is one).
         self._roots = (pgd, kpgd)

@@ -446,7 +446,7 @@ class PhysMem:
 
     @staticmethod
     def _owner_code(owner: str) -> int:
-        code = _OWNER_CODE.get(owner)  # type: ignore[arg-type]
+        code = _OWNER_CODE.get(owner)
         if code is None:
             raise ConfigError(f"owner kind {owner!r} is not one of {', '.join(OWNERS)}")
         return code

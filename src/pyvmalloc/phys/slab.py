@@ -219,12 +219,12 @@ class Kmalloc:
             self._requested -= size
             self._allocated -= self.page_size << order
             return
-        size = slab.used.pop(idx, None)
-        if size is None:
+        requested = slab.used.pop(idx, None)
+        if requested is None:
             raise KernelBug(f"kfree: double free of {handle:#x}")
         slab.free.append(idx)
         self._objects -= 1
-        self._requested -= size
+        self._requested -= requested
         self._allocated -= slab.size
         partial = self._partial.setdefault(slab.key, {})
         if not slab.used:

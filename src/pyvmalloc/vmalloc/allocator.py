@@ -67,6 +67,10 @@ class VmapAllocator(Protocol):
         """Number of busy blocks."""
         ...
 
+    def check(self) -> None:
+        """Raise Inconsistency unless the allocator's own invariants hold (the checker's step 1)."""
+        ...
+
 
 ALLOCATORS = ("list", "kva")
 
