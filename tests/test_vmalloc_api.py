@@ -517,3 +517,16 @@ def test_list_and_kva_machines_hand_out_the_same_addresses(ops: list[int]) -> No
                 live[i].append(a)
                 got.append(a)
         assert got[0] == got[1]
+
+
+def test_vmap_of_a_pfn_that_is_no_page_of_the_machine_is_a_bug_and_leaves_nothing() -> None:
+    m = machine()
+    with pytest.raises(pv.KernelBug):
+        m.vmap([m.phys.nr_frames + 5], 1, pv.VM_MAP)
+    m.check()
+
+
+def test_vread_takes_negative_addresses_as_c_pointers_do() -> None:
+    m = machine()
+    m.vmalloc(PAGE)
+    assert m.vread(-1, 10) == b""  # the top byte of the address space: nothing after it

@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from pyvmalloc.errors import KernelBug, PageFault
 from pyvmalloc.phys import gfp as G
+from pyvmalloc.phys.memory import NO_ZONE
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.rwlock import RWLock
 from pyvmalloc.vmalloc.user import UserMm, Vma, VM_RESERVED
@@ -211,6 +212,7 @@ class Vmalloc:
         self._bug_on(addr >= end, "map_vm_area: addr >= end")
         nr = (end - addr) >> self.PAGE_SHIFT
         pfns = _as_pfns(pages)[:nr]
+        self._check_pages(pfns, "map_vm_area")
         bad = np.flatnonzero(pfns < 0)
         valid = pfns if not len(bad) else pfns[: int(bad[0])]
         with self._pgtable_lock:
@@ -219,6 +221,14 @@ class Vmalloc:
         if err:
             return err
         return 0 if len(valid) == nr else -ENOMEM
+
+    def _check_pages(self, pfns: npt.NDArray[np.int64], what: str) -> None:
+        """BUG on a ``struct page *`` that is no page of this machine (the kernel would map
+        garbage); NULL entries (-1) are the callers' business."""
+        given = pfns[pfns >= 0]
+        if len(given) and (int(given.max()) >= self.phys.nr_frames or np.any(self.phys.zid[given] == NO_ZONE)):
+            bad_pfn = next(int(p) for p in given if not self.phys.pfn_valid(int(p)))
+            self._bug_on(True, f"{what}: pfn {bad_pfn:#x} is not a page of this machine")
 
     # ---- the area list ----------------------------------------------------------------------
     def get_vm_area_node_range(
@@ -437,12 +447,13 @@ class Vmalloc:
         """
         if count > self.num_physpages:
             return None
+        pfns = _as_pfns(pages)[:count].copy()
+        self._check_pages(pfns, "vmap")
         area = self.get_vm_area_node_range(
             count << self.PAGE_SHIFT, flags, self.VMALLOC_START, self.VMALLOC_END, -1, G.GFP_KERNEL, caller or "vmap"
         )
         if area is None:
             return None
-        pfns = _as_pfns(pages)[:count].copy()
         area.mapped = pfns
         if self.map_vm_area(area, prot, pfns):
             self.vunmap(area.addr)
@@ -588,6 +599,7 @@ class Vmalloc:
 
     # ---- vread / vwrite -----------------------------------------------------------------------
     def _clamp_count(self, addr: int, count: int) -> int:
+        """``count`` cut at the top of the address space (``addr`` already masked)."""
         top = 1 << self.profile.bits
         if count < 0:
             count = 0
@@ -624,6 +636,7 @@ class Vmalloc:
         Holes between areas (guard pages included) read as zeros; the read ends after the last
         area, so fewer than ``count`` bytes may come back (the seed returns what it copied).
         """
+        addr &= (1 << self.profile.bits) - 1  # a C pointer: -1 is the top byte
         count = self._clamp_count(addr, count)
         out: list[bytes] = []
         with self.vmlist_lock.read():
@@ -637,6 +650,7 @@ class Vmalloc:
         Holes are skipped (their bytes of ``data`` are consumed, not written), as in the seed.
         """
         data = bytes(data)
+        addr &= (1 << self.profile.bits) - 1  # a C pointer: -1 is the top byte
         count = self._clamp_count(addr, len(data))
         done = 0
         with self.vmlist_lock.read():
