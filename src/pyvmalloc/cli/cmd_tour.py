@@ -59,11 +59,11 @@ def run(args: argparse.Namespace) -> int:
     )
     probe = a + ps + 0x123
     steps = m.walk(probe)
+    width = 2 * m.profile.levels[-1].entry_size
     rows = "\n".join(
-        f"  {s.level:<4} index {s.index:>4}  entry {s.entry:#018x}  {' '.join(s.flags)}" for s in steps
+        f"  {s.level:<4} index {s.index:>4}  entry 0x{s.entry:0{width}x}  {' '.join(s.flags)}" for s in steps
     )
     phys = m.translate(probe)
-    print()
     _screen(
         "3. The page-table walk",
         f"""
