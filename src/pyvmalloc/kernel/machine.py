@@ -15,6 +15,7 @@ from pyvmalloc.errors import ConfigError
 from pyvmalloc.kernel import proc
 from pyvmalloc.kernel.inject import FaultInjector
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING, Clock, KernelLog
+from pyvmalloc.kernel.trace import DEFAULT_BUFFER_SIZE, TraceBuffer
 from pyvmalloc.mmu import Mmu, PageTables
 from pyvmalloc.phys import Kmalloc, PhysMem
 from pyvmalloc.phys import gfp as G
@@ -23,6 +24,7 @@ from pyvmalloc.vmalloc.api import Vmalloc
 
 if TYPE_CHECKING:
     # Only for the annotation of from_snapshot: procfs sits above this layer.
+    from pyvmalloc.formats.trace import TraceEvent
     from pyvmalloc.procfs.vmallocinfo import VmallocinfoSnapshot
 
 MAX_CPUS = 4096  # NR_CPUS of the largest distribution configs
@@ -153,6 +155,39 @@ class Machine(Vmalloc):
     def _get_page(self, pfn: int) -> None:
         with self._page_lock:
             self.phys.get_page(pfn)
+
+    # ---- tracing (ftrace's vmalloc events, 6.2+) ----------------------------------------------
+    _trace_buffer: TraceBuffer | None = None
+
+    def _trace(self, event: str, **fields: int) -> None:
+        """Record a tracepoint hit on the current CPU (called only while tracing is on)."""
+        if self._trace_buffer is not None:
+            # The irq-info column: 'h' (hardirq) inside ``with m.interrupt():``.
+            flags = "d.h.." if self.in_interrupt() else "....."
+            self._trace_buffer.record(event, self.current_cpu, flags, fields)
+
+    def trace_on(self, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Record the vmalloc tracepoints (``echo 1 > events/vmalloc/enable``) into per-CPU
+        rings of ``buffer_size`` events; a full ring overwrites its oldest events, as ftrace
+        does by default.  Turning tracing on again keeps what was recorded unless the size
+        changes (a new size starts empty rings, as writing ``buffer_size_kb`` does)."""
+        buf = self._trace_buffer
+        if buf is None or buf.size != buffer_size:
+            self._trace_buffer = TraceBuffer(self.nr_cpus, buffer_size, self.clock)
+        self._tracing = True
+
+    def trace_off(self) -> None:
+        """Stop recording (``echo 0 > tracing_on``); what was recorded stays readable."""
+        self._tracing = False
+
+    def trace(self, header: bool = False) -> list[str]:
+        """The recorded events as ftrace prints them (``cat trace``), one string per line;
+        with ``header``, ftrace's comment lines first.  Empty when tracing never ran."""
+        return [] if self._trace_buffer is None else self._trace_buffer.lines(header)
+
+    def trace_events(self) -> list[TraceEvent]:
+        """The recorded events as ``formats.trace.TraceEvent`` objects, in time order."""
+        return [] if self._trace_buffer is None else self._trace_buffer.events()
 
     # ---- what a person sees -----------------------------------------------------------------
     def dmesg(self) -> list[str]:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from pyvmalloc.mmu import Mmu, PageTables
     from pyvmalloc.phys import Kmalloc, Page, PhysMem
 
+ENOENT = 2
 ENOMEM = 12
 EINVAL = 22
 
@@ -152,6 +153,14 @@ class Vmalloc:
     def _fault_allow(self, point: str, n: int = 1) -> int:  # pragma: no cover - overridden
         """Fault-injection seam: how many of ``n`` calls at ``point`` may succeed."""
         raise NotImplementedError
+
+    # Tracepoints (include/trace/events/vmalloc.h, 6.2+).  Like the kernel's static keys, a
+    # disabled tracepoint costs one test of ``_tracing`` at the call site; Machine.trace_on()
+    # sets it and implements ``_trace``.
+    _tracing = False
+
+    def _trace(self, event: str, **fields: int) -> None:
+        """Record one hit of tracepoint ``event`` with its TP_STRUCT fields (no-op here)."""
 
     # ---- small helpers ----------------------------------------------------------------------
     def PAGE_ALIGN(self, size: int) -> int:  # noqa: N802 - the kernel's name
@@ -283,13 +292,23 @@ class Vmalloc:
         """The address search, with one purge-and-retry when lazily freed ranges hold space."""
         if self._fault_allow("vmap_area") == 0:
             return None
-        if end - start < size:
-            return None
-        addr = self.vmap_allocator.alloc(size, align, start, end, owner)
-        if addr is None and self._purge_list:
-            # mm/vmalloc.c, 2.6.28+: alloc_vmap_area purges the lazy areas once, then retries.
+        addr = self._search_vmap_range(size, align, start, end, owner)
+        if addr is None and (self.lazy_purge or self._purge_list):
+            # mm/vmalloc.c, 2.6.28+: alloc_vmap_area purges the lazy areas once, then retries
+            # (whether or not any were waiting: its ``purged`` flag, not the list, decides).
             self._purge_vmap_area_lazy()
-            addr = self.vmap_allocator.alloc(size, align, start, end, owner)
+            addr = self._search_vmap_range(size, align, start, end, owner)
+        return addr
+
+    def _search_vmap_range(self, size: int, align: int, start: int, end: int, owner: object) -> int | None:
+        """One search of the allocator, traced as ``alloc_vmap_area`` (6.2+: after each search)."""
+        addr = self.vmap_allocator.alloc(size, align, start, end, owner) if end - start >= size else None
+        if self._tracing:
+            # A failed search reports an error value as its address (-ENOENT; 6.2 until the
+            # 2025 "return explicit error value" change reported ``vend``).
+            va = (-ENOENT if addr is None else addr) & ((1 << self.profile.bits) - 1)
+            self._trace("alloc_vmap_area", addr=va, size=size, align=align, vstart=start, vend=end,
+                        failed=int(addr is None))
         return addr
 
     def get_vm_area_range(self, size: int, flags: int, start: int, end: int, caller: str | None = None) -> vm_struct | None:
@@ -336,6 +355,10 @@ class Vmalloc:
         else:
             self.flush_tlb_kernel_range(area.addr, area.addr + area.size)
             self.vmap_allocator.remove(area.addr)
+            if self._tracing:
+                # Not a kernel tracepoint: 2.6.22 frees at once and no kernel traces that, so
+                # the model says it with its own event for replays to see the free.
+                self._trace("vfree_area", va_start=area.addr, size=area.size)
         area.size -= self.PAGE_SIZE  # "Remove the guard page."
         return area
 
@@ -356,8 +379,13 @@ class Vmalloc:
         with self._purge_lock:
             self._purge_list.append(lazy)
             self._nr_lazy_pages += area.size >> self.PAGE_SHIFT
-            over = self._nr_lazy_pages > self.lazy_max_pages
+            nr_lazy = self._nr_lazy_pages
+            over = nr_lazy > self.lazy_max_pages
         self.vm_stats["lazy_frees"] += 1
+        if self._tracing:
+            # 6.2+: nr_lazy counts this area's pages already; traced before the purge it may start.
+            self._trace("free_vmap_area_noflush", va_start=area.addr, nr_lazy=nr_lazy,
+                        nr_lazy_max=self.lazy_max_pages)
         if over:
             self._purge_vmap_area_lazy()
 
@@ -367,12 +395,17 @@ class Vmalloc:
             purge, self._purge_list = self._purge_list, []
             npages, self._nr_lazy_pages = self._nr_lazy_pages, 0
         if not purge:
+            if self._tracing:
+                # 6.2+ __purge_vmap_area_lazy(ULONG_MAX, 0) traces even an empty purge.
+                self._trace("purge_vmap_area_lazy", start=(1 << self.profile.bits) - 1, end=0, npurged=0)
             return
         start = min(a.addr for a in purge)
         end = max(a.addr + a.size for a in purge)
         self.flush_tlb_kernel_range(start, end)
         for lazy in purge:
             self.vmap_allocator.remove(lazy.addr)
+        if self._tracing:
+            self._trace("purge_vmap_area_lazy", start=start, end=end, npurged=len(purge))
         self.vm_stats["purge_runs"] += 1
         self.vm_stats["purged_areas"] += len(purge)
         self.vm_stats["purged_pages"] += npages

@@ -1,0 +1,294 @@
+"""Parse and render the vmalloc trace events in ftrace's text format (``/sys/kernel/tracing/trace``).
+
+Linux 6.2+ has three tracepoints in ``include/trace/events/vmalloc.h`` (TRACE_SYSTEM ``vmalloc``,
+Uladzislau Rezki, 2022); their ``TP_printk`` formats are::
+
+    alloc_vmap_area         va_start: %lu size=%lu align=%lu vstart=0x%lx vend=0x%lx failed=%d
+    purge_vmap_area_lazy    start=0x%lx end=0x%lx num_purged=%u
+    free_vmap_area_noflush  va_start=0x%lx nr_lazy=%lu nr_lazy_max=%lu
+
+(``alloc_vmap_area`` prints its address in decimal; on failure the address is ``vend`` in 6.2
+and an error value such as ``-ENOENT`` once alloc_vmap_area returned explicit errors, 2025.)
+The model adds one event of its own, ``vfree_area`` (``va_start=0x%lx size=%lu``), which is
+**not a kernel tracepoint**: 2.6.22 frees an area at once and no kernel traces that free, so
+without it a trace of the 2.6.22 model would show allocations and never a free.
+
+Each line starts with ftrace's context (kernel/trace/trace_output.c ``trace_print_context``,
+4.19+ widths)::
+
+    <comm %16s>-<pid %-7d> [(<tgid %7d>) ][<cpu %03d>] [<irq-info>] <secs %5lu>.<usecs %06lu>: <event>: <text>
+
+The ``(tgid)`` column appears with the ``record-tgid`` option, the irq-info flags (``.....``,
+four characters before 5.13) unless ``irq-info`` is off, and a raw ``%12llu`` counter replaces
+``secs.usecs`` with a clock that is not in nanoseconds.  ``trace-cmd report`` lines have the
+same shape.  Comment lines (``#``), blank lines, ``CPU:N [LOST M EVENTS]`` and other events are
+skipped and counted; a line of one of the events above that does not have its exact format
+raises :class:`pyvmalloc.errors.FormatError` naming ``FILE:LINE``.
+
+This module is a pure text format: it imports nothing from the model layers, so the kernel
+layer renders ``Machine.trace()`` with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from pyvmalloc.errors import ConfigError, FormatError
+
+__all__ = [
+    "EVENT_FORMATS",
+    "KERNEL_EVENTS",
+    "MODEL_EVENTS",
+    "TraceEvent",
+    "TraceEvents",
+    "parse_trace",
+    "render",
+    "render_header",
+    "render_line",
+]
+
+# event -> (TP_printk format, TP_STRUCT__entry field names in the order the format prints them)
+EVENT_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "alloc_vmap_area": ("va_start: %lu size=%lu align=%lu vstart=0x%lx vend=0x%lx failed=%d",
+                        ("addr", "size", "align", "vstart", "vend", "failed")),
+    "purge_vmap_area_lazy": ("start=0x%lx end=0x%lx num_purged=%u", ("start", "end", "npurged")),
+    "free_vmap_area_noflush": ("va_start=0x%lx nr_lazy=%lu nr_lazy_max=%lu",
+                               ("va_start", "nr_lazy", "nr_lazy_max")),
+    # The model's own event, not a kernel tracepoint (see the module docstring).
+    "vfree_area": ("va_start=0x%lx size=%lu", ("va_start", "size")),
+}
+KERNEL_EVENTS = ("alloc_vmap_area", "purge_vmap_area_lazy", "free_vmap_area_noflush")
+MODEL_EVENTS = ("vfree_area",)
+
+# printf conversions: (regex of the digits, base, smallest, largest).  %lu/%lx are unsigned
+# long (64 bits at most), %u unsigned int, %d int.
+_CONVERSIONS: dict[str, tuple[str, int, int, int]] = {
+    "%lu": (r"([0-9]+)", 10, 0, (1 << 64) - 1),
+    "%lx": (r"([0-9a-f]+)", 16, 0, (1 << 64) - 1),
+    "%u": (r"([0-9]+)", 10, 0, (1 << 32) - 1),
+    "%d": (r"(-?[0-9]+)", 10, -(1 << 31), (1 << 31) - 1),
+}
+
+
+def _compile(fmt: str) -> tuple[re.Pattern[str], list[str], list[str]]:
+    """The regex of a TP_printk format, its conversions, and its literal pieces."""
+    pieces = re.split(r"(%lu|%lx|%u|%d)", fmt)
+    literals, convs = pieces[0::2], pieces[1::2]
+    pattern = re.escape(literals[0]) + "".join(
+        _CONVERSIONS[c][0] + re.escape(lit) for c, lit in zip(convs, literals[1:]))
+    return re.compile(pattern), convs, literals
+
+
+_COMPILED = {name: _compile(fmt) for name, (fmt, _names) in EVENT_FORMATS.items()}
+
+# trace_print_context: comm, pid, optional (tgid), [cpu], optional irq-info, time, then the event.
+_LINE = re.compile(
+    r"\s*(?P<comm>.*?)-(?P<pid>[0-9]+)\s+"
+    r"(?:\((?P<tgid>\s*[0-9]+|-+)\)\s+)?"
+    r"\[(?P<cpu>[0-9]+)\]\s+"
+    r"(?:(?P<flags>[^\s\[\]0-9][^\s\[\]]*)\s+)?"
+    r"(?:(?P<secs>[0-9]+)\.(?P<usecs>[0-9]{6})|(?P<raw>[0-9]+)):\s+"
+    r"(?P<event>[A-Za-z_][A-Za-z0-9_]*):(?:\s+(?P<body>.*?))?\s*\Z"
+)
+_LOST = re.compile(r"\s*CPU:\s*[0-9]+ \[LOST ([0-9]+) EVENTS\]\s*\Z")
+_OURS = re.compile(r"\b(" + "|".join(EVENT_FORMATS) + r"):")
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    """One line of a trace: ftrace's context and one event's fields (by TP_STRUCT name).
+
+    ``timestamp`` is in microseconds (``secs.usecs``), or the raw clock value when
+    ``raw_clock``; ``flags`` is the irq-info column (None when absent); ``tgid`` is None without
+    the record-tgid column (0 prints as ``(-------)``).  ``line`` is where the event was read
+    (0 for events made in memory) and takes no part in comparisons.
+    """
+
+    event: str
+    fields: tuple[tuple[str, int], ...]
+    comm: str = "<...>"
+    pid: int = 0
+    cpu: int = 0
+    timestamp: int = 0
+    flags: str | None = "....."
+    tgid: int | None = None
+    raw_clock: bool = False
+    line: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.event not in EVENT_FORMATS:
+            raise ConfigError(f"unknown trace event {self.event!r}: one of {', '.join(EVENT_FORMATS)}")
+        fmt, names = EVENT_FORMATS[self.event]
+        if tuple(n for n, _v in self.fields) != names:
+            raise ConfigError(f"{self.event} has the fields {', '.join(names)}, in that order")
+        for (name, value), conv in zip(self.fields, _COMPILED[self.event][1]):
+            _, _, low, high = _CONVERSIONS[conv]
+            if type(value) is not int or not low <= value <= high:
+                raise ConfigError(f"{self.event}: {name}={value!r} does not fit {conv}")
+        if (not self.comm or self.comm != self.comm.strip() or not self.comm.isprintable()
+                or self.comm.startswith("#")):
+            raise ConfigError(f"comm {self.comm!r}: printable, not empty, no spaces at its ends, "
+                              "no '#' first")
+        for name in ("pid", "cpu", "timestamp"):
+            if type(getattr(self, name)) is not int or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be an int >= 0, not {getattr(self, name)!r}")
+        if self.tgid is not None and (type(self.tgid) is not int or self.tgid < 0):
+            raise ConfigError(f"tgid must be None or an int >= 0, not {self.tgid!r}")
+        if self.flags is not None and not re.fullmatch(r"[^\s\[\]0-9][^\s\[\]]*", self.flags):
+            raise ConfigError(f"irq-info flags {self.flags!r}: no spaces or brackets, not a number")
+
+    @classmethod
+    def new(cls, event: str, values: Mapping[str, int], **context: object) -> TraceEvent:
+        """An event from its field values by name; ``context`` sets comm, pid, cpu, ..."""
+        names = EVENT_FORMATS[event][1] if event in EVENT_FORMATS else ()
+        if set(values) != set(names):
+            raise ConfigError(f"{event} takes the fields {', '.join(names) or '(unknown event)'}, "
+                              f"not {', '.join(sorted(values))}")
+        return cls(event, tuple((n, values[n]) for n in names), **context)  # type: ignore[arg-type]
+
+    def __getitem__(self, name: str) -> int:
+        for n, v in self.fields:
+            if n == name:
+                return v
+        raise KeyError(f"{self.event} has no field {name!r}")
+
+    @property
+    def values(self) -> dict[str, int]:
+        """The fields as a dict."""
+        return dict(self.fields)
+
+    @property
+    def is_kernel_event(self) -> bool:
+        """Whether a kernel has this tracepoint (False for the model's ``vfree_area``)."""
+        return self.event in KERNEL_EVENTS
+
+    def text(self) -> str:
+        """The event's TP_printk text (what follows ``<event>: ``)."""
+        _, convs, literals = _COMPILED[self.event]
+        out = [literals[0]]
+        for (_n, value), conv, lit in zip(self.fields, convs, literals[1:]):
+            out.append(f"{value:x}" if conv == "%lx" else str(value))
+            out.append(lit)
+        return "".join(out)
+
+
+class TraceEvents(list[TraceEvent]):
+    """The vmalloc events of a trace, in file order, with what was skipped around them."""
+
+    def __init__(self, events: Iterable[TraceEvent] = (), source: str = "<trace>") -> None:
+        super().__init__(events)
+        self.source = source
+        self.comments = 0  # "#" header lines and blank lines
+        self.other_events: Counter[str] = Counter()  # events of other tracepoints, by name
+        self.unparsed = 0  # lines that are no ftrace event line at all
+        self.lost = 0  # events the ring buffer overwrote ("CPU:N [LOST M EVENTS]")
+
+    @property
+    def skipped(self) -> int:
+        """How many lines were not vmalloc events."""
+        return self.comments + sum(self.other_events.values()) + self.unparsed
+
+
+def render_line(ev: TraceEvent) -> str:
+    """One line as ftrace prints it (trace_print_context, then ``<event>: <text>``)."""
+    tgid = "" if ev.tgid is None else ("(-------) " if ev.tgid == 0 else f"({ev.tgid:7d}) ")
+    if ev.raw_clock:
+        when = f"{ev.timestamp:12d}"
+    else:
+        when = f"{ev.timestamp // 1_000_000:5d}.{ev.timestamp % 1_000_000:06d}"
+    return (f"{ev.comm:>16}-{ev.pid:<7d} {tgid}[{ev.cpu:03d}] {ev.flags or ''} {when}: "
+            f"{ev.event}: {ev.text()}")
+
+
+def render_header(entries: int, written: int, nr_cpus: int) -> list[str]:
+    """The comment lines ftrace prints above the events (6.x, irq-info on, nop tracer)."""
+    return [
+        "# tracer: nop",
+        "#",
+        f"# entries-in-buffer/entries-written: {entries}/{written}   #P:{nr_cpus}",
+        "#",
+        "#                                _-----=> irqs-off/BH-disabled",
+        "#                               / _----=> need-resched",
+        "#                              | / _---=> hardirq/softirq",
+        "#                              || / _--=> preempt-depth",
+        "#                              ||| / _-=> migrate-disable",
+        "#                              |||| /     delay",
+        "#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION",
+        "#              | |         |   |||||     |         |",
+    ]
+
+
+def render(events: Iterable[TraceEvent], header: bool = False, nr_cpus: int = 1) -> str:
+    """The text of ``events``, one line each (with ftrace's header when asked)."""
+    evs = list(events)
+    lines = render_header(len(evs), len(evs), nr_cpus) if header else []
+    lines += [render_line(ev) for ev in evs]
+    return "".join(line + "\n" for line in lines)
+
+
+def _body(event: str, body: str, where: str) -> tuple[tuple[str, int], ...]:
+    regex, convs, _ = _COMPILED[event]
+    fmt, names = EVENT_FORMATS[event]
+    m = regex.fullmatch(body)
+    if m is None:
+        raise FormatError(where, f"{event}: expected {fmt!r}, got {body!r}")
+    out = []
+    for name, conv, digits in zip(names, convs, m.groups()):
+        _, base, low, high = _CONVERSIONS[conv]
+        value = int(digits, base)
+        if not low <= value <= high:
+            raise FormatError(where, f"{event}: {name}={digits} does not fit {conv}")
+        out.append((name, value))
+    return tuple(out)
+
+
+def parse_trace(text: str, source: str = "<trace>") -> TraceEvents:
+    """The vmalloc events of an ftrace text capture; FormatError(``source:line``) on a malformed one."""
+    out = TraceEvents(source=source)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            out.comments += 1
+            continue
+        lost = _LOST.match(line)
+        if lost:
+            out.lost += int(lost.group(1))
+            continue
+        where = f"{source}:{lineno}"
+        m = _LINE.match(line)
+        if m is None:
+            ours = _OURS.search(line)
+            if ours:
+                raise FormatError(where, f"{ours.group(1)}: not an ftrace line "
+                                  "('<task>-<pid> [<cpu>] <flags> <secs>.<usecs>: <event>: ...')")
+            out.unparsed += 1
+            continue
+        event = m.group("event")
+        if event not in EVENT_FORMATS:
+            out.other_events[event] += 1
+            continue
+        out.append(_event(m, event, where, lineno))
+    return out
+
+
+def _event(m: re.Match[str], event: str, where: str, lineno: int) -> TraceEvent:
+    tgid = m.group("tgid")
+    raw = m.group("raw")
+    try:
+        return TraceEvent(
+            event=event,
+            fields=_body(event, m.group("body") or "", where),
+            comm=m.group("comm") or "<...>",
+            pid=int(m.group("pid")),
+            cpu=int(m.group("cpu")),
+            timestamp=int(raw) if raw is not None else int(m.group("secs")) * 1_000_000 + int(m.group("usecs")),
+            flags=m.group("flags"),
+            tgid=None if tgid is None else (0 if tgid.startswith("-") else int(tgid)),
+            raw_clock=raw is not None,
+            line=lineno,
+        )
+    except ConfigError as exc:  # a context column the kernel cannot print (a comm with '#' first...)
+        raise FormatError(where, str(exc)) from None
