@@ -14,7 +14,7 @@ from pyvmalloc.errors import PyvmallocError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func`` to a
 # callable taking the parsed namespace and returning the exit code.
-COMMANDS: tuple[str, ...] = ("cmd_machine", "cmd_tour", "cmd_bench", "cmd_analyze")
+COMMANDS: tuple[str, ...] = ("cmd_machine", "cmd_tour", "cmd_bench", "cmd_analyze", "cmd_replay")
 
 
 class _Parser(argparse.ArgumentParser):

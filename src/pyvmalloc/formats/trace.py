@@ -121,7 +121,7 @@ class TraceEvent:
     def __post_init__(self) -> None:
         if self.event not in EVENT_FORMATS:
             raise ConfigError(f"unknown trace event {self.event!r}: one of {', '.join(EVENT_FORMATS)}")
-        fmt, names = EVENT_FORMATS[self.event]
+        names = EVENT_FORMATS[self.event][1]
         if tuple(n for n, _v in self.fields) != names:
             raise ConfigError(f"{self.event} has the fields {', '.join(names)}, in that order")
         for (name, value), conv in zip(self.fields, _COMPILED[self.event][1]):
@@ -240,7 +240,8 @@ def _body(event: str, body: str, where: str) -> tuple[tuple[str, int], ...]:
         _, base, low, high = _CONVERSIONS[conv]
         value = int(digits, base)
         if not low <= value <= high:
-            raise FormatError(where, f"{event}: {name}={digits} does not fit {conv}")
+            shown = f"0x{digits}" if conv == "%lx" else digits
+            raise FormatError(where, f"{event}: {name}={shown} does not fit {conv}")
         out.append((name, value))
     return tuple(out)
 
@@ -277,6 +278,7 @@ def parse_trace(text: str, source: str = "<trace>") -> TraceEvents:
 def _event(m: re.Match[str], event: str, where: str, lineno: int) -> TraceEvent:
     tgid = m.group("tgid")
     raw = m.group("raw")
+    usecs = int(raw) if raw is not None else int(m.group("secs")) * 1_000_000 + int(m.group("usecs"))
     try:
         return TraceEvent(
             event=event,
@@ -284,7 +286,7 @@ def _event(m: re.Match[str], event: str, where: str, lineno: int) -> TraceEvent:
             comm=m.group("comm") or "<...>",
             pid=int(m.group("pid")),
             cpu=int(m.group("cpu")),
-            timestamp=int(raw) if raw is not None else int(m.group("secs")) * 1_000_000 + int(m.group("usecs")),
+            timestamp=usecs,
             flags=m.group("flags"),
             tgid=None if tgid is None else (0 if tgid.startswith("-") else int(tgid)),
             raw_clock=raw is not None,

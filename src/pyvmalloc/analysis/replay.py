@@ -1,0 +1,409 @@
+"""Replay a trace of the vmalloc tracepoints against the list (2.6.22) and kva (5.2+) allocators.
+
+A trace (``formats.trace``: ftrace text of a 6.2+ kernel, or ``Machine.trace()``) becomes a
+workload of three kinds of operation:
+
+- a **request** per ``alloc_vmap_area`` search, except that a failed search followed, in the
+  same task and with no free of that task in between, by a ``purge_vmap_area_lazy`` and a
+  search with the same size, align, vstart and vend is one request retried: alloc_vmap_area
+  (2.6.28+) purges the lazy areas and searches again once before it gives up, and traces
+  every search.  (A retry after the 6.x ``vmap_notify_list`` callbacks freed memory comes
+  without a purge before it and counts as a new request.)
+- a **free** per ``free_vmap_area_noflush`` (an area joins the lazy list) or ``vfree_area``
+  (the model's own event for 2.6.22's immediate free; no kernel has it);
+- a **purge** per ``purge_vmap_area_lazy`` (the kernel's lazy areas were flushed there).
+
+Each allocator replays it on a fresh machine of the chosen arch through the model's own paths
+(alloc_vmap_area's search with purge-and-retry, ``remove_vm_area``, ``vm_unmap_aliases``):
+``list`` with 2.6.22's immediate free and TLB flush, ``kva`` with the lazy purge of 2.6.28+,
+whose threshold is the trace's ``nr_lazy_max`` when the trace has one.  The trace's addresses
+are mapped to the replay's (a free names the trace's address; the replay frees the area it
+gave that request).  What a replay cannot know:
+
+- the address space starts empty, where the traced kernel had areas from before the trace:
+  addresses differ, and frees of areas allocated before the trace are counted, not replayed;
+- areas the kernel frees without a tracepoint (``free_vmap_area``: error paths, per-CPU
+  areas) stay allocated unless their address is handed out again in the trace, which is
+  taken as their free (``implicit_frees``);
+- the kernel purges from a worker when ``nr_lazy`` passes ``nr_lazy_max``; the replay purges
+  at once, and again wherever the trace shows a purge.
+
+The report gives per allocator: operations, failures against the trace's ``failed=``, host
+microseconds per operation (measured in this run; compare allocators, not hosts), the free
+holes of the busiest range at the end, TLB flushes and lazy purges.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pyvmalloc.arch import get_profile
+from pyvmalloc.errors import ConfigError, FormatError
+from pyvmalloc.formats.trace import TraceEvent, TraceEvents
+from pyvmalloc.kernel.machine import Machine
+from pyvmalloc.kernel.snapshot_layout import HoleStats, fragmentation_index, hole_stats
+from pyvmalloc.vmalloc.allocator import ALLOCATORS
+from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, vm_struct
+
+__all__ = ["AllocatorResult", "Free", "Purge", "ReplayReport", "Request", "Workload",
+           "format_report", "replay", "to_json", "workload"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One alloc_vmap_area request (its retries folded in), as the trace saw it."""
+
+    line: int
+    size: int
+    align: int
+    vstart: int
+    vend: int
+    addr: int | None  # the trace's answer; None when its last search failed
+    searches: int = 1
+
+
+@dataclass(frozen=True)
+class Free:
+    """An area freed in the trace, named by the trace's address."""
+
+    line: int
+    va_start: int
+
+
+@dataclass(frozen=True)
+class Purge:
+    """A lazy purge in the trace."""
+
+    line: int
+    num_purged: int
+
+
+Op = Request | Free | Purge
+
+
+@dataclass
+class Workload:
+    """The operations of a trace, in order, and what was seen while reading them."""
+
+    ops: list[Op]
+    retries: int  # searches folded into an earlier request
+    nr_lazy_max: int | None  # lazy_max_pages() of the traced kernel (free_vmap_area_noflush)
+    ranges: Counter[tuple[int, int]]  # requests per (vstart, vend)
+
+    @property
+    def requests(self) -> list[Request]:
+        """The requests, in order."""
+        return [op for op in self.ops if isinstance(op, Request)]
+
+    @property
+    def main_range(self) -> tuple[int, int] | None:
+        """The ``(vstart, vend)`` most requests searched (the vmalloc area, usually)."""
+        return self.ranges.most_common(1)[0][0] if self.ranges else None
+
+
+def workload(events: Sequence[TraceEvent]) -> Workload:
+    """The requests, frees and purges of ``events`` (see the module docstring for retries)."""
+    ops: list[Op] = []
+    pending: dict[int, int] = {}  # pid -> index in ops of its failed request
+    purged: set[int] = set()  # pids that purged since their last search
+    retries = 0
+    nr_lazy_max = None
+    ranges: Counter[tuple[int, int]] = Counter()
+    for ev in events:
+        if ev.event == "alloc_vmap_area":
+            key = (ev["size"], ev["align"], ev["vstart"], ev["vend"])
+            addr = None if ev["failed"] else ev["addr"]
+            index = pending.pop(ev.pid, None)
+            earlier = ops[index] if index is not None else None
+            if (isinstance(earlier, Request) and ev.pid in purged
+                    and (earlier.size, earlier.align, earlier.vstart, earlier.vend) == key):
+                assert index is not None
+                ops[index] = replace(earlier, addr=addr, searches=earlier.searches + 1)
+                retries += 1
+            else:
+                ops.append(Request(ev.line, *key, addr))
+                index = len(ops) - 1
+                ranges[key[2:]] += 1
+            if addr is None:
+                pending[ev.pid] = index
+            purged.discard(ev.pid)
+        elif ev.event == "purge_vmap_area_lazy":
+            purged.add(ev.pid)
+            ops.append(Purge(ev.line, ev["npurged"]))
+        else:  # free_vmap_area_noflush, vfree_area
+            # The task did something else: its next search is a new request.
+            pending.pop(ev.pid, None)
+            purged.discard(ev.pid)
+            if ev.event == "free_vmap_area_noflush" and nr_lazy_max is None:
+                nr_lazy_max = ev["nr_lazy_max"]
+            ops.append(Free(ev.line, ev["va_start"]))
+    return Workload(ops, retries, nr_lazy_max, ranges)
+
+
+@dataclass
+class AllocatorResult:
+    """What one allocator did with the workload."""
+
+    allocator: str
+    lazy_purge: bool
+    allocs: int = 0
+    frees: int = 0
+    failures: int = 0
+    outcome_mismatches: int = 0  # requests that failed here and not in the trace, or the reverse
+    same_address: int = 0  # requests given the trace's own address
+    unmatched_frees: int = 0  # frees of areas this replay does not hold
+    implicit_frees: int = 0  # areas dropped because the trace handed their address out again
+    alloc_ns: int = 0
+    free_ns: int = 0
+    tlb_flushes: int = 0
+    purges: int = 0  # lazy purges that flushed something
+    purged_areas: int = 0
+    lazy_pending: int = 0  # areas still waiting for a purge at the end
+    range: tuple[int, int] | None = None
+    holes: HoleStats | None = None
+    fragmentation: float | None = None
+    addresses: list[tuple[int | None, int | None]] = field(default_factory=list, repr=False)
+
+    @property
+    def operations(self) -> int:
+        """Requests and frees replayed."""
+        return self.allocs + self.frees
+
+    @property
+    def usec_per_op(self) -> float | None:
+        """Host microseconds per operation (requests and frees)."""
+        return (self.alloc_ns + self.free_ns) / 1000 / self.operations if self.operations else None
+
+    @property
+    def usec_per_alloc(self) -> float | None:
+        """Host microseconds per request."""
+        return self.alloc_ns / 1000 / self.allocs if self.allocs else None
+
+    @property
+    def usec_per_free(self) -> float | None:
+        """Host microseconds per free."""
+        return self.free_ns / 1000 / self.frees if self.frees else None
+
+
+@dataclass
+class ReplayReport:
+    """A trace, the workload read from it, and each allocator's replay."""
+
+    source: str
+    arch: str
+    events: Counter[str]
+    requests: int
+    retries: int
+    frees: int
+    purges: int
+    trace_failures: int
+    nr_lazy_max: int | None
+    ranges: list[tuple[int, int, int]]  # (vstart, vend, requests), busiest first
+    skipped_lines: int
+    lost_events: int
+    results: dict[str, AllocatorResult]
+
+
+def _check(wl: Workload, source: str, page: int, bits: int, arch: str) -> None:
+    top = 1 << bits
+    for op in wl.ops:
+        if isinstance(op, Request):
+            where = f"{source}:{op.line}"
+            if op.size == 0 or op.size % page:
+                raise FormatError(where, f"alloc_vmap_area: size={op.size} is not a multiple of "
+                                  f"{arch}'s page size {page}")
+            if op.align == 0 or op.align & (op.align - 1):
+                raise FormatError(where, f"alloc_vmap_area: align={op.align} is not a power of two")
+            if op.vend > top or op.vstart >= op.vend:
+                raise FormatError(where, f"alloc_vmap_area: vstart=0x{op.vstart:x} vend=0x{op.vend:x} "
+                                  f"is no range of the {bits}-bit address space of {arch}")
+
+
+def _replay_one(wl: Workload, name: str, arch: str) -> AllocatorResult:
+    m = Machine(arch=arch, ram=get_profile(arch).min_ram, allocator=name)
+    if m.lazy_purge and wl.nr_lazy_max:
+        m.lazy_max_pages = wl.nr_lazy_max  # the traced kernel's lazy_max_pages()
+    page = m.PAGE_SIZE
+    res = AllocatorResult(name, m.lazy_purge, range=wl.main_range)
+    live: dict[int, vm_struct] = {}  # the trace's address -> the replay's area
+    flushes0 = m.mmu.stats["flushes"]
+    clock = time.perf_counter_ns
+    for op in wl.ops:
+        if isinstance(op, Request):
+            if op.addr is not None and op.addr in live:
+                # The trace hands out an address it never freed: a free without tracepoint.
+                m.remove_vm_area(live.pop(op.addr).addr)
+                res.implicit_frees += 1
+            area = vm_struct(addr=0, size=op.size, flags=VM_ALLOC, caller="replay", handle=0)
+            t0 = clock()
+            with m.vmlist_lock.write():
+                addr = m._alloc_vmap_range(op.size, max(op.align, page), op.vstart, op.vend, area)
+            res.alloc_ns += clock() - t0
+            res.allocs += 1
+            res.addresses.append((op.addr, addr))
+            if addr is None:
+                res.failures += 1
+            else:
+                area.addr = addr
+                if op.addr is not None:
+                    live[op.addr] = area
+                    res.same_address += addr == op.addr
+            res.outcome_mismatches += (addr is None) != (op.addr is None)
+        elif isinstance(op, Free):
+            held = live.pop(op.va_start, None)
+            if held is None:
+                res.unmatched_frees += 1
+                continue
+            t0 = clock()
+            m.remove_vm_area(held.addr)  # lazily (kva) or with its own flush (list)
+            res.free_ns += clock() - t0
+            res.frees += 1
+        elif m.lazy_purge:
+            m.vm_unmap_aliases()
+    res.tlb_flushes = m.mmu.stats["flushes"] - flushes0
+    res.purges = m.vm_stats["purge_runs"]
+    res.purged_areas = m.vm_stats["purged_areas"]
+    res.lazy_pending = len(m.lazy_areas())
+    if wl.main_range is not None:
+        start, end = wl.main_range
+        with m.vmlist_lock.read():
+            holes = list(m.vmap_allocator.for_each_free(start, end))
+        res.holes = hole_stats(holes)
+        res.fragmentation = fragmentation_index(holes)
+    return res
+
+
+def replay(events: Sequence[TraceEvent], arch: str = "x86_64",
+           allocators: Sequence[str] = ALLOCATORS, source: str | None = None) -> ReplayReport:
+    """Replay the trace ``events`` on a fresh machine per allocator (``"list"``, ``"kva"``).
+
+    FormatError (``source:line``) for a request no kernel could make on ``arch``, or a trace
+    without vmalloc events; ConfigError for an unknown arch or allocator.
+    """
+    if source is None:
+        source = events.source if isinstance(events, TraceEvents) else "<trace>"
+    for name in allocators:
+        if name not in ALLOCATORS:
+            raise ConfigError(f"unknown allocator {name!r}: choose one of {', '.join(ALLOCATORS)}")
+    profile = get_profile(arch)
+    wl = workload(events)
+    if not wl.ops:
+        skipped = events.skipped if isinstance(events, TraceEvents) else 0
+        raise FormatError(source, f"no vmalloc trace events ({skipped} other lines): enable them "
+                          "with 'echo 1 > /sys/kernel/tracing/events/vmalloc/enable'")
+    _check(wl, source, profile.page_size, profile.bits, profile.name)
+    reqs = wl.requests
+    results = {name: _replay_one(wl, name, profile.name) for name in allocators}
+    return ReplayReport(
+        source=source, arch=profile.name,
+        events=Counter(ev.event for ev in events),
+        requests=len(reqs), retries=wl.retries,
+        frees=sum(isinstance(op, Free) for op in wl.ops),
+        purges=sum(isinstance(op, Purge) for op in wl.ops),
+        trace_failures=sum(r.addr is None for r in reqs),
+        nr_lazy_max=wl.nr_lazy_max,
+        ranges=[(s, e, n) for (s, e), n in wl.ranges.most_common()],
+        skipped_lines=events.skipped if isinstance(events, TraceEvents) else 0,
+        lost_events=events.lost if isinstance(events, TraceEvents) else 0,
+        results=results,
+    )
+
+
+def _round(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def to_json(report: ReplayReport) -> dict[str, Any]:
+    """The report as JSON-ready data (addresses as ``0x`` strings)."""
+    def result(r: AllocatorResult) -> dict[str, Any]:
+        return {
+            "lazy_purge": r.lazy_purge, "operations": r.operations, "allocs": r.allocs,
+            "frees": r.frees, "failures": r.failures, "outcome_mismatches": r.outcome_mismatches,
+            "same_address": r.same_address, "unmatched_frees": r.unmatched_frees,
+            "implicit_frees": r.implicit_frees, "usec_per_op": _round(r.usec_per_op),
+            "usec_per_alloc": _round(r.usec_per_alloc), "usec_per_free": _round(r.usec_per_free),
+            "tlb_flushes": r.tlb_flushes, "purges": r.purges, "purged_areas": r.purged_areas,
+            "lazy_pending": r.lazy_pending,
+            "range": None if r.range is None else [f"0x{r.range[0]:x}", f"0x{r.range[1]:x}"],
+            "holes": None if r.holes is None else {"count": r.holes.count, "total": r.holes.total,
+                                                   "largest": r.holes.largest},
+            "fragmentation": _round(r.fragmentation, 6),
+        }
+    return {
+        "source": report.source, "arch": report.arch, "events": dict(sorted(report.events.items())),
+        "requests": report.requests, "retries": report.retries, "frees": report.frees,
+        "purges": report.purges, "trace_failures": report.trace_failures,
+        "nr_lazy_max": report.nr_lazy_max,
+        "ranges": [{"vstart": f"0x{s:x}", "vend": f"0x{e:x}", "requests": n} for s, e, n in report.ranges],
+        "skipped_lines": report.skipped_lines, "lost_events": report.lost_events,
+        "results": {name: result(r) for name, r in report.results.items()},
+    }
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _bytes(n: int | None) -> str | None:
+    """``n`` bytes the way people read them (``4.0 KiB``, ``31.9 TiB``)."""
+    if n is None:
+        return None
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} B"
+
+
+def format_report(report: ReplayReport) -> str:
+    """The report as text: what the trace holds, then one column per allocator."""
+    evs = ", ".join(f"{name} {n}" for name, n in sorted(report.events.items()))
+    out = [f"{report.source}: {sum(report.events.values())} events ({evs}); "
+           f"{report.skipped_lines} other lines skipped"
+           + (f"; {report.lost_events} events LOST by the ring buffer" if report.lost_events else "")]
+    out.append(f"workload: {report.requests} requests ({report.retries} retries after a purge folded in, "
+               f"{report.trace_failures} failed in the trace), {report.frees} frees, "
+               f"{report.purges} purges")
+    for s, e, n in report.ranges:
+        out.append(f"  range 0x{s:x}-0x{e:x}: {n} requests")
+    names = list(report.results)
+    rows: list[tuple[str, list[object]]] = []
+
+    def row(label: str, get: Any) -> None:
+        rows.append((label, [get(report.results[n]) for n in names]))
+
+    row("lazy purge", lambda r: "on" if r.lazy_purge else "off")
+    row("operations", lambda r: r.operations)
+    row("failures", lambda r: f"{r.failures} (trace {report.trace_failures})")
+    row("outcome mismatches", lambda r: r.outcome_mismatches)
+    row("same address as trace", lambda r: r.same_address)
+    row("frees not replayed", lambda r: r.unmatched_frees)
+    row("implicit frees", lambda r: r.implicit_frees)
+    row("host us/op", lambda r: r.usec_per_op)
+    row("host us/alloc", lambda r: r.usec_per_alloc)
+    row("host us/free", lambda r: r.usec_per_free)
+    row("TLB flushes", lambda r: r.tlb_flushes)
+    row("lazy purges", lambda r: r.purges)
+    row("areas awaiting purge", lambda r: r.lazy_pending)
+    row("free holes", lambda r: None if r.holes is None else r.holes.count)
+    row("largest hole", lambda r: None if r.holes is None else _bytes(r.holes.largest))
+    row("free", lambda r: None if r.holes is None else _bytes(r.holes.total))
+    # 1 - largest/free: tiny on a 64-bit vmalloc area, hence the significant digits
+    row("fragmentation", lambda r: None if r.fragmentation is None else f"{r.fragmentation:.3g}")
+    out.append("")
+    out.append(f"replayed on {report.arch} (fresh address space; holes of the busiest range):")
+    out.append(f"{'':<24}" + "".join(f"{n:>18}" for n in names))
+    for label, cells in rows:
+        out.append(f"{label:<24}" + "".join(f"{_cell(c):>18}" for c in cells))
+    if "list" in report.results and "kva" in report.results:
+        lst, kva = report.results["list"].usec_per_op, report.results["kva"].usec_per_op
+        if lst and kva:
+            out.append(f"list/kva host time per operation: {lst / kva:.2f}x")
+    return "\n".join(out) + "\n"
