@@ -57,7 +57,8 @@ EVENT_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     "purge_vmap_area_lazy": ("start=0x%lx end=0x%lx num_purged=%u", ("start", "end", "npurged")),
     "free_vmap_area_noflush": ("va_start=0x%lx nr_lazy=%lu nr_lazy_max=%lu",
                                ("va_start", "nr_lazy", "nr_lazy_max")),
-    # The model's own event, not a kernel tracepoint (see the module docstring).
+    # The model's own event, not a kernel tracepoint (see the module docstring); size includes
+    # the guard page, as vm_struct.size and alloc_vmap_area's size do.
     "vfree_area": ("va_start=0x%lx size=%lu", ("va_start", "size")),
 }
 KERNEL_EVENTS = ("alloc_vmap_area", "purge_vmap_area_lazy", "free_vmap_area_noflush")

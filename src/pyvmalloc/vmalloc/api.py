@@ -289,7 +289,7 @@ class Vmalloc:
         return area
 
     def _alloc_vmap_range(self, size: int, align: int, start: int, end: int, owner: object) -> int | None:
-        """The address search, with one purge-and-retry when lazily freed ranges hold space."""
+        """The address search; with lazy purge, one purge of the lazy areas and a second search."""
         if self._fault_allow("vmap_area") == 0:
             return None
         addr = self._search_vmap_range(size, align, start, end, owner)
