@@ -97,7 +97,7 @@ class Machine(Vmalloc):
         self.log.printk(
             KERN_INFO,
             f"Memory: {lay.ram_bytes >> 10}k total, {self.profile.bits}-bit, "
-            f"{self.phys.nr_pages} pages, {len(self.phys.nodes) if hasattr(self.phys, 'nodes') else 1} node(s)",
+            f"{self.phys.nr_pages} pages, {len(self.phys.nodes)} node(s)",
         )
         vsize = (lay.vmalloc_end - lay.vmalloc_start) >> 20
         self.log.printk(
@@ -277,9 +277,7 @@ class Machine(Vmalloc):
         out: dict[str, int] = {}
         out.update({f"vm.{k}": int(v) for k, v in sorted(self.vm_stats.items())})
         out.update({f"tlb.{k}": int(v) for k, v in sorted(self.mmu.stats.items())})
-        phys_stats = self.phys.statistics()
-        items = phys_stats.items() if isinstance(phys_stats, dict) else vars(phys_stats).items()
-        out.update({f"phys.{k}": int(v) for k, v in items if isinstance(v, (int, np.integer))})
+        out.update({f"phys.{k}": int(v) for k, v in vars(self.phys.statistics()).items()})
         out.update({f"inject.{k}": int(v) for k, v in sorted(self.faults.injected.items())})
         out["inject.total"] = int(sum(self.faults.injected.values()))
         out["vmlist_lock.read"] = self.vmlist_lock.read_acquisitions
