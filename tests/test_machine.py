@@ -116,7 +116,7 @@ def test_the_tour_prints_the_same_transcript_for_the_same_seed(seed: int) -> Non
 def test_machine_command_prints_layout_zones_and_meminfo(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["machine", "--arch", "arm", "--ram", "512M", "--cmdline", "vmalloc=384M"]) == 0
     out = capsys.readouterr().out
-    assert "vmalloc" in out and "HIGHMEM" in out or "NORMAL" in out
+    assert "vmalloc" in out and ("HIGHMEM" in out or "NORMAL" in out)
     assert "VmallocTotal" in out and "page tables: 2 levels" in out
 
 

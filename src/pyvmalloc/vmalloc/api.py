@@ -57,6 +57,7 @@ ENOENT = 2
 ENOMEM = 12
 EINVAL = 22
 
+# printk levels (include/linux/kernel.h); the kernel layer's log uses the same numbers.
 KERN_ERR = 3
 KERN_WARNING = 4
 
@@ -559,6 +560,7 @@ class Vmalloc:
         """``__vmalloc_node_range`` (2.6.36+; not in 2.6.22): vmalloc inside ``[start, end)``
         at an address aligned to ``align`` (a power of two), as module_alloc and
         lib/test_vmalloc.c use it.  None when anything fails."""
+        self.vm_stats["vmalloc"] += 1
         size = self.PAGE_ALIGN(max(size, 0))
         if not size or (size >> self.PAGE_SHIFT) > self.num_physpages:
             return None
