@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from pyvmalloc.arch import boot_layout, get_profile, parse_size
+from pyvmalloc.arch import boot_layout, get_profile
+from pyvmalloc.sizes import parse_size
 from pyvmalloc.errors import PyvmallocError
 from pyvmalloc.mmu import Mmu, PageTables, TableFrames
 from pyvmalloc.phys.frames import FrameStore

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyvmalloc.kernel.snapshot_layout import (
+from pyvmalloc.snapshot.layout import (
     find_holes,
     fragmentation_index,
     guess_arch,
@@ -20,9 +20,9 @@ from pyvmalloc.kernel.snapshot_layout import (
     infer_kaslr,
 )
 from pyvmalloc.analysis.summary import format_summary, summarize, to_json
-from pyvmalloc.procfs.vmalloc_meminfo import generation_for, vmalloc_meminfo
+from pyvmalloc.formats.vmalloc_meminfo import generation_for, vmalloc_meminfo
 from pyvmalloc.errors import ConfigError, FormatError
-from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine, parse_vmallocinfo, render_vmallocinfo
+from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, parse_vmallocinfo, render_vmallocinfo
 from pyvmalloc.viz.ascii import strip_rows
 
 DATA = Path(__file__).parent / "data" / "vmallocinfo"

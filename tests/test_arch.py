@@ -8,13 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pyvmalloc as pv
+from pyvmalloc.sizes import format_size, memparse, parse_size
 from pyvmalloc.arch import (
     PGPROT_NAMES,
     PROFILES,
-    format_size,
     get_profile,
-    memparse,
-    parse_size,
 )
 from pyvmalloc.arch.pte import PERM_KW, PERM_KX, PERM_UR, PERM_UW
 

@@ -17,8 +17,9 @@ import pyvmalloc as pv
 from pyvmalloc.arch import PROFILES
 from pyvmalloc.kernel import check as check_mod
 from pyvmalloc.phys import gfp as G
-from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine
+from pyvmalloc.formats.vmallocinfo import VmallocinfoLine
 from pyvmalloc.vmalloc.api import LazyArea
+from pyvmalloc.vmalloc.vm_struct import FixedRange
 
 PAGE = 4096
 
@@ -268,7 +269,7 @@ def test_an_area_outside_the_allowed_ranges_is_named_unless_a_snapshot_recorded_
     assert m.vmap_allocator.insert(addr, 2 * PAGE, pv.vm_struct(addr, 2 * PAGE, pv.VM_IOREMAP))
     with pytest.raises(pv.Inconsistency, match="outside every allowed range"):
         m.check()
-    m.extra_vm_ranges = [(addr, m.VMALLOC_START, "snapshot")]  # type: ignore[attr-defined]
+    m.extra_vm_ranges = [FixedRange(addr, m.VMALLOC_START, "snapshot")]
     m.check()
 
 

@@ -21,13 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyvmalloc as pv
-from pyvmalloc.arch import PROFILES, boot_layout, memparse, parse_size
+from pyvmalloc.arch import PROFILES, boot_layout
+from pyvmalloc.sizes import memparse, parse_size
 from pyvmalloc.cli.main import main
 from pyvmalloc.errors import ConfigError, FormatError
 from pyvmalloc.phys import gfp as G
-from pyvmalloc.procfs.meminfo import parse_meminfo, render_meminfo
-from pyvmalloc.procfs.vmalloc_meminfo import parse_kernel_version
-from pyvmalloc.procfs.vmallocinfo import parse_vmallocinfo
+from pyvmalloc.formats.meminfo import parse_meminfo, render_meminfo
+from pyvmalloc.formats.vmalloc_meminfo import parse_kernel_version
+from pyvmalloc.formats.vmallocinfo import parse_vmallocinfo
 
 PAGE = 4096
 GFP_ZERO = getattr(G, "__GFP_ZERO")

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import pyvmalloc as pv
 from pyvmalloc.arch import PROFILES, ArchProfile, BootLayout, boot_layout, get_profile
-from pyvmalloc.mmu import ENOMEM, Mmu, PageTables, TableFrames, Tlb, TlbEntry
+from pyvmalloc.errno import ENOMEM
+from pyvmalloc.mmu import Mmu, PageTables, TableFrames, Tlb, TlbEntry
 from pyvmalloc.phys.frames import FrameStore
 
 NR_FRAMES = 1 << 16          # 256 MiB of simulated RAM

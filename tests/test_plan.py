@@ -13,8 +13,8 @@ import pyvmalloc as pv
 from pyvmalloc.analysis.plan import fits, parse_headroom, parse_sizes, plan
 from pyvmalloc.arch import PROFILES
 from pyvmalloc.errors import ConfigError
-from pyvmalloc.kernel.snapshot import replay_snapshot
-from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine, parse_vmallocinfo
+from pyvmalloc.snapshot.restore import replay_snapshot
+from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, parse_vmallocinfo
 
 DATA = Path(__file__).parent / "data" / "vmallocinfo"
 EXAMPLES = Path(__file__).parent.parent / "examples" / "vmallocinfo"

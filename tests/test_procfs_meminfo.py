@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyvmalloc.errors import FormatError
-from pyvmalloc.procfs.meminfo import COUNT_FIELDS, parse_meminfo, render_meminfo
+from pyvmalloc.formats.meminfo import COUNT_FIELDS, parse_meminfo, render_meminfo
 
 # The head of GoCleverInsignia5/i5_info proc/meminfo (3.4.5) and lines of a 4.18 kernel, as the
 # kernels printed them (fs/proc/meminfo.c, mm/hugetlb.c hugetlb_report_meminfo).

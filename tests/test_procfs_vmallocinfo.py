@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyvmalloc.errors import FormatError
-from pyvmalloc.procfs.vmallocinfo import (
+from pyvmalloc.formats.vmallocinfo import (
     KNOWN_FLAG_WORDS,
     UNPURGED,
     VM_MAP_RAM,

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import pyvmalloc as pv
 from pyvmalloc.errors import ConfigError, FormatError, PageFault
-from pyvmalloc.procfs.meminfo import parse_meminfo
-from pyvmalloc.procfs.vmallocinfo import parse_vmallocinfo
+from pyvmalloc.formats.meminfo import parse_meminfo
+from pyvmalloc.formats.vmallocinfo import parse_vmallocinfo
 
 DATA = Path(__file__).parent / "data" / "vmallocinfo"
 EXAMPLES = Path(__file__).parent.parent / "examples" / "vmallocinfo"
@@ -62,7 +62,7 @@ def test_pages_are_real_mapped_frames(path: Path):
             assert np.array_equal(mapped, area.pages[: area.nr_pages])
     # Everything outside [VMALLOC_START, VMALLOC_END) and nothing else is a fixed range.
     outside = [ln for ln in lines if not (m.VMALLOC_START <= ln.start and ln.end <= m.VMALLOC_END)]
-    assert sorted((f.start, f.end) for f in m.fixed_ranges) == sorted((ln.start, ln.end)
+    assert sorted((f.start, f.end) for f in m.extra_vm_ranges) == sorted((ln.start, ln.end)
                                                                        for ln in outside)
 
 
@@ -120,10 +120,10 @@ def test_vendor_layouts_boot_with_the_device_vmalloc_end():
     # iotable maps above it are fixed ranges.
     assert (m.VMALLOC_START, m.VMALLOC_END) == (0xC8800000, 0xF0000000)
     assert m.profile.vmalloc_end == 0xF0000000 and m.layout.ram_bytes == 128 << 20
-    assert any("static map (iotable_init)" == f.why for f in m.fixed_ranges)
-    assert any("module area" in f.why for f in m.fixed_ranges)
+    assert any("static map (iotable_init)" == f.why for f in m.extra_vm_ranges)
+    assert any("module area" in f.why for f in m.extra_vm_ranges)
     qcom = _machine(DATA / "arm32-qcom-mdm9607-jmr540-3.18.20.txt")
-    assert [f.why for f in qcom.fixed_ranges] == ["vendor map 'lowmem'"] * 2
+    assert [f.why for f in qcom.extra_vm_ranges] == ["vendor map 'lowmem'"] * 2
     assert any("guessed" in line and "arch arm" in line for line in qcom.dmesg())
 
 
@@ -153,7 +153,7 @@ def test_kaslr_base_is_inferred_from_the_lowest_area(gib: int, offset_pages: int
     assert any("KASLR" in line and f"{base:x}" in line for line in m.dmesg())
     a = m.vmalloc(1 << 20, caller="kaslr_test+0x1/0x10")
     assert a is not None and base <= a < base + (32 << 40)
-    assert [f.why for f in m.fixed_ranges] == ["module area (MODULES_VADDR..MODULES_END)"]
+    assert [f.why for f in m.extra_vm_ranges] == ["module area (MODULES_VADDR..MODULES_END)"]
     a_line = parse_vmallocinfo(m.vmallocinfo()).lines
     assert [ln for ln in a_line if ln.start != a] == _by_start(parse_vmallocinfo(text).lines)
     m.check()

@@ -1,7 +1,7 @@
 """pyvmalloc: the Linux kernel's vmalloc subsystem as a runnable Python model.
 
 The public facade: ``Machine`` and the kernel's flag names.  Everything else lives in the
-layers (``pyvmalloc.arch``, ``phys``, ``mmu``, ``vmalloc``, ``kernel``, ``procfs``, ...).
+layers (``pyvmalloc.arch``, ``phys``, ``mmu``, ``vmalloc``, ``kernel``, ``snapshot``, ``formats``, ...; see docs/design.md).
 """
 
 from pyvmalloc.errors import (
@@ -12,7 +12,7 @@ from pyvmalloc.errors import (
     PageFault,
     PyvmallocError,
 )
-from pyvmalloc.kernel.machine import Machine
+from pyvmalloc.facade import Machine
 from pyvmalloc.vmalloc.user import VM_RESERVED
 from pyvmalloc.vmalloc.vm_struct import (
     VM_ALLOC,

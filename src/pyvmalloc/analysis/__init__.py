@@ -1,8 +1,8 @@
 """Layer analysis (see shared DESIGN.md): summaries of /proc/vmallocinfo snapshots."""
 
-from pyvmalloc.kernel.snapshot_layout import Bounds, HoleStats, KaslrGuess, guess_arch, infer_bounds
+from pyvmalloc.snapshot.layout import Bounds, HoleStats, KaslrGuess, guess_arch, infer_bounds
 from pyvmalloc.analysis.summary import Summary, format_summary, summarize, to_json
-from pyvmalloc.procfs.vmalloc_meminfo import VmallocMeminfo, generation_for, vmalloc_meminfo
+from pyvmalloc.formats.vmalloc_meminfo import VmallocMeminfo, generation_for, vmalloc_meminfo
 
 __all__ = ["Bounds", "HoleStats", "KaslrGuess", "Summary", "VmallocMeminfo", "format_summary",
            "generation_for", "guess_arch", "infer_bounds", "summarize", "to_json",

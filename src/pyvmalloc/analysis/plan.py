@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pyvmalloc.kernel.snapshot_layout import hole_stats, is_static_area
-from pyvmalloc.arch import boot_layout, format_size, parse_size
+from pyvmalloc.snapshot.layout import hole_stats, is_static_area
+from pyvmalloc.arch import boot_layout
+from pyvmalloc.sizes import exact_bytes, format_size, parse_size
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.kernel.machine import Machine
-from pyvmalloc.kernel.snapshot import (
+from pyvmalloc.snapshot.restore import (
     SnapshotLayout,
     boot_snapshot_machine,
     ioremap_align,
@@ -27,8 +28,7 @@ from pyvmalloc.kernel.snapshot import (
     snapshot_layout,
     vmalloc_bounds,
 )
-from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
-from pyvmalloc.viz.ascii import human_bytes
+from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_IOREMAP, vm_struct
 
 __all__ = ["FIT_KINDS", "PLAN_RULES", "FitAnswer", "PlanAnswer", "Trial", "fits",
@@ -127,17 +127,10 @@ class PlanAnswer:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _b(n: int) -> str:
-    """Bytes for a sentence: whole MiB exactly (``592 MiB``), else one decimal (``95.8 MiB``)."""
-    if n and n % MiB == 0:
-        return f"{n >> 20} MiB"
-    if n and n % 1024 == 0 and n < MiB:
-        return f"{n >> 10} KiB"
-    return human_bytes(n)
 
 
 def _need(need: int, page: int) -> str:
-    return f"{_b(need - page)} + {_b(page)} guard page"
+    return f"{exact_bytes(need - page)} + {exact_bytes(page)} guard page"
 
 
 # ---- arguments ----------------------------------------------------------------------------------
@@ -187,12 +180,12 @@ def _free_blocks(m: Machine, start: int, end: int) -> list[tuple[int, int]]:
 def _why_not(need: int, page: int, align: int, blocks: list[tuple[int, int]]) -> str:
     stats = hole_stats(blocks)
     if stats.total < need:
-        return f"total free {_b(stats.total)} is smaller than {_need(need, page)}"
+        return f"total free {exact_bytes(stats.total)} is smaller than {_need(need, page)}"
     if stats.largest < need:
-        return (f"largest hole {_b(stats.largest)} is smaller than {_need(need, page)}: the free "
-                f"{_b(stats.total)} is split in {stats.count} holes")
-    return (f"no hole holds {_need(need, page)} at {_b(align)} alignment (largest hole "
-            f"{_b(stats.largest)})")
+        return (f"largest hole {exact_bytes(stats.largest)} is smaller than {_need(need, page)}: the free "
+                f"{exact_bytes(stats.total)} is split in {stats.count} holes")
+    return (f"no hole holds {_need(need, page)} at {exact_bytes(align)} alignment (largest hole "
+            f"{exact_bytes(stats.largest)})")
 
 
 def _release(m: Machine, areas: Sequence[vm_struct]) -> None:
@@ -249,7 +242,7 @@ def _reserve_sequence(m: Machine, sizes: Sequence[int], kind: str
             addr = areas[0].addr
             hole = next((s for a, s in before if a <= addr < a + s), 0)
             reason = (f"at 0x{addr:x}, the lowest place that holds {_need(need, m.PAGE_SIZE)}, "
-                      f"in a hole of {_b(hole)}")
+                      f"in a hole of {exact_bytes(hole)}")
             if len(areas) > 1:
                 reason += (f"; its page array (vmalloc'ed, VM_VPAGES) at 0x{areas[1].addr:x}")
             if not pages_ok:
@@ -339,15 +332,15 @@ def _trial(m: Machine, snapshot: VmallocinfoSnapshot, sizes: Sequence[int], head
                         f"(first: line {report.unplaced[0][0]})")
     failed = [a for a in answers if not a.ok]
     if failed:
-        problems.append(f"the {_b(failed[0].size)} request #{failed[0].step} fails: "
+        problems.append(f"the {exact_bytes(failed[0].size)} request #{failed[0].step} fails: "
                         f"{failed[0].reason}")
     if free < headroom * span:
-        problems.append(f"{_b(free)} free is {100 * free / span:.1f}% of the "
-                        f"{_b(span)} area, below the {100 * headroom:g}% headroom")
+        problems.append(f"{exact_bytes(free)} free is {100 * free / span:.1f}% of the "
+                        f"{exact_bytes(span)} area, below the {100 * headroom:g}% headroom")
     ok = not problems
     why = "; ".join(problems) if problems else (
-        f"everything fits; {_b(free)} free = {100 * free / span:.1f}% of the "
-        f"{_b(span)} area (largest hole {_b(largest)})")
+        f"everything fits; {exact_bytes(free)} free = {100 * free / span:.1f}% of the "
+        f"{exact_bytes(span)} area (largest hole {exact_bytes(largest)})")
     return Trial(param=param, vmalloc_start=new[0], vmalloc_end=new[1], ok=ok, why=why, free=free,
                  area_size=span, largest_hole=largest,
                  kept=report.placed - len(report.relocated), relocated=len(report.relocated),
@@ -413,7 +406,7 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
     if not prof.accepts_vmalloc_param:
         reason = (f"{layout.arch} has no vmalloc= boot parameter (the kernel passes it to user "
                   f"space as unknown): the vmalloc area is fixed at "
-                  f"{_b(current.area_size)}. With the snapshot's layout: "
+                  f"{exact_bytes(current.area_size)}. With the snapshot's layout: "
                   f"{current.why}")
         return PlanAnswer(arch=layout.arch, trusted=True, sizes=byte_sizes, headroom=room,
                           value=None, param=None, ok=current.ok, reason=reason, current=current,
@@ -469,7 +462,7 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
         notes.append(f"found by bisection in steps of {format_size(step)}: {_param(value)} "
                      f"passes, {_param(values[lo])} fails")
     reason = (f"{_param(value)}: vmalloc area 0x{planned.vmalloc_start:x}-"
-              f"0x{planned.vmalloc_end:x} ({_b(planned.area_size)}); {planned.why}")
+              f"0x{planned.vmalloc_end:x} ({exact_bytes(planned.area_size)}); {planned.why}")
     return PlanAnswer(arch=layout.arch, trusted=True, sizes=byte_sizes, headroom=room, value=value,
                       param=_param(value), ok=True, reason=reason, step=step, current=current,
                       planned=planned, smaller=smaller, assumptions=rules, notes=tuple(notes))

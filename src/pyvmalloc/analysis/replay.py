@@ -45,7 +45,7 @@ from pyvmalloc.arch import get_profile
 from pyvmalloc.errors import ConfigError, FormatError
 from pyvmalloc.formats.trace import TraceEvent, TraceEvents
 from pyvmalloc.kernel.machine import Machine
-from pyvmalloc.kernel.snapshot_layout import HoleStats, fragmentation_index, hole_stats
+from pyvmalloc.snapshot.layout import HoleStats, fragmentation_index, hole_stats
 from pyvmalloc.vmalloc.allocator import ALLOCATORS
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, vm_struct
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyvmalloc.kernel.snapshot_layout import (
+from pyvmalloc.snapshot.layout import (
     ARCH_NAMES,
     Bounds,
     HoleStats,
@@ -28,15 +28,16 @@ from pyvmalloc.kernel.snapshot_layout import (
     infer_page_size,
     module_range,
 )
-from pyvmalloc.procfs.vmalloc_meminfo import (
+from pyvmalloc.formats.vmalloc_meminfo import (
     GENERATIONS,
     VmallocMeminfo,
     generation_for,
     vmalloc_meminfo,
 )
 from pyvmalloc.errors import ConfigError
-from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
-from pyvmalloc.viz.ascii import human_bytes, strip_map
+from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
+from pyvmalloc.sizes import bytes_and_human, human_bytes
+from pyvmalloc.viz.ascii import strip_map
 
 __all__ = ["CallerTotal", "KindTotal", "Summary", "format_summary", "summarize", "to_json"]
 
@@ -281,14 +282,12 @@ def to_json(summary: Summary) -> dict[str, Any]:
     }
 
 
-def _size(n: int) -> str:
-    return f"{n} B ({human_bytes(n)})" if n >= 1024 else f"{n} B"
 
 
 def format_summary(summary: Summary, map_rows: int = 4) -> str:
     """The human report: totals, kinds, callers, pages, holes, meminfo figures and a strip map."""
     s = summary
-    out = [f"{s.source}: {s.areas} areas, {_size(s.bytes)} (size column, guard pages included)",
+    out = [f"{s.source}: {s.areas} areas, {bytes_and_human(s.bytes)} (size column, guard pages included)",
            f"arch: {s.arch or 'unknown'} ({s.arch_reason})",
            f"addresses: {'real' if s.addresses_trusted else 'NOT usable'} ({s.address_reason})",
            f"page size: {s.page_size_reason}", "", "by kind (each area once, under its first of "
@@ -308,7 +307,7 @@ def format_summary(summary: Summary, map_rows: int = 4) -> str:
         out.append("  per node: " + "  ".join(f"N{n}={c}" for n, c in s.pages_by_node.items()))
     if s.unpurged.count:
         out.append(f"unpurged (lazily freed, reusable after the next purge): {s.unpurged.count} "
-                   f"areas, {_size(s.unpurged.bytes)}")
+                   f"areas, {bytes_and_human(s.unpurged.bytes)}")
     out.append("")
     if s.bounds is None:
         out.append("vmalloc range, holes, fragmentation: not available (addresses not usable)")
@@ -318,17 +317,17 @@ def format_summary(summary: Summary, map_rows: int = 4) -> str:
         if s.kaslr is not None:
             out.append(f"  KASLR: {s.kaslr.reason}")
         if s.inside is not None:
-            out.append(f"  areas inside: {s.inside.count}, {_size(s.inside.bytes)}; outside: "
-                       f"{s.areas - s.inside.count}, {_size(s.bytes - s.inside.bytes)}")
+            out.append(f"  areas inside: {s.inside.count}, {bytes_and_human(s.inside.bytes)}; outside: "
+                       f"{s.areas - s.inside.count}, {bytes_and_human(s.bytes - s.inside.bytes)}")
         if s.hole_stats is not None:
             h = s.hole_stats
             frag = "n/a (no free space)" if s.fragmentation is None else f"{s.fragmentation:.3f}"
-            out.append(f"  holes: {h.count}, total {_size(h.total)}, largest {_size(h.largest)}")
+            out.append(f"  holes: {h.count}, total {bytes_and_human(h.total)}, largest {bytes_and_human(h.largest)}")
             out.append(f"  fragmentation (1 - largest/total free): {frag}")
         if s.modules is not None and s.module_holes is not None:
             m, h = s.modules, s.module_holes
             out.append(f"module area 0x{m.start:x}-0x{m.end:x} ({m.how}): {h.count} holes, "
-                       f"total {_size(h.total)}, largest {_size(h.largest)}")
+                       f"total {bytes_and_human(h.total)}, largest {bytes_and_human(h.largest)}")
     out += ["", f"/proc/meminfo Vmalloc* in kB ({s.generation_reason}):"]
     for gen, fig in s.meminfo_figures.items():
         total = "?" if fig.total_kb is None else str(fig.total_kb)

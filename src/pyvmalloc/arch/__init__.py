@@ -3,7 +3,7 @@
 Nothing here holds state: a profile is a frozen description of one architecture as a given
 kernel version defines it, ``boot_layout()`` is what that kernel decides at boot for a RAM
 size and command line.  See ``profiles.py`` (constants), ``pte.py`` (entry bit layouts),
-``boot.py`` (command line, lowmem/highmem, zones, vmalloc bounds), ``sizes.py`` (memparse).
+``boot.py`` (command line, lowmem/highmem, zones, vmalloc bounds), ``pyvmalloc.sizes`` (memparse).
 """
 
 from pyvmalloc.arch.boot import BootLayout, boot_layout
@@ -27,11 +27,9 @@ from pyvmalloc.arch.pte import (
     PteFormat,
     X86Pte,
 )
-from pyvmalloc.arch.sizes import format_size, memparse, parse_size
 
 __all__ = [
     "PERM_ALL", "PERM_KR", "PERM_KW", "PERM_KX", "PERM_UR", "PERM_UW", "PERM_UX",
     "PGPROT_NAMES", "PROFILES", "Arm64Pte", "ArchProfile", "ArmShortPte", "BootLayout",
-    "Level", "PteFormat", "X86Pte", "boot_layout", "format_size", "get_profile", "memparse",
-    "parse_size",
+    "Level", "PteFormat", "X86Pte", "boot_layout", "get_profile",
 ]

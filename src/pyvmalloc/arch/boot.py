@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyvmalloc.arch.profiles import GiB, MiB, TiB, ArchProfile, get_profile
-from pyvmalloc.arch.sizes import format_size, memparse
+from pyvmalloc.sizes import format_size, memparse
 from pyvmalloc.errors import ConfigError
 
 # Zone names as the kernel prints them (mm/page_alloc.c zone_names[]).

@@ -26,12 +26,12 @@ from pyvmalloc.analysis.plan import (
     plan,
 )
 from pyvmalloc.analysis.summary import format_summary, summarize, to_json
-from pyvmalloc.arch import format_size
+from pyvmalloc.sizes import format_size
 from pyvmalloc.cli.common import one_line
 from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
-from pyvmalloc.procfs.meminfo import parse_meminfo
-from pyvmalloc.procfs.vmalloc_meminfo import parse_kernel_version
-from pyvmalloc.procfs.vmallocinfo import VmallocinfoSnapshot, parse_vmallocinfo
+from pyvmalloc.formats.meminfo import parse_meminfo
+from pyvmalloc.formats.vmalloc_meminfo import parse_kernel_version
+from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot, parse_vmallocinfo
 
 __all__ = ["read_text", "register", "run"]
 
@@ -139,7 +139,7 @@ def _what_if(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
     """The ``fits``/``plan`` JSON objects (and the plan); ConfigError for bad sizes, headroom or
     command line (exit 2); answers with ``error`` when the snapshot cannot be placed on a machine."""
     import pyvmalloc as pv
-    from pyvmalloc.kernel.snapshot import resolve_arch
+    from pyvmalloc.snapshot.restore import resolve_arch
 
     out: dict[str, Any] = {}
     def option(name: str, value: Any, parse: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pyvmalloc as pv
 from pyvmalloc.cli.common import add_machine_args, boot_from_args
-from pyvmalloc.viz.ascii import human_bytes
+from pyvmalloc.sizes import human_bytes
 
 
 def register(sub: Any) -> None:

@@ -40,12 +40,11 @@ import numpy.typing as npt
 
 from pyvmalloc.errors import Inconsistency, KernelBug
 from pyvmalloc.kernel import proc
-from pyvmalloc.kernel.snapshot import SnapshotArea, VmMapRamRange
 from pyvmalloc.phys.memory import NO_ZONE, OWNERS
-from pyvmalloc.procfs.meminfo import parse_meminfo
-from pyvmalloc.procfs.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
+from pyvmalloc.formats.meminfo import parse_meminfo
+from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
 from pyvmalloc.vmalloc.api import LazyArea
-from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_VPAGES, vm_struct
+from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_VPAGES, SnapshotArea, VmMapRamRange, vm_struct
 
 if TYPE_CHECKING:
     from pyvmalloc.kernel.machine import Machine
@@ -68,7 +67,7 @@ def allowed_ranges(m: Machine) -> list[tuple[int, int, str]]:
     lay = m.layout
     if lay.modules_end > lay.modules_start and (lay.modules_start, lay.modules_end) != (m.VMALLOC_START, m.VMALLOC_END):
         out.append((lay.modules_start, lay.modules_end, "modules"))
-    for start, end, *name in getattr(m, "extra_vm_ranges", ()):
+    for start, end, *name in m.extra_vm_ranges:
         out.append((int(start), int(end), str(name[0]) if name else "snapshot"))
     return out
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, get_profile, parse_size
+from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, get_profile
+from pyvmalloc.sizes import parse_size
 from pyvmalloc.errors import ConfigError
+from pyvmalloc.formats.trace import TraceEvent
 from pyvmalloc.kernel import proc
+from pyvmalloc.kernel.check import check_machine
 from pyvmalloc.kernel.inject import FaultInjector
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING, Clock, KernelLog
 from pyvmalloc.kernel.trace import DEFAULT_BUFFER_SIZE, TraceBuffer
@@ -21,11 +24,8 @@ from pyvmalloc.phys import Kmalloc, PhysMem
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.vmalloc.allocator import ALLOCATORS, make_allocator
 from pyvmalloc.vmalloc.api import Vmalloc
+from pyvmalloc.vmalloc.vm_struct import FixedRange
 
-if TYPE_CHECKING:
-    # Only for the annotation of from_snapshot: procfs sits above this layer.
-    from pyvmalloc.formats.trace import TraceEvent
-    from pyvmalloc.procfs.vmallocinfo import VmallocinfoSnapshot
 
 MAX_CPUS = 4096  # NR_CPUS of the largest distribution configs
 
@@ -80,6 +80,9 @@ class Machine(Vmalloc):
         self.init_mm = PageTables(self.profile, self.phys.frames, self._alloc_pgtable_frame, self._free_pgtable_frame)
         self.mmu = Mmu(self.init_mm, self.phys.frames, cpus)
         self.vmap_allocator = make_allocator(allocator, self.profile.page_size)
+        # Areas a restored snapshot holds outside the vmalloc and module ranges (static maps,
+        # vendor maps): check() accepts them there.  Empty on a machine booted afresh.
+        self.extra_vm_ranges: list[FixedRange] = []
         self._boot_messages(cmdline)
 
     # ---- booting ----------------------------------------------------------------------------
@@ -245,24 +248,7 @@ class Machine(Vmalloc):
     def check(self) -> None:
         """The model's CONFIG_DEBUG_VM: raise ``pv.Inconsistency`` naming the first broken
         invariant; return None when everything holds (see ``kernel/check.py``)."""
-        from pyvmalloc.kernel.check import check_machine
-
         check_machine(self)
-
-    @classmethod
-    def from_snapshot(
-        cls,
-        vmallocinfo_text: str | VmallocinfoSnapshot,
-        meminfo_text: str | Mapping[str, int] | None = None,
-        arch: str | None = None,
-        cmdline: str = "",
-        **machine_args: Any,
-    ) -> Machine:
-        """A machine whose address space holds the areas of a real ``/proc/vmallocinfo`` at
-        their exact addresses (see ``kernel/snapshot.py``); what was guessed goes to dmesg."""
-        from pyvmalloc.kernel.snapshot import machine_from_snapshot
-
-        return machine_from_snapshot(cls, vmallocinfo_text, meminfo_text, arch, cmdline, **machine_args)
 
     def vmallocinfo(self) -> str:
         """``/proc/vmallocinfo``: one line per area, lazily freed ones last (``unpurged vm_area``)."""

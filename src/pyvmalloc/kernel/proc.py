@@ -7,19 +7,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pyvmalloc.procfs.meminfo import render_meminfo
-from pyvmalloc.procfs.vmalloc_meminfo import GENERATIONS, vmalloc_meminfo
-from pyvmalloc.procfs.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine, render_vmallocinfo
+from pyvmalloc.formats.meminfo import render_meminfo
+from pyvmalloc.formats.vmalloc_meminfo import GENERATIONS, vmalloc_meminfo
+from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine, render_vmallocinfo
 from pyvmalloc.vmalloc.api import LazyArea
-from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_IOREMAP, VM_MAP, VM_USERMAP, VM_VPAGES, vm_struct
+from pyvmalloc.vmalloc.vm_struct import VM_WORDS, SnapshotArea, VmMapRamRange, vm_struct
 
 if TYPE_CHECKING:
     from pyvmalloc.kernel.machine import Machine
 
-# mm/vmalloc.c s_show: the flag words and their order (VM_IOREMAP, VM_ALLOC, VM_MAP,
-# VM_USERMAP, then "vpages" for a vmalloc'ed page array).
-_WORDS = ((VM_IOREMAP, "ioremap"), (VM_ALLOC, "vmalloc"), (VM_MAP, "vmap"), (VM_USERMAP, "user"),
-          (VM_VPAGES, "vpages"))
 
 
 _PS = re.compile(r"(\S+\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+( \[\S+\])?|0x[0-9a-fA-F]+)")
@@ -50,10 +46,10 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
         if isinstance(owner, LazyArea):
             lazy.append(VmallocinfoLine(start=start, end=start + size, size=size, kinds=(UNPURGED,)))
             continue
-        word = getattr(owner, "vmallocinfo_word", None)
-        if word == VM_MAP_RAM:
-            # A vm_map_ram block (kernel/snapshot.py replays them): a range with no vm_struct.
-            busy.append(VmallocinfoLine(start=start, end=start + size, size=size, kinds=(word,)))
+        if isinstance(owner, VmMapRamRange):
+            # A vm_map_ram block (snapshot/restore.py restores them): a range with no vm_struct.
+            busy.append(VmallocinfoLine(start=start, end=start + size, size=size,
+                                        kinds=(VM_MAP_RAM,)))
             continue
         if not isinstance(owner, vm_struct):
             continue
@@ -63,10 +59,10 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
             # show_numa_info(): per-node page counts of VM_ALLOC areas.
             counts = np.bincount(m.phys.nodes_of(area.pages[: area.nr_pages]))
             nodes = {int(n): int(c) for n, c in enumerate(counts) if c}
-        words = [word for bit, word in _WORDS if area.flags & bit]
+        words = [word for bit, word in VM_WORDS if area.flags & bit]
         # Words with no VM_* bit in the model (vendor "lowmem", newer kernels' words) that a
-        # snapshot area carries (kernel/snapshot.py SnapshotArea); printed before "vpages".
-        extra = getattr(area, "extra_words", ())
+        # snapshot area carries (snapshot/restore.py SnapshotArea); printed before "vpages".
+        extra = area.extra_words if isinstance(area, SnapshotArea) else ()
         at = len(words) - (words[-1:] == ["vpages"])
         words[at:at] = [w for w in extra if "=" not in w]
         busy.append(VmallocinfoLine(

@@ -6,8 +6,6 @@ page faults and flushes.
 """
 
 from pyvmalloc.mmu.pagetable import (
-    EEXIST,
-    ENOMEM,
     PageTables,
     TableFrames,
     WalkStep,
@@ -15,5 +13,5 @@ from pyvmalloc.mmu.pagetable import (
 )
 from pyvmalloc.mmu.tlb import Mmu, Tlb, TlbEntry
 
-__all__ = ["EEXIST", "ENOMEM", "Mmu", "PageTables", "TableFrames", "Tlb", "TlbEntry", "WalkStep",
+__all__ = ["Mmu", "PageTables", "TableFrames", "Tlb", "TlbEntry", "WalkStep",
            "access_fault_reason"]

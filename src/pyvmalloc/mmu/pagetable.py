@@ -25,11 +25,10 @@ import numpy.typing as npt
 
 from pyvmalloc.arch.profiles import ArchProfile
 from pyvmalloc.arch.pte import PERM_KR, PERM_KW, PERM_KX, PERM_UR, PERM_UW, PERM_UX
+from pyvmalloc.errno import EEXIST, ENOMEM
 from pyvmalloc.errors import ConfigError, Inconsistency, KernelBug, PageFault
 from pyvmalloc.phys.frames import FrameStore
 
-ENOMEM = 12
-EEXIST = 17
 
 _asids = itertools.count(1)
 

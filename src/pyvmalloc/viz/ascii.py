@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pyvmalloc.errors import FormatError
-from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine
+from pyvmalloc.sizes import human_bytes
+from pyvmalloc.formats.vmallocinfo import VmallocinfoLine
 
-__all__ = ["KIND_LETTERS", "human_bytes", "legend", "strip_map", "strip_rows"]
+__all__ = ["KIND_LETTERS", "legend", "strip_map", "strip_rows"]
 
 KIND_LETTERS: dict[str, str] = {
     "vmalloc": "V", "ioremap": "I", "vmap": "M", "user": "U", "vm_map_ram": "R",
@@ -90,10 +91,3 @@ def strip_map(areas: Iterable[VmallocinfoLine | tuple[int, int, str]], start: in
     out.append(legend(kinds))
     return "\n".join(out)
 
-
-def human_bytes(n: int) -> str:
-    """``n`` bytes in binary units with one decimal: ``144.3 MiB``; below 1 KiB in bytes."""
-    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"

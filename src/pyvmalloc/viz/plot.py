@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pyvmalloc.errors import FormatError
-from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
+from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
 
 __all__ = ["KIND_COLOURS", "plot_snapshot"]
 

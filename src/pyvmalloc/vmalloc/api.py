@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from pyvmalloc.errno import EINVAL, ENOENT, ENOMEM
 from pyvmalloc.errors import KernelBug, PageFault
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.phys.memory import NO_ZONE
@@ -53,9 +54,6 @@ if TYPE_CHECKING:
     from pyvmalloc.mmu import Mmu, PageTables
     from pyvmalloc.phys import Kmalloc, Page, PhysMem
 
-ENOENT = 2
-ENOMEM = 12
-EINVAL = 22
 
 # printk levels (include/linux/kernel.h); the kernel layer's log uses the same numbers.
 KERN_ERR = 3

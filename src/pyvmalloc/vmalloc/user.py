@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pyvmalloc.errno import EBUSY, EFAULT, EINVAL
 from pyvmalloc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -23,10 +24,6 @@ VM_MAYSHARE = 0x00000080
 VM_RESERVED = 0x00080000  # "Don't unmap it from swap_out" (renamed VM_DONTEXPAND|VM_DONTDUMP later)
 VM_INSERTPAGE = 0x02000000  # "The vma has had vm_insert_page() done on it"
 
-EFAULT = 14
-EINVAL = 22
-EBUSY = 16
-ENOMEM = 12
 
 
 @dataclass(eq=False)

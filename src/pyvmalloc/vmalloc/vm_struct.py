@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +14,14 @@ VM_ALLOC = 0x00000002  # vmalloc()
 VM_MAP = 0x00000004  # vmap()ed pages
 VM_USERMAP = 0x00000008  # suitable for remap_vmalloc_range
 VM_VPAGES = 0x00000010  # buffer for pages was vmalloc'ed
+
+# mm/vmalloc.c s_show: the word each VM_* bit of the model prints in /proc/vmallocinfo, in the
+# kernel's order ("vpages" last: the page array was vmalloc'ed).  The one table from bits to
+# words: kernel/proc.py renders with it, snapshot/restore.py parses with it.
+VM_WORDS: tuple[tuple[int, str], ...] = (
+    (VM_IOREMAP, "ioremap"), (VM_ALLOC, "vmalloc"), (VM_MAP, "vmap"), (VM_USERMAP, "user"),
+    (VM_VPAGES, "vpages"),
+)
 
 VM_FLAG_NAMES = {
     VM_IOREMAP: "VM_IOREMAP",
@@ -67,3 +76,38 @@ class vm_struct:  # noqa: N801 - the kernel's name
             f"vm_struct(addr={self.addr:#x}, size={self.size:#x}, flags={vm_flag_names(self.flags)}, "
             f"nr_pages={self.nr_pages}, caller={self.caller!r})"
         )
+
+
+# ---- areas that a snapshot restores (snapshot/restore.py builds them) ---------------------------
+@dataclass(eq=False, repr=False)
+class SnapshotArea(vm_struct):
+    """A ``vm_struct`` rebuilt from a ``/proc/vmallocinfo`` line.
+
+    ``extra_words`` are the printed words that have no ``VM_*`` bit in the model (vendor words
+    such as ``lowmem``, newer kernels' ``sparse``/``dma-coherent``, unknown ``key=value``
+    tokens); ``/proc/vmallocinfo`` prints them back.  ``static`` marks areas the kernel put at a
+    fixed address during boot (``vm_area_add_early``: the caller is the function itself).
+    """
+
+    extra_words: tuple[str, ...] = ()
+    static: bool = False
+    lineno: int = 0
+    snapshot_pages: int = 0  # pages= of a line replayed without frames (RAM too small)
+
+
+@dataclass(eq=False)
+class VmMapRamRange:
+    """A ``vm_map_ram`` block of a snapshot (4.13+ vmallocinfo): address space taken by the
+    per-CPU vmap block allocator, with no ``vm_struct``; kept reserved so nothing lands there."""
+
+    addr: int
+    size: int
+
+
+class FixedRange(NamedTuple):
+    """A restored area outside ``[VMALLOC_START, VMALLOC_END)``: it keeps its address and
+    ``Machine.check()`` accepts it there (``m.extra_vm_ranges``).  ``why`` names the kind."""
+
+    start: int
+    end: int
+    why: str

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pyvmalloc.arch.profiles import PROFILES
 from pyvmalloc.errors import FormatError
-from pyvmalloc.procfs.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
+from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
 
 __all__ = [
     "ARCH_NAMES",

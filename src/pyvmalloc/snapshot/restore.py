@@ -1,4 +1,4 @@
-"""``Machine.from_snapshot``: a machine whose address space holds a real /proc/vmallocinfo's areas.
+"""Snapshot restoring: a machine whose address space holds a real /proc/vmallocinfo's areas.
 
 Three steps, each usable on its own (``analysis.plan`` replays snapshots on other layouts):
 
@@ -14,11 +14,11 @@ Three steps, each usable on its own (``analysis.plan`` replays snapshots on othe
    real frames mapped at the start of the area (``N<node>=`` on the nodes named), ``phys=``.
    ``unpurged vm_area`` lines become lazily freed ranges waiting for a purge, ``vm_map_ram`` lines
    reserved blocks without a vm_struct.  Areas outside the vmalloc range (modules, static maps,
-   vendor ``lowmem`` maps) are registered too and listed in ``m.fixed_ranges``.
+   vendor ``lowmem`` maps) are registered too and listed in ``m.extra_vm_ranges``.
 
-The address arithmetic (arch guess, KASLR base, bounds) is ``kernel.snapshot_layout``'s, which reads
-only procfs records and arch constants; it lives in the kernel layer so that the machine and the
-``analyze`` report agree on every inferred number.
+The address arithmetic (arch guess, KASLR base, bounds) is ``snapshot.layout``'s, which reads only
+parsed records and arch constants, so that the machine and the ``analyze`` report agree on every
+inferred number.
 """
 
 from __future__ import annotations
@@ -26,18 +26,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, TypeVar
 
 import numpy as np
 
-from pyvmalloc.kernel.snapshot_layout import check_arch, guess_arch, infer_bounds, infer_kaslr, is_static_area
-from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, format_size, get_profile, parse_size
+from pyvmalloc.snapshot.layout import check_arch, guess_arch, infer_bounds, infer_kaslr, is_static_area
+from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, get_profile
+from pyvmalloc.sizes import format_size, parse_size
 from pyvmalloc.errors import ConfigError, FormatError
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING
-from pyvmalloc.kernel.machine import MAX_CPUS
+from pyvmalloc.kernel.machine import MAX_CPUS, Machine
 from pyvmalloc.phys import gfp as G
-from pyvmalloc.procfs.meminfo import parse_meminfo
-from pyvmalloc.procfs.vmallocinfo import (
+from pyvmalloc.formats.meminfo import parse_meminfo
+from pyvmalloc.formats.vmallocinfo import (
     UNPURGED,
     VM_MAP_RAM,
     VmallocinfoLine,
@@ -45,10 +46,18 @@ from pyvmalloc.procfs.vmallocinfo import (
     parse_vmallocinfo,
 )
 from pyvmalloc.vmalloc.api import LazyArea
-from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_IOREMAP, VM_MAP, VM_USERMAP, VM_VPAGES, vm_struct
+from pyvmalloc.vmalloc.vm_struct import (
+    VM_ALLOC,
+    VM_MAP,
+    VM_VPAGES,
+    VM_WORDS,
+    FixedRange,
+    SnapshotArea,
+    VmMapRamRange,
+    vm_struct,
+)
 
-if TYPE_CHECKING:
-    from pyvmalloc.kernel.machine import Machine
+M = TypeVar("M", bound=Machine)
 
 __all__ = [
     "FLAG_WORDS",
@@ -74,47 +83,17 @@ __all__ = [
 MiB = 1 << 20
 GiB = 1 << 30
 
-# mm/vmalloc.c s_show: the words that stand for a VM_* bit of the model's vm_struct.
-FLAG_WORDS: dict[str, int] = {"ioremap": VM_IOREMAP, "vmalloc": VM_ALLOC, "vmap": VM_MAP,
-                              "user": VM_USERMAP, "vpages": VM_VPAGES}
+# The words that stand for a VM_* bit of the model's vm_struct (vmalloc/vm_struct.py VM_WORDS).
+FLAG_WORDS: dict[str, int] = {word: bit for bit, word in VM_WORDS}
 _GFP_VMALLOC = G.GFP_KERNEL | getattr(G, "__GFP_HIGHMEM")
 # Machines booted for a snapshot without a RAM size: the 64-bit default (any server has it).
 _DEFAULT_RAM_64 = 1 * GiB
 
 
-class FixedRange(NamedTuple):
-    """An area of the snapshot outside ``[VMALLOC_START, VMALLOC_END)``: it keeps its address
-    and ``Machine.check()`` accepts it there (``m.extra_vm_ranges``).  ``why`` names the kind."""
-
-    start: int
-    end: int
-    why: str
 
 
-@dataclass(eq=False, repr=False)
-class SnapshotArea(vm_struct):
-    """A ``vm_struct`` rebuilt from a vmallocinfo line.
-
-    ``extra_words`` are the printed words that have no ``VM_*`` bit in the model (vendor words
-    such as ``lowmem``, newer kernels' ``sparse``/``dma-coherent``, unknown ``key=value``
-    tokens); ``/proc/vmallocinfo`` prints them back.  ``static`` marks areas the kernel put at a
-    fixed address during boot (``vm_area_add_early``: the caller is the function itself).
-    """
-
-    extra_words: tuple[str, ...] = ()
-    static: bool = False
-    lineno: int = 0
-    snapshot_pages: int = 0  # pages= of a line replayed without frames (RAM too small)
 
 
-@dataclass(eq=False)
-class VmMapRamRange:
-    """A ``vm_map_ram`` block of the snapshot (4.13+ vmallocinfo): address space taken by the
-    per-CPU vmap block allocator, with no ``vm_struct``; kept reserved so nothing lands there."""
-
-    addr: int
-    size: int
-    vmallocinfo_word: str = VM_MAP_RAM  # what kernel/proc.py prints for the block
 
 
 @dataclass(frozen=True)
@@ -363,8 +342,7 @@ def set_vmalloc_range(m: Machine, start: int, end: int, why: str) -> None:
                         f"moved to 0x{start:x}-0x{end:x} ({(end - start) >> 20} MB): {why}")
 
 
-def boot_snapshot_machine(cls: type[Machine], layout: SnapshotLayout,
-                          **machine_args: Any) -> Machine:
+def boot_snapshot_machine(cls: type[M], layout: SnapshotLayout, **machine_args: Any) -> M:
     """Boot ``cls`` for ``layout`` with the snapshot's vmalloc range (and KASLR base)."""
     if layout.cpus is not None:
         machine_args.setdefault("cpus", layout.cpus)
@@ -378,7 +356,6 @@ def boot_snapshot_machine(cls: type[Machine], layout: SnapshotLayout,
     if layout.kaslr_base is not None:
         m.layout.params["kaslr"] = True
         m.layout.params["vmalloc_base"] = layout.kaslr_base
-    m.fixed_ranges = m.extra_vm_ranges = []  # type: ignore[attr-defined]
     return m
 
 
@@ -551,9 +528,7 @@ def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = 
     """
     report = ReplayReport()
     vstart, vend = vmalloc_bounds(m)
-    fixed = getattr(m, "fixed_ranges", None)
-    if fixed is None:
-        fixed = m.fixed_ranges = m.extra_vm_ranges = []  # type: ignore[attr-defined]
+    fixed = m.extra_vm_ranges
     built: list[SnapshotArea] = []
     order = sorted(lines, key=lambda x: (x.start, x.lineno))
     for ln in order:
@@ -623,16 +598,17 @@ def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = 
     return report
 
 
-def machine_from_snapshot(cls: type[Machine], vmallocinfo_text: str | VmallocinfoSnapshot,
+def machine_from_snapshot(cls: type[M], vmallocinfo_text: str | VmallocinfoSnapshot,
                           meminfo_text: str | Mapping[str, int] | None = None,
                           arch: str | None = None, cmdline: str = "",
-                          **machine_args: Any) -> Machine:
-    """``Machine.from_snapshot``: boot a machine for the snapshot and replay every area on it.
+                          **machine_args: Any) -> tuple[M, SnapshotLayout, ReplayReport]:
+    """Boot a machine of class ``cls`` for the snapshot and replay every area on it.
 
     Besides the Machine's arguments, ``source=`` and ``meminfo_source=`` name the texts in error
-    messages.  ``ram=`` and ``nodes=`` override what the snapshot and meminfo suggest.  The
-    machine gets ``fixed_ranges`` (list of :class:`FixedRange`) and ``snapshot_report``
-    (:class:`ReplayReport`); everything inferred is in ``m.dmesg()``.
+    messages.  ``ram=`` and ``nodes=`` override what the snapshot and meminfo suggest.  Returns
+    the machine, the layout read off the snapshot and the :class:`ReplayReport`; the areas kept
+    outside the vmalloc range are the machine's ``extra_vm_ranges``; everything inferred is in
+    ``m.dmesg()``.  ``pyvmalloc.Machine.from_snapshot`` is the public spelling.
     """
     source = str(machine_args.pop("source", "<vmallocinfo>"))
     meminfo_source = str(machine_args.pop("meminfo_source", "<meminfo>"))
@@ -641,6 +617,5 @@ def machine_from_snapshot(cls: type[Machine], vmallocinfo_text: str | Vmallocinf
     layout = snapshot_layout(snapshot, meminfo, arch, cmdline, ram=machine_args.pop("ram", None),
                              nodes=machine_args.pop("nodes", None))
     m = boot_snapshot_machine(cls, layout, **machine_args)
-    m.snapshot_layout = layout  # type: ignore[attr-defined]
-    m.snapshot_report = replay_snapshot(m, snapshot.lines, snapshot.source)  # type: ignore[attr-defined]
-    return m
+    report = replay_snapshot(m, snapshot.lines, snapshot.source)
+    return m, layout, report

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyvmalloc.errors import ConfigError
-from pyvmalloc.procfs.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
+from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
 
 __all__ = ["GENERATIONS", "VmallocMeminfo", "generation_for", "parse_kernel_version",
            "vmalloc_meminfo"]

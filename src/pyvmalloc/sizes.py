@@ -1,4 +1,7 @@
-"""Sizes as text: the kernel's ``memparse()`` and a stricter ``parse_size()`` for users."""
+"""Sizes as text, both ways: the kernel's ``memparse()``, ``parse_size()`` for users, and the byte formatters.
+
+Every layer formats byte counts through this module (a leaf: it imports only ``errors``).
+"""
 
 from __future__ import annotations
 
@@ -101,3 +104,26 @@ def format_size(n: int) -> str:
         if n and n % (1 << shift) == 0:
             return f"{n >> shift}{suffix}"
     return str(n)
+
+
+def human_bytes(n: int) -> str:
+    """``n`` bytes in binary units with one decimal: ``144.3 MiB``; below 1 KiB in bytes."""
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def exact_bytes(n: int) -> str:
+    """Bytes for a sentence: whole MiB exactly (``592 MiB``), whole KiB below a MiB
+    (``8 KiB``), else :func:`human_bytes` (``95.8 MiB``)."""
+    if n and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n and n % 1024 == 0 and n < 1 << 20:
+        return f"{n >> 10} KiB"
+    return human_bytes(n)
+
+
+def bytes_and_human(n: int) -> str:
+    """``n`` exactly, with the human figure beside it from 1 KiB on: ``151552 B (148.0 KiB)``."""
+    return f"{n} B ({human_bytes(n)})" if n >= 1024 else f"{n} B"
