@@ -6,7 +6,7 @@ size and command line.  See ``profiles.py`` (constants), ``pte.py`` (entry bit l
 ``boot.py`` (command line, lowmem/highmem, zones, vmalloc bounds), ``pyvmalloc.sizes`` (memparse).
 """
 
-from pyvmalloc.arch.boot import BootLayout, boot_layout
+from pyvmalloc.arch.boot import BootLayout, boot_layout, vmalloc_end_for
 from pyvmalloc.arch.profiles import (
     PGPROT_NAMES,
     PROFILES,
@@ -31,5 +31,5 @@ from pyvmalloc.arch.pte import (
 __all__ = [
     "PERM_ALL", "PERM_KR", "PERM_KW", "PERM_KX", "PERM_UR", "PERM_UW", "PERM_UX",
     "PGPROT_NAMES", "PROFILES", "Arm64Pte", "ArchProfile", "ArmShortPte", "BootLayout",
-    "Level", "PteFormat", "X86Pte", "boot_layout", "get_profile",
+    "Level", "PteFormat", "X86Pte", "boot_layout", "get_profile", "vmalloc_end_for",
 ]

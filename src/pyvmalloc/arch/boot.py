@@ -23,6 +23,7 @@ allocation.  Versions, per profile (each profile's ``kernel_version`` says the s
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from dataclasses import dataclass, field
@@ -31,6 +32,18 @@ from typing import Any
 from pyvmalloc.arch.profiles import GiB, MiB, TiB, ArchProfile, get_profile
 from pyvmalloc.sizes import format_size, memparse
 from pyvmalloc.errors import ConfigError
+from pyvmalloc.versions import (
+    KernelVersion,
+    arm_vmalloc_end,
+    arm_vmalloc_max,
+    arm_vmalloc_min,
+    ioremap_max_order,
+    resolve,
+    x86_32_maxmem,
+    x86_32_vmalloc_end,
+    x86_32_vmalloc_reserve,
+    x86_32_vmalloc_start,
+)
 
 # Zone names as the kernel prints them (mm/page_alloc.c zone_names[]).
 _ZONE_PRINT = {"DMA": "DMA", "DMA32": "DMA32", "NORMAL": "Normal", "HIGHMEM": "HighMem"}
@@ -54,6 +67,8 @@ class BootLayout:
     params: dict[str, Any] = field(hash=False)
     high_memory: int = 0
     cmdline: str = ""
+    kernel: KernelVersion = field(default_factory=lambda: resolve(None))
+    ioremap_max_order: int = 0       # IOREMAP_MAX_ORDER of this kernel on this arch
 
     @property
     def ram_pages(self) -> int:
@@ -71,6 +86,16 @@ class BootLayout:
                 return start, end
         raise ConfigError(f"{self.profile.name} has no zone {name!r} "
                           f"(zones: {', '.join(z for z, _, _ in self.zones)})")
+
+
+def vmalloc_end_for(profile: ArchProfile, kernel: KernelVersion) -> int:
+    """VMALLOC_END of ``profile`` under ``kernel``: the profile's own value where it has one (the
+    64-bit profiles, a device's profile), else the version's (``versions.py``)."""
+    if profile.vmalloc_end:
+        return profile.vmalloc_end
+    if profile.name == "arm":
+        return arm_vmalloc_end(kernel)
+    return x86_32_vmalloc_end(kernel, profile.name == "i386-pae")
 
 
 _TOKEN = re.compile(r'(?:[^\s"]+|"[^"]*")+')
@@ -149,16 +174,20 @@ def _kaslr_bases(profile: ArchProfile, ram: int, seed: int) -> tuple[int, int, i
 
 
 def boot_layout(profile: ArchProfile | str, ram_bytes: int, cmdline: str = "",
-                kaslr_seed: int | None = None) -> BootLayout:
+                kaslr_seed: int | None = None,
+                kernel: str | KernelVersion | None = None) -> BootLayout:
     """Boot ``profile`` with ``ram_bytes`` of RAM and ``cmdline``; see the module docstring.
 
     ``kaslr_seed`` randomises the x86-64 direct map, vmalloc and vmemmap bases (None, or
     ``nokaslr`` on the command line, keeps the documented fixed layout); profiles without
     memory randomisation ignore it (``params["kaslr"]`` says whether it applied).
-    Raises ConfigError for RAM outside the profile's limits, malformed or unknown
-    parameters, and layouts the kernel could not boot with.
+    ``kernel`` (a version, default ``versions.DEFAULT_KERNEL``) picks the rules that changed
+    between releases (``versions.py``): the 32-bit vmalloc range and ``vmalloc=`` arithmetic,
+    IOREMAP_MAX_ORDER.  Raises ConfigError for RAM outside the profile's limits, malformed or
+    unknown parameters, and layouts the kernel could not boot with.
     """
     profile = get_profile(profile)
+    kver = resolve(kernel)
     if isinstance(ram_bytes, bool) or not isinstance(ram_bytes, int):
         raise ConfigError(f"RAM size must be an int number of bytes, not {ram_bytes!r}")
     if not isinstance(cmdline, str):
@@ -216,10 +245,24 @@ def boot_layout(profile: ArchProfile | str, ram_bytes: int, cmdline: str = "",
                           f"{profile.name} needs at least {format_size(profile.min_ram)}")
     ram_pfn = ram >> shift
 
+    shifts = {lv.name: lv.shift for lv in profile.levels}
+    family = "i386" if profile.name.startswith("i386") else profile.name.split("-")[0]
+    max_order = ioremap_max_order(kver, family, profile.page_shift,
+                                  shifts.get("pmd", shifts["pgd"]), shifts.get("pud", 30),
+                                  profile.ioremap_max_order)
     if profile.name.startswith("i386"):
-        return _boot_i386(profile, ram, cmdline, messages, params)
-    if profile.name == "arm":
-        return _boot_arm(profile, ram, cmdline, messages, params)
+        lay = _boot_i386(profile, ram, cmdline, messages, params, kver)
+    elif profile.name == "arm":
+        lay = _boot_arm(profile, ram, cmdline, messages, params, kver)
+    else:
+        lay = _boot_64(profile, ram, cmdline, messages, params, kaslr_seed)
+    return dataclasses.replace(lay, kernel=kver, ioremap_max_order=max_order)
+
+
+def _boot_64(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
+             params: dict[str, Any], kaslr_seed: int | None) -> BootLayout:
+    shift = profile.page_shift
+    ram_pfn = ram >> shift
 
     # -- 64-bit: fixed (or KASLR-randomised) regions, no highmem -------------------------------
     page_offset = profile.page_offset
@@ -251,20 +294,22 @@ def boot_layout(profile: ArchProfile | str, ram_bytes: int, cmdline: str = "",
 
 
 def _boot_i386(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
-               params: dict[str, Any]) -> BootLayout:
+               params: dict[str, Any], kver: KernelVersion) -> BootLayout:
     shift = profile.page_shift
     offset = profile.vmalloc_offset
-    reserve = profile.vmalloc_default if params["vmalloc"] is None else params["vmalloc"]
+    vend = vmalloc_end_for(profile, kver)
+    reserve = profile.vmalloc_default
+    if params["vmalloc"] is not None:
+        reserve = x86_32_vmalloc_reserve(kver, params["vmalloc"], offset)
     params["vmalloc_reserve"] = reserve
-    maxmem = (1 << 32) - profile.page_offset - reserve          # MAXMEM
+    maxmem = x86_32_maxmem(kver, profile.page_offset, vend, reserve)   # MAXMEM
     if maxmem < profile.min_ram:
         raise ConfigError(f"vmalloc={format_size(reserve)} leaves "
                           f"{format_size(max(maxmem, 0))} for lowmem; the kernel cannot boot")
     low_pfn = min(ram, maxmem) >> shift                         # max_low_pfn
     lowmem = low_pfn << shift
     high_memory = profile.page_offset + lowmem
-    vstart = (high_memory + 2 * offset - 1) & ~(offset - 1)     # VMALLOC_START (2.6.22)
-    vend = profile.vmalloc_end
+    vstart = x86_32_vmalloc_start(kver, high_memory, offset)   # VMALLOC_START
     if vstart >= vend:
         # Later kernels BUG_ON(VMALLOC_START >= VMALLOC_END) in mem_init(); 2.6.22 would
         # boot with an empty (negative) vmalloc area.  Neither is a machine to model.
@@ -292,24 +337,25 @@ def _boot_i386(profile: ArchProfile, ram: int, cmdline: str, messages: list[str]
 
 
 def _boot_arm(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
-              params: dict[str, Any]) -> BootLayout:
+              params: dict[str, Any], kver: KernelVersion) -> BootLayout:
     shift = profile.page_shift
     offset = profile.vmalloc_offset
-    vend = profile.vmalloc_end
-    size = profile.vmalloc_default
+    # A profile built for a device (snapshot/restore.py) carries the device's own VMALLOC_END.
+    vend = vmalloc_end_for(profile, kver)
+    size = None
     if params["vmalloc"] is not None:
         # arch/arm/mm/mmu.c early_vmalloc()
         size = params["vmalloc"]
         if size < 16 * MiB:
             size = 16 * MiB
             messages.append(f"vmalloc area is too small, limiting to {size >> 20}MiB")
-        vmalloc_max = vend - (profile.page_offset + 32 * MiB + offset)
+        vmalloc_max = arm_vmalloc_max(kver, vend, profile.page_offset, offset)
         if size > vmalloc_max:
             size = vmalloc_max
             messages.append(f"vmalloc area is too big, limiting to {size >> 20}MiB")
-    params["vmalloc_size"] = size
+    params["vmalloc_size"] = profile.vmalloc_default if size is None else size
     # adjust_lowmem_bounds(): PHYS_OFFSET is 0 in the model.
-    vmalloc_limit = vend - size - offset - profile.page_offset
+    vmalloc_limit = arm_vmalloc_min(kver, vend, size, profile.vmalloc_default, offset) - profile.page_offset
     lowmem_limit = min(vmalloc_limit, ram)
     high_memory = profile.page_offset + lowmem_limit
     low_pfn = lowmem_limit >> shift                             # find_limits(): PFN_DOWN

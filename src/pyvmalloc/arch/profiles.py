@@ -104,7 +104,9 @@ class ArchProfile:
     pte: PteFormat = field(compare=False)
     kernel_version: str = ""
     task_size: int = 0
-    # Non-randomised VMALLOC_START/END; on 32-bit VMALLOC_START follows high_memory (None).
+    # Non-randomised VMALLOC_START/END; on 32-bit VMALLOC_START follows high_memory (None) and
+    # VMALLOC_END is 0, "the kernel version decides" (arch/boot.py vmalloc_end_for), unless a
+    # profile made for one device (snapshot/restore.py) carries that device's own value.
     vmalloc_start: int | None = None
     vmalloc_end: int = 0
     vmalloc_offset: int = 0            # VMALLOC_OFFSET: the hole after lowmem (32-bit)
@@ -278,9 +280,9 @@ def _make_profiles() -> dict[str, ArchProfile]:
         bits=32, page_shift=12, page_size=4096, va_bits=32,
         page_offset=0xC0000000,            # CONFIG_PAGE_OFFSET (3G/1G split)
         has_highmem=True, gfp_vmalloc32="KERNEL",
-        # include/asm-i386/pgtable.h (2.6.22): VMALLOC_END = PKMAP_BASE - 2*PAGE_SIZE with
-        # HIGHMEM; PKMAP_BASE is 0xff800000 for the usual fixmap size.
-        vmalloc_end=0xFF7FE000, vmalloc_offset=8 * MiB,
+        # VMALLOC_END = PKMAP_BASE - 2*PAGE_SIZE with HIGHMEM; where PKMAP_BASE lies depends
+        # on the kernel version (versions.x86_32_vmalloc_end): 0 here means "ask it".
+        vmalloc_end=0, vmalloc_offset=8 * MiB,
         vmalloc_default=128 * MiB,         # __VMALLOC_RESERVE (arch/i386/mm/init.c)
         accepts_vmalloc_param=True,
         pkmap_base=0xFF800000,
@@ -289,7 +291,7 @@ def _make_profiles() -> dict[str, ArchProfile]:
         tlb_flush_ceiling=0,
         zone_names=("DMA", "NORMAL", "HIGHMEM"),
         min_ram=16 * MiB,
-        kernel_version="2.6.22 (include/asm-i386/page.h, pgtable.h, arch/i386/kernel/setup.c)",
+        kernel_version="2.6.22 constants; the vmalloc range per kernel version (versions.py)",
     )
     profiles["i386"] = ArchProfile(
         name="i386",
@@ -329,10 +331,10 @@ def _make_profiles() -> dict[str, ArchProfile]:
         has_highmem=True, has_nx=True, gfp_vmalloc32="KERNEL",
         min_ram=16 * MiB, max_ram=4 * GiB,
         pte=ArmShortPte(),
-        kernel_version="6.x (arch/arm/mm/mmu.c early_vmalloc/adjust_lowmem_bounds, "
-                       "arch/arm/include/asm/pgtable.h)",
+        kernel_version="arch/arm/mm/mmu.c early_vmalloc/adjust_lowmem_bounds, "
+                       "arch/arm/include/asm/pgtable.h; the vmalloc range per kernel version",
         task_size=0xC0000000 - 16 * MiB,   # TASK_SIZE = PAGE_OFFSET - 16M
-        vmalloc_end=0xFF800000,            # arch/arm/include/asm/pgtable.h (0xff000000 in 3.x)
+        vmalloc_end=0,                     # by kernel version: versions.arm_vmalloc_end
         vmalloc_offset=8 * MiB,
         vmalloc_default=240 * MiB,         # arch/arm/mm/mmu.c vmalloc_size
         accepts_vmalloc_param=True,

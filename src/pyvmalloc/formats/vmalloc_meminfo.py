@@ -18,11 +18,11 @@ VmallocTotal is ``(VMALLOC_END - VMALLOC_START) >> 10`` in every version.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyvmalloc.errors import ConfigError
+from pyvmalloc.versions import KernelVersion, meminfo_generation, parse_version
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
 
 __all__ = ["GENERATIONS", "VmallocMeminfo", "generation_for", "parse_kernel_version",
@@ -34,8 +34,6 @@ GENERATIONS: dict[str, str] = {
     "zero": "4.4-5.2: VmallocUsed and VmallocChunk print 0 (a5ad88ce8c7f)",
     "nr_pages": "5.3+: VmallocUsed = vmalloc_nr_pages() in kB (97105f0ab7b8), VmallocChunk 0",
 }
-
-_VERSION = re.compile(r"\s*v?([0-9]+)\.([0-9]+)(?:\.([0-9]+))?")
 
 
 @dataclass(frozen=True)
@@ -50,24 +48,17 @@ class VmallocMeminfo:
 
 
 def parse_kernel_version(version: str) -> tuple[int, int, int]:
-    """``"4.18.0-80.11.2.el8_0"`` -> ``(4, 18, 0)``; ConfigError if it does not start with X.Y."""
-    match = _VERSION.match(version) if isinstance(version, str) else None
-    if not match:
-        raise ConfigError(f"kernel version {version!r} does not start with MAJOR.MINOR")
-    major, minor, patch = match.groups()
-    return int(major), int(minor), int(patch or 0)
+    """``"4.18.0-80.11.2.el8_0"`` -> ``(4, 18, 0)``; ConfigError if it is no kernel version."""
+    v = parse_version(version)
+    return v.major, v.minor, v.patch
 
 
-def generation_for(version: str | tuple[int, ...]) -> str:
-    """The generation name (a key of GENERATIONS) whose definitions kernel ``version`` uses."""
-    v = parse_kernel_version(version) if isinstance(version, str) else tuple(version)
-    if v < (3, 10):
-        return "vmlist"
-    if v < (4, 4):
-        return "vmap_area_list"
-    if v < (5, 3):
-        return "zero"
-    return "nr_pages"
+def generation_for(version: str | tuple[int, ...] | KernelVersion) -> str:
+    """The generation name (a key of GENERATIONS) whose definitions kernel ``version`` uses
+    (the rule is ``versions.meminfo_generation``)."""
+    if isinstance(version, tuple):
+        version = ".".join(str(x) for x in version)
+    return meminfo_generation(parse_version(version))
 
 
 def _walk(lines: Sequence[VmallocinfoLine], start: int, end: int, bits: int,

@@ -41,6 +41,7 @@ import numpy.typing as npt
 from pyvmalloc.errors import Inconsistency, KernelBug
 from pyvmalloc.kernel import proc
 from pyvmalloc.phys.memory import NO_ZONE, OWNERS
+from pyvmalloc.versions import has
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
 from pyvmalloc.vmalloc.api import LazyArea
@@ -72,10 +73,21 @@ def allowed_ranges(m: Machine) -> list[tuple[int, int, str]]:
     return out
 
 
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``(start, size)`` ranges with touching ones joined, in address order."""
+    out: list[tuple[int, int]] = []
+    for start, size in sorted(ranges):
+        if out and out[-1][0] + out[-1][1] == start:
+            out[-1] = (out[-1][0], out[-1][1] + size)
+        else:
+            out.append((start, size))
+    return out
+
+
 def check_machine(m: Machine) -> None:
     """Raise ``Inconsistency`` naming the first broken invariant of ``m``; return None if all hold."""
     # The /proc renderers take vmlist_lock themselves and it is not recursive: read them first.
-    meminfo_text = m.meminfo()
+    meminfo_text = proc.meminfo(m, "vmlist")  # the walk the recount below repeats
     records = proc.vmallocinfo_records(m)
     # Lock order of the model: vmlist_lock, then the page-table lock, then the page lock.
     with m.vmlist_lock.write(), m._pgtable_lock, m._page_lock:
@@ -476,12 +488,16 @@ class _Checker:
     def _check_vmallocinfo(self, records: list[VmallocinfoLine]) -> None:
         m = self.m
         busy = [r for r in records if UNPURGED not in r.kinds and VM_MAP_RAM not in r.kinds]
+        busy.sort(key=lambda r: r.start)  # before 5.4 unpurged lines sit among the busy ones
         lazy = [r for r in records if UNPURGED in r.kinds]
         map_ram = [r for r in records if VM_MAP_RAM in r.kinds]
-        if (len(busy), len(lazy), len(map_ram)) != (len(self.areas), len(self.lazy), len(self.map_ram)):
+        # 5.11-6.8 print touching lazily freed areas as one merged range (versions.py).
+        have_lazy = _merged([(x.addr, x.size) for x in self.lazy]) if has(m.kernel, "purge_tree_merges") \
+            else sorted((x.addr, x.size) for x in self.lazy)
+        if (len(busy), len(lazy), len(map_ram)) != (len(self.areas), len(have_lazy), len(self.map_ram)):
             raise Inconsistency(f"/proc/vmallocinfo shows {len(busy)} areas, {len(lazy)} unpurged ones and "
                                 f"{len(map_ram)} vm_map_ram blocks, the allocator holds {len(self.areas)}, "
-                                f"{len(self.lazy)} and {len(self.map_ram)}")
+                                f"{len(have_lazy)} and {len(self.map_ram)}")
         shown_blocks = [(r.start, r.size) for r in map_ram]
         if shown_blocks != [(b.addr, b.size) for b in self.map_ram]:
             raise Inconsistency(f"/proc/vmallocinfo shows vm_map_ram blocks {shown_blocks}, the allocator "
@@ -502,6 +518,6 @@ class _Checker:
                     raise Inconsistency(f"/proc/vmallocinfo shows {rec.numa} pages per node for "
                                         f"{area!r}, a recount gives {want}")
         shown = sorted((r.start, r.size) for r in lazy)
-        have = sorted((x.addr, x.size) for x in self.lazy)
+        have = have_lazy
         if shown != have:
             raise Inconsistency(f"/proc/vmallocinfo shows unpurged areas {shown}, the purge list has {have}")

@@ -23,6 +23,7 @@ from pyvmalloc.mmu import Mmu, PageTables
 from pyvmalloc.phys import Kmalloc, PhysMem
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.vmalloc.allocator import ALLOCATORS, make_allocator
+from pyvmalloc.versions import KernelVersion, allocator_for, has, meminfo_generation, resolve
 from pyvmalloc.vmalloc.api import Vmalloc
 from pyvmalloc.vmalloc.vm_struct import FixedRange
 
@@ -35,11 +36,14 @@ _PGTABLE_GFP = G.GFP_KERNEL | getattr(G, "__GFP_ZERO")
 class Machine(Vmalloc):
     """A simulated machine running Linux's vmalloc: ``pv.Machine(arch="x86_64", ram="2G")``.
 
-    ``allocator`` picks the kernel virtual address allocator: ``"kva"`` (Linux 5.2+, the
-    default) or ``"list"`` (2.6.22).  ``lazy_purge`` (default: on with ``kva``) defers the TLB
-    flush of freed areas as Linux 2.6.28+ does.  ``cmdline`` takes the boot parameters the
-    model knows (``vmalloc=``, ``mem=``); ``kaslr_seed`` boots a randomised x86_64 layout.
-    Bad configuration raises ``pv.ConfigError`` with one sentence.
+    ``kernel`` is the Linux version the machine runs ("2.6.22", "3.4.5", "6.1"...; default
+    ``versions.DEFAULT_KERNEL``): every rule that changed between releases follows it
+    (``versions.py``: the vmalloc range, ioremap alignment, the allocator, lazy purge and its
+    worker, vfree in interrupt context, messages, /proc formats).  ``allocator`` (``"list"``,
+    ``"rbtree"``, ``"rbtree-cache"``, ``"kva"``) and ``lazy_purge`` override the version's choice
+    for experiments.  ``cmdline`` takes the boot parameters the model knows (``vmalloc=``,
+    ``mem=``); ``kaslr_seed`` boots a randomised x86_64 layout.  Bad configuration raises
+    ``pv.ConfigError`` with one sentence.
     """
 
     def __init__(
@@ -49,11 +53,17 @@ class Machine(Vmalloc):
         nodes: int = 1,
         cpus: int = 1,
         cmdline: str = "",
-        allocator: str = "kva",
+        allocator: str | None = None,
         lazy_purge: bool | None = None,
         kaslr_seed: int | None = None,
+        kernel: str | KernelVersion | None = None,
     ) -> None:
         self.profile = get_profile(arch)
+        self.kernel = resolve(kernel)
+        if allocator is None:
+            allocator = allocator_for(self.kernel)
+            if allocator not in ALLOCATORS:  # the 2.6.28-5.1 tree allocators place as lowest fit
+                allocator = "list"
         ram_bytes = parse_size(ram) if isinstance(ram, str) else int(ram)
         if not isinstance(cpus, int) or not 1 <= cpus <= MAX_CPUS:
             raise ConfigError(f"cpus={cpus!r}: a machine has between 1 and {MAX_CPUS} CPUs")
@@ -67,13 +77,15 @@ class Machine(Vmalloc):
             raise ConfigError(f"ram={ram!r} is above the {self.profile.max_ram >> 30} GiB that {arch} can address")
         if allocator not in ALLOCATORS:
             raise ConfigError(f"unknown allocator {allocator!r}: choose one of {', '.join(ALLOCATORS)}")
-        self.layout = boot_layout(self.profile, ram_bytes, cmdline, kaslr_seed)
+        if lazy_purge is not None and not isinstance(lazy_purge, bool):
+            raise ConfigError(f"lazy_purge={lazy_purge!r}: True, False or None (the kernel's choice)")
+        self.layout = boot_layout(self.profile, ram_bytes, cmdline, kaslr_seed, self.kernel)
         self.clock = Clock()
         self.log = KernelLog(self.clock)
         self.faults = FaultInjector(lambda text: self.log.printk(KERN_WARNING, text))
         self._irq = threading.local()
         self.allocator_name = allocator
-        self._vmalloc_init(allocator == "kva" if lazy_purge is None else bool(lazy_purge), cpus)
+        self._vmalloc_init(has(self.kernel, "lazy_purge") if lazy_purge is None else lazy_purge, cpus)
         self.phys = PhysMem(self.profile.page_size, self.layout.zones, nodes, fail_hook=self.faults.allow)
         self.slab = Kmalloc(self.phys)
         self.nr_cpus = cpus
@@ -93,7 +105,7 @@ class Machine(Vmalloc):
 
     def _boot_messages(self, cmdline: str) -> None:
         lay = self.layout
-        self.log.printk(KERN_INFO, f"Linux version 2.6.22-pyvmalloc ({self.profile.name})")
+        self.log.printk(KERN_INFO, f"Linux version {self.kernel}-pyvmalloc ({self.profile.name})")
         self.log.printk(KERN_INFO, f"Kernel command line: {cmdline}")
         for line in lay.messages:
             self.log.printk(KERN_WARNING, line)
@@ -252,11 +264,14 @@ class Machine(Vmalloc):
 
     def vmallocinfo(self) -> str:
         """``/proc/vmallocinfo``: one line per area, lazily freed ones last (``unpurged vm_area``)."""
+        self.run_workers()
         return proc.vmallocinfo(self)
 
-    def meminfo(self, generation: str = "vmlist") -> str:
-        """``/proc/meminfo``; VmallocUsed/Chunk by ``generation`` (default: 2.6.22's vmlist walk)."""
-        return proc.meminfo(self, generation)
+    def meminfo(self, generation: str | None = None) -> str:
+        """``/proc/meminfo``; VmallocUsed/Chunk by ``generation`` (default: the machine's kernel's
+        definition, ``versions.meminfo_generation``)."""
+        self.run_workers()
+        return proc.meminfo(self, generation or meminfo_generation(self.kernel))
 
     def stats(self) -> dict[str, int]:
         """Counters of every layer: vmalloc, TLB, page allocator, fault injection, the lock."""
@@ -276,6 +291,7 @@ class Machine(Vmalloc):
 
     def __repr__(self) -> str:
         return (
-            f"Machine(arch={self.profile.name!r}, ram={self.layout.ram_bytes >> 20}M, "
+            f"Machine(arch={self.profile.name!r}, kernel={str(self.kernel)!r}, "
+            f"ram={self.layout.ram_bytes >> 20}M, "
             f"cpus={self.nr_cpus}, allocator={self.allocator_name!r}, lazy_purge={self.lazy_purge})"
         )

@@ -10,6 +10,7 @@ import numpy as np
 from pyvmalloc.formats.meminfo import render_meminfo
 from pyvmalloc.formats.vmalloc_meminfo import GENERATIONS, vmalloc_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine, render_vmallocinfo
+from pyvmalloc.versions import has
 from pyvmalloc.vmalloc.api import LazyArea
 from pyvmalloc.vmalloc.vm_struct import VM_WORDS, SnapshotArea, VmMapRamRange, vm_struct
 
@@ -36,7 +37,13 @@ def _ps(caller: str) -> str | None:
 
 
 def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
-    """One record per area in address order, then the areas waiting for a lazy purge."""
+    """One record per area in address order, then the areas waiting for a lazy purge.
+
+    Lazily freed areas as the machine's kernel shows them (``versions.py``): after the busy
+    ones from 5.4 (``unpurged_in_vmallocinfo``), merged with their neighbours from 5.11 to 6.8
+    (``purge_tree_merges``: one line per merged range), in address order among the busy areas
+    before 5.4.
+    """
     numa = len(m.phys.nodes) > 1
     busy: list[VmallocinfoLine] = []
     lazy: list[VmallocinfoLine] = []
@@ -70,7 +77,23 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
             nr_pages=area.nr_pages or None, phys=area.phys_addr or None,
             kinds=tuple(words), numa=nodes, unknown_words=tuple(w for w in extra if "=" in w),
         ))
-    return busy + lazy
+    if has(m.kernel, "purge_tree_merges"):
+        lazy = _merge_adjacent(lazy)
+    if has(m.kernel, "unpurged_in_vmallocinfo"):
+        return busy + lazy
+    return sorted(busy + lazy, key=lambda r: r.start)
+
+
+def _merge_adjacent(lines: list[VmallocinfoLine]) -> list[VmallocinfoLine]:
+    """``merge_or_add_vmap_area`` on the purge tree: touching ranges become one."""
+    out: list[VmallocinfoLine] = []
+    for ln in sorted(lines, key=lambda r: r.start):
+        if out and out[-1].end == ln.start:
+            prev = out.pop()
+            ln = VmallocinfoLine(start=prev.start, end=ln.end, size=ln.end - prev.start,
+                                 kinds=(UNPURGED,))
+        out.append(ln)
+    return out
 
 
 def vmallocinfo(m: Machine) -> str:
@@ -80,8 +103,8 @@ def vmallocinfo(m: Machine) -> str:
 
 def meminfo_fields(m: Machine, generation: str = "vmlist") -> dict[str, int]:
     """``/proc/meminfo`` fields in kB.  VmallocUsed/VmallocChunk follow ``generation`` (a key of
-    ``procfs.vmalloc_meminfo.GENERATIONS``); the default is 2.6.22's own definition: the
-    ``get_vmalloc_info()`` walk over vmlist (sizes with guard pages; the largest gap)."""
+    ``formats.vmalloc_meminfo.GENERATIONS``; ``vmlist`` is 2.6.22's ``get_vmalloc_info()`` walk
+    over vmlist: sizes with guard pages, the largest gap)."""
     if generation not in GENERATIONS:
         from pyvmalloc.errors import ConfigError
 
@@ -108,6 +131,6 @@ def meminfo_fields(m: Machine, generation: str = "vmlist") -> dict[str, int]:
     return fields
 
 
-def meminfo(m: Machine, generation: str = "vmlist") -> str:
+def meminfo(m: Machine, generation: str) -> str:
     """``/proc/meminfo`` text (the fields the model knows)."""
     return render_meminfo(meminfo_fields(m, generation))

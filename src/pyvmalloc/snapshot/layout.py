@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pyvmalloc.arch.profiles import PROFILES
 from pyvmalloc.errors import FormatError
 from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
+from pyvmalloc.versions import KernelVersion, has, resolve
 
 __all__ = [
     "ARCH_NAMES",
@@ -233,8 +234,13 @@ def _arm_page_offset(snapshot: VmallocinfoSnapshot) -> int:
 
 
 def infer_bounds(snapshot: VmallocinfoSnapshot, arch: str | None,
-                 vmalloc_total_kb: int | None = None) -> Bounds | None:
+                 vmalloc_total_kb: int | None = None,
+                 kernel: KernelVersion | None = None) -> Bounds | None:
     """VMALLOC_START/END as well as a snapshot (and meminfo's VmallocTotal) tell them.
+
+    ``kernel`` (default: the default kernel) decides whether the 32-bit x86 VMALLOC_START is
+    8 MiB aligned (2.6.22) or ``high_memory + VMALLOC_OFFSET`` at page granularity (later: the
+    lowest area is then taken as the start; early boot ioremaps sit there).
 
     None when the addresses are hashed or there are no areas.  ``how`` says what was inferred.
     """
@@ -260,10 +266,16 @@ def infer_bounds(snapshot: VmallocinfoSnapshot, arch: str | None,
     if arch in _32BIT or (arch is None and snapshot.address_bits == 32):
         floor = _arm_page_offset(snapshot) if arch in (None, "arm") else 0xC0000000
         first = _first_dynamic(snapshot, floor)
-        if first is not None:
+        kver = resolve(kernel)
+        if first is not None and arch in ("i386", "i386-pae") and has(kver, "x86_32_vmalloc_start_unrounded"):
+            start = first
+            how = (f"VMALLOC_START 0x{start:08x}: the lowest allocated area (Linux {kver}: "
+                   f"high_memory + VMALLOC_OFFSET, not rounded)")
+        elif first is not None:
             start = first & ~(_VMALLOC_OFFSET - 1)
             how = (f"VMALLOC_START 0x{start:08x}: the lowest allocated area 0x{first:08x} rounded "
                    f"down to VMALLOC_OFFSET (8 MiB)")
+        if first is not None:
             if total is not None:
                 return Bounds(start, start + total,
                               how + f"; VMALLOC_END = START + VmallocTotal ({vmalloc_total_kb} kB)")

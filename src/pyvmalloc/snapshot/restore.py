@@ -31,9 +31,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from pyvmalloc.snapshot.layout import check_arch, guess_arch, infer_bounds, infer_kaslr, is_static_area
-from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, get_profile
+from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, get_profile, vmalloc_end_for
 from pyvmalloc.sizes import format_size, parse_size
 from pyvmalloc.errors import ConfigError, FormatError
+from pyvmalloc.versions import KernelVersion, resolve
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING
 from pyvmalloc.kernel.machine import MAX_CPUS, Machine
 from pyvmalloc.phys import gfp as G
@@ -118,6 +119,7 @@ class SnapshotLayout:
     messages: tuple[str, ...]
     cpus: int | None = None  # the fewest CPUs whose lazy_max_pages holds the unpurged pages
     cmdline: str = ""        # the parameters of the device's command line that shape the layout
+    kernel: KernelVersion = field(default_factory=lambda: resolve(None))
 
 
 @dataclass
@@ -215,14 +217,15 @@ def _check_kernel_space(snapshot: VmallocinfoSnapshot, profile: ArchProfile) -> 
                 + "): is the arch right?")
 
 
-def _range_end(end: int, page_size: int) -> int:
-    """VMALLOC_END as an exclusive bound (x86_64 names the last byte)."""
-    return end + 1 if end % page_size == page_size - 1 else end
-
-
 def vmalloc_bounds(m: Machine) -> tuple[int, int]:
-    """``[VMALLOC_START, VMALLOC_END)`` of ``m`` with an exclusive end on every arch."""
-    return m.VMALLOC_START, _range_end(m.VMALLOC_END, m.PAGE_SIZE)
+    """``[VMALLOC_START, VMALLOC_END)`` of ``m``: half-open, as every range inside the model.
+
+    The end is the kernel's own VMALLOC_END value used as an exclusive bound, exactly as
+    ``alloc_vmap_area(size, align, VMALLOC_START, VMALLOC_END, ...)`` uses it: x86_64 defines
+    VMALLOC_END as the last byte (0xffffe8ffffffffff), so its last page is never handed out, and
+    VmallocTotal is ``(VMALLOC_END - VMALLOC_START) >> 10`` (34359738367 kB), as the kernel prints.
+    """
+    return m.VMALLOC_START, m.VMALLOC_END
 
 
 def _ram_candidates(profile: ArchProfile, vstart: int, ram: int | str | None,
@@ -249,7 +252,8 @@ def _ram_candidates(profile: ArchProfile, vstart: int, ram: int | str | None,
 
 def snapshot_layout(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | None = None,
                     arch: str | None = None, cmdline: str = "", ram: int | str | None = None,
-                    nodes: int | None = None) -> SnapshotLayout:
+                    nodes: int | None = None,
+                    kernel: str | KernelVersion | None = None) -> SnapshotLayout:
     """Read the machine behind ``snapshot``: arch, vmalloc range, RAM, nodes (see the module doc).
 
     RAM: ``ram`` when given; else the first of meminfo's MemTotal and (32-bit) the lowmem that
@@ -258,31 +262,34 @@ def snapshot_layout(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | 
     """
     arch, arch_reason = resolve_arch(snapshot, arch)
     profile = get_profile(arch)
+    kver = resolve(kernel)
     _check_kernel_space(snapshot, profile)
     messages = [f"snapshot {snapshot.source}: {len(snapshot.lines)} areas, arch {arch} "
-                f"({arch_reason})"]
+                f"({arch_reason}), Linux {kver} "
+                f"({'given' if kernel is not None else 'not given: the default kernel'})"]
     cmdline, dropped = layout_cmdline(cmdline)
     if dropped:
         messages.append(f"snapshot: left out of the command line (they do not shape the vmalloc "
                         f"layout): {' '.join(dropped)}")
     messages += [f"snapshot: {w}" for w in snapshot.warnings]
     total_kb = (meminfo or {}).get("VmallocTotal") or None
-    bounds = infer_bounds(snapshot, arch, total_kb)
+    bounds = infer_bounds(snapshot, arch, total_kb, kver)
     assert bounds is not None  # trusted addresses and at least one area
     kaslr = infer_kaslr(snapshot, arch)
     start, end, how = bounds.start, bounds.end, bounds.how
+    kernel_end = vmalloc_end_for(profile, kver)
     if profile.bits == 32 and not bounds.exact:
-        # No VmallocTotal: the arch's VMALLOC_END, unless areas reach above it.
-        if bounds.end <= profile.vmalloc_end:
-            end = profile.vmalloc_end
-            how = (how.split("; VMALLOC_END unknown")[0] + f"; VMALLOC_END 0x{end:08x} of the "
-                   f"{arch} profile (no meminfo VmallocTotal to read it from)")
-    if profile.bits == 32 and end != profile.vmalloc_end:
-        # 3.x ARM kernels had VMALLOC_END 0xff000000, vendors set their own (e.g. 0xf0000000):
-        # boot the profile with the device's value so that vmalloc= means what it meant there.
+        # No VmallocTotal: the kernel's VMALLOC_END, unless areas reach above it.
+        if bounds.end <= kernel_end:
+            end = kernel_end
+            how = (how.split("; VMALLOC_END unknown")[0] + f"; VMALLOC_END 0x{end:08x} of "
+                   f"{arch} Linux {kver} (no meminfo VmallocTotal to read it from)")
+    if profile.bits == 32 and end != kernel_end:
+        # Vendors set their own VMALLOC_END (e.g. 0xf0000000): boot the profile with the
+        # device's value so that vmalloc= means what it meant there.
         profile = dataclasses.replace(profile, vmalloc_end=end)
-        messages.append(f"snapshot: VMALLOC_END 0x{end:08x} (the {arch} profile has "
-                        f"0x{PROFILES[arch].vmalloc_end:08x}): booting with the device's value")
+        messages.append(f"snapshot: VMALLOC_END 0x{end:08x} (Linux {kver} on {arch} has "
+                        f"0x{kernel_end:08x}): booting with the device's value")
     messages.append(f"snapshot: vmalloc range 0x{start:x}-0x{end:x}: {how}")
     if kaslr is not None:
         messages.append(f"snapshot: KASLR: {kaslr.reason}")
@@ -292,7 +299,7 @@ def snapshot_layout(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | 
     for size, why in candidates:
         size = min(max(size, profile.min_ram), profile.max_ram)
         try:
-            lay = boot_layout(profile, size, cmdline)
+            lay = boot_layout(profile, size, cmdline, kernel=kver)
         except ConfigError:
             if ram is not None:
                 raise
@@ -322,7 +329,7 @@ def snapshot_layout(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | 
     return SnapshotLayout(arch=arch, profile=profile, vmalloc_start=start, vmalloc_end=end,
                           bounds_how=how, ram=chosen[0], ram_how=chosen[1], nodes=nodes,
                           kaslr_base=None if kaslr is None else kaslr.vmalloc_base,
-                          messages=tuple(messages), cpus=cpus, cmdline=cmdline)
+                          messages=tuple(messages), cpus=cpus, cmdline=cmdline, kernel=kver)
 
 
 # ---- booting -------------------------------------------------------------------------------------
@@ -347,7 +354,7 @@ def boot_snapshot_machine(cls: type[M], layout: SnapshotLayout, **machine_args: 
     if layout.cpus is not None:
         machine_args.setdefault("cpus", layout.cpus)
     m = cls(arch=layout.profile, ram=layout.ram, nodes=layout.nodes, cmdline=layout.cmdline,
-            **machine_args)
+            kernel=layout.kernel, **machine_args)
     for line in layout.messages:
         m.printk(KERN_INFO, line)
     why = (f"KASLR vmalloc_base 0x{layout.kaslr_base:x} inferred from the snapshot"
@@ -615,7 +622,8 @@ def machine_from_snapshot(cls: type[M], vmallocinfo_text: str | VmallocinfoSnaps
     snapshot = read_snapshot(vmallocinfo_text, source)
     meminfo = read_meminfo(meminfo_text, meminfo_source)
     layout = snapshot_layout(snapshot, meminfo, arch, cmdline, ram=machine_args.pop("ram", None),
-                             nodes=machine_args.pop("nodes", None))
+                             nodes=machine_args.pop("nodes", None),
+                             kernel=machine_args.pop("kernel", None))
     m = boot_snapshot_machine(cls, layout, **machine_args)
     report = replay_snapshot(m, snapshot.lines, snapshot.source)
     return m, layout, report

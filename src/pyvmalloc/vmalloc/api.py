@@ -37,6 +37,13 @@ from pyvmalloc.errno import EINVAL, ENOENT, ENOMEM
 from pyvmalloc.errors import KernelBug, PageFault
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.phys.memory import NO_ZONE
+from pyvmalloc.versions import (
+    KernelVersion,
+    has,
+    ioremap_align,
+    vmalloc_failure_line,
+    vmap_failure_lines,
+)
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.rwlock import RWLock
 from pyvmalloc.vmalloc.user import UserMm, Vma, VM_RESERVED
@@ -111,6 +118,7 @@ class Vmalloc:
     init_mm: PageTables
     mmu: Mmu
     vmap_allocator: VmapAllocator
+    kernel: KernelVersion
 
     def _vmalloc_init(self, lazy_purge: bool, cpus: int) -> None:
         """State of mm/vmalloc.c itself: the lock, the lazy-purge list, counters."""
@@ -128,6 +136,11 @@ class Vmalloc:
         self.lazy_max_pages = cpus.bit_length() * ((32 << 20) >> self.PAGE_SHIFT)
         self._purge_list: list[LazyArea] = []
         self._nr_lazy_pages = 0
+        # Work items (system_wq in the kernel): the lazy drain (drain_vmap_work, 5.19+) and
+        # vfree()s deferred from interrupt context (3.10+).  They run at the next call outside
+        # interrupt context, as a worker on another CPU usually does (run_workers()).
+        self._drain_pending = False
+        self._deferred_vfree: list[int] = []
         self._purge_lock = threading.Lock()
         self._user_mms: list[UserMm] = []
         self.vm_stats: Counter[str] = Counter(dict.fromkeys(VM_COUNTERS, 0))
@@ -252,19 +265,19 @@ class Vmalloc:
     ) -> vm_struct | None:
         """``__get_vm_area_node``: reserve ``size`` (+ a guard page) in ``[start, end)``; None if no hole.
 
-        First fit at the lowest address.  VM_IOREMAP areas align to
-        ``1 << clamp(fls(size), PAGE_SHIFT, IOREMAP_MAX_ORDER)`` (2.6.22 uses ``fls`` of the
-        unaligned size).  ``align`` (not in 2.6.22; later kernels' ``__get_vm_area_node``
-        takes one) overrides that.  On failure the seed's rate-limited warning is logged.
+        Placed by the machine's allocator.  VM_IOREMAP areas align by the kernel's rule
+        (:meth:`ioremap_align`).  ``align`` (not in 2.6.22; later kernels'
+        ``__get_vm_area_node`` takes one) overrides that.  On failure the kernel's rate-limited
+        warning is logged, in the words of the machine's kernel (``versions.vmap_failure_lines``).
         """
         self._bug_on(self.in_interrupt(), "__get_vm_area_node() in interrupt context")
+        self.run_workers()
         if size < 0:
             return None
         if align is None:
             align = 1
             if flags & VM_IOREMAP:
-                bit = min(max(size.bit_length(), self.PAGE_SHIFT), self.profile.ioremap_max_order)
-                align = 1 << bit
+                align = self.ioremap_align(size)
         elif align <= 0 or align & (align - 1):
             self._bug_on(True, f"alloc_vmap_area: align {align} is not a power of two")
         size = self.PAGE_ALIGN(size)
@@ -281,11 +294,18 @@ class Vmalloc:
                 area.addr = addr
         if addr is None:
             self._kfree(handle)
-            if self.printk_ratelimit():
-                self.printk(KERN_WARNING, "allocation failed: out of vmalloc space - use vmalloc=<size> to increase size.")
+            if not gfp & _GFP_NOWARN and self.printk_ratelimit():
+                for line in vmap_failure_lines(self.kernel, size, start, end):
+                    self.printk(KERN_WARNING, line)
             return None
         self.vm_stats["areas_allocated"] += 1
         return area
+
+    def ioremap_align(self, size: int) -> int:
+        """The alignment ``__get_vm_area_node`` gives a VM_IOREMAP request of ``size`` bytes on
+        this machine's kernel and arch (``versions.ioremap_align``, IOREMAP_MAX_ORDER of the
+        boot layout)."""
+        return ioremap_align(self.kernel, size, self.PAGE_SHIFT, self.layout.ioremap_max_order)
 
     def _alloc_vmap_range(self, size: int, align: int, start: int, end: int, owner: object) -> int | None:
         """The address search; with lazy purge, one purge of the lazy areas and a second search."""
@@ -386,7 +406,24 @@ class Vmalloc:
             self._trace("free_vmap_area_noflush", va_start=area.addr, nr_lazy=nr_lazy,
                         nr_lazy_max=self.lazy_max_pages)
         if over:
-            self._purge_vmap_area_lazy()
+            if has(self.kernel, "drain_in_worker"):
+                self._drain_pending = True   # schedule_work(&drain_vmap_work)
+            else:
+                self._purge_vmap_area_lazy()
+
+    def run_workers(self) -> None:
+        """Run the work items waiting on the system workqueue: the lazy drain that
+        ``free_vmap_area_noflush`` scheduled (5.19+) and the ``vfree()``s deferred from
+        interrupt context (3.10+).  The model runs them at the next vmalloc call outside
+        interrupt context and before /proc is read, as a worker usually has by then."""
+        if self.in_interrupt():
+            return
+        while self._deferred_vfree:
+            self.vunmap_area(self._deferred_vfree.pop(0), True, "vfree")
+        if self._drain_pending:
+            self._drain_pending = False
+            with self.vmlist_lock.write():
+                self._purge_vmap_area_lazy()
 
     def _purge_vmap_area_lazy(self) -> None:
         """One TLB flush over every lazily freed range, then give the ranges back."""
@@ -411,6 +448,7 @@ class Vmalloc:
 
     def vm_unmap_aliases(self) -> None:
         """Purge every lazily freed area now (mm/vmalloc.c, 2.6.28+)."""
+        self._drain_pending = False
         with self.vmlist_lock.write():
             self._purge_vmap_area_lazy()
 
@@ -424,6 +462,7 @@ class Vmalloc:
         """``__vunmap``: remove the area at ``addr``; free its pages and page array if asked."""
         if not addr:
             return
+        self.run_workers()
         if addr & (self.PAGE_SIZE - 1):
             self.printk(KERN_ERR, f"Trying to {caller}() bad address ({self._fmt_ptr(addr)})")
             self.WARN_ON(True, f"mm/vmalloc.c:__vunmap() [{caller}]")
@@ -454,8 +493,14 @@ class Vmalloc:
         """Release memory from vmalloc(): unmap, free the pages, the page array and the area.
 
         ``vfree(None)``/``vfree(0)`` does nothing; a bad or unknown address logs the seed's
-        message and a WARN; in interrupt context it is a BUG (2.6.22).
+        message and a WARN; in interrupt context it is a BUG in 2.6.22 and deferred to a work
+        item from 3.10 (``vfree_deferred_in_interrupt``).
         """
+        if self.in_interrupt() and has(self.kernel, "vfree_deferred_in_interrupt"):
+            self.vm_stats["vfree"] += 1
+            if addr:
+                self._deferred_vfree.append(addr)
+            return
         self._bug_on(self.in_interrupt(), "vfree() in interrupt context")
         self.vm_stats["vfree"] += 1
         self.vunmap_area(addr, True, "vfree")
@@ -550,6 +595,7 @@ class Vmalloc:
             return None
         area = self.get_vm_area_node(size, VM_ALLOC, node, gfp, caller=caller or "__vmalloc_node")
         if area is None:
+            self._vmalloc_failure(size, gfp)
             return None
         return self.vmalloc_area_node(area, gfp, prot, node)
 
@@ -565,6 +611,7 @@ class Vmalloc:
         area = self.get_vm_area_node_range(size, VM_ALLOC, start, end, node, gfp,
                                            caller or "__vmalloc_node_range", align=align)
         if area is None:
+            self._vmalloc_failure(size, gfp)
             return None
         return self.vmalloc_area_node(area, gfp, prot, node)
 
@@ -831,6 +878,12 @@ class Vmalloc:
         if len(pfns):
             with self._page_lock:
                 self.phys.free_pages_bulk(pfns)
+
+    def _vmalloc_failure(self, size: int, gfp: int) -> None:
+        # __vmalloc_node_range's own warn_alloc line when no area was had (2.6.38+).
+        line = vmalloc_failure_line(self.kernel, size, f"{gfp:#x}")
+        if line is not None and not gfp & _GFP_NOWARN and self.printk_ratelimit():
+            self.printk(KERN_WARNING, line)
 
     def _page_alloc_failure(self, gfp: int, order: int) -> None:
         # mm/page_alloc.c, 2.6.22: __alloc_pages() warns unless __GFP_NOWARN (rate limited).

@@ -1,0 +1,381 @@
+"""Kernel versions: every rule that changed between Linux releases, with the commit that changed it.
+
+One module to audit.  Each rule that differs between the kernels the model speaks for is a
+:class:`Change` in :data:`CHANGES` (the release that brought it, the commit or patch that did,
+what it changed); the few computations that differ are small functions below it, and the layers
+ask them (``versions.has(kernel, "lazy_purge")``, ``ioremap_align(...)``...) instead of writing
+their own ``if version >= ...``.  A change whose release is marked ``≈`` was dated from its merge
+window or posting, not read off a tagged tree.
+
+A machine runs one kernel: ``pv.Machine(kernel="6.1")``.  Any version from 2.6.22 to 6.12 is
+accepted ("3.4.5", "4.14", "6.1.0-57-amd64"); :data:`KNOWN_VERSIONS` are the releases the model
+was checked against or that a rule names.  :data:`DEFAULT_KERNEL` is 6.1: the oldest kernel still
+in wide service (Debian 12, many embedded BSPs), and the one proven address for address against
+real captures; 2.6.22, the seed, is one ``kernel=`` away.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+from pyvmalloc.errors import ConfigError
+
+__all__ = [
+    "CHANGES",
+    "DEFAULT_KERNEL",
+    "KNOWN_VERSIONS",
+    "Change",
+    "KernelVersion",
+    "allocator_for",
+    "changes_between",
+    "has",
+    "ioremap_align",
+    "ioremap_max_order",
+    "parse_version",
+    "resolve",
+    "vmap_failure_lines",
+    "vmalloc_failure_line",
+    "arm_vmalloc_end",
+    "arm_vmalloc_max",
+    "arm_vmalloc_min",
+    "meminfo_generation",
+    "x86_32_maxmem",
+    "x86_32_vmalloc_end",
+    "x86_32_vmalloc_reserve",
+    "x86_32_vmalloc_start",
+]
+
+
+@dataclass(frozen=True, order=True)
+class KernelVersion:
+    """A Linux release ``major.minor.patch`` (``2.6.22`` is (2, 6, 22); ``6.1`` is (6, 1, 0))."""
+
+    major: int
+    minor: int
+    patch: int = 0
+    text: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return self.text or (f"{self.major}.{self.minor}" + (f".{self.patch}" if self.patch else ""))
+
+    def series(self) -> tuple[int, int, int]:
+        """The release series: ``(2, 6, 22)`` for 2.6.x kernels, ``(major, minor, 0)`` after."""
+        return (self.major, self.minor, self.patch) if self.major == 2 else (self.major, self.minor, 0)
+
+
+_VERSION = re.compile(r"\s*(?:Linux version\s+)?v?(\d+)\.(\d+)(?:\.(\d+))?([-+.~\w]*)")
+
+
+def parse_version(text: str | KernelVersion) -> KernelVersion:
+    """``"6.1"``, ``"3.4.5"``, ``"6.1.0-57-amd64"``, ``"Linux version 4.14.98 ..."`` as a version.
+
+    ConfigError when the text is no version, or one outside 2.6.22..6.12 (the list of known
+    releases is in the message).
+    """
+    if isinstance(text, KernelVersion):
+        return text
+    if not isinstance(text, str):
+        raise ConfigError(f"kernel={text!r}: a kernel version is a string such as '6.1'")
+    m = _VERSION.match(text)
+    if m is None:
+        raise ConfigError(f"kernel={text!r} is not a kernel version; {_known_sentence()}")
+    major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    if major == 2 and minor == 6:
+        v = KernelVersion(2, 6, patch, f"2.6.{patch}")
+    else:
+        v = KernelVersion(major, minor, patch, f"{major}.{minor}" + (f".{patch}" if m.group(3) else ""))
+    if not _OLDEST <= v.series() <= _NEWEST:
+        raise ConfigError(f"kernel={text!r} is outside what the model knows; {_known_sentence()}")
+    return v
+
+
+# The releases the model was checked against or that a rule below names (any version between
+# the first and the last is accepted: the rules are thresholds).
+KNOWN_VERSIONS: Final[tuple[str, ...]] = (
+    "2.6.22", "2.6.28", "2.6.39", "3.4", "3.10", "3.18", "4.1", "4.4", "4.9", "4.14", "4.19",
+    "5.2", "5.4", "5.10", "5.11", "5.15", "6.1", "6.6", "6.9", "6.11", "6.12",
+)
+_OLDEST = (2, 6, 22)
+_NEWEST = (6, 12, 0)
+DEFAULT_KERNEL: Final = "6.1"
+
+
+def _known_sentence() -> str:
+    return (f"the model knows Linux {KNOWN_VERSIONS[0]} to {KNOWN_VERSIONS[-1]} "
+            f"(releases with rules of their own: {', '.join(KNOWN_VERSIONS)})")
+
+
+def resolve(kernel: str | KernelVersion | None) -> KernelVersion:
+    """The version a machine runs: ``kernel`` parsed, or :data:`DEFAULT_KERNEL` for None."""
+    return parse_version(DEFAULT_KERNEL if kernel is None else kernel)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One rule that changed: from release ``since`` on (and before ``until``, if it was undone)."""
+
+    since: str
+    commit: str
+    what: str
+    until: str | None = None
+
+    def applies(self, v: KernelVersion) -> bool:
+        """Whether kernel ``v`` has this rule."""
+        if v.series() < parse_version(self.since).series():
+            return False
+        return self.until is None or v.series() < parse_version(self.until).series()
+
+
+# Every rule, by name.  Keep them in release order; each names its commit (or, where the hash
+# was not read off a tree, the patch title and its merge window).
+CHANGES: Final[dict[str, Change]] = {
+    # -- the address-space allocator ---------------------------------------------------------
+    "vmap_area_rbtree": Change(
+        "2.6.28", "db64fe02258f (Nick Piggin, \"mm: rewrite vmap layer\")",
+        "struct vmap_area in an rbtree plus a sorted list replaces vmlist; lowest fit walks the "
+        "list from the tree's first candidate"),
+    "lazy_purge": Change(
+        "2.6.28", "db64fe02258f (\"mm: rewrite vmap layer\")",
+        "freed areas keep their range until a batched TLB flush; more than lazy_max_pages() "
+        "waiting triggers the purge; alloc_vmap_area purges once and retries on failure"),
+    "vmap_fail_message": Change(
+        "2.6.28", "db64fe02258f (\"mm: rewrite vmap layer\")",
+        "running out of space logs \"vmap allocation for size N failed: use vmalloc=<size> to "
+        "increase size\" (N counts the guard page)", until="6.11"),
+    "free_vmap_cache": Change(
+        "2.6.39", "89699605fe7c (Nick Piggin, \"mm: vmap area cache\") ≈",
+        "the search resumes after the last allocation (free_vmap_cache, cached_hole_size); a "
+        "request the size of the largest hole seen below the cache is placed above it",
+        until="5.2"),
+    "kva_allocator": Change(
+        "5.2", "68ad4a330433 (Uladzislau Rezki, \"mm/vmap: keep track of free blocks for vmap "
+        "allocation\")",
+        "free space in an augmented rbtree; find_vmap_lowest_match descends with length "
+        "size + align - 1 for aligned requests"),
+    # -- freeing -----------------------------------------------------------------------------
+    "vfree_deferred_in_interrupt": Change(
+        "3.10", "32fcfd40715e (Al Viro, \"make vfree() safe to call from interrupt contexts\")",
+        "vfree() in interrupt context defers the free to a per-CPU llist and a work item "
+        "instead of hitting BUG_ON(in_interrupt()); vunmap() still BUGs"),
+    "unpurged_in_vmallocinfo": Change(
+        "5.4", "dd3b8353bae7 (\"mm/vmalloc: do not keep unpurged areas in the busy tree\")",
+        "lazily freed areas leave the busy tree; /proc/vmallocinfo lists them after the busy "
+        "ones as \"unpurged vm_area\" (show_purge_info)"),
+    "purge_tree_merges": Change(
+        "5.11", "96e2db456135 (Uladzislau Rezki, \"mm/vmalloc: rework the drain logic\") ≈",
+        "lazily freed areas merge with their neighbours on purge_vmap_area_root, so "
+        "/proc/vmallocinfo prints one \"unpurged vm_area\" line per merged range",
+        until="6.9"),
+    "drain_in_worker": Change(
+        "5.19", "7c4a9dc2 ≈ (Uladzislau Rezki, \"mm/vmalloc: offload the drain of lazily freed "
+        "areas to a worker\": drain_vmap_work)",
+        "free_vmap_area_noflush schedules drain_vmap_work once more than lazy_max_pages() pages "
+        "wait; the purge runs in the worker, not in the freeing call"),
+    "vmap_nodes": Change(
+        "6.9", "Uladzislau Rezki, \"Mitigate a vmap lock contention\" v3 (vmap nodes)",
+        "per-node busy trees, lazy lists (not merged) and pools of freed areas; "
+        "/proc/vmallocinfo lists the areas node by node"),
+    # -- alignment ---------------------------------------------------------------------------
+    "ioremap_count_order": Change(
+        "4.9", "34fe653716b0 (zijun_hu, \"mm/vmalloc.c: fix align value calculation error\") ≈",
+        "VM_IOREMAP areas align to 1 << clamp(get_count_order(size), PAGE_SHIFT, "
+        "IOREMAP_MAX_ORDER) of the page-aligned size; 2.6.22 took fls() of the size as given, "
+        "so a power-of-two size got twice its size"),
+    "x86_ioremap_max_order_pmd": Change(
+        "4.1", "Toshi Kani, \"x86, mm: Support huge I/O mapping capability I/F\" (4.1 merge window)",
+        "IOREMAP_MAX_ORDER is PUD_SHIFT on x86_64 and PMD_SHIFT on x86_32 (21 with PAE, 22 "
+        "without) instead of the generic 7 + PAGE_SHIFT"),
+    # -- layouts -----------------------------------------------------------------------------
+    "x86_32_vmalloc_start_unrounded": Change(
+        "2.6.25", "the x86 unification of pgtable_32.h (2.6.25 merge window) ≈",
+        "i386 VMALLOC_START = high_memory + VMALLOC_OFFSET, no longer rounded to 8 MiB; "
+        "MAXMEM = VMALLOC_END - PAGE_OFFSET - __VMALLOC_RESERVE"),
+    "x86_32_vmalloc_param_adds_offset": Change(
+        "2.6.25", "arch/x86/mm/pgtable_32.c parse_vmalloc (2.6.25 merge window) ≈",
+        "vmalloc=SIZE sets __VMALLOC_RESERVE = SIZE + VMALLOC_OFFSET, so the area is SIZE"),
+    "x86_32_pkmap_below_cpu_entry_area": Change(
+        "4.15", "92a0f81d8957 (\"x86/cpu_entry_area: Move it out of the fixmap\") ≈",
+        "PKMAP_BASE = (LDT_BASE_ADDR - PAGE_SIZE) & PMD_MASK below the cpu_entry_area, so "
+        "VMALLOC_END = PKMAP_BASE - 2 * PAGE_SIZE is 0xfeffe000 with PAE"),
+    "arm_vmalloc_end_ff800000": Change(
+        "4.2", "arm: VMALLOC_END raised from 0xff000000 to 0xff800000 ≈ (the 4.x era)",
+        "ARM VMALLOC_END is 0xff800000 (3.x kernels: 0xff000000)"),
+    "arm_vmalloc_size_uniform": Change(
+        "5.15", "f6f0c4357f (\"arm: make the size of vmalloc in cmdline and meminfo uniform\", 2021) ≈",
+        "early_vmalloc's size is what the area gets: lowmem ends VMALLOC_OFFSET below "
+        "VMALLOC_END - size; before it, vmalloc_min = VMALLOC_END - size and VMALLOC_START added "
+        "VMALLOC_OFFSET and rounded, so the area came out up to 8 MiB smaller than asked"),
+    # -- messages ----------------------------------------------------------------------------
+    "vmalloc_alloc_failure_message": Change(
+        "2.6.38", "warn_alloc_failed() in __vmalloc_node_range (2.6.38 merge window) ≈",
+        "a failed vmalloc also logs \"vmalloc: allocation failure: M bytes\"", until="5.13"),
+    "vmalloc_error_message": Change(
+        "5.13", "Uladzislau Rezki, \"mm/vmalloc: print a warning message first on failure\" ≈",
+        "a failed vmalloc logs \"vmalloc error: size M, vm_struct allocation failed, mode:...\""),
+    "vmap_range_restricted_message": Change(
+        "6.11", "\"mm: vmalloc: improve description of vmap node layer\" series, 6.11 ≈",
+        "running out of space logs \"vmalloc_node_range for size N failed: Address range "
+        "restricted to A - B\""),
+    # -- /proc/meminfo -----------------------------------------------------------------------
+    "meminfo_walks_vmap_area_list": Change(
+        "3.10", "Joonsoo Kim, \"mm, vmalloc: iterate vmap_area_list ... in get_vmalloc_info()\" (3.10)",
+        "get_vmalloc_info() walks vmap_area_list (lazily freed areas skipped), not vmlist"),
+    "meminfo_vmalloc_walk_removed": Change(
+        "4.4", "a5ad88ce8c7f (\"mm: get rid of 'vmalloc_info' from /proc/meminfo\")",
+        "VmallocUsed and VmallocChunk print 0", until="5.3"),
+    "meminfo_vmalloc_used_pages": Change(
+        "5.3", "97105f0ab7b8 (\"mm: vmalloc: show number of vmalloc pages in /proc/meminfo\")",
+        "VmallocUsed is the pages vmalloc allocated; VmallocChunk stays 0"),
+}
+
+
+def has(kernel: KernelVersion, change: str) -> bool:
+    """Whether ``kernel`` has the rule called ``change`` (a key of :data:`CHANGES`)."""
+    return CHANGES[change].applies(kernel)
+
+
+def changes_between(old: KernelVersion, new: KernelVersion) -> list[tuple[str, Change]]:
+    """The rules that one of the two kernels has and the other has not, by name."""
+    return [(name, c) for name, c in CHANGES.items() if c.applies(old) != c.applies(new)]
+
+
+# ---- the computations that differ ------------------------------------------------------------
+def allocator_for(kernel: KernelVersion) -> str:
+    """The address-space allocator ``kernel`` used: ``list`` (2.6.22-2.6.27), ``rbtree``
+    (2.6.28-2.6.38), ``rbtree-cache`` (2.6.39-5.1) or ``kva`` (5.2+); the names of
+    ``vmalloc.allocator.ALLOCATORS``."""
+    if has(kernel, "kva_allocator"):
+        return "kva"
+    if has(kernel, "free_vmap_cache"):
+        return "rbtree-cache"
+    if has(kernel, "vmap_area_rbtree"):
+        return "rbtree"
+    return "list"
+
+
+def ioremap_max_order(kernel: KernelVersion, arch: str, page_shift: int, pmd_shift: int,
+                      pud_shift: int, arch_value: int | None) -> int:
+    """IOREMAP_MAX_ORDER of ``arch`` (an arch family: ``x86_64``, ``i386``, ``arm``, ``arm64``).
+
+    include/linux/vmalloc.h: the generic ``7 + PAGE_SHIFT`` (128 pages) unless the arch sets its
+    own: x86 from 4.1 (``x86_ioremap_max_order_pmd``), ARM and arm64 always (``arch_value``).
+    """
+    if arch in ("x86_64", "i386") and has(kernel, "x86_ioremap_max_order_pmd"):
+        return pud_shift if arch == "x86_64" else pmd_shift
+    if arch_value is not None and arch not in ("x86_64", "i386"):
+        return arch_value
+    return 7 + page_shift
+
+
+def ioremap_align(kernel: KernelVersion, size: int, page_shift: int, max_order: int) -> int:
+    """The alignment ``__get_vm_area_node`` gives a VM_IOREMAP request of ``size`` bytes.
+
+    2.6.22: ``1 << fls(size)`` of the size as given, clamped to ``[PAGE_SHIFT, max_order]``;
+    later (``ioremap_count_order``): ``1 << get_count_order_long(PAGE_ALIGN(size))``, clamped.
+    """
+    if has(kernel, "ioremap_count_order"):
+        page = 1 << page_shift
+        aligned = (size + page - 1) & -page
+        order = (aligned - 1).bit_length() if aligned > 1 else 0   # get_count_order_long
+    else:
+        order = size.bit_length()                                  # fls(size)
+    return 1 << min(max(order, page_shift), max_order)
+
+
+def vmap_failure_lines(kernel: KernelVersion, size: int, vstart: int, vend: int) -> list[str]:
+    """What ``alloc_vmap_area`` (or 2.6.22's ``__get_vm_area_node``) logs when no hole holds
+    ``size`` bytes (guard page included) in ``[vstart, vend)``, word for word."""
+    if has(kernel, "vmap_range_restricted_message"):
+        return [f"vmalloc_node_range for size {size} failed: Address range restricted to "
+                f"{vstart:#x} - {vend:#x}"]
+    if has(kernel, "vmap_fail_message"):
+        return [f"vmap allocation for size {size} failed: use vmalloc=<size> to increase size"]
+    return ["allocation failed: out of vmalloc space - use vmalloc=<size> to increase size."]
+
+
+def vmalloc_failure_line(kernel: KernelVersion, real_size: int, mode: str) -> str | None:
+    """The line ``__vmalloc_node_range`` adds when the area could not be had (None before
+    2.6.38); ``mode`` is the warn_alloc ``mode:%#x(%pGg)`` text."""
+    if has(kernel, "vmalloc_error_message"):
+        return f"vmalloc error: size {real_size}, vm_struct allocation failed, mode:{mode}"
+    if has(kernel, "vmalloc_alloc_failure_message"):
+        return f"vmalloc: allocation failure: {real_size} bytes, mode:{mode}"
+    return None
+
+
+def x86_32_vmalloc_end(kernel: KernelVersion, pae: bool) -> int:
+    """i386 VMALLOC_END with HIGHMEM: ``PKMAP_BASE - 2 * PAGE_SIZE``.
+
+    2.6.22 (include/asm-i386/pgtable.h): PKMAP_BASE 0xff800000 below the fixmap.  4.15+
+    (``x86_32_pkmap_below_cpu_entry_area``, arch/x86/include/asm/pgtable_32_areas.h):
+    PKMAP_BASE = (LDT_BASE_ADDR - PAGE_SIZE) & PMD_MASK under CPU_ENTRY_AREA_BASE: 0xff000000
+    with PAE (read off a 6.1 686-pae guest: VMALLOC_END 0xfeffe000), 0xfec00000 without (the same
+    arithmetic with 4 MiB PMDs).
+    """
+    if has(kernel, "x86_32_pkmap_below_cpu_entry_area"):
+        return (0xFF000000 if pae else 0xFEC00000) - 2 * 4096
+    return 0xFF800000 - 2 * 4096
+
+
+def x86_32_vmalloc_start(kernel: KernelVersion, high_memory: int, offset: int) -> int:
+    """i386 VMALLOC_START from ``high_memory``: 2.6.22 rounds ``high_memory + 2*OFFSET - 1``
+    down to OFFSET; later (``x86_32_vmalloc_start_unrounded``) ``high_memory + OFFSET``."""
+    if has(kernel, "x86_32_vmalloc_start_unrounded"):
+        return high_memory + offset
+    return (high_memory + 2 * offset - 1) & ~(offset - 1)
+
+
+def x86_32_maxmem(kernel: KernelVersion, page_offset: int, vmalloc_end: int, reserve: int) -> int:
+    """i386 MAXMEM, the most lowmem: ``4G - PAGE_OFFSET - __VMALLOC_RESERVE`` in 2.6.22,
+    ``VMALLOC_END - PAGE_OFFSET - __VMALLOC_RESERVE`` later."""
+    if has(kernel, "x86_32_vmalloc_start_unrounded"):
+        return vmalloc_end - page_offset - reserve
+    return (1 << 32) - page_offset - reserve
+
+
+def x86_32_vmalloc_reserve(kernel: KernelVersion, param: int, offset: int) -> int:
+    """``__VMALLOC_RESERVE`` for ``vmalloc=param``: the value itself in 2.6.22, plus
+    VMALLOC_OFFSET later (``x86_32_vmalloc_param_adds_offset``)."""
+    return param + offset if has(kernel, "x86_32_vmalloc_param_adds_offset") else param
+
+
+def arm_vmalloc_end(kernel: KernelVersion) -> int:
+    """ARM VMALLOC_END (arch/arm/include/asm/pgtable.h): 0xff000000, 0xff800000 later."""
+    return 0xFF800000 if has(kernel, "arm_vmalloc_end_ff800000") else 0xFF000000
+
+
+def arm_vmalloc_min(kernel: KernelVersion, vmalloc_end: int, size: int | None, default: int,
+                    offset: int) -> int:
+    """The virtual address where ARM lowmem must end for a ``vmalloc=size`` (None: default).
+
+    arch/arm/mm/mmu.c: the default leaves ``default`` bytes (``VMALLOC_END - 240M -
+    VMALLOC_OFFSET``).  Before ``arm_vmalloc_size_uniform`` ``vmalloc=`` set ``vmalloc_min =
+    VMALLOC_END - size``, and VMALLOC_START = (high_memory + OFFSET) & ~(OFFSET - 1) then took
+    up to 8 MiB of it; after, lowmem ends at ``VMALLOC_END - size - VMALLOC_OFFSET``.
+    """
+    if size is None:
+        return vmalloc_end - default - offset
+    if has(kernel, "arm_vmalloc_size_uniform"):
+        return vmalloc_end - size - offset
+    return vmalloc_end - size
+
+
+def arm_vmalloc_max(kernel: KernelVersion, vmalloc_end: int, page_offset: int, offset: int) -> int:
+    """The largest ``vmalloc=`` early_vmalloc() takes: ``VMALLOC_END - (PAGE_OFFSET + 32M)``,
+    less VMALLOC_OFFSET with ``arm_vmalloc_size_uniform``."""
+    top = vmalloc_end - (page_offset + (32 << 20))
+    return top - offset if has(kernel, "arm_vmalloc_size_uniform") else top
+
+
+def meminfo_generation(kernel: KernelVersion) -> str:
+    """How /proc/meminfo's VmallocUsed/VmallocChunk are computed (formats.vmalloc_meminfo
+    GENERATIONS): ``vmlist``, ``vmap_area_list``, ``zero`` or ``nr_pages``."""
+    if has(kernel, "meminfo_vmalloc_used_pages"):
+        return "nr_pages"
+    if has(kernel, "meminfo_vmalloc_walk_removed"):
+        return "zero"
+    if has(kernel, "meminfo_walks_vmap_area_list"):
+        return "vmap_area_list"
+    return "vmlist"
