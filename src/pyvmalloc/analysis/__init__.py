@@ -1,4 +1,4 @@
-"""Layer analysis (see shared DESIGN.md): summaries of /proc/vmallocinfo snapshots."""
+"""Layer analysis (see docs/design.md): summaries of /proc/vmallocinfo snapshots."""
 
 from pyvmalloc.snapshot.layout import Bounds, HoleStats, KaslrGuess, guess_arch, infer_bounds
 from pyvmalloc.analysis.summary import Summary, format_summary, summarize, to_json

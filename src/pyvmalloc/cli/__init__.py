@@ -1,1 +1,1 @@
-"""Layer cli (see shared DESIGN.md)."""
+"""Layer cli (see docs/design.md)."""

@@ -1,1 +1,1 @@
-"""Layer kernel (see shared DESIGN.md)."""
+"""Layer kernel (see docs/design.md)."""

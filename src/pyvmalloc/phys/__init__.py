@@ -1,6 +1,6 @@
 """Layer phys: physical frames with real bytes, page metadata, buddy allocators, GFP flags, kmalloc.
 
-See shared DESIGN.md.  ``PhysMem`` is mm/page_alloc.c with ``struct page`` as numpy arrays,
+See docs/design.md.  ``PhysMem`` is mm/page_alloc.c with ``struct page`` as numpy arrays,
 ``Kmalloc`` a small kmalloc/kfree, ``gfp`` the flags of include/linux/gfp.h (2.6.22).
 """
 

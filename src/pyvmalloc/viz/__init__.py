@@ -1,1 +1,1 @@
-"""Layer viz (see shared DESIGN.md)."""
+"""Layer viz (see docs/design.md)."""

@@ -1,1 +1,1 @@
-"""Layer vmalloc (see shared DESIGN.md)."""
+"""Layer vmalloc (see docs/design.md)."""
