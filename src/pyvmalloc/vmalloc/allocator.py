@@ -12,6 +12,10 @@ Two implementations answer the same questions:
 - ``kva`` (mm/vmalloc.c, 5.2+, 68ad4a330433): free blocks in a balanced tree keyed by address,
   each node augmented with the largest free block in its subtree; lowest-address fit in
   O(log n); busy blocks in a structure with O(log n) lookup.
+- ``rbtree`` and ``rbtree-cache`` (mm/vmalloc.c, 2.6.28 - 5.1, db64fe02258f and 89699605fe7c):
+  busy ``vmap_area``s in an rbtree and a sorted list, first fit by a descent and a walk;
+  2.6.28 leaves an extra page after each busy area, and the 2.6.39+ ``free_vmap_cache`` starts
+  the walk at the last allocation (``rbtree_allocator`` says exactly when that answers higher).
 
 For requests aligned to at most a page, both return the same addresses for the same sequence
 of calls.  For larger alignments ``kva`` follows the kernel's pruning rule (search length
@@ -72,7 +76,7 @@ class VmapAllocator(Protocol):
         ...
 
 
-ALLOCATORS = ("list", "kva")
+ALLOCATORS = ("list", "kva", "rbtree", "rbtree-cache")
 
 
 def make_allocator(name: str, page_size: int) -> VmapAllocator:
@@ -85,6 +89,14 @@ def make_allocator(name: str, page_size: int) -> VmapAllocator:
         from pyvmalloc.vmalloc.kva_allocator import KvaAllocator
 
         return KvaAllocator(page_size)
+    if name == "rbtree":
+        from pyvmalloc.vmalloc.rbtree_allocator import RbtreeAllocator
+
+        return RbtreeAllocator(page_size)
+    if name == "rbtree-cache":
+        from pyvmalloc.vmalloc.rbtree_allocator import RbtreeCacheAllocator
+
+        return RbtreeCacheAllocator(page_size)
     from pyvmalloc.errors import ConfigError
 
     raise ConfigError(f"unknown allocator {name!r}: choose one of {', '.join(ALLOCATORS)}")
