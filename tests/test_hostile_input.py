@@ -350,3 +350,4 @@ def test_cli_analyze_of_binary_and_non_utf8_files_names_the_line(tmp_path: Path)
         path.write_bytes(data)
         code, _out, err = run_cli(["analyze", str(path)])
         assert code == 2 and err.startswith(f"{path}:") and len(err.strip().splitlines()) == 1
+        assert what in err, err

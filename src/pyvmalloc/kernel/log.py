@@ -79,7 +79,7 @@ class KernelLog:
         """
         now = self.clock.jiffies
         with self._lock:
-            if now - self._rl_begin >= self.RATELIMIT_INTERVAL or not self._rl_printed and not self._rl_missed:
+            if now - self._rl_begin >= self.RATELIMIT_INTERVAL or (not self._rl_printed and not self._rl_missed):
                 missed, self._rl_missed = self._rl_missed, 0
                 self._rl_begin, self._rl_printed = now, 0
             else:
