@@ -418,6 +418,34 @@ def test_kernel_names_with_double_underscores_are_reachable() -> None:
     assert m.find_vm_area(a) is not None
 
 
+@pytest.mark.parametrize("lazy_purge", [False, True])
+def test_find_and_remove_vm_area_with_underscores_run_under_the_callers_vmlist_lock(
+    lazy_purge: bool,
+) -> None:
+    # mm/vmalloc.c, 2.6.22: "Caller must hold vmlist_lock" for __find_vm_area and
+    # __remove_vm_area; taking it again would deadlock (rwlock_t is not recursive).
+    m = machine(lazy_purge=lazy_purge)
+    a = m.vmalloc(3 * PAGE)
+    area = m.find_vm_area(a)
+    found: list[object] = []
+
+    def under_the_lock() -> None:
+        with m.vmlist_lock.write():
+            found.append(getattr(m, "__find_vm_area")(a))
+            found.append(getattr(m, "__remove_vm_area")(a))
+            found.append(getattr(m, "__find_vm_area")(a))
+
+    t = threading.Thread(target=under_the_lock, daemon=True)
+    t.start()
+    t.join(timeout=10)
+    assert not t.is_alive(), "a double-underscore alias took vmlist_lock again: deadlock"
+    assert found == [area, area, None]
+    assert area.size == 3 * PAGE  # came back without its guard page
+    assert m.find_vm_area(a) is None and not m.vmlist_lock.write_locked
+    with pytest.raises(pv.PageFault):
+        m.write(a, b"x")
+
+
 # ---- concurrency -------------------------------------------------------------------------------
 def test_threads_allocate_write_and_free_without_crossing_bytes() -> None:
     m = machine(ram="128M", cpus=4)
