@@ -102,13 +102,3 @@ class FaultInjector:
             if rule.rng.random() < rule.probability:
                 return i
         return n
-
-    def armed(self) -> dict[str, str]:
-        """Armed points and their rule, for reports."""
-        with self._lock:
-            out = {}
-            for point, r in self._rules.items():
-                how = (f"nth={r.nth}" if r.nth is not None else f"every={r.every}" if r.every is not None
-                       else f"probability={r.probability}")
-                out[point] = how
-            return out

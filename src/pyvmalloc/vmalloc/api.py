@@ -347,8 +347,6 @@ class Vmalloc:
             found = [o for _s, _z, o in self.vmap_allocator.for_each_busy(0) if isinstance(o, vm_struct)]
         yield from found
 
-    for_each_vm_area = areas
-
     def remove_vm_area_locked(self, addr: int) -> vm_struct | None:
         """``__remove_vm_area``: as ``remove_vm_area``; the caller holds vmlist_lock for write."""
         area = self.find_vm_area_locked(addr)
