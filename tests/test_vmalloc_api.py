@@ -389,6 +389,27 @@ def test_remap_vmalloc_range_shares_bytes_with_user_space() -> None:
         mm.read(vma.end, 1)
 
 
+def test_munmap_of_a_remapped_vma_faults_and_gives_back_the_page_references() -> None:
+    m = machine()
+    a = m.vmalloc_user(2 * PAGE)
+    pfns = [m.vmalloc_to_pfn(a), m.vmalloc_to_pfn(a + PAGE)]
+    mm = m.user_mm()
+    vma = mm.mmap(2 * PAGE)
+    assert m.remap_vmalloc_range(vma, a) == 0
+    assert [m.phys.page(p).refcount for p in pfns] == [2, 2]  # vmalloc's and vm_insert_page's
+    mm.write(vma.start + PAGE, b"user")
+    assert mm.read(vma.start + PAGE, 4) == b"user"  # the translation is in the TLB now
+    mm.munmap(vma)
+    assert mm.vmas == [] and mm.inserted == [] and mm.find_vma(vma.start) is None
+    for addr in (vma.start, vma.start + PAGE):
+        with pytest.raises(pv.PageFault):
+            mm.read(addr, 1)
+    assert [m.phys.page(p).refcount for p in pfns] == [1, 1]
+    assert m.vread(a + PAGE, 4) == b"user"  # the kernel mapping is untouched
+    m.vfree(a)
+    assert [m.phys.page(p).refcount for p in pfns] == [0, 0]
+
+
 def test_remap_vmalloc_range_refuses_what_the_seed_refuses() -> None:
     m = machine()
     plain = m.vmalloc(2 * PAGE)
