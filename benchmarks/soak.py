@@ -28,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import pyvmalloc as pv  # noqa: E402
-from pyvmalloc.kernel.inject import POINTS  # noqa: E402
-from test_inject_sweep import CALLS, sweep  # noqa: E402
-from test_stress import THREADS, run_stress  # noqa: E402
+import pyvmalloc as pv
+from pyvmalloc.kernel.inject import POINTS
+from test_inject_sweep import CALLS, sweep
+from test_stress import THREADS, run_stress
 
 PAGE = 4096
 PROFILES = ["x86_64", "x86_64-la57", "i386", "i386-pae", "arm", "arm64"]

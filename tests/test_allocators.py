@@ -472,7 +472,7 @@ def test_augmented_avl_tree_keeps_balance_and_subtree_max(ops: list[tuple[bool, 
     for add, key, size in ops:
         if add:
             start = key * 64
-            if start in nodes or tree.floor(start) and tree.floor(start).end > start:
+            if start in nodes or (tree.floor(start) and tree.floor(start).end > start):
                 continue
             nxt = tree.neighbours(start)[1]
             node = Node(start, min(start + size, nxt.start) if nxt else start + size)

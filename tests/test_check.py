@@ -224,7 +224,7 @@ def test_a_freed_vm_struct_is_named() -> None:
     m = machine()
     a = m.vmalloc(PAGE)
     m.slab.kfree(area_at(m, a).handle)
-    with pytest.raises(pv.Inconsistency, match="vm_struct of area .* is not a live kmalloc object"):
+    with pytest.raises(pv.Inconsistency, match=r"vm_struct of area .* is not a live kmalloc object"):
         m.check()
 
 
@@ -240,7 +240,7 @@ def test_a_corrupted_vpages_array_is_named() -> None:
 def test_the_page_allocator_is_checked_first() -> None:
     m = machine()
     m.phys._zones[0].nr_free += 1
-    with pytest.raises(pv.Inconsistency, match="^page allocator: "):
+    with pytest.raises(pv.Inconsistency, match=r"^page allocator: "):
         m.check()
 
 

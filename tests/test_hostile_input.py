@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import pyvmalloc as pv
@@ -259,12 +260,18 @@ def test_machine_boots_or_raises_config_error(arch: str, ram: str, nodes: int, c
 
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=16))
+@example("4.18.0-80.11.2.el8_0")
+@example(" v2.6")
 def test_parse_kernel_version_answers_or_says_why(text: str) -> None:
     try:
         major, minor, patch = parse_kernel_version(text)
     except ConfigError:
         return
-    assert min(major, minor, patch) >= 0
+    # The numbers are the text's own leading MAJOR.MINOR[.PATCH], and read back the same.
+    major_text, minor_text = text.lstrip().removeprefix("v").split(".")[:2]
+    minor_digits = re.match("[0-9]+", minor_text)
+    assert minor_digits and (int(major_text), int(minor_digits[0])) == (major, minor)
+    assert parse_kernel_version(f"{major}.{minor}.{patch}") == (major, minor, patch)
 
 
 # ---- the command line, in-process ------------------------------------------------------------------
@@ -350,3 +357,4 @@ def test_cli_analyze_of_binary_and_non_utf8_files_names_the_line(tmp_path: Path)
         path.write_bytes(data)
         code, _out, err = run_cli(["analyze", str(path)])
         assert code == 2 and err.startswith(f"{path}:") and len(err.strip().splitlines()) == 1
+        assert what in err, err

@@ -112,7 +112,7 @@ def test_fail_hook_and_nofail() -> None:
         calls.append(point)
         return 0 if point == "kmalloc" else n
 
-    mem, k = machine(hook=hook)
+    _mem, k = machine(hook=hook)
     assert k.kmalloc(64, G.GFP_KERNEL) is None
     assert calls == ["kmalloc"]
     assert k.statistics().injected_failures == 1
@@ -122,7 +122,7 @@ def test_fail_hook_and_nofail() -> None:
 def test_zone_modifiers_bug_only_when_a_slab_must_grow() -> None:
     # mm/slab.c 2.6.22 cache_grow(): the flag check runs only when a new slab is needed, which
     # is why mm/vmalloc.c masks kmalloc_node()'s flags with GFP_LEVEL_MASK.
-    mem, k = machine()
+    _mem, k = machine()
     with pytest.raises(KernelBug):
         k.kmalloc(64, G.GFP_KERNEL | G.GFPBIT.HIGHMEM)
     assert k.kmalloc(64, G.GFP_KERNEL) is not None

@@ -81,7 +81,7 @@ def test_a_full_ring_overwrites_its_oldest_events_per_cpu() -> None:
     m = pv.Machine(ram="64M", cpus=2)
     m.trace_on(buffer_size=3)
     addrs = []
-    for i in range(5):
+    for _ in range(5):
         m.current_cpu = 0
         addrs.append(m.vmalloc(PAGE))
     m.current_cpu = 1
@@ -226,7 +226,7 @@ def test_the_example_trace_is_what_its_readme_program_writes(tmp_path: Path, mon
     program = re.search(r"```python\n(.*?)```", readme, re.DOTALL)
     assert program is not None
     monkeypatch.chdir(tmp_path)
-    exec(compile(program.group(1), "README.md", "exec"), {})  # noqa: S102 - the README's own program
+    exec(compile(program.group(1), "README.md", "exec"), {})  # the README's own program
     made = (tmp_path / "i386-kva.trace").read_text()
     assert made == (EXAMPLE / "i386-kva.trace").read_text()
     kinds = {e.event for e in parse_trace(made, "example")}

@@ -389,6 +389,27 @@ def test_remap_vmalloc_range_shares_bytes_with_user_space() -> None:
         mm.read(vma.end, 1)
 
 
+def test_munmap_of_a_remapped_vma_faults_and_gives_back_the_page_references() -> None:
+    m = machine()
+    a = m.vmalloc_user(2 * PAGE)
+    pfns = [m.vmalloc_to_pfn(a), m.vmalloc_to_pfn(a + PAGE)]
+    mm = m.user_mm()
+    vma = mm.mmap(2 * PAGE)
+    assert m.remap_vmalloc_range(vma, a) == 0
+    assert [m.phys.page(p).refcount for p in pfns] == [2, 2]  # vmalloc's and vm_insert_page's
+    mm.write(vma.start + PAGE, b"user")
+    assert mm.read(vma.start + PAGE, 4) == b"user"  # the translation is in the TLB now
+    mm.munmap(vma)
+    assert mm.vmas == [] and mm.inserted == [] and mm.find_vma(vma.start) is None
+    for addr in (vma.start, vma.start + PAGE):
+        with pytest.raises(pv.PageFault):
+            mm.read(addr, 1)
+    assert [m.phys.page(p).refcount for p in pfns] == [1, 1]
+    assert m.vread(a + PAGE, 4) == b"user"  # the kernel mapping is untouched
+    m.vfree(a)
+    assert [m.phys.page(p).refcount for p in pfns] == [0, 0]
+
+
 def test_remap_vmalloc_range_refuses_what_the_seed_refuses() -> None:
     m = machine()
     plain = m.vmalloc(2 * PAGE)
@@ -416,6 +437,34 @@ def test_kernel_names_with_double_underscores_are_reachable() -> None:
     vmalloc = getattr(m, "__vmalloc")
     a = vmalloc(PAGE, G.GFP_KERNEL, "PAGE_KERNEL")
     assert m.find_vm_area(a) is not None
+
+
+@pytest.mark.parametrize("lazy_purge", [False, True])
+def test_find_and_remove_vm_area_with_underscores_run_under_the_callers_vmlist_lock(
+    lazy_purge: bool,
+) -> None:
+    # mm/vmalloc.c, 2.6.22: "Caller must hold vmlist_lock" for __find_vm_area and
+    # __remove_vm_area; taking it again would deadlock (rwlock_t is not recursive).
+    m = machine(lazy_purge=lazy_purge)
+    a = m.vmalloc(3 * PAGE)
+    area = m.find_vm_area(a)
+    found: list[object] = []
+
+    def under_the_lock() -> None:
+        with m.vmlist_lock.write():
+            found.append(getattr(m, "__find_vm_area")(a))
+            found.append(getattr(m, "__remove_vm_area")(a))
+            found.append(getattr(m, "__find_vm_area")(a))
+
+    t = threading.Thread(target=under_the_lock, daemon=True)
+    t.start()
+    t.join(timeout=10)
+    assert not t.is_alive(), "a double-underscore alias took vmlist_lock again: deadlock"
+    assert found == [area, area, None]
+    assert area.size == 3 * PAGE  # came back without its guard page
+    assert m.find_vm_area(a) is None and not m.vmlist_lock.write_locked
+    with pytest.raises(pv.PageFault):
+        m.write(a, b"x")
 
 
 # ---- concurrency -------------------------------------------------------------------------------

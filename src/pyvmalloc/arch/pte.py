@@ -86,7 +86,9 @@ class PteFormat:
         if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= self.max_pfn):
             raise ConfigError(f"{self.name}: a pfn does not fit a {self.phys_bits}-bit "
                               "physical address")
-        return (arr.astype(self.dtype) << self.dtype.type(self.page_shift)) | self.dtype.type(prot)
+        ptes: npt.NDArray[np.unsignedinteger] = (
+            (arr.astype(self.dtype) << self.dtype.type(self.page_shift)) | self.dtype.type(prot))
+        return ptes
 
     def entry_none(self, e: int) -> bool:
         """pte_none()/pmd_none()...: the entry is all zero."""
@@ -104,7 +106,8 @@ class PteFormat:
 
     def ptes_pfn(self, entries: npt.NDArray[np.unsignedinteger]) -> npt.NDArray[np.int64]:
         """pte_pfn() of every entry, -1 where the entry is not present."""
-        pfns = ((entries & self.dtype.type(self.addr_mask)) >> self.dtype.type(self.page_shift))
+        pfns: npt.NDArray[np.unsignedinteger] = (
+            (entries & self.dtype.type(self.addr_mask)) >> self.dtype.type(self.page_shift))
         out = pfns.astype(np.int64)
         out[~self.ptes_present(entries)] = -1
         return out
@@ -190,7 +193,8 @@ class X86Pte(PteFormat):
         return bool(e & X86_P)
 
     def ptes_present(self, entries: npt.NDArray[np.unsignedinteger]) -> npt.NDArray[np.bool_]:
-        return (entries & self.dtype.type(X86_P)) != 0
+        present: npt.NDArray[np.bool_] = (entries & self.dtype.type(X86_P)) != 0
+        return present
 
     def perms(self, e: int, level: int | None = None) -> int:
         if not e & X86_P:
@@ -293,7 +297,8 @@ class ArmShortPte(PteFormat):
         return (e & 3) != 0
 
     def ptes_present(self, entries: npt.NDArray[np.unsignedinteger]) -> npt.NDArray[np.bool_]:
-        return (entries & self.dtype.type(3)) != 0
+        present: npt.NDArray[np.bool_] = (entries & self.dtype.type(3)) != 0
+        return present
 
     def perms(self, e: int, level: int | None = None) -> int:
         level = self._level(level)
@@ -408,7 +413,8 @@ class Arm64Pte(PteFormat):
         return bool(e & A64_VALID)
 
     def ptes_present(self, entries: npt.NDArray[np.unsignedinteger]) -> npt.NDArray[np.bool_]:
-        return (entries & self.dtype.type(A64_VALID)) != 0
+        present: npt.NDArray[np.bool_] = (entries & self.dtype.type(A64_VALID)) != 0
+        return present
 
     def pte_write(self, e: int) -> bool:
         return bool(e & A64_DBM)

@@ -57,7 +57,7 @@ class FaultInjector:
         given = [x is not None for x in (nth, every, probability)]
         if sum(given) != 1:
             raise ConfigError("inject() takes exactly one of nth=, every= or probability=")
-        if nth is not None and nth < 1 or every is not None and every < 1:
+        if (nth is not None and nth < 1) or (every is not None and every < 1):
             raise ConfigError("nth and every count calls from 1")
         if probability is not None and not 0.0 <= probability <= 1.0:
             raise ConfigError(f"probability {probability} is not between 0 and 1")
@@ -102,13 +102,3 @@ class FaultInjector:
             if rule.rng.random() < rule.probability:
                 return i
         return n
-
-    def armed(self) -> dict[str, str]:
-        """Armed points and their rule, for reports."""
-        with self._lock:
-            out = {}
-            for point, r in self._rules.items():
-                how = (f"nth={r.nth}" if r.nth is not None else f"every={r.every}" if r.every is not None
-                       else f"probability={r.probability}")
-                out[point] = how
-            return out

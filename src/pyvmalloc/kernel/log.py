@@ -15,7 +15,7 @@ class Clock:
 
     Every search for kernel address space (each vmalloc, vmap, get_vm_area...) advances it by
     one jiffy, so a transcript depends only on the sequence of calls (the same seed gives the
-    same dmesg on every host); ``advance()`` lets a caller pass simulated time.
+    same dmesg on every host).
     """
 
     def __init__(self) -> None:
@@ -24,10 +24,6 @@ class Clock:
     def tick(self, n: int = 1) -> None:
         """Advance by ``n`` jiffies."""
         self.jiffies += n
-
-    def advance(self, seconds: float) -> None:
-        """Advance by ``seconds`` of simulated time."""
-        self.jiffies += int(seconds * HZ)
 
     @property
     def seconds(self) -> float:
@@ -79,7 +75,7 @@ class KernelLog:
         """
         now = self.clock.jiffies
         with self._lock:
-            if now - self._rl_begin >= self.RATELIMIT_INTERVAL or not self._rl_printed and not self._rl_missed:
+            if now - self._rl_begin >= self.RATELIMIT_INTERVAL or (not self._rl_printed and not self._rl_missed):
                 missed, self._rl_missed = self._rl_missed, 0
                 self._rl_begin, self._rl_printed = now, 0
             else:

@@ -16,9 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pyvmalloc.phys import gfp as G
+
+if TYPE_CHECKING:
+    from pyvmalloc.kernel.machine import Machine
 
 GFP_KERNEL_ZERO = G.GFP_KERNEL | getattr(G, "__GFP_ZERO")
 
@@ -66,7 +69,7 @@ class Outcome:
         return self.seconds * 1e6 / self.ops if self.ops else 0.0
 
 
-def _touch(m: Any, addr: int | None) -> bool:
+def _touch(m: Machine, addr: int | None) -> bool:
     """``*((u8 *)ptr) = 0``: the scenarios write one byte of each allocation."""
     if addr is None:
         return False
@@ -74,24 +77,24 @@ def _touch(m: Any, addr: int | None) -> bool:
     return True
 
 
-def _vmalloc(m: Any, out: Outcome, size: int) -> int | None:
+def _vmalloc(m: Machine, out: Outcome, size: int) -> int | None:
     out.ops += 1
     return m.vmalloc(size, caller=out.name)
 
 
-def _vmalloc_node(m: Any, out: Outcome, size: int, align: int, gfp: int) -> int | None:
+def _vmalloc_node(m: Machine, out: Outcome, size: int, align: int, gfp: int) -> int | None:
     """``__vmalloc_node(size, align, gfp, node 0)`` of later kernels."""
     out.ops += 1
     return m.vmalloc_node_range(size, align, m.VMALLOC_START, m.VMALLOC_END, gfp, "PAGE_KERNEL", 0,
                                 caller=out.name)
 
 
-def _vfree(m: Any, out: Outcome, addr: int | None) -> None:
+def _vfree(m: Machine, out: Outcome, addr: int | None) -> None:
     out.ops += 1
     m.vfree(addr)
 
 
-def fix_size_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+def fix_size_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
     """Loop: vmalloc(nr_pages pages), write, vfree."""
     size = p.nr_pages * m.PAGE_SIZE
     for _ in range(p.test_loop_count):
@@ -100,7 +103,7 @@ def fix_size_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> 
         _vfree(m, out, a)
 
 
-def full_fit_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+def full_fit_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
     """Fill the space with lazy_max_pages one-page pairs, free every second, then loop on 1 page."""
     junk = m.lazy_max_pages
     ps = m.PAGE_SIZE
@@ -125,7 +128,7 @@ def full_fit_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> 
         _vfree(m, out, junk_ptrs)
 
 
-def long_busy_list_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome, live: int = 15000) -> None:
+def long_busy_list_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome, live: int = 15000) -> None:
     """Keep ``live`` (15000) one-page areas busy; loop: vmalloc 100 pages + 1 page, write, free both."""
     ps = m.PAGE_SIZE
     busy = [_vmalloc(m, out, ps) for _ in range(live)]
@@ -144,7 +147,7 @@ def long_busy_list_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcom
             _vfree(m, out, a)
 
 
-def random_size_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+def random_size_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
     """Loop: vmalloc of 1..100 random pages, write, vfree."""
     for _ in range(p.test_loop_count):
         a = _vmalloc(m, out, rng.randint(1, 100) * m.PAGE_SIZE)
@@ -152,12 +155,12 @@ def random_size_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) 
         _vfree(m, out, a)
 
 
-def _thread_align(m: Any) -> int:
+def _thread_align(m: Machine) -> int:
     # THREAD_ALIGN is THREAD_SIZE: 16 KiB on x86_64 and arm64 (4 KiB pages), 8 KiB on 32-bit.
     return (16 << 10) if m.profile.bits == 64 else (8 << 10)
 
 
-def fix_align_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+def fix_align_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
     """Loop: zeroed ``__vmalloc_node`` of 5 pages aligned to THREAD_ALIGN << 1 on node 0, vfree."""
     align = _thread_align(m) << 1
     for _ in range(p.test_loop_count):
@@ -166,7 +169,7 @@ def fix_align_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) ->
         _vfree(m, out, a)
 
 
-def random_size_align_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+def random_size_align_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
     """Loop: rnd = random u8; align 1 << (rnd % 23), size (rnd % 10 + 1) pages, zeroed, vfree."""
     for _ in range(p.test_loop_count):
         rnd = rng.getrandbits(8)
@@ -175,7 +178,7 @@ def random_size_align_alloc_test(m: Any, p: Params, rng: random.Random, out: Out
         _vfree(m, out, a)
 
 
-def align_shift_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) -> None:
+def align_shift_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
     """One page at every alignment 1 << i, i < BITS_PER_LONG: expected to fail (xfail) at the top."""
     for i in range(m.profile.bits):
         a = _vmalloc_node(m, out, m.PAGE_SIZE, 1 << i, G.GFP_KERNEL)
@@ -185,7 +188,7 @@ def align_shift_alloc_test(m: Any, p: Params, rng: random.Random, out: Outcome) 
         _vfree(m, out, a)
 
 
-Scenario = Callable[[Any, Params, random.Random, Outcome], None]
+Scenario = Callable[["Machine", Params, random.Random, Outcome], None]
 
 # lib/test_vmalloc.c: test_case_array, in bit order of run_test_mask.
 SCENARIOS: tuple[tuple[str, Scenario], ...] = (
@@ -230,7 +233,7 @@ class Report:
         return lines
 
 
-def run(m: Any, params: Params, progress: Callable[[int, int], None] | None = None) -> Report:
+def run(m: Machine, params: Params, progress: Callable[[int, int], None] | None = None) -> Report:
     """Run the enabled scenarios on ``m`` with ``params.nr_threads`` threads; a Report."""
     p = params.normalised()
     chosen = [(i, name, fn) for i, (name, fn) in enumerate(SCENARIOS) if p.run_test_mask & (1 << i)]

@@ -79,12 +79,6 @@ class TraceBuffer:
             ring.append(_Record(self.written, stamp, cpu, comm, pid, flags, event, values))
             self.written += 1
 
-    def clear(self) -> None:
-        """Empty every ring (``echo > trace``)."""
-        with self._lock:
-            for ring in self.rings:
-                ring.clear()
-
     @property
     def entries(self) -> int:
         """Events held now."""

@@ -622,7 +622,7 @@ class PageTables:
                 if np.any(self._view(mine, 0)):
                     raise KernelBug(f"{self.name}: own kernel-half tables in the way of TTBR1")
                 self._views.pop(mine, None)
-                level, order = self._tables.pop(mine >> self._pshift)
+                _level, order = self._tables.pop(mine >> self._pshift)
                 if self._free is not None:
                     self._free(mine >> self._pshift, order)
                 self.kernel_pgd_phys = src._roots[1]

@@ -39,7 +39,8 @@ class FrameStore:
     def frame(self, pfn: int) -> npt.NDArray[np.uint8]:
         """A writable view of one frame's bytes (creates its chunk: use for writes)."""
         self._check(pfn)
-        return self._chunk(pfn)[pfn & (CHUNK_FRAMES - 1)]
+        row: npt.NDArray[np.uint8] = self._chunk(pfn)[pfn & (CHUNK_FRAMES - 1)]
+        return row
 
     def peek(self, pfn: int) -> npt.NDArray[np.uint8] | None:
         """A view of one frame's bytes, or None when the frame was never written (all zero)."""

@@ -274,7 +274,7 @@ class PhysMem:
                     self._zones.append(zone)
                     self._node_zones[node].append(zone)
                     self.zid[s:e] = zone.zid
-        for node, (n_start, n_end) in enumerate(self.node_spans):
+        for node in range(len(self.node_spans)):
             present = sum(z.present for z in self._node_zones[node])
             if present < 1 << (self.max_order - 1):
                 raise ConfigError(

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -71,20 +72,24 @@ _GFP_ZERO = getattr(G, "__GFP_ZERO")
 _GFP_HIGHMEM = getattr(G, "__GFP_HIGHMEM")
 _GFP_NOWARN = getattr(G, "__GFP_NOWARN")
 
-# Python spellings of the kernel's double-underscore names (Python mangles ``__x`` inside a
-# class).  The README's table is built from this mapping.
-KERNEL_NAMES: dict[str, str] = {
+# Python spellings of the kernel's double-underscore names.  Inside a class body Python mangles
+# ``__x`` to ``_Vmalloc__x``, so these names cannot be declared there: they are set on the class
+# after it is built (end of this module), which static tools (mypy, IDEs) do not see; there
+# only the Python spellings exist.  Each alias keeps the kernel function's contract, locking
+# included: ``__find_vm_area``/``__remove_vm_area`` expect the caller to hold vmlist_lock.
+# The README's table is built from this mapping.
+KERNEL_NAMES: Final[Mapping[str, str]] = MappingProxyType({
     "__get_vm_area": "get_vm_area_range",
     "__get_vm_area_node": "get_vm_area_node_range",
-    "__find_vm_area": "find_vm_area",
-    "__remove_vm_area": "remove_vm_area",
+    "__find_vm_area": "find_vm_area_locked",
+    "__remove_vm_area": "remove_vm_area_locked",
     "__vunmap": "vunmap_area",
     "__vmalloc": "vmalloc_gfp",
     "__vmalloc_node": "vmalloc_node_gfp",
     "__vmalloc_area": "vmalloc_area",
     "__vmalloc_area_node": "vmalloc_area_node",
     "__free_page": "free_page",
-}
+})
 
 PageLike = Any  # a pfn (int) or a phys.Page
 
@@ -346,14 +351,15 @@ class Vmalloc:
             size, flags, self.VMALLOC_START, self.VMALLOC_END, node, gfp, caller or "get_vm_area_node"
         )
 
-    def _find_vm_area_locked(self, addr: int) -> vm_struct | None:
+    def find_vm_area_locked(self, addr: int) -> vm_struct | None:
+        """``__find_vm_area``: as ``find_vm_area``; the caller holds vmlist_lock (read or write)."""
         owner = self.vmap_allocator.find(addr)
         return owner if isinstance(owner, vm_struct) else None
 
     def find_vm_area(self, addr: int) -> vm_struct | None:
-        """The ``vm_struct *`` that starts exactly at ``addr``, or None (``__find_vm_area``)."""
+        """The ``vm_struct *`` that starts exactly at ``addr``, or None (takes vmlist_lock)."""
         with self.vmlist_lock.read():
-            return self._find_vm_area_locked(addr)
+            return self.find_vm_area_locked(addr)
 
     def areas(self) -> Iterator[vm_struct]:
         """Every registered area in address order (``for (tmp = vmlist; tmp; tmp = tmp->next)``)."""
@@ -361,10 +367,9 @@ class Vmalloc:
             found = [o for _s, _z, o in self.vmap_allocator.for_each_busy(0) if isinstance(o, vm_struct)]
         yield from found
 
-    for_each_vm_area = areas
-
-    def _remove_vm_area_locked(self, addr: int) -> vm_struct | None:
-        area = self._find_vm_area_locked(addr)
+    def remove_vm_area_locked(self, addr: int) -> vm_struct | None:
+        """``__remove_vm_area``: as ``remove_vm_area``; the caller holds vmlist_lock for write."""
+        area = self.find_vm_area_locked(addr)
         if area is None:
             return None
         # mm/vmalloc.c, 2.6.22 unmap_vm_area(): the whole area, guard included.
@@ -387,7 +392,7 @@ class Vmalloc:
         Returns None when no area starts there.
         """
         with self.vmlist_lock.write():
-            return self._remove_vm_area_locked(addr)
+            return self.remove_vm_area_locked(addr)
 
     # ---- lazy TLB purge (2.6.28+, Nick Piggin, db64fe02258f) ---------------------------------
     def _free_vmap_area_noflush(self, area: vm_struct) -> None:
@@ -639,7 +644,7 @@ class Vmalloc:
     def _set_usermap(self, addr: int | None) -> int | None:
         if addr is not None:
             with self.vmlist_lock.write():
-                area = self._find_vm_area_locked(addr)
+                area = self.find_vm_area_locked(addr)
                 assert area is not None
                 area.flags |= VM_USERMAP
         return addr
@@ -791,7 +796,7 @@ class Vmalloc:
         if addr & (self.PAGE_SIZE - 1) or pgoff < 0:
             return -EINVAL
         with self.vmlist_lock.read():
-            area = self._find_vm_area_locked(addr)
+            area = self.find_vm_area_locked(addr)
             if area is None or not area.flags & VM_USERMAP:
                 return -EINVAL
             if usize + (pgoff << self.PAGE_SHIFT) > area.size - self.PAGE_SIZE:

@@ -11,7 +11,7 @@ from pyvmalloc.errno import EBUSY, EFAULT, EINVAL
 from pyvmalloc.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pyvmalloc.mmu import PageTables
+    from pyvmalloc.mmu import Mmu, PageTables
 
 # include/linux/mm.h, 2.6.22: vm_flags bits used here.
 VM_READ = 0x00000001
@@ -110,7 +110,8 @@ class UserMm:
 
     def read(self, addr: int, n: int) -> bytes:
         """A user-mode read of ``n`` bytes at ``addr`` (``pv.PageFault`` where nothing is mapped)."""
-        return self._k.mmu.read(addr, n, user=True, page_tables=self.page_tables)
+        mmu: Mmu = self._k.mmu
+        return mmu.read(addr, n, user=True, page_tables=self.page_tables)
 
     def write(self, addr: int, data: bytes) -> None:
         """A user-mode store of ``data`` at ``addr``."""

@@ -1,0 +1,125 @@
+"""The public surface as static tools (mypy, IDEs, the reader) see it, pinned: a change to any
+of these lists is a change of the API and shows up here in review."""
+
+from __future__ import annotations
+
+import inspect
+from types import FunctionType
+
+import pyvmalloc as pv
+from pyvmalloc.vmalloc.api import KERNEL_NAMES
+
+ALL = [
+    "ConfigError",
+    "FormatError",
+    "Inconsistency",
+    "KernelBug",
+    "Machine",
+    "PageFault",
+    "PyvmallocError",
+    "VM_ALLOC",
+    "VM_IOREMAP",
+    "VM_MAP",
+    "VM_RESERVED",
+    "VM_USERMAP",
+    "VM_VPAGES",
+    "vm_struct",
+]
+
+# Methods of pv.Machine, classmethods included (the kernel's functions and the machine's own).
+METHODS = {
+    "PAGE_ALIGN",
+    "WARN_ON",
+    "alloc_page",
+    "alloc_vm_area",
+    "areas",
+    "check",
+    "dmesg",
+    "find_vm_area",
+    "find_vm_area_locked",
+    "flush_tlb_kernel_range",
+    "free_page",
+    "free_vm_area",
+    "from_snapshot",
+    "get_vm_area",
+    "get_vm_area_node",
+    "get_vm_area_node_range",
+    "get_vm_area_range",
+    "in_interrupt",
+    "inject",
+    "inject_clear",
+    "interrupt",
+    "lazy_areas",
+    "map_vm_area",
+    "meminfo",
+    "module_alloc",
+    "pages_of",
+    "printk",
+    "printk_ratelimit",
+    "profiles",
+    "read",
+    "remap_vmalloc_range",
+    "remove_vm_area",
+    "remove_vm_area_locked",
+    "stats",
+    "trace",
+    "trace_events",
+    "trace_off",
+    "trace_on",
+    "translate",
+    "unmap_kernel_range",
+    "user_mm",
+    "vfree",
+    "vm_unmap_aliases",
+    "vmalloc",
+    "vmalloc_32",
+    "vmalloc_32_user",
+    "vmalloc_area",
+    "vmalloc_area_node",
+    "vmalloc_exec",
+    "vmalloc_gfp",
+    "vmalloc_node",
+    "vmalloc_node_gfp",
+    "vmalloc_node_range",
+    "vmalloc_sync_all",
+    "vmalloc_to_page",
+    "vmalloc_to_pfn",
+    "vmalloc_user",
+    "vmallocinfo",
+    "vmap",
+    "vread",
+    "vunmap",
+    "vunmap_area",
+    "vwrite",
+    "walk",
+    "write",
+}
+
+PROPERTIES = {"GFP_VMALLOC32", "current_cpu", "num_physpages"}
+
+
+def public_members(kind: type | tuple[type, ...]) -> set[str]:
+    """Public names of pv.Machine whose class-level object (MRO included) is of ``kind``."""
+    return {name for name in dir(pv.Machine) if not name.startswith("_")
+            and isinstance(inspect.getattr_static(pv.Machine, name), kind)}
+
+
+def test_all_is_exactly_the_facade() -> None:
+    assert pv.__all__ == ALL
+    assert all(hasattr(pv, name) for name in pv.__all__)
+
+
+def test_machine_methods_and_properties() -> None:
+    assert public_members((FunctionType, classmethod, staticmethod)) == METHODS
+    assert public_members(property) == PROPERTIES
+
+
+def test_kernel_names_resolve_to_the_method_they_name() -> None:
+    # ``__x`` would be mangled inside a class body, so the aliases are set on the class at
+    # import time: static tools do not see them, only their Python spellings.
+    assert set(KERNEL_NAMES.values()) <= METHODS
+    m = pv.Machine(ram="64M")
+    for kernel_name, python_name in KERNEL_NAMES.items():
+        assert kernel_name.startswith("__")
+        assert getattr(pv.Machine, kernel_name) is getattr(pv.Machine, python_name), kernel_name
+        assert getattr(m, kernel_name) == getattr(m, python_name), kernel_name
