@@ -7,6 +7,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import pyvmalloc as pv
+from pyvmalloc.versions import has
 from pyvmalloc.arch import PROFILES, boot_layout, get_profile
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -37,10 +38,15 @@ def check_invariants(lay: pv.arch.BootLayout) -> None:  # type: ignore[name-defi
         assert lay.highmem_bytes == 0
     else:
         assert lay.zone("HIGHMEM") == (lay.lowmem_bytes >> p.page_shift, lay.ram_pages)
-        # The guard hole after lowmem: [8M, 16M) on i386 (2.6.22 rounding), (0, 8M] on ARM.
+        # The guard hole after lowmem: [8M, 16M) on i386 with 2.6.22's rounding, exactly 8M on
+        # later i386 (x86_32_vmalloc_start_unrounded), (0, 8M] on ARM.
         gap = lay.vmalloc_start - lay.high_memory
-        assert (8 * MiB <= gap < 16 * MiB) if p.name.startswith("i386") else (0 < gap <= 8 * MiB)
-        assert lay.vmalloc_start % p.vmalloc_offset == 0
+        if p.name.startswith("i386") and has(lay.kernel, "x86_32_vmalloc_start_unrounded"):
+            assert gap == 8 * MiB
+        elif p.name.startswith("i386"):
+            assert 8 * MiB <= gap < 16 * MiB and lay.vmalloc_start % p.vmalloc_offset == 0
+        else:
+            assert 0 < gap <= 8 * MiB and lay.vmalloc_start % p.vmalloc_offset == 0
     assert lay.modules_start < lay.modules_end
     assert lay.messages[0].startswith("Kernel command line:")
 
@@ -76,28 +82,49 @@ def test_vmalloc_param_moves_the_boundary(name: str, data: st.DataObject) -> Non
         area = lay.vmalloc_end - lay.vmalloc_start
         if name == "arm":      # early_vmalloc(): the area is the size, rounded up to 8 MiB
             assert size <= area < size + 8 * MiB
-        else:                  # __VMALLOC_RESERVE also covers 4G-VMALLOC_END and the hole
-            top = (1 << 32) - p.vmalloc_end
-            assert size - top - 16 * MiB < area <= size - top - 8 * MiB
+        else:                  # 6.1: __VMALLOC_RESERVE = size + VMALLOC_OFFSET, MAXMEM below
+            assert area == size  # VMALLOC_END (x86_32_vmalloc_param_adds_offset)
 
 
-def test_i386_default_layout() -> None:
-    lay = boot_layout("i386", 2 * GiB)
+def test_i386_default_layout_of_2_6_22() -> None:
+    lay = boot_layout("i386", 2 * GiB, kernel="2.6.22")
     assert lay.lowmem_bytes == 896 * MiB and lay.highmem_bytes == 1152 * MiB
     assert (lay.vmalloc_start, lay.vmalloc_end) == (0xF8800000, 0xFF7FE000)
     assert "896MB LOWMEM available." in lay.messages
     assert "    vmalloc : 0xf8800000 - 0xff7fe000   ( 111 MB)" in lay.messages
-    small = boot_layout("i386", 256 * MiB)
+    small = boot_layout("i386", 256 * MiB, kernel="2.6.22")
     assert small.highmem_bytes == 0 and small.vmalloc_start == 0xC0000000 + 256 * MiB + 8 * MiB
+
+
+def test_i386_pae_layout_of_6_1_is_the_real_guests() -> None:
+    """A Debian 6.1 686-pae guest with 1 GiB (shared/data/oracle): f77fe000-feffe000, VmallocTotal
+    122880 kB: VMALLOC_START = high_memory + VMALLOC_OFFSET unrounded, MAXMEM below VMALLOC_END
+    (x86_32_vmalloc_start_unrounded), VMALLOC_END = PKMAP_BASE - 2 pages under the
+    cpu_entry_area (92a0f81d8957, x86_32_pkmap_below_cpu_entry_area)."""
+    lay = boot_layout("i386-pae", 1 * GiB, kernel="6.1")
+    assert (lay.vmalloc_start, lay.vmalloc_end) == (0xF77FE000, 0xFEFFE000)
+    assert lay.vmalloc_total_kb == 122880
+    assert lay.ioremap_max_order == 21        # PMD_SHIFT with PAE (x86_ioremap_max_order_pmd, 4.1)
+    old = boot_layout("i386-pae", 1 * GiB, kernel="2.6.22")
+    assert (old.vmalloc_start, old.vmalloc_end, old.ioremap_max_order) == (0xF8800000, 0xFF7FE000, 19)
+    # vmalloc=SIZE is the area's size from 2.6.25 (x86_32_vmalloc_param_adds_offset)...
+    sized = boot_layout("i386-pae", 1 * GiB, "vmalloc=256M", kernel="6.1")
+    assert sized.vmalloc_end - sized.vmalloc_start == 256 * MiB
+    # ...and SIZE less the hole and what lies above VMALLOC_END in 2.6.22.
+    sized = boot_layout("i386-pae", 1 * GiB, "vmalloc=256M", kernel="2.6.22")
+    assert sized.vmalloc_end - sized.vmalloc_start == 0xFF7FE000 - 0xF0800000
 
 
 def test_i386_vmalloc_too_big_or_small_is_config_error() -> None:
     with pytest.raises(pv.ConfigError, match="lowmem"):
         boot_layout("i386", 2 * GiB, "vmalloc=1020M")
     with pytest.raises(pv.ConfigError, match="no vmalloc space"):
-        boot_layout("i386", 2 * GiB, "vmalloc=1M")
+        boot_layout("i386", 2 * GiB, "vmalloc=1M", kernel="2.6.22")
     # With little RAM the same small reserve boots: lowmem never reaches MAXMEM.
-    assert boot_layout("i386", 64 * MiB, "vmalloc=1M").lowmem_bytes == 64 * MiB
+    assert boot_layout("i386", 64 * MiB, "vmalloc=1M", kernel="2.6.22").lowmem_bytes == 64 * MiB
+    # Later kernels add VMALLOC_OFFSET to the value: vmalloc=1M is a 1 MiB area.
+    lay = boot_layout("i386", 2 * GiB, "vmalloc=1M", kernel="6.1")
+    assert lay.vmalloc_end - lay.vmalloc_start == 1 * MiB
 
 
 def test_arm_default_and_clamps() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pytest
+
 import pyvmalloc as pv
 
 PAGE = 4096
@@ -17,9 +19,14 @@ def lazy_machine(**kw: object) -> pv.Machine:
     return pv.Machine(allocator="kva", **kw)  # type: ignore[arg-type]
 
 
-def test_lazy_purge_is_on_by_default_with_kva_and_off_with_list() -> None:
+def test_lazy_purge_follows_the_kernel_from_2_6_28_db64fe02258f() -> None:
+    """"mm: rewrite vmap layer" (db64fe02258f, 2.6.28) brought lazy purge; 2.6.22 frees at once."""
     assert pv.Machine(ram="64M").lazy_purge is True
-    assert pv.Machine(ram="64M", allocator="list").lazy_purge is False
+    assert pv.Machine(ram="64M", kernel="2.6.28").lazy_purge is True
+    assert pv.Machine(ram="64M", kernel="2.6.22").lazy_purge is False
+    assert pv.Machine(ram="64M", kernel="6.1", lazy_purge=False).lazy_purge is False
+    with pytest.raises(pv.ConfigError, match="lazy_purge"):
+        pv.Machine(ram="64M", lazy_purge="no")  # type: ignore[arg-type]
 
 
 def test_lazy_max_pages_follows_the_kernel_formula() -> None:
@@ -56,7 +63,8 @@ def test_unpurged_areas_are_shown_in_vmallocinfo_after_the_busy_ones() -> None:
 
 
 def test_one_flush_covers_everything_once_lazy_max_pages_pile_up() -> None:
-    m = lazy_machine(cpus=1)
+    """Before the drain moved to a worker (5.4 here), the freeing call purges."""
+    m = lazy_machine(cpus=1, kernel="5.4")
     chunk = 255  # 256 pages with the guard page
     nfree = m.lazy_max_pages // 256 + 1
     areas = [m.vmalloc(chunk * PAGE) for _ in range(nfree)]
@@ -132,3 +140,24 @@ def test_without_the_flush_a_reused_address_hits_a_stale_translation() -> None:
     assert m.read(b, 1) == b"\x11"  # stale: the old owner's frame
     m.current_cpu = 0
     assert m.read(b, 1) == b"\x22"
+
+
+def test_6_1_drains_in_a_worker_once_more_than_lazy_max_pages_wait() -> None:
+    """drain_in_worker (5.19+): free_vmap_area_noflush only schedules drain_vmap_work; the purge
+    runs in the worker (the model: at the next call, or run_workers())."""
+    m = lazy_machine(cpus=1, kernel="6.1")
+    chunk = 255
+    nfree = m.lazy_max_pages // 256 + 1
+    areas = [m.vmalloc(chunk * PAGE) for _ in range(nfree)]
+    for a in areas:
+        m.vfree(a)
+    assert m.stats()["vm.purge_runs"] == 0 and len(m.lazy_areas()) == nfree
+    m.run_workers()
+    assert m.stats()["vm.purge_runs"] == 1 and m.lazy_areas() == []
+    # Exactly lazy_max_pages waiting schedules nothing ("strictly more", as 6.1 showed).
+    m2 = lazy_machine(cpus=1, kernel="6.1")
+    exact = [m2.vmalloc(chunk * PAGE) for _ in range(m2.lazy_max_pages // 256)]
+    for a in exact:
+        m2.vfree(a)
+    m2.run_workers()
+    assert m2.stats()["vm.purge_runs"] == 0

@@ -40,7 +40,7 @@ def test_one_line_of_each_event_in_the_kernel_format() -> None:
 
 
 def test_the_2_6_22_free_is_the_models_own_event() -> None:
-    m = pv.Machine(ram="64M", allocator="list")
+    m = pv.Machine(ram="64M", kernel="2.6.22")
     m.trace_on()
     m.vfree(m.vmalloc(PAGE))
     lines = m.trace()

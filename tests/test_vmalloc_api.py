@@ -25,7 +25,7 @@ def free_and_tables(m: pv.Machine) -> int:
 def machine(**kw: object) -> pv.Machine:
     kw.setdefault("arch", "x86_64")
     kw.setdefault("ram", "64M")
-    kw.setdefault("allocator", "list")
+    kw.setdefault("kernel", "2.6.22")  # the seed's semantics, unless a test names another
     return pv.Machine(**kw)  # type: ignore[arg-type]
 
 
@@ -91,12 +91,30 @@ def test_ioremap_areas_align_to_fls_of_size_clamped(size: int) -> None:
     m.vmalloc(PAGE)  # make the first free address only page-aligned
     area = m.get_vm_area(size, pv.VM_IOREMAP)
     assert area is not None
-    bit = min(max(size.bit_length(), 12), m.profile.ioremap_max_order)
+    bit = min(max(size.bit_length(), 12), m.layout.ioremap_max_order)
+    assert m.layout.ioremap_max_order == 19          # 2.6.22: the generic 7 + PAGE_SHIFT
     assert area.addr % (1 << bit) == 0
 
 
+@pytest.mark.parametrize("arch,size,kernel,want", [
+    ("x86_64", 4096, "2.6.22", 8192), ("x86_64", 4096, "6.1", 4096),
+    ("x86_64", 1 << 20, "4.8", 2 << 20), ("x86_64", 1 << 20, "4.9", 1 << 20),
+    ("x86_64", 3 << 20, "6.1", 4 << 20), ("x86_64", 5 << 30, "6.1", 1 << 30),
+    ("x86_64", 3 << 20, "4.0", 1 << 19), ("i386-pae", 3 << 20, "6.1", 2 << 20),
+    ("i386", 5 << 20, "6.1", 4 << 20), ("arm", 64 << 20, "3.4", 16 << 20),
+])
+def test_ioremap_alignment_by_version_34fe653716b0_and_x86_huge_io(
+        arch: str, size: int, kernel: str, want: int) -> None:
+    """2.6.22 took fls(size); 4.9's "mm/vmalloc.c: fix align value calculation error"
+    (34fe653716b0) took get_count_order of the page-aligned size (a power of two no longer gets
+    twice its size); IOREMAP_MAX_ORDER is the generic 19 until x86's huge I/O mappings (4.1:
+    PUD_SHIFT on x86_64, PMD_SHIFT on x86_32), 24 on ARM."""
+    m = pv.Machine(arch=arch, ram="1G", kernel=kernel)
+    assert m.ioremap_align(size) == want
+
+
 def test_out_of_vmalloc_space_returns_none_and_logs_the_seed_warning() -> None:
-    m = pv.Machine(arch="i386", ram="64M", allocator="list")
+    m = pv.Machine(arch="i386", ram="64M", kernel="2.6.22")
     room = m.VMALLOC_END - m.VMALLOC_START
     assert m.get_vm_area(room, pv.VM_ALLOC) is None  # + guard page: cannot fit
     assert any(
@@ -106,7 +124,7 @@ def test_out_of_vmalloc_space_returns_none_and_logs_the_seed_warning() -> None:
 
 
 def test_the_vmalloc_space_warning_is_rate_limited() -> None:
-    m = pv.Machine(arch="i386", ram="64M", allocator="list")
+    m = pv.Machine(arch="i386", ram="64M", kernel="2.6.22")
     room = m.VMALLOC_END - m.VMALLOC_START
     for _ in range(50):
         assert m.get_vm_area(room, pv.VM_ALLOC) is None
@@ -275,7 +293,7 @@ def test_vmalloc_32_takes_frames_below_4g_on_x86_64() -> None:
 
 
 def test_vmalloc_on_i386_with_more_ram_than_lowmem_takes_highmem_first() -> None:
-    m = pv.Machine(arch="i386", ram="2G", allocator="list")
+    m = pv.Machine(arch="i386", ram="2G", kernel="2.6.22")
     a = m.vmalloc(4 * PAGE)
     zones = {m.phys.page(int(p)).zone for p in m.find_vm_area(a).pages}
     assert zones == {"HIGHMEM"}
@@ -532,7 +550,7 @@ def test_get_vm_area_node_allocates_the_vm_struct_on_that_node() -> None:
 
 
 def test_alloc_vm_area_syncs_the_new_tables_into_every_process() -> None:
-    m = pv.Machine(arch="i386", ram="64M", allocator="list")
+    m = pv.Machine(arch="i386", ram="64M", kernel="2.6.22")
     mm = m.user_mm()
     area = m.alloc_vm_area(PAGE)
     assert m.stats()["vm.vmalloc_sync_all"] >= 1
@@ -543,7 +561,7 @@ def test_alloc_vm_area_syncs_the_new_tables_into_every_process() -> None:
 
 
 def test_vmalloc_32_on_i386_uses_plain_gfp_kernel() -> None:
-    m = pv.Machine(arch="i386", ram="64M", allocator="list")
+    m = pv.Machine(arch="i386", ram="64M", kernel="2.6.22")
     assert m.GFP_VMALLOC32 == G.GFP_KERNEL
     assert pv.Machine(ram="64M").GFP_VMALLOC32 == G.GFP_KERNEL | G.GFP_DMA32
 

@@ -223,8 +223,10 @@ def _check(wl: Workload, source: str, page: int, bits: int, arch: str) -> None:
                                   f"is no range of the {bits}-bit address space of {arch}")
 
 
-def _replay_one(wl: Workload, name: str, arch: str) -> AllocatorResult:
-    m = Machine(arch=arch, ram=get_profile(arch).min_ram, allocator=name)
+def _replay_one(wl: Workload, name: str, arch: str, kernel: str | None) -> AllocatorResult:
+    # The 2.6.22 list frees at once; the others are the lazy-purge kernels they came with.
+    m = Machine(arch=arch, ram=get_profile(arch).min_ram, allocator=name, kernel=kernel,
+                lazy_purge=name != "list")
     if m.lazy_purge and wl.nr_lazy_max:
         m.lazy_max_pages = wl.nr_lazy_max  # the traced kernel's lazy_max_pages()
     page = m.PAGE_SIZE
@@ -278,8 +280,11 @@ def _replay_one(wl: Workload, name: str, arch: str) -> AllocatorResult:
 
 
 def replay(events: Sequence[TraceEvent], arch: str = "x86_64",
-           allocators: Sequence[str] = ALLOCATORS, source: str | None = None) -> ReplayReport:
-    """Replay the trace ``events`` on a fresh machine per allocator (``"list"``, ``"kva"``).
+           allocators: Sequence[str] = ALLOCATORS, source: str | None = None,
+           kernel: str | None = None) -> ReplayReport:
+    """Replay the trace ``events`` on a fresh machine per allocator (``ALLOCATORS``), each
+    booted as Linux ``kernel`` (default: the default kernel) with that allocator; the 2.6.22
+    ``list`` frees at once, the others lazily.
 
     FormatError (``source:line``) for a request no kernel could make on ``arch``, or a trace
     without vmalloc events; ConfigError for an unknown arch or allocator.
@@ -297,7 +302,7 @@ def replay(events: Sequence[TraceEvent], arch: str = "x86_64",
                           "with 'echo 1 > /sys/kernel/tracing/events/vmalloc/enable'")
     _check(wl, source, profile.page_size, profile.bits, profile.name)
     reqs = wl.requests
-    results = {name: _replay_one(wl, name, profile.name) for name in allocators}
+    results = {name: _replay_one(wl, name, profile.name, kernel) for name in allocators}
     return ReplayReport(
         source=source, arch=profile.name,
         events=Counter(ev.event for ev in events),

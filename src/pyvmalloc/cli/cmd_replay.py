@@ -18,6 +18,8 @@ from pyvmalloc.cli.cmd_analyze import read_text
 from pyvmalloc.cli.common import one_line
 from pyvmalloc.errors import FormatError, PyvmallocError
 from pyvmalloc.formats.trace import parse_trace
+from pyvmalloc.versions import DEFAULT_KERNEL
+from pyvmalloc.vmalloc.allocator import ALLOCATORS
 
 __all__ = ["register", "run"]
 
@@ -26,15 +28,18 @@ def register(subparsers: Any) -> None:
     """Add the ``replay`` subcommand."""
     p = subparsers.add_parser(
         "replay", description=__doc__,
-        help="replay a vmalloc ftrace capture on the 2.6.22 list and 5.2+ kva allocators",
+        help="replay a vmalloc ftrace capture on the kernels' address-space allocators",
         epilog="Capture: echo 1 > /sys/kernel/tracing/events/vmalloc/enable; ...; "
                "cat /sys/kernel/tracing/trace > TRACE.  Host times are of this run: compare "
                "the allocators, not hosts.",
     )
     p.add_argument("trace", metavar="TRACE", help="ftrace text with vmalloc events ('-': stdin)")
     p.add_argument("--arch", default="x86_64", help="machine profile to replay on (default x86_64)")
-    p.add_argument("--allocator", choices=["both", "list", "kva"], default="both",
-                   help="which allocator replays the trace (default both)")
+    p.add_argument("--allocator", choices=["all", "both", *ALLOCATORS], default="both",
+                   help="which allocator replays the trace: both (list and kva, the default), "
+                        "all, or one of them")
+    p.add_argument("--kernel", default=None,
+                   help=f"Linux version the machines run (default {DEFAULT_KERNEL})")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=run)
 
@@ -44,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     source = "<stdin>" if args.trace == "-" else args.trace
     try:
         events = parse_trace(read_text(args.trace), source)
-        allocators = ["list", "kva"] if args.allocator == "both" else [args.allocator]
-        report = replay(events, args.arch, allocators, source)
+        allocators = {"both": ["list", "kva"], "all": list(ALLOCATORS)}.get(
+            args.allocator, [args.allocator])
+        report = replay(events, args.arch, allocators, source, kernel=args.kernel)
     except PyvmallocError as exc:
         # FormatError already reads "FILE:LINE: what"; the others name no file.
         prefix = "" if isinstance(exc, FormatError) else "pyvmalloc replay: "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 import pyvmalloc as pv
+from pyvmalloc.versions import DEFAULT_KERNEL
+from pyvmalloc.vmalloc.allocator import ALLOCATORS
 
 
 def add_machine_args(p: argparse.ArgumentParser, default_arch: str = "x86_64", default_ram: str = "1G") -> None:
@@ -15,14 +17,18 @@ def add_machine_args(p: argparse.ArgumentParser, default_arch: str = "x86_64", d
     p.add_argument("--nodes", type=int, default=1, help="NUMA nodes (default 1)")
     p.add_argument("--cpus", type=int, default=1, help="CPUs (default 1)")
     p.add_argument("--cmdline", default="", help="boot parameters, e.g. 'vmalloc=384M'")
-    p.add_argument("--allocator", default="kva", choices=["kva", "list"],
-                   help="address-space allocator: kva (5.2+) or list (2.6.22)")
+    p.add_argument("--kernel", default=None,
+                   help=f"Linux version the machine runs, e.g. 2.6.22, 3.4.5, 6.1 (default "
+                        f"{DEFAULT_KERNEL}); every rule that changed between releases follows it")
+    p.add_argument("--allocator", default=None, choices=list(ALLOCATORS),
+                   help="override the kernel's address-space allocator: list (2.6.22), rbtree "
+                        "(2.6.28), rbtree-cache (2.6.39-5.1), kva (5.2+)")
 
 
 def boot_from_args(args: argparse.Namespace) -> pv.Machine:
     """A machine booted from the parsed options (ConfigError on bad ones)."""
     return pv.Machine(arch=args.arch, ram=args.ram, nodes=args.nodes, cpus=args.cpus,
-                      cmdline=args.cmdline, allocator=args.allocator)
+                      cmdline=args.cmdline, allocator=args.allocator, kernel=args.kernel)
 
 
 def one_line(text: str) -> str:

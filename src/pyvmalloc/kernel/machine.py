@@ -62,8 +62,6 @@ class Machine(Vmalloc):
         self.kernel = resolve(kernel)
         if allocator is None:
             allocator = allocator_for(self.kernel)
-            if allocator not in ALLOCATORS:  # the 2.6.28-5.1 tree allocators place as lowest fit
-                allocator = "list"
         ram_bytes = parse_size(ram) if isinstance(ram, str) else int(ram)
         if not isinstance(cpus, int) or not 1 <= cpus <= MAX_CPUS:
             raise ConfigError(f"cpus={cpus!r}: a machine has between 1 and {MAX_CPUS} CPUs")
