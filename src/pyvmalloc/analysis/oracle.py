@@ -48,7 +48,7 @@ import numpy as np
 
 from pyvmalloc.errors import FormatError
 from pyvmalloc.formats.meminfo import parse_meminfo
-from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine, parse_vmallocinfo
+from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, parse_vmallocinfo
 from pyvmalloc.kernel.machine import Machine
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.snapshot.restore import machine_from_snapshot
@@ -57,13 +57,13 @@ from pyvmalloc.vmalloc.vm_struct import VM_IOREMAP, VM_MAP, vm_struct
 
 __all__ = [
     "ARCHES",
+    "STATUSES",
     "Capture",
     "CaptureReport",
     "OpResult",
     "Record",
     "Script",
     "ScriptReport",
-    "STATUSES",
     "VmallocinfoDiff",
     "capture_folders",
     "format_report",
@@ -481,7 +481,8 @@ class _Replayer:
         align = max(m.ioremap_align(nbytes), m.PAGE_SIZE)
         note = ""
         status: str | None = None
-        area = None
+        area: vm_struct | None = None
+        got: int | None = None
         fits, lo, hi = self._aligned_candidates(size, align)
         if align > m.PAGE_SIZE and lo is not None and hi is not None and lo != hi:
             model_addr = fits[hi][2]
@@ -490,7 +491,7 @@ class _Replayer:
                     f"size+align-1 {model_addr:#x}")
             if exp in addrs:
                 status = "tree_shape"
-            if status == "tree_shape" and self.follow_kernel:
+            if status == "tree_shape" and self.follow_kernel and exp is not None:
                 # Follow the kernel: a window exactly the area's size is searched with length
                 # ``size`` (adjust_search_size is false), so the area lands at ``exp``.
                 area = m.get_vm_area_range(nbytes, VM_IOREMAP, exp, exp + size, caller="oracle")
@@ -678,15 +679,17 @@ def format_report(rep: CaptureReport, examples: int = 5) -> str:
     """A few lines: the counts, the first mismatches and tree-shape cases, the vmallocinfo diff."""
     c = rep.counts()
     ca = rep.counts(address_ops_only=True)
-    lines = [f"{rep.name} ({rep.arch}, Linux {rep.kernel}): {c['total']} ops: {c['exact']} exact, "
-             f"{c['tree_shape']} tree_shape, {c['not_modelled']} not_modelled, "
-             f"{c['mismatch']} mismatch; address-returning ops {ca['exact']}/{ca['total']} exact"]
+    same = sum(1 for o in rep.ops if o.status == "tree_shape" and o.got == o.expected)
+    lines = [(f"{rep.name} ({rep.arch}, Linux {rep.kernel}): {c['total']} ops: {c['exact']} exact, "
+              f"{c['tree_shape']} tree_shape ({same} where the model's own choice was the "
+              f"kernel's), {c['not_modelled']} not_modelled, {c['mismatch']} mismatch; "
+              f"address-returning ops {ca['exact']}/{ca['total']} exact")]
     for o in rep.mismatches[:examples]:
         lines.append("  mismatch " + o.line())
     for o in [o for o in rep.ops if o.status == "tree_shape"][:examples]:
         lines.append("  tree_shape " + o.line())
     for s in rep.scripts:
-        for what, d in (("before%d" % s.n, s.before), ("after%s" % ("" if s.n == 1 else s.n), s.after)):
+        for what, d in ((f"before{s.n}", s.before), (f"after{'' if s.n == 1 else s.n}", s.after)):
             if d is None:
                 continue
             lines.append(f"  {what}.txt: busy {'equal' if d.busy_equal else 'DIFFERENT'} "
