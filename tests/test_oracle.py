@@ -1,0 +1,163 @@
+"""The model against real Linux 6.1: every capture in tests/data/oracle replayed address for address.
+
+Each capture is a boot of an unmodified Debian 6.1 kernel whose probe module ran a script of
+vmalloc/vmap/ioremap/free/purge calls and logged every address (tests/data/oracle/README.md).
+``analysis.oracle.replay_capture`` restores its ``before.txt``, replays the script with the same
+API calls and compares.  What must hold: no mismatch at all; every operation whose search is
+page-aligned exact (only ``i`` requests aligned above a page may depend on the free tree's
+shape, which no snapshot shows: those are counted apart, and their kernel address must be one of
+the blocks the kernel's search could have returned); ``after.txt``'s busy and lazily freed
+ranges equal to the model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pyvmalloc.analysis import oracle as O
+from pyvmalloc.analysis.oracle import (
+    capture_folders,
+    fill_addresses,
+    format_report,
+    parse_module_res,
+    replay_capture,
+)
+
+DATA = Path(__file__).resolve().parent / "data" / "oracle"
+CAPTURES = capture_folders(DATA, "linux-6.1-")
+IDS = [f"{p.parent.name}/{p.name}" for p in CAPTURES]
+
+
+def test_the_captures_are_there() -> None:
+    assert IDS == [
+        "linux-6.1-amd64/ioremap", "linux-6.1-amd64/kinds", "linux-6.1-amd64/rand1",
+        "linux-6.1-amd64/seq", "linux-6.1-i386/fill", "linux-6.1-i386/ioremap",
+        "linux-6.1-i386/rand1", "linux-6.1-i386/seq",
+    ]
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[str, O.CaptureReport]:
+    return {name: replay_capture(path) for name, path in zip(IDS, CAPTURES)}
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_capture_replays_exactly(name: str, reports: dict[str, O.CaptureReport],
+                                 record_property: Callable[[str, object], None]) -> None:
+    rep = reports[name]
+    text = format_report(rep, examples=10)
+    print(text)
+    counts = rep.counts()
+    for key, value in counts.items():
+        record_property(key, value)
+    assert rep.ops, "no operation replayed"
+    assert counts["mismatch"] == 0, text
+    # Every operation whose search is page-aligned is determined by the snapshot.
+    loose = [o.line() for o in rep.ops if o.page_aligned and o.status != "exact"
+             and o.status != "not_modelled"]
+    assert not loose, loose
+    # The tree-shape cases: only aligned i requests, and the kernel's answer is one of the
+    # blocks between the lowest fitting one and the lowest of size + align - 1 bytes.
+    for o in rep.ops:
+        if o.status == "tree_shape":
+            assert o.token.startswith("i") and not o.page_aligned, o.line()
+            assert "lowest fit" in o.note, o.line()
+    # Only vm_map_ram is not modelled, and nothing after it used its range.
+    assert all(o.token.startswith("r") or o.token.startswith("f")
+               for o in rep.ops if o.status == "not_modelled")
+    assert rep.later_ops_touching_not_modelled == []
+    # /proc/vmallocinfo after each script (and before the second one).
+    for s in rep.scripts:
+        assert s.after is not None
+        assert s.after.busy_only_kernel == [] and s.after.busy_only_model == [], text
+        assert s.after.unpurged_only_kernel == [] and s.after.unpurged_only_model == [], text
+        if s.before is not None:
+            assert s.before.equal, text
+
+
+def test_overall_figures(reports: dict[str, O.CaptureReport]) -> None:
+    """The figure the README quotes: how many operations came out exact, per arch."""
+    for arch in ("amd64", "i386"):
+        reps = [r for n, r in reports.items() if f"-{arch}/" in n]
+        total = sum(r.counts()["total"] for r in reps)
+        exact = sum(r.counts()["exact"] for r in reps)
+        apart = sum(r.counts()["tree_shape"] + r.counts()["not_modelled"] for r in reps)
+        print(f"Linux 6.1 {arch}: {exact} of {total} operations exact ({apart} counted apart)")
+        assert exact + apart == total
+
+
+def test_the_comparison_sees_a_divergence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not vacuous: a replay that skips the vm_unmap_aliases() of seq goes wrong where the
+    kernel reused the purged ranges, and after.txt differs."""
+    orig = O._Replayer._op
+
+    def skip_purge(self: O._Replayer, rec: O.Record, recs: list[O.Record], i: int,
+                   out: list[O.OpResult]) -> None:
+        if rec.op == "p":
+            self._result(out, "p", None, None, None, "exact", returns_address=False)
+            return
+        orig(self, rec, recs, i, out)
+
+    monkeypatch.setattr(O._Replayer, "_op", skip_purge)
+    rep = replay_capture(DATA / "linux-6.1-amd64" / "seq")
+    assert [o.token for o in rep.mismatches] == ["a1", "a4"]
+    assert rep.mismatches[0].expected == 0xFFFFC90000055000
+    assert not rep.after_equal
+
+
+def test_tree_shape_cases_follow_the_kernel() -> None:
+    """Without following the kernel's choice in the tree-shape cases, later operations diverge
+    (which is why the replay follows it), while the page-aligned captures are unaffected."""
+    seq = replay_capture(DATA / "linux-6.1-i386" / "seq", follow_kernel=False)
+    assert seq.counts()["mismatch"] == 0
+    rand = replay_capture(DATA / "linux-6.1-amd64" / "rand1", follow_kernel=False)
+    assert rand.counts()["mismatch"] > 0
+
+
+# ---- the parser ------------------------------------------------------------------------------
+RES = """\
+SCRIPT n=1 begin from=proc vmalloc_start=f77fe000 vmalloc_end=feffe000 text=a1,e2,i3,c1,p
+RES op=a1 slot=1 ok=1 type=vmalloc addr=f780b000 rel=+0x0 relpages=+0 size=4096 nr_pages=1
+FILL op=e2 i=1..3 addr=f7810000 step=0x3000
+FILL op=e2 i=4..4 addr=f7900000 step=0x3000
+RES op=e2 ok=1 chunk_pages=2 chunks=4 stopped_by=failure first_addr=f7810000 kept_chunks=4
+[   12.345] vmalloc error: size 8192, vm_struct allocation failed
+RES op=i3 slot=2 ok=1 type=ioremap addr=f7820000 size=12288 nr_pages=3
+CHK op=c1 page=0 pfn=0x60c1 page_to_pfn=0x60c1 highmem=0 kmap_readback=ok
+RES op=c1 slot=1 ok=1 pages=1 vmap_alias=f7830000 is_vmalloc_addr(end-1)=1
+RES op=p ok=1 note=vm_unmap_aliases_done
+SCRIPT n=1 end nslots=2 fill_chunks=4
+SCRIPT n=2 begin from=proc vmalloc_start=f77fe000 vmalloc_end=feffe000 text=F
+RES op=F ok=1
+SCRIPT n=2 end nslots=2 fill_chunks=4
+"""
+
+
+def test_parse_module_res() -> None:
+    scripts = parse_module_res(RES)
+    assert [s.n for s in scripts] == [1, 2]
+    s = scripts[0]
+    assert (s.vmalloc_start, s.vmalloc_end) == (0xF77FE000, 0xFEFFE000)
+    assert s.text == "a1,e2,i3,c1,p"
+    assert s.ops == ["a1", "e2", "i3", "c1", "p"]
+    assert [r.kind for r in s.records].count("CHK") == 1
+    c1 = s.results[3]
+    assert c1.addr("vmap_alias") == 0xF7830000 and c1.fields["is_vmalloc_addr(end-1)"] == "1"
+    assert s.end_fields == {"n": "1", "nslots": "2", "fill_chunks": "4"}
+    i = s.records.index(s.results[1])
+    assert fill_addresses(s.records, i) == {1: 0xF7810000, 2: 0xF7813000, 3: 0xF7816000,
+                                            4: 0xF7900000}
+    assert scripts[1].ops == ["F"]
+
+
+@pytest.mark.parametrize("text", [
+    "RES op=a1 slot=1 addr=1000\n",
+    "SCRIPT n=1 begin vmalloc_start=0 vmalloc_end=1 text=a1\n",
+    "SCRIPT n=1 end nslots=0\n",
+])
+def test_parse_module_res_rejects_broken_files(text: str) -> None:
+    with pytest.raises(O.FormatError):
+        parse_module_res(text)
