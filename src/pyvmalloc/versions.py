@@ -36,7 +36,8 @@ __all__ = [
     "parse_version",
     "resolve",
     "vmap_failure_lines",
-    "vmalloc_failure_line",
+    "gfp_value",
+    "vmalloc_failure_lines",
     "arm_vmalloc_end",
     "arm_vmalloc_max",
     "arm_vmalloc_min",
@@ -211,6 +212,13 @@ CHANGES: Final[dict[str, Change]] = {
     "vmalloc_alloc_failure_message": Change(
         "2.6.38", "warn_alloc_failed() in __vmalloc_node_range (2.6.38 merge window) ≈",
         "a failed vmalloc also logs \"vmalloc: allocation failure: M bytes\"", until="5.13"),
+    "warn_alloc": Change(
+        "4.10", "warn_alloc() replaces warn_alloc_failed() (Michal Hocko, 4.10 merge window) ≈",
+        "allocation failures print \"comm: <text>, mode:%#x(%pGg), nodemask=%*pbl\" on one line"),
+    "gfp_reclaim_bits": Change(
+        "4.4", "d0164adc89f6 (Mel Gorman, \"mm, page_alloc: distinguish between being unable to "
+        "sleep, unwilling to sleep and avoiding waking kswapd\")",
+        "__GFP_WAIT becomes __GFP_DIRECT_RECLAIM|__GFP_KSWAPD_RECLAIM: GFP_KERNEL prints as 0xcc0"),
     "vmalloc_error_message": Change(
         "5.13", "Uladzislau Rezki, \"mm/vmalloc: print a warning message first on failure\" ≈",
         "a failed vmalloc logs \"vmalloc error: size M, vm_struct allocation failed, mode:...\""),
@@ -295,14 +303,51 @@ def vmap_failure_lines(kernel: KernelVersion, size: int, vstart: int, vend: int)
     return ["allocation failed: out of vmalloc space - use vmalloc=<size> to increase size."]
 
 
-def vmalloc_failure_line(kernel: KernelVersion, real_size: int, mode: str) -> str | None:
-    """The line ``__vmalloc_node_range`` adds when the area could not be had (None before
-    2.6.38); ``mode`` is the warn_alloc ``mode:%#x(%pGg)`` text."""
+def vmalloc_failure_lines(kernel: KernelVersion, real_size: int, gfp_bits: list[str],
+                          gfp_names: str, nodes: str = "0") -> list[str]:
+    """The lines ``__vmalloc_node_range`` adds when no area could be had, word for word as each
+    kernel prints them (none before 2.6.38).  ``gfp_bits`` are the model's GFP bit names
+    (``phys.gfp.GFPBIT``), ``gfp_names`` what ``%pGg`` prints, ``nodes`` ``mems_allowed``.
+    The comm is the model's, ``pyvmalloc``."""
+    value = gfp_value(kernel, gfp_bits)
     if has(kernel, "vmalloc_error_message"):
-        return f"vmalloc error: size {real_size}, vm_struct allocation failed, mode:{mode}"
+        return [f"pyvmalloc: vmalloc error: size {real_size}, vm_struct allocation failed, "
+                f"mode:{value:#x}({gfp_names}), nodemask=(null),cpuset=/,mems_allowed={nodes}"]
+    if has(kernel, "warn_alloc"):
+        return [f"pyvmalloc: vmalloc: allocation failure: {real_size} bytes, "
+                f"mode:{value:#x}({gfp_names}), nodemask=(null)"]
     if has(kernel, "vmalloc_alloc_failure_message"):
-        return f"vmalloc: allocation failure: {real_size} bytes, mode:{mode}"
-    return None
+        return [f"vmalloc: allocation failure: {real_size} bytes",
+                f"pyvmalloc: page allocation failure: order:0, mode:{value:#x}"]
+    return []
+
+
+# include/linux/gfp.h of 6.1 (___GFP_*): the bit of each of the model's GFP flags (named as
+# phys.gfp.GFPBIT names them; __GFP_WAIT became __GFP_DIRECT_RECLAIM|__GFP_KSWAPD_RECLAIM in
+# 4.4, d0164adc89f6, and __GFP_REPEAT __GFP_RETRY_MAYFAIL).  Before 4.4 the model prints its
+# own (2.6.22) values, which is what those kernels' low bits were.
+_GFP_BITS_6X: Final[dict[str, int]] = {
+    "DMA": 0x01, "HIGHMEM": 0x02, "DMA32": 0x04, "MOVABLE": 0x08, "HIGH": 0x20, "IO": 0x40,
+    "FS": 0x80, "ZERO": 0x100, "WAIT": 0xC00, "NOWARN": 0x2000, "REPEAT": 0x4000,
+    "NOFAIL": 0x8000, "NORETRY": 0x10000, "COMP": 0x40000, "NOMEMALLOC": 0x80000,
+    "HARDWALL": 0x100000, "THISNODE": 0x200000,
+}
+_GFP_BITS_2622: Final[dict[str, int]] = {
+    "DMA": 0x01, "HIGHMEM": 0x02, "DMA32": 0x04, "WAIT": 0x10, "HIGH": 0x20, "IO": 0x40,
+    "FS": 0x80, "COLD": 0x100, "NOWARN": 0x200, "REPEAT": 0x400, "NOFAIL": 0x800,
+    "NORETRY": 0x1000, "NO_GROW": 0x2000, "COMP": 0x4000, "ZERO": 0x8000,
+    "NOMEMALLOC": 0x10000, "HARDWALL": 0x20000, "THISNODE": 0x40000, "MOVABLE": 0x80000,
+}
+
+
+def gfp_value(kernel: KernelVersion, bits: list[str]) -> int:
+    """The number ``kernel`` prints as ``mode:`` for a mask made of ``bits`` (GFPBIT names);
+    bits the kernel no longer has (COLD, NO_GROW) print as nothing."""
+    table = _GFP_BITS_6X if has(kernel, "gfp_reclaim_bits") else _GFP_BITS_2622
+    value = 0
+    for name in bits:
+        value |= table.get(name, 0)
+    return value
 
 
 def x86_32_vmalloc_end(kernel: KernelVersion, pae: bool) -> int:

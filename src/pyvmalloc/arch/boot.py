@@ -243,7 +243,6 @@ def boot_layout(profile: ArchProfile | str, ram_bytes: int, cmdline: str = "",
     if ram < profile.min_ram:
         raise ConfigError(f"mem={format_size(params['mem'])} leaves {format_size(ram)} of RAM; "
                           f"{profile.name} needs at least {format_size(profile.min_ram)}")
-    ram_pfn = ram >> shift
 
     shifts = {lv.name: lv.shift for lv in profile.levels}
     family = "i386" if profile.name.startswith("i386") else profile.name.split("-")[0]

@@ -9,6 +9,8 @@ from dataclasses import asdict
 from typing import Any
 
 import pyvmalloc as pv
+from pyvmalloc.versions import DEFAULT_KERNEL
+from pyvmalloc.vmalloc.allocator import ALLOCATORS
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.kernel import test_vmalloc as tv
 
@@ -29,7 +31,11 @@ def register(sub: Any) -> None:
     p.add_argument("--arch", default="x86_64", help="machine profile (default x86_64)")
     p.add_argument("--ram", default="1G", help="RAM (default 1G)")
     p.add_argument("--cpus", type=int, default=1, help="CPUs: lazy_max_pages grows with them (default 1)")
-    p.add_argument("--allocator", choices=["both", "list", "kva"], default="both")
+    p.add_argument("--allocator", choices=["both", "all", *ALLOCATORS], default="both",
+                   help="both (list and kva, the default), all, or one allocator")
+    p.add_argument("--kernel", default=None,
+                   help=f"Linux version the machines run (default {DEFAULT_KERNEL}); the "
+                        "allocator named overrides its own")
     p.add_argument("-s", "--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=run)
@@ -72,10 +78,12 @@ def run(args: argparse.Namespace) -> int:
     """Run the scenarios; print a table (or JSON); returns the exit code."""
     params = parse_params(args.params)
     params.seed = args.seed
-    allocators = ["list", "kva"] if args.allocator == "both" else [args.allocator]
+    allocators = {"both": ["list", "kva"], "all": list(ALLOCATORS)}.get(
+        args.allocator, [args.allocator])
     results: dict[str, tv.Report] = {}
     for name in allocators:
-        m = pv.Machine(arch=args.arch, ram=args.ram, cpus=args.cpus, allocator=name)
+        m = pv.Machine(arch=args.arch, ram=args.ram, cpus=args.cpus, allocator=name,
+                       kernel=args.kernel)
         results[name] = tv.run(m, params, None if args.json else _progress(name))
         if any(True for _ in m.areas()):
             raise ConfigError(f"{name}: areas left behind after the run (a leak in the model)")

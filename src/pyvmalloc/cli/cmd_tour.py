@@ -8,6 +8,7 @@ import textwrap
 from typing import Any
 
 import pyvmalloc as pv
+from pyvmalloc.versions import has
 from pyvmalloc.cli.common import add_machine_args, boot_from_args
 from pyvmalloc.sizes import human_bytes
 
@@ -123,21 +124,24 @@ def run(args: argparse.Namespace) -> int:
     io_size = rng.choice([5, 9, 17]) * ps
     io = m.get_vm_area(io_size, pv.VM_IOREMAP, caller="tour")
     assert io is not None
-    bit = min(max(io_size.bit_length(), m.PAGE_SHIFT), m.profile.ioremap_max_order)
+    align = m.ioremap_align(io_size)
+    rule = "get_count_order(PAGE_ALIGN(size))" if has(m.kernel, "ioremap_count_order") else "fls(size)"
     _screen(
         "7. ioremap alignment",
         f"""
         get_vm_area({io_size}, VM_IOREMAP) -> {io.addr:#x}
-        I/O areas align to 2^clamp(fls(size), PAGE_SHIFT, IOREMAP_MAX_ORDER) = 2^{bit}
-        = {human_bytes(1 << bit)}, so large device windows can later use large mappings.
+        On Linux {m.kernel}, I/O areas align to 2^clamp({rule}, PAGE_SHIFT,
+        IOREMAP_MAX_ORDER={m.layout.ioremap_max_order}) = {human_bytes(align)}, so large device
+        windows can later use large mappings.
         """,
     )
-    small = pv.Machine(arch="i386", ram="1G", allocator=m.allocator_name)
+    small = pv.Machine(arch="i386", ram="1G", allocator=m.allocator_name, kernel=m.kernel)
     want = 64 << 20
     got = [small.vmalloc(want, caller="driver_probe") for _ in range(3)]
     fails = sum(x is None for x in got)
-    last = [line for line in small.dmesg() if "vmalloc" in line][-1]
-    big = pv.Machine(arch="i386", ram="1G", cmdline="vmalloc=256M", allocator=m.allocator_name)
+    last = [line for line in small.dmesg() if "vmalloc=" in line or "restricted" in line][-1]
+    big = pv.Machine(arch="i386", ram="1G", cmdline="vmalloc=256M", allocator=m.allocator_name,
+                     kernel=m.kernel)
     got_big = [big.vmalloc(want, caller="driver_probe") for _ in range(3)]
     _screen(
         "8. Running out: the vmalloc= boot parameter",

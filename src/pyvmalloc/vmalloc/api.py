@@ -42,7 +42,7 @@ from pyvmalloc.versions import (
     KernelVersion,
     has,
     ioremap_align,
-    vmalloc_failure_line,
+    vmalloc_failure_lines,
     vmap_failure_lines,
 )
 from pyvmalloc.vmalloc.allocator import VmapAllocator
@@ -595,12 +595,13 @@ class Vmalloc:
 
         None for size 0, for more pages than ``num_physpages``, or when anything fails.
         """
+        real_size = size
         size = self.PAGE_ALIGN(max(size, 0))
         if not size or (size >> self.PAGE_SHIFT) > self.num_physpages:
             return None
         area = self.get_vm_area_node(size, VM_ALLOC, node, gfp, caller=caller or "__vmalloc_node")
         if area is None:
-            self._vmalloc_failure(size, gfp)
+            self._vmalloc_failure(real_size, gfp)
             return None
         return self.vmalloc_area_node(area, gfp, prot, node)
 
@@ -610,13 +611,14 @@ class Vmalloc:
         at an address aligned to ``align`` (a power of two), as module_alloc and
         lib/test_vmalloc.c use it.  None when anything fails."""
         self.vm_stats["vmalloc"] += 1
+        real_size = size
         size = self.PAGE_ALIGN(max(size, 0))
         if not size or (size >> self.PAGE_SHIFT) > self.num_physpages:
             return None
         area = self.get_vm_area_node_range(size, VM_ALLOC, start, end, node, gfp,
                                            caller or "__vmalloc_node_range", align=align)
         if area is None:
-            self._vmalloc_failure(size, gfp)
+            self._vmalloc_failure(real_size, gfp)
             return None
         return self.vmalloc_area_node(area, gfp, prot, node)
 
@@ -884,11 +886,17 @@ class Vmalloc:
             with self._page_lock:
                 self.phys.free_pages_bulk(pfns)
 
-    def _vmalloc_failure(self, size: int, gfp: int) -> None:
-        # __vmalloc_node_range's own warn_alloc line when no area was had (2.6.38+).
-        line = vmalloc_failure_line(self.kernel, size, f"{gfp:#x}")
-        if line is not None and not gfp & _GFP_NOWARN and self.printk_ratelimit():
-            self.printk(KERN_WARNING, line)
+    def _vmalloc_failure(self, real_size: int, gfp: int) -> None:
+        # __vmalloc_node_range's own warn_alloc lines when no area was had (2.6.38+).
+        if gfp & _GFP_NOWARN:
+            return
+        bits = [name for name, bit in vars(G.GFPBIT).items() if name.isupper() and gfp & bit]
+        nodes = len(self.phys.nodes)
+        lines = vmalloc_failure_lines(self.kernel, real_size, bits, G.gfp_names(gfp),
+                                      "0" if nodes == 1 else f"0-{nodes - 1}")
+        if lines and self.printk_ratelimit():
+            for line in lines:
+                self.printk(KERN_WARNING, line)
 
     def _page_alloc_failure(self, gfp: int, order: int) -> None:
         # mm/page_alloc.c, 2.6.22: __alloc_pages() warns unless __GFP_NOWARN (rate limited).

@@ -1,0 +1,166 @@
+"""Kernel versions: every rule of versions.py at work, each test naming the commit it follows."""
+
+from __future__ import annotations
+
+import pytest
+
+import pyvmalloc as pv
+from pyvmalloc import versions as V
+from pyvmalloc.arch import PROFILES
+
+PAGE = 4096
+
+
+# ---- the version axis ------------------------------------------------------------------------
+@pytest.mark.parametrize("text,want", [
+    ("6.1", (6, 1, 0)), ("3.4.5", (3, 4, 5)), ("2.6.22", (2, 6, 22)),
+    ("6.1.0-57-amd64", (6, 1, 0)), ("Linux version 4.14.98-g1234 (gcc)", (4, 14, 98)),
+    ("v5.10", (5, 10, 0)), ("6.12.95+deb12-amd64", (6, 12, 95)),
+])
+def test_versions_parse_as_uname_and_proc_version_print_them(text: str, want: tuple[int, int, int]) -> None:
+    v = V.parse_version(text)
+    assert (v.major, v.minor, v.patch) == want
+
+
+@pytest.mark.parametrize("bad", ["7.0", "2.6.21", "2.4.37", "banana", "", "6"])
+def test_an_unknown_version_is_a_config_error_that_lists_the_known_ones(bad: str) -> None:
+    with pytest.raises(pv.ConfigError) as info:
+        pv.Machine(ram="64M", kernel=bad)
+    msg = str(info.value)
+    assert repr(bad) in msg and "2.6.22" in msg and "6.12" in msg and "6.1," in msg
+
+
+def test_a_version_must_be_text() -> None:
+    with pytest.raises(pv.ConfigError, match="string"):
+        pv.Machine(ram="64M", kernel=6.1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kernel", V.KNOWN_VERSIONS)
+@pytest.mark.parametrize("arch", sorted(PROFILES))
+def test_every_listed_version_boots_every_arch_and_allocates(kernel: str, arch: str) -> None:
+    m = pv.Machine(arch=arch, ram="64M", kernel=kernel)
+    assert str(m.kernel) == kernel and f"Linux version {kernel}-pyvmalloc" in m.dmesg()[0]
+    a = m.vmalloc(3 * PAGE)
+    assert a is not None and m.VMALLOC_START <= a < m.VMALLOC_END
+    m.vfree(a)
+    m.check()
+
+
+def test_every_change_names_its_commit_and_parses() -> None:
+    for name, change in V.CHANGES.items():
+        assert change.commit and change.what, name
+        since = V.parse_version(change.since)
+        assert V.has(since, name)
+        if change.until is not None:
+            assert not V.has(V.parse_version(change.until), name)
+
+
+def test_the_default_kernel_is_6_1() -> None:
+    assert str(pv.Machine(ram="64M").kernel) == V.DEFAULT_KERNEL == "6.1"
+
+
+# ---- the allocator -----------------------------------------------------------------------------
+@pytest.mark.parametrize("kernel,want", [
+    ("2.6.22", "list"), ("2.6.27", "list"),
+    ("2.6.28", "rbtree"),          # db64fe02258f "mm: rewrite vmap layer"
+    ("2.6.39", "rbtree-cache"),    # 89699605fe7c "mm: vmap area cache"
+    ("4.19", "rbtree-cache"), ("5.1", "rbtree-cache"),
+    ("5.2", "kva"),                # 68ad4a330433 "keep track of free blocks for vmap allocation"
+    ("6.12", "kva"),
+])
+def test_each_kernel_runs_its_own_allocator(kernel: str, want: str) -> None:
+    assert pv.Machine(ram="64M", kernel=kernel).allocator_name == want
+    assert pv.Machine(ram="64M", kernel=kernel, allocator="list").allocator_name == "list"
+
+
+# ---- messages ------------------------------------------------------------------------------------
+def _fail(kernel: str) -> list[str]:
+    m = pv.Machine(arch="i386", ram="1G", kernel=kernel)
+    assert m.vmalloc(500 << 20) is None
+    return [line.split("] ", 1)[1] for line in m.dmesg()[-3:]]
+
+
+def test_the_2_6_22_message() -> None:
+    assert _fail("2.6.22")[-1] == ("allocation failed: out of vmalloc space - use vmalloc=<size> "
+                                   "to increase size.")
+
+
+def test_the_2_6_28_message_counts_the_guard_page_db64fe02258f() -> None:
+    assert _fail("2.6.30")[-1] == ("vmap allocation for size 524292096 failed: use "
+                                   "vmalloc=<size> to increase size")
+
+
+def test_6_1_adds_the_vmalloc_error_line_with_6_1_gfp_bits() -> None:
+    """"mm/vmalloc: print a warning message first on failure" (5.13) and 6.1's GFP bits
+    (d0164adc89f6: GFP_KERNEL is 0xcc0)."""
+    lines = _fail("6.1")
+    assert lines[-2] == "vmap allocation for size 524292096 failed: use vmalloc=<size> to increase size"
+    assert lines[-1] == ("pyvmalloc: vmalloc error: size 524288000, vm_struct allocation failed, "
+                         "mode:0xcc2(GFP_KERNEL|__GFP_HIGHMEM), nodemask=(null),cpuset=/,"
+                         "mems_allowed=0")
+
+
+def test_3_x_prints_the_allocation_failure_then_the_page_allocation_line() -> None:
+    assert _fail("3.4")[-2:] == ["vmalloc: allocation failure: 524288000 bytes",
+                                 "pyvmalloc: page allocation failure: order:0, mode:0xd2"]
+
+
+def test_6_11_names_the_restricted_range() -> None:
+    m = pv.Machine(arch="i386", ram="1G", kernel="6.12")
+    assert m.vmalloc(500 << 20) is None
+    assert any(f"vmalloc_node_range for size 524292096 failed: Address range restricted to "
+               f"{m.VMALLOC_START:#x} - {m.VMALLOC_END:#x}" in line for line in m.dmesg())
+
+
+def test_no_message_with_gfp_nowarn() -> None:
+    m = pv.Machine(arch="i386", ram="1G", kernel="6.1")
+    before = len(m.dmesg())
+    nowarn = getattr(pv.Machine, "GFP_VMALLOC32").fget(m) | 0x200  # __GFP_NOWARN (2.6.22 value)
+    assert m.vmalloc_gfp(500 << 20, nowarn) is None
+    assert len(m.dmesg()) == before
+
+
+# ---- freeing -------------------------------------------------------------------------------------
+def test_vfree_in_interrupt_context_is_deferred_from_3_10_32fcfd40715e() -> None:
+    m = pv.Machine(ram="64M", kernel="3.10")
+    a = m.vmalloc(PAGE)
+    with m.interrupt():
+        m.vfree(a)                      # no BUG: queued for a work item
+        with pytest.raises(pv.KernelBug):
+            m.vunmap(a)                 # vunmap() still BUGs
+    assert m.find_vm_area(a) is not None
+    m.run_workers()
+    assert m.find_vm_area(a) is None
+    m.check()
+    old = pv.Machine(ram="64M", kernel="3.9")
+    b = old.vmalloc(PAGE)
+    with old.interrupt(), pytest.raises(pv.KernelBug):
+        old.vfree(b)
+
+
+def _unpurged(kernel: str) -> list[str]:
+    m = pv.Machine(ram="64M", kernel=kernel)
+    a, b, c = (m.vmalloc(PAGE) for _ in range(3))
+    m.vfree(a)
+    m.vfree(b)
+    return [line for line in m.vmallocinfo().splitlines() if "unpurged" in line]
+
+
+def test_unpurged_lines_merge_from_5_11_96e2db456135_until_the_6_9_vmap_nodes() -> None:
+    assert len(_unpurged("6.1")) == 1 and "16384 unpurged vm_area" in _unpurged("6.1")[0]
+    assert len(_unpurged("5.4")) == 2        # dd3b8353bae7: one line each, after the busy ones
+    assert len(_unpurged("6.12")) == 2       # per-node lazy lists: one line each again
+
+
+def test_before_5_4_lazily_freed_areas_sit_among_the_busy_ones() -> None:
+    m = pv.Machine(ram="64M", kernel="4.19")
+    a, b = m.vmalloc(PAGE), m.vmalloc(PAGE)
+    m.vfree(a)
+    lines = m.vmallocinfo().splitlines()
+    assert "unpurged vm_area" in lines[0] and f"0x{b:016x}" in lines[1]
+
+
+@pytest.mark.parametrize("kernel,gen", [("2.6.22", "vmlist"), ("3.10", "vmap_area_list"),
+                                        ("4.4", "zero"), ("5.3", "nr_pages"), ("6.1", "nr_pages")])
+def test_meminfo_vmalloc_lines_by_version_a5ad88ce8c7f_97105f0ab7b8(kernel: str, gen: str) -> None:
+    assert V.meminfo_generation(V.parse_version(kernel)) == gen
