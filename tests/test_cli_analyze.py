@@ -161,7 +161,7 @@ def test_fits_and_plan_in_text(capsys):
 def test_fits_and_plan_in_json(capsys):
     code, out, _ = _run(capsys, ZTE, "--meminfo", ZTE.with_suffix(".meminfo"), "--json",
                         "--cmdline", "console=ttyS1,57600 mem=128M", "--fits", "16k,64M", "--plan", "32M",
-                        "--headroom", "0.2")
+                        "--headroom", "0.2", "--kernel", "4.1.25")
     doc = json.loads(out)
     assert code == 0 and doc["arch"] == "arm"
     fit = doc["fits"]
@@ -169,8 +169,10 @@ def test_fits_and_plan_in_json(capsys):
     assert fit["vmalloc_start"] == "0xc8800000" and fit["vmalloc_end"] == "0xf0000000"
     assert [a["size"] for a in fit["answers"]] == [16 << 10, 64 << 20]
     plan = doc["plan"]
-    assert plan["ok"] and plan["param"] == "vmalloc=16M" and plan["headroom"] == 0.2
-    assert plan["planned"]["vmalloc_start"] == "0xc8800000" and plan["assumptions"]
+    # The router's own layout already holds 32M with 20% free: no vmalloc= is needed.
+    assert plan["ok"] and not plan["needed"] and plan["param"] is None and plan["headroom"] == 0.2
+    assert plan["reason"].startswith("no vmalloc= needed") and plan["kernel"] == "Linux 4.1.25"
+    assert plan["current"]["vmalloc_start"] == "0xc8800000" and plan["assumptions"]
 
 
 def test_what_if_on_hashed_or_unknown_arch_answers_without_failing(capsys):

@@ -95,8 +95,8 @@ def parse_version(text: str | KernelVersion) -> KernelVersion:
 # The releases the model was checked against or that a rule below names (any version between
 # the first and the last is accepted: the rules are thresholds).
 KNOWN_VERSIONS: Final[tuple[str, ...]] = (
-    "2.6.22", "2.6.28", "2.6.39", "3.4", "3.10", "3.18", "4.1", "4.4", "4.9", "4.14", "4.19",
-    "5.2", "5.4", "5.10", "5.11", "5.15", "6.1", "6.6", "6.9", "6.11", "6.12",
+    "2.6.22", "2.6.25", "2.6.28", "2.6.39", "3.4", "3.10", "3.18", "4.1", "4.2", "4.4", "4.9",
+    "4.13", "4.14", "4.19", "5.2", "5.3", "5.4", "5.5", "5.10", "5.11", "5.15", "6.1", "6.6", "6.9", "6.11", "6.12",
 )
 _OLDEST = (2, 6, 22)
 _NEWEST = (6, 12, 0)
@@ -178,6 +178,21 @@ CHANGES: Final[dict[str, Change]] = {
         "6.9", "Uladzislau Rezki, \"Mitigate a vmap lock contention\" v3 (vmap nodes)",
         "per-node busy trees, lazy lists (not merged) and pools of freed areas; "
         "/proc/vmallocinfo lists the areas node by node"),
+    # -- /proc/vmallocinfo words (what a dump can date) -----------------------------------
+    "vmallocinfo_vpages_word": Change(
+        "2.6.28", "the \"vpages\" word of /proc/vmallocinfo (VM_VPAGES page arrays), as the model's "
+        "snapshot replay dates it ≈", "a vmalloc whose page array is over a page vmallocs the array "
+        "too and /proc/vmallocinfo prints \"vpages\""),
+    "vmallocinfo_lazy_lines": Change(
+        "4.13", "78c72746f56b (Yisheng Xie, \"vmalloc: show lazy-purged vma info in vmallocinfo\") ≈",
+        "/proc/vmallocinfo also prints the vmap areas without a vm_struct: \"unpurged vm_area\" "
+        "(lazily freed) and \"vm_map_ram\" lines, in address order among the others"),
+    "vmallocinfo_dma_coherent_word": Change(
+        "5.5", "Christoph Hellwig, VM_DMA_COHERENT for dma_common_contiguous_remap (5.5 merge "
+        "window) ≈", "/proc/vmallocinfo prints \"dma-coherent\" for VM_DMA_COHERENT areas"),
+    "vmallocinfo_sparse_word": Change(
+        "6.9", "Alexei Starovoitov, \"mm: Introduce VM_SPARSE kind and vm_area_[un]map_pages()\" "
+        "(6.9 merge window) ≈", "/proc/vmallocinfo prints \"sparse\" for VM_SPARSE areas"),
     # -- alignment ---------------------------------------------------------------------------
     "ioremap_count_order": Change(
         "4.9", "34fe653716b0 (zijun_hu, \"mm/vmalloc.c: fix align value calculation error\") ≈",

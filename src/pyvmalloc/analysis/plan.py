@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pyvmalloc.snapshot.layout import hole_stats, is_static_area
-from pyvmalloc.arch import boot_layout
+from pyvmalloc.snapshot.layout import KernelRange, hole_stats, is_static_area
+from pyvmalloc.arch import boot_layout, vmalloc_end_for
 from pyvmalloc.sizes import exact_bytes, format_size, parse_size
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.kernel.machine import Machine
@@ -25,14 +25,17 @@ from pyvmalloc.snapshot.restore import (
     read_meminfo,
     read_snapshot,
     replay_snapshot,
+    resolve_arch,
     snapshot_layout,
     vmalloc_bounds,
 )
 from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
+from pyvmalloc.versions import CHANGES, KernelVersion, parse_version
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_IOREMAP, vm_struct
 
 __all__ = ["FIT_KINDS", "PLAN_RULES", "FitAnswer", "PlanAnswer", "Trial", "fits",
-           "parse_headroom", "parse_sizes", "plan"]
+           "parse_headroom", "parse_sizes", "plan", "plan_by_kernel", "rules_between",
+           "version_rules"]
 
 MiB = 1 << 20
 
@@ -125,6 +128,8 @@ class PlanAnswer:
     smaller: Trial | None = None
     assumptions: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    needed: bool = True         # False: the snapshot's own layout already meets the requirement
+    kernel: str | None = None   # the kernel version whose arithmetic was used
 
 
 
@@ -356,17 +361,19 @@ def _param(value: int) -> str:
 
 
 def _candidates(layout: SnapshotLayout, base: list[str], step: int) -> list[int]:
-    """Every ``vmalloc=`` multiple of ``step`` the model's boot takes as given (no clamping,
+    """Every ``vmalloc=`` multiple of ``step`` the layout's kernel takes as given (no clamping,
     no refusal), in increasing order."""
     prof = layout.profile
     out = []
     for k in range(1, ((1 << prof.bits) - prof.page_offset) // step + 1):
         value = k * step
         try:
-            lay = boot_layout(prof, layout.ram, " ".join(base + [_param(value)]))
+            lay = boot_layout(prof, layout.ram, " ".join(base + [_param(value)]),
+                              kernel=layout.kernel)
         except ConfigError:
             continue
-        used = lay.params.get("vmalloc_size", lay.params.get("vmalloc_reserve"))
+        # ARM clamps the size (vmalloc_size); i386 takes memparse's value (vmalloc).
+        used = lay.params.get("vmalloc_size", lay.params.get("vmalloc"))
         if used == value:
             out.append(value)
     return out
@@ -375,14 +382,19 @@ def _candidates(layout: SnapshotLayout, base: list[str], step: int) -> list[int]
 def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
          headroom: float | str = 0.0, arch: str | None = None, cmdline: str = "",
          meminfo: str | Mapping[str, int] | None = None, *, ram: int | str | None = None,
-         source: str = "<vmallocinfo>") -> PlanAnswer:
+         source: str = "<vmallocinfo>",
+         kernel: str | KernelVersion | None = None) -> PlanAnswer:
     """The smallest ``vmalloc=`` at which the snapshot plus ``sizes`` fit with ``headroom`` free.
 
+    ``kernel`` (default ``versions.DEFAULT_KERNEL``) is the device's Linux version: every machine
+    booted here runs it, so ``vmalloc=`` means what it meant there (ARM before 5.15 gave an area
+    up to 8 MiB smaller than asked, ``arm_vmalloc_size_uniform``).  When the snapshot's own
+    layout already meets the requirement the answer says so (``needed`` False, no value).
     Candidates are multiples of the step at which the kernel's layout changes (ARM: VMALLOC_OFFSET,
     8 MiB: ``VMALLOC_START`` is rounded to it, so ``vmalloc=8kM`` gives an area of exactly that
-    size; i386: 1 MiB, as memparse takes the value as it is); each is checked by booting the arch
-    with the snapshot's RAM and VMALLOC_END, replaying the snapshot by :data:`PLAN_RULES` and
-    reserving the sizes.  The search bisects between a failing and a passing value, so the answer
+    size from 5.15 and 8 MiB less before; i386: 1 MiB, as memparse takes the value as it is);
+    each is checked by booting the arch with the snapshot's RAM and VMALLOC_END, replaying the
+    snapshot by :data:`PLAN_RULES` and reserving the sizes.  The search bisects between a failing and a passing value, so the answer
     passes and one step below fails (both kept in the answer).  64-bit arches have no
     ``vmalloc=``: the answer says so, with the current layout's figures.  Hashed snapshots get an
     answer that says their addresses cannot be trusted.  ConfigError for an arch that cannot be
@@ -398,7 +410,8 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
                           reason=f"addresses cannot be trusted ({snap.address_reason}): no plan "
                                  f"can be made from them")
     fields = read_meminfo(meminfo)
-    layout = snapshot_layout(snap, fields, arch, cmdline, ram=ram)
+    layout = snapshot_layout(snap, fields, arch, cmdline, ram=ram, kernel=kernel)
+    kver = layout.kernel
     cur_m = boot_snapshot_machine(Machine, layout)
     old = vmalloc_bounds(cur_m)
     current = _trial(cur_m, snap, byte_sizes, room, None, old)
@@ -410,7 +423,17 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
                   f"{current.why}")
         return PlanAnswer(arch=layout.arch, trusted=True, sizes=byte_sizes, headroom=room,
                           value=None, param=None, ok=current.ok, reason=reason, current=current,
-                          assumptions=rules)
+                          assumptions=rules, needed=False, kernel=str(kver))
+    if current.ok:
+        given = [w for w in layout.cmdline.split() if w.startswith("vmalloc=")]
+        keep = (f" (keep the device's {given[-1]})" if given else
+                " (keep the command line the device booted with)")
+        reason = (f"no vmalloc= needed{keep}: the snapshot's own layout 0x{current.vmalloc_start:x}-"
+                  f"0x{current.vmalloc_end:x} ({exact_bytes(current.area_size)}) already "
+                  f"meets it: {current.why}")
+        return PlanAnswer(arch=layout.arch, trusted=True, sizes=byte_sizes, headroom=room,
+                          value=None, param=None, ok=True, reason=reason, current=current,
+                          assumptions=rules, needed=False, kernel=str(kver))
 
     step = prof.vmalloc_offset if prof.name == "arm" else MiB
     base = _without_vmalloc(layout.cmdline)
@@ -423,13 +446,13 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
     def run(value: int) -> Trial:
         if value not in trials:
             m = Machine(arch=prof, ram=layout.ram, nodes=layout.nodes, cpus=layout.cpus or 1,
-                        cmdline=" ".join(base + [_param(value)]))
+                        cmdline=" ".join(base + [_param(value)]), kernel=kver)
             trials[value] = _trial(m, snap, byte_sizes, room, _param(value), old)
         return trials[value]
 
-    notes = [f"each vmalloc= is booted as the model's {layout.arch} kernel computes it "
+    notes = [f"each vmalloc= is booted as Linux {kver} computes it on {layout.arch} "
              f"({prof.kernel_version}) with RAM {format_size(layout.ram)} ({layout.ram_how}) "
-             f"and VMALLOC_END 0x{prof.vmalloc_end:x}"]
+             f"and VMALLOC_END 0x{vmalloc_end_for(prof, kver):x}"]
     top = run(values[-1])
     if not top.ok:
         return PlanAnswer(arch=layout.arch, trusted=True, sizes=byte_sizes, headroom=room,
@@ -437,7 +460,7 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
                           reason=f"even {top.param}, the largest the kernel takes with "
                                  f"{format_size(layout.ram)} of RAM, is not enough: {top.why}",
                           step=step, current=current, planned=top, assumptions=rules,
-                          notes=tuple(notes))
+                          notes=tuple(notes), kernel=str(kver))
     lo, hi = -1, len(values) - 1          # values[lo] fails (or is below the first), values[hi] passes
     if run(values[0]).ok:
         hi = 0
@@ -452,7 +475,8 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
     value = values[hi]
     if hi == 0:
         same = [v for v in values
-                if boot_layout(prof, layout.ram, " ".join(base + [_param(v)])).vmalloc_start
+                if boot_layout(prof, layout.ram, " ".join(base + [_param(v)]),
+                               kernel=kver).vmalloc_start
                 == planned.vmalloc_start]
         notes.append(f"{_param(value)} is the smallest value the kernel takes; with "
                      f"{format_size(layout.ram)} of RAM every value up to "
@@ -465,4 +489,74 @@ def plan(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
               f"0x{planned.vmalloc_end:x} ({exact_bytes(planned.area_size)}); {planned.why}")
     return PlanAnswer(arch=layout.arch, trusted=True, sizes=byte_sizes, headroom=room, value=value,
                       param=_param(value), ok=True, reason=reason, step=step, current=current,
-                      planned=planned, smaller=smaller, assumptions=rules, notes=tuple(notes))
+                      planned=planned, smaller=smaller, assumptions=rules, notes=tuple(notes),
+                      kernel=str(kver))
+
+
+# ---- answers per kernel ------------------------------------------------------------------------
+# The rules of versions.CHANGES that change a what-if answer, per arch family: the vmalloc range
+# and vmalloc= arithmetic, and the allocator that places the areas.
+_ALLOCATOR_RULES = ("vmap_area_rbtree", "free_vmap_cache", "kva_allocator")
+_LAYOUT_RULES = {
+    "arm": ("arm_vmalloc_end_ff800000", "arm_vmalloc_size_uniform"),
+    "i386": ("x86_32_vmalloc_start_unrounded", "x86_32_vmalloc_param_adds_offset",
+             "x86_32_pkmap_below_cpu_entry_area"),
+}
+
+
+def version_rules(arch: str | None, what: str = "plan") -> tuple[str, ...]:
+    """The names of the rules (versions.CHANGES) a ``plan`` (or ``fits``) answer on ``arch``
+    depends on: ``fits`` only on the allocator and VMALLOC_END, ``plan`` on the layout too."""
+    family = "i386" if (arch or "").startswith("i386") else (arch or "")
+    layout = _LAYOUT_RULES.get(family, ())
+    if what == "fits":
+        layout = tuple(r for r in layout if r in ("arm_vmalloc_end_ff800000",
+                                                   "x86_32_pkmap_below_cpu_entry_area"))
+    return _ALLOCATOR_RULES + layout
+
+
+def rules_between(before: KernelRange, after: KernelRange, names: Sequence[str]) -> list[str]:
+    """The rules among ``names`` that start or end where ``after`` begins (``before`` ends), each
+    as "commit, Linux release" text: why the answers on the two sides differ."""
+    out = []
+    for name in names:
+        change = CHANGES[name]
+        for edge in (change.since, change.until):
+            if edge is not None and parse_version(edge).series() == after.lo.series():
+                out.append(f"{change.commit}, Linux {edge}")
+    return out
+
+
+def _same(a: PlanAnswer, b: PlanAnswer) -> bool:
+    return (a.param, a.ok, a.needed) == (b.param, b.ok, b.needed) and (
+        (a.planned is None) == (b.planned is None)) and (
+        a.planned is None or b.planned is None
+        or (a.planned.vmalloc_start, a.planned.vmalloc_end)
+        == (b.planned.vmalloc_start, b.planned.vmalloc_end))
+
+
+def plan_by_kernel(snapshot: str | VmallocinfoSnapshot, sizes: Sequence[int | str] = (),
+                   headroom: float | str = 0.0, arch: str | None = None, cmdline: str = "",
+                   meminfo: str | Mapping[str, int] | None = None, *,
+                   kernels: KernelRange, ram: int | str | None = None,
+                   source: str = "<vmallocinfo>") -> list[tuple[KernelRange, PlanAnswer]]:
+    """:func:`plan` under every rule set ``kernels`` allows: the range is cut where a rule the
+    answer depends on changes (:func:`version_rules`), each part planned with its oldest kernel,
+    and neighbouring parts with the same answer merged.  One element: the answer does not depend
+    on which of those kernels the device runs."""
+    snap = read_snapshot(snapshot, source)
+    fields = read_meminfo(meminfo)
+    if arch is None and snap.addresses_trusted and snap.lines:
+        try:
+            arch = resolve_arch(snap, None)[0]
+        except ConfigError:
+            arch = None
+    out: list[tuple[KernelRange, PlanAnswer]] = []
+    for part in kernels.split(version_rules(arch)):
+        answer = plan(snap, sizes, headroom, arch, cmdline, fields, ram=ram, kernel=part.lo)
+        if out and _same(out[-1][1], answer):
+            prev, first = out[-1]
+            out[-1] = (KernelRange(prev.lo, part.hi), first)
+        else:
+            out.append((part, answer))
+    return out

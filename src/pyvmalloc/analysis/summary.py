@@ -95,6 +95,8 @@ class Summary:
     meminfo_figures: dict[str, VmallocMeminfo]
     warnings: list[str]
     lines: list[VmallocinfoLine] = field(repr=False, default_factory=list)
+    kernel: str | None = None   # "Linux 3.4.5", a range ("Linux 2.6.28 to before 4.2"), "unknown"
+    kernel_how: str = ""        # given / from version text / inferred (why) / unknown (why)
 
 
 def _caller_key(line: VmallocinfoLine) -> tuple[str, str | None]:
@@ -250,6 +252,8 @@ def to_json(summary: Summary) -> dict[str, Any]:
         "source": summary.source,
         "arch": summary.arch,
         "arch_reason": summary.arch_reason,
+        "kernel": summary.kernel,
+        "kernel_how": summary.kernel_how,
         "addresses_trusted": summary.addresses_trusted,
         "address_reason": summary.address_reason,
         "areas": summary.areas,
@@ -289,6 +293,7 @@ def format_summary(summary: Summary, map_rows: int = 4) -> str:
     s = summary
     out = [f"{s.source}: {s.areas} areas, {bytes_and_human(s.bytes)} (size column, guard pages included)",
            f"arch: {s.arch or 'unknown'} ({s.arch_reason})",
+           *([f"kernel: {s.kernel} ({s.kernel_how})"] if s.kernel else []),
            f"addresses: {'real' if s.addresses_trusted else 'NOT usable'} ({s.address_reason})",
            f"page size: {s.page_size_reason}", "", "by kind (each area once, under its first of "
            "unpurged, vm_map_ram, ioremap, sparse, vmalloc, vmap, dma-coherent, user, vendor word, "

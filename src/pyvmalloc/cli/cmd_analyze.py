@@ -16,6 +16,8 @@ import os
 import sys
 from typing import Any
 
+from dataclasses import dataclass
+
 from pyvmalloc.analysis.plan import (
     FitAnswer,
     PlanAnswer,
@@ -23,15 +25,18 @@ from pyvmalloc.analysis.plan import (
     fits,
     parse_headroom,
     parse_sizes,
-    plan,
+    plan_by_kernel,
+    rules_between,
+    version_rules,
 )
 from pyvmalloc.analysis.summary import format_summary, summarize, to_json
 from pyvmalloc.sizes import format_size
 from pyvmalloc.cli.common import one_line
 from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
 from pyvmalloc.formats.meminfo import parse_meminfo
-from pyvmalloc.formats.vmalloc_meminfo import parse_kernel_version
 from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot, parse_vmallocinfo
+from pyvmalloc.snapshot.layout import KernelRange, infer_kernel
+from pyvmalloc.versions import KernelVersion, parse_version
 
 __all__ = ["read_text", "register", "run"]
 
@@ -69,10 +74,76 @@ def _top(text: str) -> int:
 
 def _kernel(text: str) -> str:
     try:
-        parse_kernel_version(text)
+        parse_version(text)
     except PyvmallocError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    """The device's kernel as far as it is known: ``exact`` when given (``--kernel``,
+    ``--version-file``), else the range the dump allows; ``how`` says which and how sure."""
+
+    kernels: KernelRange
+    exact: KernelVersion | None
+    how: str
+
+    @property
+    def text(self) -> str:
+        if self.exact is not None:
+            return f"Linux {self.exact}"
+        return str(self.kernels) if self.kernels.known else "unknown"
+
+
+def read_version_file(path: str) -> tuple[KernelVersion, str]:
+    """The version of a saved ``/proc/version`` ("Linux version 3.4.5 (...)") or ``uname -r``
+    output ("3.4.5-g1a2b3c4"): the first non-empty line that is one.  FormatError ``FILE:LINE``
+    when there is none, or when it is outside what the model knows."""
+    text = read_text(path)
+    name = "<stdin>" if path == "-" else path
+    first = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        first = first or (lineno, line)
+        at = line.find("Linux version ")
+        candidate = line[at:] if at >= 0 else line
+        try:
+            v = parse_version(candidate)
+        except ConfigError as exc:
+            if at >= 0 or candidate[:1].isdigit():
+                raise FormatError(f"{name}:{lineno}", str(exc)) from None
+            continue
+        return v, f"{name}:{lineno}: {line[:72]!r}"
+    where = f"{name}:{first[0]}" if first else f"{name}:1"
+    raise FormatError(where, "no kernel version here: give /proc/version ('Linux version "
+                             "3.4.5 ...') or the output of `uname -r` ('3.4.5-g1a2b3c4')")
+
+
+def choose_kernel(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
+                  meminfo: dict[str, int] | None) -> KernelChoice:
+    """``--kernel``, ``--version-file``, or what the dump tells (``infer_kernel``)."""
+    arch = args.arch if args.arch else None
+    try:
+        inferred, reason = infer_kernel(snapshot, meminfo, arch=arch, cmdline=args.cmdline or "")
+    except PyvmallocError:
+        inferred, reason = KernelRange.everything(), "the dump could not be read for it"
+    exact = None
+    if args.kernel is not None:
+        exact, how = parse_version(args.kernel), f"given: --kernel {args.kernel}"
+    elif args.version_file is not None:
+        exact, where = read_version_file(args.version_file)
+        how = f"from version text: {where}"
+    if exact is not None:
+        if inferred.known and not inferred.contains(exact):
+            how += (f"; the dump suggests {inferred} ({reason}): check the version")
+        return KernelChoice(KernelRange.only(exact), exact, how)
+    if inferred.known:
+        return KernelChoice(inferred, None, f"inferred from the dump: {reason}")
+    return KernelChoice(inferred, None, f"unknown: {reason}; give --kernel or --version-file. "
+                                        f"Answers that depend on it are given for each rule")
 
 
 def register(subparsers: Any) -> None:
@@ -86,8 +157,16 @@ def register(subparsers: Any) -> None:
                    help="the /proc/meminfo of the same machine (VmallocTotal gives VMALLOC_END)")
     p.add_argument("--arch", metavar="A",
                    help="x86_64, x86_64-la57, i386, i386-pae, arm or arm64 (default: guessed)")
-    p.add_argument("--kernel", metavar="VERSION", type=_kernel,
-                   help="kernel version, e.g. 3.4.5: whose VmallocUsed/VmallocChunk rules apply")
+    ver = p.add_mutually_exclusive_group()
+    ver.add_argument("--kernel", metavar="VERSION", type=_kernel,
+                     help="the device's Linux version: a release (3.4.5) or `uname -r` output "
+                          "(3.4.5-g1a2b3c4). It decides VmallocUsed/VmallocChunk and the "
+                          "vmalloc= arithmetic of --fits/--plan. Without it (or --version-file) "
+                          "the version is inferred from the dump and meminfo, and answers that "
+                          "depend on what cannot be told are given for each candidate rule")
+    ver.add_argument("--version-file", metavar="FILE",
+                     help="a saved /proc/version ('Linux version 3.4.5 ...') or `uname -r` "
+                          "output of the device, instead of --kernel")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", help="draw the address space and hole sizes")
     p.add_argument("--top", metavar="N", type=_top, default=10, help="callers listed (10)")
@@ -127,18 +206,53 @@ def _plan_json(p: PlanAnswer) -> dict[str, Any]:
             "value": p.value, "param": p.param, "ok": p.ok, "reason": p.reason, "step": p.step,
             "current": _trial_json(p.current), "planned": _trial_json(p.planned),
             "smaller": _trial_json(p.smaller), "assumptions": list(p.assumptions),
-            "notes": list(p.notes)}
+            "notes": list(p.notes), "needed": p.needed, "kernel_rules": p.kernel}
 
 
 _SEQUENCE = ("each request is evaluated after the ones before it succeeded, with the machine's "
              "own allocator; all are undone afterwards")
 
 
+def _fits_by_kernel(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
+                    meminfo: dict[str, int] | None, sizes: list[int],
+                    choice: KernelChoice) -> list[tuple[KernelRange, Any, list[FitAnswer]]]:
+    """fits() on the snapshot's machine under each rule set the kernel choice allows (the
+    allocator, VMALLOC_END); neighbouring kernels with the same answers merged."""
+    import pyvmalloc as pv
+
+    out: list[tuple[KernelRange, Any, list[FitAnswer]]] = []
+    arch = args.arch
+    if arch is None:
+        from pyvmalloc.snapshot.restore import resolve_arch
+        arch = resolve_arch(snapshot, None)[0]
+    for part in choice.kernels.split(version_rules(arch, "fits")):
+        m = pv.Machine.from_snapshot(snapshot, meminfo, arch=args.arch, cmdline=args.cmdline,
+                                     kernel=choice.exact or part.lo)
+        answers = fits(m, sizes)
+        key = [(a.ok, a.address, a.reason) for a in answers]
+        if out and [(a.ok, a.address, a.reason) for a in out[-1][2]] == key \
+                and (out[-1][1].VMALLOC_START, out[-1][1].VMALLOC_END) == (m.VMALLOC_START,
+                                                                           m.VMALLOC_END):
+            out[-1] = (KernelRange(out[-1][0].lo, part.hi), out[-1][1], out[-1][2])
+        else:
+            out.append((part, m, answers))
+    return out
+
+
+def _kernels_label(choice: KernelChoice, part: KernelRange, whole: bool) -> str:
+    if choice.exact is not None:
+        return f"Linux {choice.exact}"
+    if whole:
+        return f"{part} (every kernel the dump allows)" if choice.kernels.known else \
+            "any kernel (the answer is the same under every rule)"
+    return str(part)
+
+
 def _what_if(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
-             meminfo: dict[str, int] | None) -> tuple[dict[str, Any], PlanAnswer | None]:
+             meminfo: dict[str, int] | None, choice: KernelChoice
+             ) -> tuple[dict[str, Any], list[tuple[KernelRange, PlanAnswer]] | None]:
     """The ``fits``/``plan`` JSON objects (and the plan); ConfigError for bad sizes, headroom or
     command line (exit 2); answers with ``error`` when the snapshot cannot be placed on a machine."""
-    import pyvmalloc as pv
     from pyvmalloc.snapshot.restore import resolve_arch
 
     out: dict[str, Any] = {}
@@ -169,15 +283,37 @@ def _what_if(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
             out["plan"] = {"trusted": snapshot.addresses_trusted, "error": error}
         return out, None
     if fit_sizes is not None:
-        m = pv.Machine.from_snapshot(snapshot, meminfo, arch=args.arch, cmdline=args.cmdline)
+        groups = _fits_by_kernel(args, snapshot, meminfo, fit_sizes, choice)
+        by_kernel = [{"kernels": _kernels_label(choice, part, len(groups) == 1),
+                      "vmalloc_start": _hex(m.VMALLOC_START), "vmalloc_end": _hex(m.VMALLOC_END),
+                      "answers": [_fit_json(a) for a in answers]}
+                     for part, m, answers in groups]
         out["fits"] = {"trusted": True, "sequence": _SEQUENCE, "kind": "vmalloc",
-                       "vmalloc_start": _hex(m.VMALLOC_START), "vmalloc_end": _hex(m.VMALLOC_END),
-                       "answers": [_fit_json(a) for a in fits(m, fit_sizes)]}
-    answer = None
+                       "kernel": choice.text, "by_kernel": by_kernel}
+        if len(by_kernel) == 1:
+            out["fits"].update({k: by_kernel[0][k] for k in ("vmalloc_start", "vmalloc_end",
+                                                             "answers")})
+    answers = None
     if plan_sizes is not None:
-        answer = plan(snapshot, plan_sizes, headroom, args.arch, args.cmdline, meminfo)
-        out["plan"] = _plan_json(answer)
-    return out, answer
+        answers = plan_by_kernel(snapshot, plan_sizes, headroom, args.arch, args.cmdline,
+                                 meminfo, kernels=choice.kernels)
+        rules = version_rules(answers[0][1].arch)
+        by_kernel = []
+        for i, (part, a) in enumerate(answers):
+            doc = _plan_json(a)
+            doc["kernels"] = _kernels_label(choice, part, len(answers) == 1)
+            if i:
+                doc["differs_by"] = rules_between(answers[i - 1][0], part, rules)
+            by_kernel.append(doc)
+        if len(by_kernel) == 1:
+            out["plan"] = dict(by_kernel[0], kernel=choice.text)
+        else:
+            out["plan"] = {"trusted": True, "kernel": choice.text, "value": None, "param": None,
+                           "ok": all(d["ok"] for d in by_kernel),
+                           "reason": "the answer depends on the kernel version",
+                           "by_kernel": by_kernel}
+    return out, answers
+
 
 
 def _format_trial(label: str, t: Trial | None) -> list[str]:
@@ -188,30 +324,52 @@ def _format_trial(label: str, t: Trial | None) -> list[str]:
 
 
 def format_what_if(doc: dict[str, Any], args: argparse.Namespace) -> str:
-    """The human text of the ``fits``/``plan`` answers."""
+    """The human text of the ``fits``/``plan`` answers: one answer when the kernel's rules do not
+    change it, else one per kernel range with the rule (commit) that makes the difference."""
     out: list[str] = []
     fit = doc.get("fits")
     if fit is not None:
         out += ["", f"fits ({args.fits}): {fit.get('error') or _SEQUENCE}"]
-        for a in fit["answers"]:
-            verdict = "fits" if a["ok"] else "FAILS"
-            out.append(f"  #{a['step']} {format_size(a['size']):>6}: {verdict}: {a['reason']}")
+        groups = fit.get("by_kernel", [])
+        if len(groups) == 1:
+            out.append(f"  kernel: {groups[0]['kernels']}")
+        for g in groups:
+            indent = "  "
+            if len(groups) > 1:
+                out.append(f"  on {g['kernels']} (vmalloc {g['vmalloc_start']}-{g['vmalloc_end']}):")
+                indent = "    "
+            for a in g["answers"]:
+                verdict = "fits" if a["ok"] else "FAILS"
+                out.append(f"{indent}#{a['step']} {format_size(a['size']):>6}: {verdict}: "
+                           f"{a['reason']}")
     pl = doc.get("plan")
     if pl is not None:
         out += ["", f"plan ({args.plan}, headroom {args.headroom}):"]
         if "error" in pl:
             out.append(f"  {pl['error']}")
-        else:
+        elif "by_kernel" not in pl:
             out.append(f"  {pl['reason']}")
+            out.append(f"  kernel: {pl['kernels']}")
+        else:
+            out.append(f"  the answer depends on the kernel version ({pl['kernel']}):")
+            for g in pl["by_kernel"]:
+                rule = f" ({'; '.join(g['differs_by'])})" if g.get("differs_by") else ""
+                out.append(f"  on {g['kernels']}{rule}: {g['reason']}")
     return "\n".join(out) + ("\n" if out else "")
 
 
-def _format_plan_details(p: PlanAnswer) -> str:
-    out = _format_trial("now (the snapshot's layout)", p.current)
-    if p.smaller is not None:
-        out += _format_trial(f"one step smaller, {p.smaller.param}", p.smaller)
-    out += [f"  note: {n}" for n in p.notes]
-    out += ["  assumed:"] + [f"    - {r}" for r in p.assumptions]
+def _format_plan_details(answers: list[tuple[KernelRange, PlanAnswer]]) -> str:
+    first = answers[0][1]
+    out = _format_trial("now (the snapshot's layout)", first.current)
+    for part, p in answers:
+        if p.smaller is not None:
+            on = f" on {part}" if len(answers) > 1 else ""
+            out += _format_trial(f"one step smaller{on}, {p.smaller.param}", p.smaller)
+    notes: list[str] = []
+    for _, p in answers:
+        notes += [n for n in p.notes if n not in notes]
+    out += [f"  note: {n}" for n in notes]
+    out += ["  assumed:"] + [f"    - {r}" for r in first.assumptions]
     return "\n".join(out) + "\n"
 
 
@@ -221,8 +379,11 @@ def _analyze(args: argparse.Namespace) -> int:
     meminfo = None
     if args.meminfo is not None:
         meminfo = parse_meminfo(read_text(args.meminfo), args.meminfo)
-    summary = summarize(snapshot, args.arch, meminfo=meminfo, kernel=args.kernel, top=args.top)
-    what_if, answer = _what_if(args, snapshot, meminfo)
+    choice = choose_kernel(args, snapshot, meminfo)
+    summary = summarize(snapshot, args.arch, meminfo=meminfo,
+                        kernel=None if choice.exact is None else str(choice.exact), top=args.top)
+    summary.kernel, summary.kernel_how = choice.text, choice.how
+    what_if, answer = _what_if(args, snapshot, meminfo, choice)
     if args.plot:
         from pyvmalloc.viz.plot import plot_snapshot
 

@@ -9,19 +9,29 @@ these guesses are not used.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pyvmalloc.arch.profiles import PROFILES
 from pyvmalloc.errors import FormatError
-from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
-from pyvmalloc.versions import KernelVersion, has, resolve
+from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine, VmallocinfoSnapshot
+from pyvmalloc.versions import (
+    CHANGES,
+    KNOWN_VERSIONS,
+    KernelVersion,
+    arm_vmalloc_end,
+    has,
+    parse_version,
+    resolve,
+)
 
 __all__ = [
     "ARCH_NAMES",
     "Bounds",
     "HoleStats",
     "KaslrGuess",
+    "KernelRange",
     "check_arch",
     "find_holes",
     "fragmentation_index",
@@ -29,6 +39,7 @@ __all__ = [
     "hole_stats",
     "infer_bounds",
     "infer_kaslr",
+    "infer_kernel",
     "infer_page_size",
     "is_static_area",
     "module_range",
@@ -369,3 +380,168 @@ def infer_page_size(snapshot: VmallocinfoSnapshot) -> tuple[int, str]:
     size, count = max(votes.items(), key=lambda kv: kv[1])
     return size, (f"PAGE_SIZE {size}: size = (pages + 1 guard page) * {size} "
                   f"on {count} vmalloc lines")
+
+
+# ---- the kernel version a dump tells ---------------------------------------------------------------
+@dataclass(frozen=True)
+class KernelRange:
+    """The kernels ``lo <= v < hi`` (``hi`` None: up to the newest the model knows).
+
+    What a dump tells about its kernel is a range (a word appeared in one release, a computation
+    changed in another); :meth:`split` cuts it where chosen rules of ``versions.CHANGES`` change,
+    so that an answer that depends on them can be given under each.
+    """
+
+    lo: KernelVersion
+    hi: KernelVersion | None = None
+
+    @classmethod
+    def everything(cls) -> "KernelRange":
+        """Every kernel the model knows."""
+        return cls(parse_version(KNOWN_VERSIONS[0]))
+
+    @classmethod
+    def only(cls, v: KernelVersion) -> "KernelRange":
+        """The one release ``v`` (rules change between release series, never inside one)."""
+        if v.major == 2:
+            nxt = KernelVersion(2, 6, v.patch + 1)
+        else:
+            nxt = KernelVersion(v.major, v.minor + 1, 0)
+        return cls(v, nxt)
+
+    @property
+    def known(self) -> bool:
+        """False for :meth:`everything` (nothing narrowed it)."""
+        return self != KernelRange.everything()
+
+    def contains(self, v: KernelVersion) -> bool:
+        return self.lo.series() <= v.series() and (self.hi is None or v.series() < self.hi.series())
+
+    def __str__(self) -> str:
+        if self.hi is None:
+            return f"Linux {self.lo} or later"
+        return f"Linux {self.lo} to before {self.hi}"
+
+    def split(self, rules: Sequence[str]) -> list["KernelRange"]:
+        """This range cut at every release where one of ``rules`` (names of CHANGES) starts or
+        ends, in release order."""
+        cuts = set()
+        for name in rules:
+            change = CHANGES[name]
+            for edge in (change.since, change.until):
+                if edge is not None:
+                    v = parse_version(edge)
+                    if self.lo.series() < v.series() and (self.hi is None
+                                                          or v.series() < self.hi.series()):
+                        cuts.add(v)
+        edges = [self.lo, *sorted(cuts, key=lambda v: v.series())]
+        return [KernelRange(a, b) for a, b in zip(edges, [*edges[1:], self.hi])]
+
+
+def _evidence_line(name: str, text: str) -> str:
+    return f"{text} ({CHANGES[name].commit})"
+
+
+def infer_kernel(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | None = None, *,
+                 arch: str | None = None, cmdline: str = "") -> tuple[KernelRange, str]:
+    """The kernels that could have printed ``snapshot`` (and ``meminfo``), and why.
+
+    Reads parsed records only (never a file name): the words a release introduced (``vpages``
+    2.6.28, ``unpurged vm_area``/``vm_map_ram`` 4.13, ``dma-coherent`` 5.5, ``sparse`` 6.9),
+    where lazily freed areas are listed (among the others before 5.4, after them from 5.4), the
+    i386 VMALLOC_START (not 8 MiB aligned: 2.6.25+), the ARM VMALLOC_END that meminfo's
+    VmallocTotal gives (0xff000000 before 4.2, 0xff800000 from it), meminfo's VmallocUsed and
+    VmallocChunk (the walk until 4.3, zeros 4.4-5.2, pages from 5.3) and, on ARM, a ``vmalloc=``
+    of ``cmdline`` that gave a smaller area than asked (before 5.15).  Returns the range and the
+    reason in words; :meth:`KernelRange.everything` when nothing tells.
+    """
+    lo_bounds: list[tuple[str, str]] = []     # (since, why)
+    hi_bounds: list[tuple[str, str]] = []     # (until, why)
+
+    def since(name: str, why: str) -> None:
+        lo_bounds.append((CHANGES[name].since, _evidence_line(name, why)))
+
+    def until(name: str, why: str) -> None:
+        hi_bounds.append((CHANGES[name].since, _evidence_line(name, why)))
+
+    lines = snapshot.lines
+    words = {w for ln in lines for w in ln.kinds}
+    if "vpages" in words:
+        since("vmallocinfo_vpages_word", "'vpages' lines: 2.6.28+")
+    lazy = [i for i, ln in enumerate(lines) if UNPURGED in ln.kinds or VM_MAP_RAM in ln.kinds]
+    if lazy:
+        since("vmallocinfo_lazy_lines", "'unpurged vm_area'/'vm_map_ram' lines: 4.13+")
+    unpurged = [i for i, ln in enumerate(lines) if UNPURGED in ln.kinds]
+    busy = [i for i, ln in enumerate(lines) if UNPURGED not in ln.kinds]
+    if unpurged and busy:
+        if min(unpurged) > max(busy):
+            if snapshot.addresses_trusted and min(lines[i].start for i in unpurged) < max(
+                    lines[i].start for i in busy):
+                since("unpurged_in_vmallocinfo", "'unpurged vm_area' lines listed after the "
+                      "busy ones, out of address order: 5.4+")
+        else:
+            until("unpurged_in_vmallocinfo", "'unpurged vm_area' lines among the busy ones: "
+                  "before 5.4")
+    if "dma-coherent" in words:
+        since("vmallocinfo_dma_coherent_word", "'dma-coherent' lines: 5.5+")
+    if "sparse" in words:
+        since("vmallocinfo_sparse_word", "'sparse' lines: 6.9+")
+    if arch is None and lines and snapshot.addresses_trusted:
+        arch = guess_arch(snapshot)[0]
+    fields = dict(meminfo or {})
+    total_kb = fields.get("VmallocTotal") or None
+    if snapshot.addresses_trusted and lines and arch in ("i386", "i386-pae"):
+        first = _first_dynamic(snapshot, 0xC0000000)
+        if first is not None and first % _VMALLOC_OFFSET:
+            since("x86_32_vmalloc_start_unrounded", f"i386 lowest area 0x{first:08x} is not "
+                  f"8 MiB aligned (VMALLOC_START = high_memory + VMALLOC_OFFSET): 2.6.25+")
+    if snapshot.addresses_trusted and lines and arch == "arm" and total_kb:
+        bounds = infer_bounds(snapshot, "arm", total_kb)
+        if bounds is not None and bounds.exact:
+            old = arm_vmalloc_end(parse_version("2.6.22"))
+            new = arm_vmalloc_end(parse_version(CHANGES["arm_vmalloc_end_ff800000"].since))
+            if bounds.end == old:
+                until("arm_vmalloc_end_ff800000", f"VmallocTotal {total_kb} kB puts VMALLOC_END "
+                      f"at 0x{old:08x}: before 4.2")
+            elif bounds.end == new:
+                since("arm_vmalloc_end_ff800000", f"VmallocTotal {total_kb} kB puts VMALLOC_END "
+                      f"at 0x{new:08x}: 4.2+")
+            asked = _cmdline_vmalloc(cmdline)
+            if asked is not None and bounds.size < asked:
+                until("arm_vmalloc_size_uniform",
+                      f"vmalloc={asked >> 20}M on the command line gave an area of "
+                      f"{bounds.size >> 20} MiB (VmallocTotal {total_kb} kB), smaller than asked: "
+                      f"the rule before 5.15")
+    if "VmallocUsed" in fields and "VmallocChunk" in fields:
+        used, chunk = fields["VmallocUsed"], fields["VmallocChunk"]
+        if chunk > 0:
+            until("meminfo_vmalloc_walk_removed", f"meminfo VmallocChunk {chunk} kB is not 0: "
+                  f"before 4.4")
+        elif used > 0:
+            since("meminfo_vmalloc_used_pages", "meminfo VmallocChunk 0 with VmallocUsed "
+                  f"{used} kB: 5.3+")
+        else:
+            since("meminfo_vmalloc_walk_removed", "meminfo VmallocUsed and VmallocChunk 0: "
+                  "4.4+")
+            until("meminfo_vmalloc_used_pages", "meminfo VmallocUsed 0: before 5.3")
+    if not lo_bounds and not hi_bounds:
+        return KernelRange.everything(), ("nothing in the dump dates it (no word, order or "
+                                          "meminfo figure that changed between releases)")
+    lo = max((parse_version(v) for v, _ in lo_bounds), key=lambda v: v.series(),
+             default=parse_version(KNOWN_VERSIONS[0]))
+    hi = min((parse_version(v) for v, _ in hi_bounds), key=lambda v: v.series(), default=None)
+    why = "; ".join(w for _, w in lo_bounds + hi_bounds)
+    if hi is not None and hi.series() <= lo.series():
+        return KernelRange.everything(), f"the evidence disagrees ({why}): version unknown"
+    return KernelRange(lo, hi), why
+
+
+def _cmdline_vmalloc(cmdline: str) -> int | None:
+    """The ``vmalloc=`` size of a command line (memparse suffixes K, M, G), or None."""
+    value = None
+    for word in cmdline.split():
+        if word.startswith("vmalloc="):
+            m = re.fullmatch(r"(\d+)([kKmMgG]?)", word[len("vmalloc="):])
+            if m:
+                value = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
+    return value
