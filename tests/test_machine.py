@@ -140,7 +140,7 @@ def test_bad_command_lines_exit_2_with_one_line(argv: list[str], capsys: pytest.
 
 
 def test_bench_runs_every_scenario_on_both_allocators(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "test_loop_count=3", "run_test_mask=0x7d", "--ram", "256M", "--json"]) == 0
+    assert main(["bench", "test_loop_count=1", "run_test_mask=0x7d", "--ram", "256M", "--json"]) == 0
     import json
 
     report = json.loads(capsys.readouterr().out)

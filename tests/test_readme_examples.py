@@ -9,7 +9,6 @@ import shlex
 import time
 from pathlib import Path
 
-import pytest
 
 from pyvmalloc.cli.main import main
 

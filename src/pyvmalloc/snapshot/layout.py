@@ -396,12 +396,12 @@ class KernelRange:
     hi: KernelVersion | None = None
 
     @classmethod
-    def everything(cls) -> "KernelRange":
+    def everything(cls) -> KernelRange:
         """Every kernel the model knows."""
         return cls(parse_version(KNOWN_VERSIONS[0]))
 
     @classmethod
-    def only(cls, v: KernelVersion) -> "KernelRange":
+    def only(cls, v: KernelVersion) -> KernelRange:
         """The one release ``v`` (rules change between release series, never inside one)."""
         if v.major == 2:
             nxt = KernelVersion(2, 6, v.patch + 1)
@@ -422,7 +422,7 @@ class KernelRange:
             return f"Linux {self.lo} or later"
         return f"Linux {self.lo} to before {self.hi}"
 
-    def split(self, rules: Sequence[str]) -> list["KernelRange"]:
+    def split(self, rules: Sequence[str]) -> list[KernelRange]:
         """This range cut at every release where one of ``rules`` (names of CHANGES) starts or
         ends, in release order."""
         cuts = set()
