@@ -153,12 +153,18 @@ def test_unpurged_lines_merge_from_5_11_96e2db456135_until_the_6_9_vmap_nodes() 
     assert len(_unpurged("6.12")) == 2       # per-node lazy lists: one line each again
 
 
-def test_before_5_4_lazily_freed_areas_sit_among_the_busy_ones() -> None:
+def test_before_5_4_lazily_freed_areas_sit_among_the_busy_ones_from_4_13_78c72746f56b() -> None:
     m = pv.Machine(ram="64M", kernel="4.19")
     a, b = m.vmalloc(PAGE), m.vmalloc(PAGE)
     m.vfree(a)
     lines = m.vmallocinfo().splitlines()
     assert "unpurged vm_area" in lines[0] and f"0x{b:016x}" in lines[1]
+    m.check()
+    old = pv.Machine(ram="64M", kernel="4.12")   # lazily freed, and not shown at all
+    a = old.vmalloc(PAGE)
+    old.vfree(a)
+    assert old.lazy_areas() and "unpurged" not in old.vmallocinfo()
+    old.check()
 
 
 @pytest.mark.parametrize("kernel,gen", [("2.6.22", "vmlist"), ("3.10", "vmap_area_list"),

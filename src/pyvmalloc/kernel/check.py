@@ -492,8 +492,11 @@ class _Checker:
         lazy = [r for r in records if UNPURGED in r.kinds]
         map_ram = [r for r in records if VM_MAP_RAM in r.kinds]
         # 5.11-6.8 print touching lazily freed areas as one merged range (versions.py).
-        have_lazy = _merged([(x.addr, x.size) for x in self.lazy]) if has(m.kernel, "purge_tree_merges") \
-            else sorted((x.addr, x.size) for x in self.lazy)
+        have_lazy = sorted((x.addr, x.size) for x in self.lazy)
+        if not has(m.kernel, "vmallocinfo_lazy_lines"):
+            have_lazy = []              # kernels before 4.13 do not print them
+        elif has(m.kernel, "purge_tree_merges"):
+            have_lazy = _merged(have_lazy)
         if (len(busy), len(lazy), len(map_ram)) != (len(self.areas), len(have_lazy), len(self.map_ram)):
             raise Inconsistency(f"/proc/vmallocinfo shows {len(busy)} areas, {len(lazy)} unpurged ones and "
                                 f"{len(map_ram)} vm_map_ram blocks, the allocator holds {len(self.areas)}, "

@@ -39,10 +39,10 @@ def _ps(caller: str) -> str | None:
 def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
     """One record per area in address order, then the areas waiting for a lazy purge.
 
-    Lazily freed areas as the machine's kernel shows them (``versions.py``): after the busy
-    ones from 5.4 (``unpurged_in_vmallocinfo``), merged with their neighbours from 5.11 to 6.8
-    (``purge_tree_merges``: one line per merged range), in address order among the busy areas
-    before 5.4.
+    Lazily freed areas as the machine's kernel shows them (``versions.py``): not at all before
+    4.13 (``vmallocinfo_lazy_lines``), in address order among the busy areas from 4.13, after
+    the busy ones from 5.4 (``unpurged_in_vmallocinfo``), merged with their neighbours from 5.11
+    to 6.8 (``purge_tree_merges``: one line per merged range).
     """
     numa = len(m.phys.nodes) > 1
     busy: list[VmallocinfoLine] = []
@@ -77,6 +77,8 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
             nr_pages=area.nr_pages or None, phys=area.phys_addr or None,
             kinds=tuple(words), numa=nodes, unknown_words=tuple(w for w in extra if "=" in w),
         ))
+    if not has(m.kernel, "vmallocinfo_lazy_lines"):
+        lazy = []
     if has(m.kernel, "purge_tree_merges"):
         lazy = _merge_adjacent(lazy)
     if has(m.kernel, "unpurged_in_vmallocinfo"):
