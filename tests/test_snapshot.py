@@ -173,7 +173,13 @@ def test_unpurged_areas_wait_for_a_purge_and_vm_map_ram_blocks_stay_reserved():
             + _x86_line(base + 8192 + (1 << 20), 8192, "x+0x1/0x2 pages=1 vmalloc"))
     m = pv.Machine.from_snapshot(text, ram="256M")
     assert [(a.addr, a.size) for a in m.lazy_areas()] == [(base + 8192, 1 << 20)]
-    assert parse_vmallocinfo(m.vmallocinfo()).lines == _by_start(parse_vmallocinfo(text).lines)
+    # Lines in address order with the unpurged one among the busy: a 4.13-5.3 kernel printed
+    # this dump (78c72746f56b, dd3b8353bae7), and the machine restored for it prints the same.
+    assert "4.13 to before 5.4" in " ".join(m.dmesg())
+    assert [(ln.start, ln.kinds) for ln in parse_vmallocinfo(m.vmallocinfo()).lines] == [
+        (ln.start, ln.kinds) for ln in parse_vmallocinfo(text).lines]
+    six = pv.Machine.from_snapshot(text, ram="256M", kernel="6.1")   # 6.1 lists it last
+    assert parse_vmallocinfo(six.vmallocinfo()).lines == _by_start(parse_vmallocinfo(text).lines)
     a = m.vmalloc(4096)
     assert a is not None and a >= base + 8192 * 2 + (1 << 20)  # both ranges still taken
     m.vm_unmap_aliases()

@@ -30,11 +30,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from pyvmalloc.snapshot.layout import check_arch, guess_arch, infer_bounds, infer_kaslr, is_static_area
+from pyvmalloc.snapshot.layout import (
+    check_arch,
+    guess_arch,
+    infer_bounds,
+    infer_kaslr,
+    infer_kernel,
+    is_static_area,
+)
 from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, get_profile, vmalloc_end_for
 from pyvmalloc.sizes import format_size, parse_size
 from pyvmalloc.errors import ConfigError, FormatError
-from pyvmalloc.versions import KernelVersion, resolve
+from pyvmalloc.versions import KNOWN_VERSIONS, KernelVersion, parse_version, resolve
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING
 from pyvmalloc.kernel.machine import MAX_CPUS, Machine
 from pyvmalloc.phys import gfp as G
@@ -250,6 +257,25 @@ def _ram_candidates(profile: ArchProfile, vstart: int, ram: int | str | None,
     return out
 
 
+def pick_kernel(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | None, arch: str,
+                cmdline: str, kernel: str | KernelVersion | None) -> tuple[KernelVersion, str]:
+    """The kernel to restore ``snapshot`` on, and how it was chosen: ``kernel`` when given;
+    else what the dump tells (``snapshot.layout.infer_kernel``): the default kernel when the
+    dump allows it, otherwise the newest listed release the dump allows."""
+    if kernel is not None:
+        return resolve(kernel), "given"
+    span, why = infer_kernel(snapshot, meminfo, arch=arch, cmdline=cmdline)
+    default = resolve(None)
+    if span.contains(default):
+        if not span.known:
+            return default, "not given, and the dump does not tell: the default kernel"
+        return default, f"not given: the default kernel, which the dump allows ({span}: {why})"
+    allowed = [v for v in (parse_version(k) for k in KNOWN_VERSIONS) if span.contains(v)]
+    if not allowed:
+        return default, f"not given; the dump points to {span} ({why}) but no listed release is there"
+    return allowed[-1], f"inferred from the dump: {span} ({why}); restored as the newest of them"
+
+
 def snapshot_layout(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | None = None,
                     arch: str | None = None, cmdline: str = "", ram: int | str | None = None,
                     nodes: int | None = None,
@@ -262,12 +288,11 @@ def snapshot_layout(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | 
     """
     arch, arch_reason = resolve_arch(snapshot, arch)
     profile = get_profile(arch)
-    kver = resolve(kernel)
+    cmdline, dropped = layout_cmdline(cmdline)
+    kver, kernel_how = pick_kernel(snapshot, meminfo, arch, cmdline, kernel)
     _check_kernel_space(snapshot, profile)
     messages = [f"snapshot {snapshot.source}: {len(snapshot.lines)} areas, arch {arch} "
-                f"({arch_reason}), Linux {kver} "
-                f"({'given' if kernel is not None else 'not given: the default kernel'})"]
-    cmdline, dropped = layout_cmdline(cmdline)
+                f"({arch_reason}), Linux {kver} ({kernel_how})"]
     if dropped:
         messages.append(f"snapshot: left out of the command line (they do not shape the vmalloc "
                         f"layout): {' '.join(dropped)}")
