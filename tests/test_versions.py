@@ -39,6 +39,10 @@ def test_a_version_must_be_text() -> None:
 @pytest.mark.parametrize("kernel", V.KNOWN_VERSIONS)
 @pytest.mark.parametrize("arch", sorted(PROFILES))
 def test_every_listed_version_boots_every_arch_and_allocates(kernel: str, arch: str) -> None:
+    if arch == "x86_64-la57" and not V.has(V.parse_version(kernel), "x86_64_five_level_paging"):
+        with pytest.raises(pv.ConfigError, match=r"5-level paging came with Linux 4\.14"):
+            pv.Machine(arch=arch, ram="64M", kernel=kernel)
+        return
     m = pv.Machine(arch=arch, ram="64M", kernel=kernel)
     assert str(m.kernel) == kernel and f"Linux version {kernel}-pyvmalloc" in m.dmesg()[0]
     a = m.vmalloc(3 * PAGE)
@@ -87,13 +91,14 @@ def test_the_2_6_22_message() -> None:
 
 
 def test_the_2_6_28_message_counts_the_guard_page_db64fe02258f() -> None:
+    """vmap_fail_message: alloc_vmap_area's line, with the guard page in the size."""
     assert _fail("2.6.30")[-1] == ("vmap allocation for size 524292096 failed: use "
                                    "vmalloc=<size> to increase size")
 
 
 def test_6_1_adds_the_vmalloc_error_line_with_6_1_gfp_bits() -> None:
-    """"mm/vmalloc: print a warning message first on failure" (5.13) and 6.1's GFP bits
-    (d0164adc89f6: GFP_KERNEL is 0xcc0)."""
+    """vmalloc_error_message: "mm/vmalloc: print a warning message first on failure" (5.13),
+    and 6.1's GFP bits (gfp_reclaim_bits, d0164adc89f6: GFP_KERNEL is 0xcc0)."""
     lines = _fail("6.1")
     assert lines[-2] == "vmap allocation for size 524292096 failed: use vmalloc=<size> to increase size"
     assert lines[-1] == ("pyvmalloc: vmalloc error: size 524288000, vm_struct allocation failed, "
@@ -102,11 +107,19 @@ def test_6_1_adds_the_vmalloc_error_line_with_6_1_gfp_bits() -> None:
 
 
 def test_3_x_prints_the_allocation_failure_then_the_page_allocation_line() -> None:
+    """vmalloc_alloc_failure_message (2.6.38: warn_alloc_failed), before warn_alloc (4.10)."""
     assert _fail("3.4")[-2:] == ["vmalloc: allocation failure: 524288000 bytes",
                                  "pyvmalloc: page allocation failure: order:0, mode:0xd2"]
 
 
+def test_4_14_prints_one_warn_alloc_line() -> None:
+    """warn_alloc (4.10): "comm: <text>, mode:%#x(%pGg), nodemask=%*pbl" on one line."""
+    assert _fail("4.14")[-1] == ("pyvmalloc: vmalloc: allocation failure: 524288000 bytes, "
+                                 "mode:0xcc2(GFP_KERNEL|__GFP_HIGHMEM), nodemask=(null)")
+
+
 def test_6_11_names_the_restricted_range() -> None:
+    """vmap_range_restricted_message (6.11) replaces the vmalloc= hint."""
     m = pv.Machine(arch="i386", ram="1G", kernel="6.12")
     assert m.vmalloc(500 << 20) is None
     assert any(f"vmalloc_node_range for size 524292096 failed: Address range restricted to "
@@ -167,7 +180,49 @@ def test_before_5_4_lazily_freed_areas_sit_among_the_busy_ones_from_4_13_78c7274
     old.check()
 
 
+# meminfo_walks_vmap_area_list (3.10), meminfo_vmalloc_walk_removed, meminfo_vmalloc_used_pages
 @pytest.mark.parametrize("kernel,gen", [("2.6.22", "vmlist"), ("3.10", "vmap_area_list"),
                                         ("4.4", "zero"), ("5.3", "nr_pages"), ("6.1", "nr_pages")])
 def test_meminfo_vmalloc_lines_by_version_a5ad88ce8c7f_97105f0ab7b8(kernel: str, gen: str) -> None:
     assert V.meminfo_generation(V.parse_version(kernel)) == gen
+
+
+@pytest.mark.parametrize("word,rule", [("vpages", "vmallocinfo_vpages_word"),
+                                       ("dma-coherent", "vmallocinfo_dma_coherent_word"),
+                                       ("sparse", "vmallocinfo_sparse_word")])
+def test_a_word_of_proc_vmallocinfo_dates_a_dump(word: str, rule: str) -> None:
+    """The words a release brought (vmallocinfo_vpages_word, vmallocinfo_dma_coherent_word,
+    vmallocinfo_sparse_word) put a floor under the kernel that printed a dump."""
+    from pyvmalloc.formats.vmallocinfo import parse_vmallocinfo
+    from pyvmalloc.snapshot.layout import infer_kernel
+
+    text = (f"0xffffc90000000000-0xffffc90000003000   12288 f+0x1/0x2 pages=2 vmalloc {word}\n"
+            if word == "vpages" else
+            f"0xffffc90000000000-0xffffc90000003000   12288 f+0x1/0x2 {word}\n")
+    span, why = infer_kernel(parse_vmallocinfo(text, "t"))
+    assert span.lo == V.parse_version(V.CHANGES[rule].since) and word in why
+
+
+def test_the_x86_32_and_arm_layout_helpers_name_their_rules() -> None:
+    """x86_32_vmalloc_start_unrounded, x86_32_vmalloc_param_adds_offset (2.6.25),
+    arm_vmalloc_end_ff800000 (4.2), arm_vmalloc_size_uniform (5.15)."""
+    old, new = V.parse_version("2.6.22"), V.parse_version("6.1")
+    hm = 0xF6FFE000
+    assert V.x86_32_vmalloc_start(old, hm, 8 << 20) == 0xF7800000
+    assert V.x86_32_vmalloc_start(new, hm, 8 << 20) == 0xF77FE000
+    assert V.x86_32_vmalloc_reserve(new, 256 << 20, 8 << 20) == 264 << 20
+    assert V.arm_vmalloc_end(V.parse_version("3.4")) == 0xFF000000
+    assert V.arm_vmalloc_end(new) == 0xFF800000
+    end = 0xFF000000
+    assert V.arm_vmalloc_min(V.parse_version("3.4"), end, 592 << 20, 240 << 20, 8 << 20) == end - (592 << 20)
+    assert V.arm_vmalloc_min(new, end, 592 << 20, 240 << 20, 8 << 20) == end - (600 << 20)
+
+
+def test_x86_64_layouts_by_version() -> None:
+    """x86_64_vmalloc_64tb_map (Rik van Riel, "x86: 46 bit PAE support", 2.6.31) and
+    x86_64_kaslr_memory (CONFIG_RANDOMIZE_MEMORY, 4.8)."""
+    old = pv.Machine(ram="64M", kernel="2.6.22")
+    assert (old.VMALLOC_START, old.VMALLOC_END) == V.X86_64_VMALLOC_2622
+    assert pv.Machine(ram="64M", kernel="2.6.31").VMALLOC_START == 0xFFFFC90000000000
+    assert not pv.Machine(ram="64M", kernel="4.7", kaslr_seed=3).layout.params["kaslr"]
+    assert pv.Machine(ram="64M", kernel="4.8", kaslr_seed=3).layout.params["kaslr"]

@@ -46,6 +46,7 @@ __all__ = [
     "x86_32_vmalloc_end",
     "x86_32_vmalloc_reserve",
     "x86_32_vmalloc_start",
+    "X86_64_VMALLOC_2622",
 ]
 
 
@@ -205,6 +206,17 @@ CHANGES: Final[dict[str, Change]] = {
         "IOREMAP_MAX_ORDER is PUD_SHIFT on x86_64 and PMD_SHIFT on x86_32 (21 with PAE, 22 "
         "without) instead of the generic 7 + PAGE_SHIFT"),
     # -- layouts -----------------------------------------------------------------------------
+    "x86_64_vmalloc_64tb_map": Change(
+        "2.6.31", "Rik van Riel, \"x86: 46 bit PAE support\" (May 2009, 2.6.31 merge window)",
+        "x86_64 vmalloc space moves from 0xffffc20000000000-0xffffe1ffffffffff to "
+        "0xffffc90000000000-0xffffe8ffffffffff to make room for a 64 TB direct map"),
+    "x86_64_kaslr_memory": Change(
+        "4.8", "Thomas Garnier, \"x86/mm: Implement ASLR for kernel memory regions\" "
+        "(CONFIG_RANDOMIZE_MEMORY, 4.8) ≈",
+        "x86_64 randomises the direct map, vmalloc and vmemmap bases at boot"),
+    "x86_64_five_level_paging": Change(
+        "4.14", "Kirill A. Shutemov, x86 5-level paging (CONFIG_X86_5LEVEL, 4.14)",
+        "x86_64 may run 5-level paging (LA57): vmalloc at 0xffa0000000000000, 12800 TB"),
     "x86_32_vmalloc_start_unrounded": Change(
         "2.6.25", "the x86 unification of pgtable_32.h (2.6.25 merge window) ≈",
         "i386 VMALLOC_START = high_memory + VMALLOC_OFFSET, no longer rounded to 8 MiB; "
@@ -364,6 +376,12 @@ def gfp_value(kernel: KernelVersion, bits: list[str]) -> int:
     for name in bits:
         value |= table.get(name, 0)
     return value
+
+
+# include/asm-x86_64/pgtable.h (2.6.22): [VMALLOC_START, VMALLOC_END] before
+# x86_64_vmalloc_64tb_map; the end is the last byte, used as the exclusive bound the kernel's
+# own searches use (as for the later layout).
+X86_64_VMALLOC_2622: Final = (0xFFFFC20000000000, 0xFFFFE1FFFFFFFFFF)
 
 
 def x86_32_vmalloc_end(kernel: KernelVersion, pae: bool) -> int:

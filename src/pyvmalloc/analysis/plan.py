@@ -21,7 +21,6 @@ from pyvmalloc.kernel.machine import Machine
 from pyvmalloc.snapshot.restore import (
     SnapshotLayout,
     boot_snapshot_machine,
-    ioremap_align,
     read_meminfo,
     read_snapshot,
     replay_snapshot,
@@ -233,7 +232,7 @@ def _reserve_sequence(m: Machine, sizes: Sequence[int], kind: str
     pages_left = m.phys.nr_free()
     for step, size in enumerate(sizes, start=1):
         need = m.PAGE_ALIGN(size) + m.PAGE_SIZE
-        align = ioremap_align(m, size) if flags & VM_IOREMAP else m.PAGE_SIZE
+        align = m.ioremap_align(size) if flags & VM_IOREMAP else m.PAGE_SIZE
         before = _free_blocks(m, start, end)
         stats = hole_stats(before)
         areas: list[vm_struct] = []

@@ -1,24 +1,26 @@
 """Boot-time memory layout: the kernel command line, lowmem/highmem, zones and the vmalloc area.
 
 ``boot_layout()`` is what ``setup_arch()`` and ``paging_init()`` decide before the first
-allocation.  Versions, per profile (each profile's ``kernel_version`` says the same):
+allocation, for one kernel version: every rule that changed between releases is asked of
+``pyvmalloc.versions`` (the arithmetic is written here once, the choice of rule there).
 
-- **i386, i386-pae: 2.6.22**, the seed's kernel.  ``vmalloc=`` sets ``__VMALLOC_RESERVE``
-  to the plain memparse value (arch/i386/kernel/setup.c parse_vmalloc; modern
-  arch/x86/mm/pgtable_32.c adds VMALLOC_OFFSET).  ``MAXMEM = 4G - PAGE_OFFSET -
-  __VMALLOC_RESERVE`` (include/asm-i386/page.h), lowmem = min(RAM, MAXMEM), the rest is
-  HIGHMEM; ``VMALLOC_START = (high_memory + 2*VMALLOC_OFFSET - 1) & ~(VMALLOC_OFFSET - 1)``
-  and ``VMALLOC_END = PKMAP_BASE - 2*PAGE_SIZE`` (include/asm-i386/pgtable.h).
-- **arm: 6.x** arch/arm/mm/mmu.c.  ``early_vmalloc()`` clamps the size to at least 16 MiB
-  and at most ``VMALLOC_END - (PAGE_OFFSET + 32M + VMALLOC_OFFSET)`` with the kernel's
-  warnings; ``adjust_lowmem_bounds()`` ends lowmem at ``VMALLOC_END - size -
-  VMALLOC_OFFSET``; ``VMALLOC_START = (high_memory + VMALLOC_OFFSET) & ~(VMALLOC_OFFSET-1)``.
-- **x86_64, x86_64-la57: 5.x/6.x**; ``vmalloc=`` is no parameter there and is reported as
-  an unknown parameter passed to user space (init/main.c, 5.13+); KASLR follows
-  arch/x86/mm/kaslr.c kernel_randomize_memory().
+- **i386, i386-pae.**  ``vmalloc=`` sets ``__VMALLOC_RESERVE`` (plus VMALLOC_OFFSET from
+  2.6.25: ``x86_32_vmalloc_reserve``); lowmem = min(RAM, MAXMEM) (``x86_32_maxmem``), the rest
+  is HIGHMEM; VMALLOC_START follows high_memory (rounded to 8 MiB in 2.6.22, not later:
+  ``x86_32_vmalloc_start``); VMALLOC_END = PKMAP_BASE - 2 pages (``x86_32_vmalloc_end``).
+- **arm.**  arch/arm/mm/mmu.c ``early_vmalloc()`` clamps the size to at least 16 MiB and at most
+  ``arm_vmalloc_max`` with the kernel's warnings; ``adjust_lowmem_bounds()`` ends lowmem at
+  ``arm_vmalloc_min`` (the 2021 "make the size of vmalloc in cmdline and meminfo uniform"
+  change decides whether VMALLOC_OFFSET comes off the asked size);
+  ``VMALLOC_START = (high_memory + VMALLOC_OFFSET) & ~(VMALLOC_OFFSET-1)``; VMALLOC_END by
+  version (``arm_vmalloc_end``).
+- **x86_64, x86_64-la57** (5.x/6.x constants; the 2.6.22 base by version); ``vmalloc=`` is no
+  parameter there and is reported as an unknown parameter passed to user space (init/main.c,
+  5.13+); KASLR follows arch/x86/mm/kaslr.c kernel_randomize_memory().
 - **arm64: 5.16-6.4** constants; ``vmalloc=`` as on x86-64.
 
-``mem=SIZE`` caps RAM on every profile.  Physical RAM is modelled as one bank from 0.
+IOREMAP_MAX_ORDER is the version's too (``versions.ioremap_max_order``).  ``mem=SIZE`` caps
+RAM on every profile.  Physical RAM is modelled as one bank from 0.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ from pyvmalloc.arch.profiles import GiB, MiB, TiB, ArchProfile, get_profile
 from pyvmalloc.sizes import format_size, memparse
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.versions import (
+    CHANGES,
+    X86_64_VMALLOC_2622,
     KernelVersion,
+    has,
     arm_vmalloc_end,
     arm_vmalloc_max,
     arm_vmalloc_min,
@@ -254,21 +259,31 @@ def boot_layout(profile: ArchProfile | str, ram_bytes: int, cmdline: str = "",
     elif profile.name == "arm":
         lay = _boot_arm(profile, ram, cmdline, messages, params, kver)
     else:
-        lay = _boot_64(profile, ram, cmdline, messages, params, kaslr_seed)
+        lay = _boot_64(profile, ram, cmdline, messages, params, kaslr_seed, kver)
     return dataclasses.replace(lay, kernel=kver, ioremap_max_order=max_order)
 
 
 def _boot_64(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
-             params: dict[str, Any], kaslr_seed: int | None) -> BootLayout:
+             params: dict[str, Any], kaslr_seed: int | None, kver: KernelVersion) -> BootLayout:
     shift = profile.page_shift
     ram_pfn = ram >> shift
 
     # -- 64-bit: fixed (or KASLR-randomised) regions, no highmem -------------------------------
+    if profile.name == "x86_64-la57" and not has(kver, "x86_64_five_level_paging"):
+        raise ConfigError(f"x86_64-la57: 5-level paging came with Linux "
+                          f"{CHANGES['x86_64_five_level_paging'].since}; Linux {kver} has none")
     page_offset = profile.page_offset
     vstart = profile.vmalloc_start
     vend = profile.vmalloc_end
+    if profile.name == "x86_64" and not has(kver, "x86_64_vmalloc_64tb_map"):
+        vstart, vend = X86_64_VMALLOC_2622                      # include/asm-x86_64/pgtable.h
     assert vstart is not None and profile.modules_start is not None
     assert profile.modules_end is not None
+    if kaslr_seed is not None and profile.kaslr and not has(kver, "x86_64_kaslr_memory"):
+        messages.append(f"kaslr_seed ignored: Linux {kver} does not randomise the memory "
+                        f"regions (CONFIG_RANDOMIZE_MEMORY came with "
+                        f"{CHANGES['x86_64_kaslr_memory'].since})")
+        kaslr_seed = None
     if profile.kaslr and kaslr_seed is not None and not params.get("nokaslr"):
         page_offset, vstart, vmemmap = _kaslr_bases(profile, ram, kaslr_seed)
         vend = vstart + profile.vmalloc_default - 1

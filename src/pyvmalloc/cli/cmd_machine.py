@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"  {name:<12} 0x{start:0{w}x} - 0x{end:0{w}x}  ({human_bytes(end - start)})")
     print(f"  lowmem {human_bytes(lay.lowmem_bytes)}, highmem {human_bytes(lay.highmem_bytes)}, "
-          f"IOREMAP_MAX_ORDER {prof.ioremap_max_order}")
+          f"IOREMAP_MAX_ORDER {m.layout.ioremap_max_order} (Linux {m.kernel})")
     print("\nnodes and zones:")
     for z in m.phys.zone_info():
         print(f"  Node {z.node}, zone {z.zone:<8} pfn {z.start_pfn:#x}-{z.end_pfn:#x}  "

@@ -76,7 +76,6 @@ __all__ = [
     "SnapshotLayout",
     "VmMapRamRange",
     "boot_snapshot_machine",
-    "ioremap_align",
     "layout_cmdline",
     "machine_from_snapshot",
     "read_meminfo",
@@ -404,11 +403,6 @@ def _flags(ln: VmallocinfoLine) -> tuple[int, tuple[str, ...]]:
     return flags, tuple(extra)
 
 
-def ioremap_align(m: Machine, size: int) -> int:
-    """The alignment ``__get_vm_area_node`` gives a VM_IOREMAP request of ``size`` bytes."""
-    bit = min(max(size.bit_length(), m.PAGE_SHIFT), m.profile.ioremap_max_order)
-    return 1 << bit
-
 
 def _fixed_why(m: Machine, ln: VmallocinfoLine) -> str:
     lay = m.layout
@@ -587,7 +581,7 @@ def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = 
             else:
                 align = m.PAGE_SIZE
                 if "ioremap" in ln.kinds:
-                    align = max(ioremap_align(m, ln.size - m.PAGE_SIZE), m.PAGE_SIZE)
+                    align = max(m.ioremap_align(ln.size - m.PAGE_SIZE), m.PAGE_SIZE)
                 addr = m.vmap_allocator.alloc(ln.size, align, vstart, vend, owner)
         if addr is None:
             m._kfree(getattr(owner, "handle", 0))
