@@ -162,6 +162,11 @@ CHANGES: Final[dict[str, Change]] = {
         "3.10", "32fcfd40715e (Al Viro, \"make vfree() safe to call from interrupt contexts\")",
         "vfree() in interrupt context defers the free to a per-CPU llist and a work item "
         "instead of hitting BUG_ON(in_interrupt()); vunmap() still BUGs"),
+    "vwrite_via_kmap": Change(
+        "2.6.32", "d0107eb07320 ≈ (KAMEZAWA Hiroyuki, \"kcore: fix vread/vwrite to be aware of holes\")",
+        "vread/vwrite copy page by page through kmap_atomic(vmalloc_to_page()) (aligned_vwrite), "
+        "a writable mapping of the frame, instead of storing through the area's own PTEs: a "
+        "vwrite into a read-only vmap no longer faults"),
     "unpurged_in_vmallocinfo": Change(
         "5.4", "dd3b8353bae7 (\"mm/vmalloc: do not keep unpurged areas in the busy tree\")",
         "lazily freed areas leave the busy tree; /proc/vmallocinfo lists them after the busy "

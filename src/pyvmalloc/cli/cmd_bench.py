@@ -16,6 +16,11 @@ from pyvmalloc.kernel import test_vmalloc as tv
 
 PARAM_NAMES = ("nr_threads", "test_repeat_count", "test_loop_count", "run_test_mask",
                "sequential_test_order", "nr_pages")
+# lib/test_vmalloc.c declares every parameter ``int``: insmod refuses a value over INT_MAX
+# (kstrtoint: -ERANGE).  The model runs in Python, so it also bounds the work of one scenario
+# (nr_threads x test_repeat_count x test_loop_count) to what finishes in minutes, not years.
+INT_MAX = 2**31 - 1
+MAX_LOOPS = 10**7
 
 
 def register(sub: Any) -> None:
@@ -55,7 +60,14 @@ def parse_params(items: list[str]) -> tv.Params:
             raise ConfigError(f"{key}={value!r}: not a number") from None
         if number <= 0 and key != "sequential_test_order":
             raise ConfigError(f"{key}={value}: must be greater than 0")
+        if number > INT_MAX:
+            raise ConfigError(f"{key}={value}: over INT_MAX ({INT_MAX}), as insmod would refuse it")
         setattr(p, key, bool(number) if key == "sequential_test_order" else number)
+    n = p.normalised()
+    if n.nr_threads * n.test_repeat_count * n.test_loop_count > MAX_LOOPS:
+        raise ConfigError(f"nr_threads x test_repeat_count x test_loop_count = "
+                          f"{n.nr_threads * n.test_repeat_count * n.test_loop_count}: the model runs at most "
+                          f"{MAX_LOOPS} loops per scenario")
     return p
 
 

@@ -45,6 +45,7 @@ from pyvmalloc.versions import (
     vmalloc_failure_lines,
     vmap_failure_lines,
 )
+from pyvmalloc.vmalloc import _args
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.rwlock import RWLock
 from pyvmalloc.vmalloc.user import UserMm, Vma, VM_RESERVED
@@ -54,6 +55,7 @@ from pyvmalloc.vmalloc.vm_struct import (
     VM_MAP,
     VM_USERMAP,
     VM_VPAGES,
+    FixedRange,
     vm_struct,
 )
 
@@ -124,6 +126,7 @@ class Vmalloc:
     mmu: Mmu
     vmap_allocator: VmapAllocator
     kernel: KernelVersion
+    extra_vm_ranges: list[FixedRange]
 
     def _vmalloc_init(self, lazy_purge: bool, cpus: int) -> None:
         """State of mm/vmalloc.c itself: the lock, the lazy-purge list, counters."""
@@ -189,6 +192,24 @@ class Vmalloc:
             self.printk(0, f"kernel BUG at mm/vmalloc.c: {what}")
             raise KernelBug(what)
 
+    def _alloc_args(self, fn: str, size: object, gfp: object, prot: object, node: object,
+                    caller: object) -> tuple[int, int, int, int, str | None]:
+        """The checked (size, gfp, prot, node, caller) of an allocating entry point (``_args``)."""
+        return (_args.integer(fn, "size", size), _args.integer(fn, "gfp", gfp), _args.prot(fn, prot, self.profile),
+                _args.node(fn, node, self._nr_nodes()), _args.caller(fn, caller))
+
+    def _vm_ranges(self) -> list[tuple[int, int]]:
+        """Where areas may lie: the vmalloc area, the arch's module area, a snapshot's fixed
+        ranges (``kernel.check.allowed_ranges`` says the same to ``check()``)."""
+        lay = self.layout
+        out = [(self.VMALLOC_START, self.VMALLOC_END)]
+        if lay.modules_end > lay.modules_start:
+            out.append((lay.modules_start, lay.modules_end))
+        return out + [(int(r.start), int(r.end)) for r in getattr(self, "extra_vm_ranges", ())]
+
+    def _nr_nodes(self) -> int:
+        return len(self.phys.nodes)
+
     def _pgprot(self, prot: int | str | None) -> int:
         if prot is None:
             return self.profile.pgprot("PAGE_KERNEL")
@@ -233,16 +254,19 @@ class Vmalloc:
         ``-ENOMEM``, as does a page-table frame that cannot be allocated; what was mapped
         before stays mapped for the caller to undo.
         """
+        bits = _args.prot("map_vm_area", prot, self.profile)
         addr = area.addr
         end = addr + area.size - self.PAGE_SIZE
         self._bug_on(addr >= end, "map_vm_area: addr >= end")
         nr = (end - addr) >> self.PAGE_SHIFT
-        pfns = _as_pfns(pages)[:nr]
+        pfns = _args.pages("map_vm_area", pages)[:nr]
         self._check_pages(pfns, "map_vm_area")
         bad = np.flatnonzero(pfns < 0)
         valid = pfns if not len(bad) else pfns[: int(bad[0])]
-        with self._pgtable_lock:
-            err = self.init_mm.map_range(addr, valid, self._pgprot(prot))
+        err = 0
+        if len(valid):  # a NULL first page maps nothing: vmap_pte_range returns -ENOMEM at once
+            with self._pgtable_lock:
+                err = self.init_mm.map_range(addr, valid, bits)
         self.vm_stats["cache_flushes"] += 1  # flush_cache_vmap()
         if err:
             return err
@@ -275,6 +299,12 @@ class Vmalloc:
         ``__get_vm_area_node`` takes one) overrides that.  On failure the kernel's rate-limited
         warning is logged, in the words of the machine's kernel (``versions.vmap_failure_lines``).
         """
+        fn = "get_vm_area_node_range"
+        size, flags, gfp = (_args.integer(fn, n, v) for n, v in (("size", size), ("flags", flags), ("gfp", gfp)))
+        start, end = _args.vrange(fn, start, end, self.PAGE_SIZE, self._vm_ranges())
+        node = _args.node(fn, node, self._nr_nodes())
+        caller = _args.caller(fn, caller)
+        align = None if align is None else _args.integer(fn, "align", align)
         self._bug_on(self.in_interrupt(), "__get_vm_area_node() in interrupt context")
         self.run_workers()
         if size < 0:
@@ -337,22 +367,26 @@ class Vmalloc:
 
     def get_vm_area_range(self, size: int, flags: int, start: int, end: int, caller: str | None = None) -> vm_struct | None:
         """``__get_vm_area(size, flags, start, end)``: an area inside ``[start, end)``."""
+        _args.caller("get_vm_area_range", caller)
         return self.get_vm_area_node_range(size, flags, start, end, -1, G.GFP_KERNEL, caller or "__get_vm_area")
 
     def get_vm_area(self, size: int, flags: int, caller: str | None = None) -> vm_struct | None:
         """``get_vm_area``: reserve a contiguous kernel virtual area in VMALLOC_START..END."""
+        _args.caller("get_vm_area", caller)
         return self.get_vm_area_node_range(
             size, flags, self.VMALLOC_START, self.VMALLOC_END, -1, G.GFP_KERNEL, caller or "get_vm_area"
         )
 
     def get_vm_area_node(self, size: int, flags: int, node: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> vm_struct | None:
         """``get_vm_area_node``: as get_vm_area, with the vm_struct allocated on ``node``."""
+        _args.caller("get_vm_area_node", caller)
         return self.get_vm_area_node_range(
             size, flags, self.VMALLOC_START, self.VMALLOC_END, node, gfp, caller or "get_vm_area_node"
         )
 
     def find_vm_area_locked(self, addr: int) -> vm_struct | None:
         """``__find_vm_area``: as ``find_vm_area``; the caller holds vmlist_lock (read or write)."""
+        addr = _args.integer("find_vm_area", "addr", addr)
         owner = self.vmap_allocator.find(addr)
         return owner if isinstance(owner, vm_struct) else None
 
@@ -465,6 +499,7 @@ class Vmalloc:
     # ---- freeing ----------------------------------------------------------------------------
     def vunmap_area(self, addr: int | None, deallocate_pages: bool, caller: str = "vfree") -> None:
         """``__vunmap``: remove the area at ``addr``; free its pages and page array if asked."""
+        addr = _args.address(caller, "addr", addr)
         if not addr:
             return
         self.run_workers()
@@ -501,6 +536,7 @@ class Vmalloc:
         message and a WARN; in interrupt context it is a BUG in 2.6.22 and deferred to a work
         item from 3.10 (``vfree_deferred_in_interrupt``).
         """
+        addr = _args.address("vfree", "addr", addr)
         if self.in_interrupt() and has(self.kernel, "vfree_deferred_in_interrupt"):
             self.vm_stats["vfree"] += 1
             if addr:
@@ -515,6 +551,7 @@ class Vmalloc:
 
         The 2.6.22 messages say ``vfree()`` for both paths (``__vunmap`` is shared).
         """
+        addr = _args.address("vunmap", "addr", addr)
         self._bug_on(self.in_interrupt(), "vunmap() in interrupt context")
         self.vm_stats["vunmap"] += 1
         self.vunmap_area(addr, False, "vfree")
@@ -527,9 +564,15 @@ class Vmalloc:
         None when ``count > num_physpages``, when no area fits, or when mapping fails (the
         area is then unmapped and released: ``vunmap`` in the seed).
         """
-        if count > self.num_physpages:
+        fn = "vmap"
+        count, flags = _args.integer(fn, "count", count), _args.integer(fn, "flags", flags)
+        bits = _args.prot(fn, prot, self.profile)
+        caller = _args.caller(fn, caller)
+        # ``unsigned int count``: a negative count is over num_physpages too (NULL).
+        in_range = 0 <= count <= self.num_physpages
+        pfns = _args.pages(fn, pages, count if in_range else 0)
+        if not in_range:
             return None
-        pfns = _as_pfns(pages)[:count].copy()
         self._check_pages(pfns, "vmap")
         area = self.get_vm_area_node_range(
             count << self.PAGE_SHIFT, flags, self.VMALLOC_START, self.VMALLOC_END, -1, G.GFP_KERNEL, caller or "vmap"
@@ -537,7 +580,7 @@ class Vmalloc:
         if area is None:
             return None
         area.mapped = pfns
-        if self.map_vm_area(area, prot, pfns):
+        if self.map_vm_area(area, bits, pfns):
             self.vunmap(area.addr)
             return None
         self.vm_stats["vmap"] += 1
@@ -551,6 +594,7 @@ class Vmalloc:
         (strictly bounded) recursive vmalloc, marked VM_VPAGES.  Every failure frees what was
         taken (pages so far, the array, the area); page-table frames stay, as in the kernel.
         """
+        gfp, prot, node = self._alloc_args("vmalloc_area_node", 0, gfp, prot, node, None)[1:4]
         nr_pages = (area.size - self.PAGE_SIZE) >> self.PAGE_SHIFT
         array_size = nr_pages * self._ptr_size
         area.nr_pages = nr_pages
@@ -595,6 +639,7 @@ class Vmalloc:
 
         None for size 0, for more pages than ``num_physpages``, or when anything fails.
         """
+        size, gfp, prot, node, caller = self._alloc_args("vmalloc_node_gfp", size, gfp, prot, node, caller)
         real_size = size
         size = self.PAGE_ALIGN(max(size, 0))
         if not size or (size >> self.PAGE_SHIFT) > self.num_physpages:
@@ -610,6 +655,9 @@ class Vmalloc:
         """``__vmalloc_node_range`` (2.6.36+; not in 2.6.22): vmalloc inside ``[start, end)``
         at an address aligned to ``align`` (a power of two), as module_alloc and
         lib/test_vmalloc.c use it.  None when anything fails."""
+        size, gfp, prot, node, caller = self._alloc_args("vmalloc_node_range", size, gfp, prot, node, caller)
+        align = _args.integer("vmalloc_node_range", "align", align)
+        start, end = _args.vrange("vmalloc_node_range", start, end, self.PAGE_SIZE, self._vm_ranges())
         self.vm_stats["vmalloc"] += 1
         real_size = size
         size = self.PAGE_ALIGN(max(size, 0))
@@ -628,6 +676,7 @@ class Vmalloc:
         x86_64 and ARM load modules in their own range (MODULES_VADDR..MODULES_END); where
         the profile has none, the vmalloc area is used, as 2.6.22's generic module_alloc does.
         """
+        self._alloc_args("module_alloc", size, 0, None, -1, caller)
         start, end = self.layout.modules_start, self.layout.modules_end
         if end <= start:
             start, end = self.VMALLOC_START, self.VMALLOC_END
@@ -636,11 +685,13 @@ class Vmalloc:
 
     def vmalloc_gfp(self, size: int, gfp: int, prot: int | str | None = None, caller: str | None = None) -> int | None:
         """``__vmalloc(size, gfp_mask, prot)``."""
+        size, gfp, prot, _node, caller = self._alloc_args("vmalloc_gfp", size, gfp, prot, -1, caller)
         self.vm_stats["vmalloc"] += 1
         return self.vmalloc_node_gfp(size, gfp, prot, -1, caller or "__vmalloc")
 
     def vmalloc(self, size: int, caller: str | None = None) -> int | None:
         """Virtually contiguous memory from any pages, HIGHMEM first where the arch has it."""
+        size, _gfp, _prot, _node, caller = self._alloc_args("vmalloc", size, 0, None, -1, caller)
         return self.vmalloc_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM, "PAGE_KERNEL", caller or "vmalloc")
 
     def _set_usermap(self, addr: int | None) -> int | None:
@@ -653,16 +704,19 @@ class Vmalloc:
 
     def vmalloc_user(self, size: int, caller: str | None = None) -> int | None:
         """Zeroed memory that may be mapped to user space (VM_USERMAP)."""
+        size, _gfp, _prot, _node, caller = self._alloc_args("vmalloc_user", size, 0, None, -1, caller)
         ret = self.vmalloc_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM | _GFP_ZERO, "PAGE_KERNEL", caller or "vmalloc_user")
         return self._set_usermap(ret)
 
     def vmalloc_node(self, size: int, node: int, caller: str | None = None) -> int | None:
         """vmalloc with the pages taken from ``node`` first."""
+        size, _gfp, _prot, node, caller = self._alloc_args("vmalloc_node", size, 0, None, node, caller)
         self.vm_stats["vmalloc"] += 1
         return self.vmalloc_node_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM, "PAGE_KERNEL", node, caller or "vmalloc_node")
 
     def vmalloc_exec(self, size: int, caller: str | None = None) -> int | None:
         """vmalloc mapped executable (PAGE_KERNEL_EXEC: NX clear where the arch has NX)."""
+        size, _gfp, _prot, _node, caller = self._alloc_args("vmalloc_exec", size, 0, None, -1, caller)
         return self.vmalloc_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM, "PAGE_KERNEL_EXEC", caller or "vmalloc_exec")
 
     @property
@@ -677,10 +731,12 @@ class Vmalloc:
 
     def vmalloc_32(self, size: int, caller: str | None = None) -> int | None:
         """vmalloc from pages a 32-bit device can address (GFP_VMALLOC32)."""
+        size, _gfp, _prot, _node, caller = self._alloc_args("vmalloc_32", size, 0, None, -1, caller)
         return self.vmalloc_gfp(size, self.GFP_VMALLOC32, "PAGE_KERNEL", caller or "vmalloc_32")
 
     def vmalloc_32_user(self, size: int, caller: str | None = None) -> int | None:
         """Zeroed 32-bit addressable memory for user mapping (VM_USERMAP)."""
+        size, _gfp, _prot, _node, caller = self._alloc_args("vmalloc_32_user", size, 0, None, -1, caller)
         ret = self.vmalloc_gfp(size, self.GFP_VMALLOC32 | _GFP_ZERO, "PAGE_KERNEL", caller or "vmalloc_32_user")
         return self._set_usermap(ret)
 
@@ -723,6 +779,7 @@ class Vmalloc:
         Holes between areas (guard pages included) read as zeros; the read ends after the last
         area, so fewer than ``count`` bytes may come back (the seed returns what it copied).
         """
+        addr, count = _args.integer("vread", "addr", addr), _args.integer("vread", "count", count)
         addr &= (1 << self.profile.bits) - 1  # a C pointer: -1 is the top byte
         count = self._clamp_count(addr, count)
         out: list[bytes] = []
@@ -736,16 +793,34 @@ class Vmalloc:
 
         Holes are skipped (their bytes of ``data`` are consumed, not written), as in the seed.
         """
-        data = bytes(data)
+        addr, data = _args.integer("vwrite", "addr", addr), _args.data("vwrite", data)
         addr &= (1 << self.profile.bits) - 1  # a C pointer: -1 is the top byte
         count = self._clamp_count(addr, len(data))
         done = 0
         with self.vmlist_lock.read():
             for a, n, is_area in self._vwalk(addr, count):
                 if is_area:
-                    self._kernel_write(a, data[a - addr: a - addr + n])
+                    self._vwrite_area(a, data[a - addr: a - addr + n])
                 done = a - addr + n
         return done
+
+    def _vwrite_area(self, addr: int, data: bytes) -> None:
+        """One area's part of a vwrite.  Before 2.6.32 (``vwrite_via_kmap``) the seed stores
+        byte by byte through the area's own PTEs (``*addr = *buf``): the bytes before the
+        first read-only page land, then the store faults (an oops in the kernel; PageFault
+        here).  From 2.6.32 ``aligned_vwrite`` copies through ``kmap_atomic`` of each page, a
+        writable mapping, so a PAGE_KERNEL_RO vmap is written like any other area."""
+        if not has(self.kernel, "vwrite_via_kmap") and data:
+            first = addr & ~(self.PAGE_SIZE - 1)
+            npages = (addr + len(data) - first + self.PAGE_SIZE - 1) >> self.PAGE_SHIFT
+            entries = self.init_mm.lookup_entries(first, npages)
+            pte = self.profile.pte
+            ro = [i for i, e in enumerate(entries.tolist()) if pte.pte_present(e) and not pte.pte_write(e)]
+            if ro:
+                stop = max(first + (ro[0] << self.PAGE_SHIFT), addr)
+                self._kernel_write(addr, data[: stop - addr])
+                raise PageFault(stop, "write", "protection (kernel write to a read-only vmalloc page)")
+        self._kernel_write(addr, data)
 
     def _kernel_pfns(self, addr: int, n: int, access: str) -> tuple[npt.NDArray[np.int64], int]:
         first = addr >> self.PAGE_SHIFT
@@ -794,7 +869,14 @@ class Vmalloc:
         ``-EINVAL`` for an unaligned address, an unknown area, an area without VM_USERMAP or a
         VMA larger than what is left of the area; otherwise 0, with VM_RESERVED set on ``vma``.
         """
-        usize = vma.end - vma.start
+        fn = "remap_vmalloc_range"
+        if not isinstance(vma, Vma):
+            raise TypeError(f"{fn}(): vma must be a Vma (UserMm.mmap), not {type(vma).__name__} {vma!r}")
+        addr, pgoff = _args.integer(fn, "addr", addr), _args.integer(fn, "pgoff", pgoff)
+        start, end = _args.integer(fn, "vma.start", vma.start), _args.integer(fn, "vma.end", vma.end)
+        # ``unsigned long usize = vma->vm_end - vma->vm_start``: a VMA ending below its start
+        # has a huge size, over any area (-EINVAL; 6.1: check_add_overflow, the same answer).
+        usize = (end - start) & ((1 << self.profile.bits) - 1)
         if addr & (self.PAGE_SIZE - 1) or pgoff < 0:
             return -EINVAL
         with self.vmlist_lock.read():
@@ -823,6 +905,7 @@ class Vmalloc:
 
     def vmalloc_to_pfn(self, addr: int) -> int | None:
         """The pfn mapped at vmalloc address ``addr``, or None when nothing is mapped there."""
+        addr = _args.integer("vmalloc_to_pfn", "addr", addr)
         with self._pgtable_lock:
             pfn = int(self.init_mm.lookup(addr & ~(self.PAGE_SIZE - 1), 1)[0])
         return None if pfn < 0 else pfn
@@ -844,6 +927,7 @@ class Vmalloc:
 
         Nothing is mapped; on a page-table allocation failure the area is released (None).
         """
+        _args.caller("alloc_vm_area", caller)
         area = self.get_vm_area_node_range(
             size, VM_IOREMAP, self.VMALLOC_START, self.VMALLOC_END, -1, G.GFP_KERNEL, caller or "alloc_vm_area"
         )
@@ -866,6 +950,7 @@ class Vmalloc:
     # ---- pages, for drivers -------------------------------------------------------------------
     def alloc_page(self, gfp: int = G.GFP_KERNEL) -> Page | None:
         """One page from the buddy allocator (for vmap), or None."""
+        gfp = _args.integer("alloc_page", "gfp", gfp)
         pfns = self._alloc_pages(gfp, 1, -1, owner="other")
         return self.phys.page(int(pfns[0])) if len(pfns) else None
 

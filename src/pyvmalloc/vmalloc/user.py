@@ -117,8 +117,17 @@ class UserMm:
         """A user-mode store of ``data`` at ``addr``."""
         self._k.mmu.write(addr, data, user=True, page_tables=self.page_tables)
 
-    def munmap(self, vma: Vma) -> None:
-        """Unmap ``vma``: clear its PTEs, flush, and drop the references vm_insert_page took."""
+    def munmap(self, vma: Vma) -> int:
+        """Unmap ``vma``: clear its PTEs, flush, and drop the references vm_insert_page took; 0.
+
+        A VMA this mm no longer has (unmapped already, or another mm's) leaves nothing to
+        unmap: munmap(2) of a range with no mapping is not an error (mm/mmap.c ``do_munmap``
+        returns 0 when ``find_vma`` finds nothing in the range), so the answer is 0 here too.
+        """
+        if not isinstance(vma, Vma):
+            raise TypeError(f"munmap(): vma must be a Vma (UserMm.mmap), not {type(vma).__name__} {vma!r}")
+        if not any(v is vma for v in self.vmas):
+            return 0
         with self._k._pgtable_lock:
             pfns = self.page_tables.unmap_range(vma.start, vma.end - vma.start)
         self._k.mmu.flush_tlb_range(self.page_tables, vma.start, vma.end)
@@ -126,3 +135,4 @@ class UserMm:
             self.inserted.remove(pfn)
         self._k._free_pages(pfns)
         self.vmas.remove(vma)
+        return 0
