@@ -15,6 +15,11 @@ operations survived, the faults injected, and the leaks found (frames or areas n
 broken invariant, or bytes lost between threads); the exit code is 1 if any was found.
 
 Run: ``python3 benchmarks/soak.py --seconds 60`` (``--seed`` picks another sequence).
+
+``--fuzz SECONDS`` runs, instead, the parser fuzz targets of ``tests/test_hostile_input_two``
+(vmallocinfo, meminfo, trace, the ``--version-file`` reader) on random hostile texts for that
+long: only FormatError/ConfigError naming ``FILE:LINE`` may come out; anything else is counted
+and printed, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import pyvmalloc as pv
 from pyvmalloc.kernel.inject import POINTS
 from test_inject_sweep import CALLS, sweep
 from test_stress import THREADS, run_stress
+from test_hostile_input_two import FUZZ_TARGETS, check_target, hostile_text
 
 PAGE = 4096
 PROFILES = ["x86_64", "x86_64-la57", "i386", "i386-pae", "arm", "arm64"]
@@ -149,12 +155,36 @@ def release(m: pv.Machine, kind: str, handle: object, pages: list[object]) -> No
         m.vfree(handle)  # type: ignore[arg-type]
 
 
+def fuzz(seconds: float, seed: int) -> int:
+    """The parser fuzz targets on random texts for ``seconds``; 1 if any failed."""
+    rng = random.Random(seed)
+    names = sorted(FUZZ_TARGETS)
+    runs = failures = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        text = hostile_text(rng)
+        for name in names:
+            runs += 1
+            try:
+                check_target(name, text)
+            except Exception as exc:  # every escape is a finding
+                failures += 1
+                print(f"FUZZ: {name}: {type(exc).__name__}: {str(exc)[:200]} "
+                      f"(text {text[:120]!r}..., {len(text)} chars)", file=sys.stderr, flush=True)
+    print(f"fuzz: {time.perf_counter() - start:.1f} s, {runs} parser runs, {failures} failures")
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the soak; returns 1 if anything leaked, else 0."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="how long to run (default 60)")
     ap.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    ap.add_argument("--fuzz", type=float, metavar="SECONDS", default=None,
+                    help="fuzz the parsers for SECONDS instead of the soak rounds")
     args = ap.parse_args(argv)
+    if args.fuzz is not None:
+        return fuzz(args.fuzz, args.seed)
     rng = random.Random(args.seed)
     tally = Tally()
     # The cheap sweeps, cycled; the VM_VPAGES page_alloc sweep alone walks 519 calls.

@@ -33,6 +33,7 @@ from pyvmalloc.analysis.summary import format_summary, summarize, to_json
 from pyvmalloc.sizes import format_size
 from pyvmalloc.cli.common import one_line
 from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
+from pyvmalloc.formats._text import count_lines, lines, quote
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot, parse_vmallocinfo
 from pyvmalloc.snapshot.layout import KernelRange, infer_kernel
@@ -53,12 +54,12 @@ def read_text(path: str) -> str:
         name = path
     nul = data.find(b"\x00")
     if nul >= 0:
-        lineno = data.count(b"\n", 0, nul) + 1
+        lineno = count_lines(data, nul)
         raise FormatError(f"{name}:{lineno}", "binary data (NUL byte), not a text file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        lineno = data.count(b"\n", 0, exc.start) + 1
+        lineno = count_lines(data, exc.start)
         raise FormatError(f"{name}:{lineno}", "bytes that are not UTF-8 text") from None
 
 
@@ -96,6 +97,9 @@ class KernelChoice:
         return str(self.kernels) if self.kernels.known else "unknown"
 
 
+_UTS_LEN = 64  # include/uapi/linux/utsname.h __NEW_UTS_LEN
+
+
 def read_version_file(path: str) -> tuple[KernelVersion, str]:
     """The version of a saved ``/proc/version`` ("Linux version 3.4.5 (...)") or ``uname -r``
     output ("3.4.5-g1a2b3c4"): the first non-empty line that is one.  FormatError ``FILE:LINE``
@@ -103,13 +107,21 @@ def read_version_file(path: str) -> tuple[KernelVersion, str]:
     text = read_text(path)
     name = "<stdin>" if path == "-" else path
     first = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in lines(text):
         line = line.strip()
         if not line:
             continue
         first = first or (lineno, line)
         at = line.find("Linux version ")
-        candidate = line[at:] if at >= 0 else line
+        # The release is one word (utsname.release: at most __NEW_UTS_LEN = 64 characters).
+        words = (line[at + len("Linux version "):] if at >= 0 else line).split(None, 1)
+        release = words[0] if words else ""
+        if len(release) > _UTS_LEN:
+            if at >= 0 or release[:1].isdigit():
+                raise FormatError(f"{name}:{lineno}", f"release {quote(release)} is longer than "
+                                                      f"a kernel release can be ({_UTS_LEN} characters)")
+            continue
+        candidate = f"Linux version {release}" if at >= 0 else release
         try:
             v = parse_version(candidate)
         except ConfigError as exc:

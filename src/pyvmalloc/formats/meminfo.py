@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 
 from pyvmalloc.errors import FormatError
+from pyvmalloc.formats._text import lines as _lines
+from pyvmalloc.formats._text import number, quote
 
 __all__ = ["COUNT_FIELDS", "parse_meminfo", "render_meminfo"]
 
@@ -26,7 +28,7 @@ def parse_meminfo(text: str, source: str = "<meminfo>") -> dict[str, int]:
     if not isinstance(text, str):
         raise FormatError(source, f"expected text, got {type(text).__name__}")
     fields: dict[str, int] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in _lines(text):
         where = f"{source}:{lineno}"
         if "\x00" in raw:
             raise FormatError(where, "binary data (NUL byte), not meminfo text")
@@ -35,20 +37,22 @@ def parse_meminfo(text: str, source: str = "<meminfo>") -> dict[str, int]:
         name, colon, rest = raw.partition(":")
         name = name.strip()
         if not colon:
-            raise FormatError(where, f"expected 'Name: value [kB]', no ':' in {raw.strip()!r}")
+            raise FormatError(where, f"expected 'Name: value [kB]', no ':' in {quote(raw.strip())}")
         if not _NAME.match(name):
-            raise FormatError(where, f"bad field name {name!r}")
-        words = rest.split()
+            raise FormatError(where, f"bad field name {quote(name)}")
+        shown = name if len(name) <= 80 else quote(name)
+        words = rest.split(None, 2)  # the value, "kB", and whatever follows (not split further)
         if not words:
-            raise FormatError(where, f"truncated line: {name} has no value")
+            raise FormatError(where, f"truncated line: {shown} has no value")
         if not _DEC.match(words[0]):
-            raise FormatError(where, f"{name}: value is not a decimal number: {words[0]!r}")
+            raise FormatError(where, f"{shown}: value is not a decimal number: {quote(words[0])}")
         if len(words) > 2 or (len(words) == 2 and words[1] != "kB"):
-            raise FormatError(where, f"{name}: expected 'kB' or nothing after the value, "
-                                     f"got {' '.join(words[1:])!r}")
+            raise FormatError(where, f"{shown}: expected 'kB' or nothing after the value, "
+                                     f"got {quote(' '.join(words[1:]))}")
         if name in fields:
-            raise FormatError(where, f"{name} appears twice")
-        fields[name] = int(words[0])
+            raise FormatError(where, f"{shown} appears twice")
+        # unsigned long in the kernel; read up to 128 bits (render_meminfo takes any int >= 0)
+        fields[name] = number(words[0], 10, where, shown, 128)
     return fields
 
 

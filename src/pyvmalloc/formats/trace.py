@@ -37,6 +37,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pyvmalloc.errors import ConfigError, FormatError
+from pyvmalloc.formats._text import lines as _lines
+from pyvmalloc.formats._text import number, quote
 
 __all__ = [
     "EVENT_FORMATS",
@@ -86,14 +88,16 @@ def _compile(fmt: str) -> tuple[re.Pattern[str], list[str], list[str]]:
 _COMPILED = {name: _compile(fmt) for name, (fmt, _names) in EVENT_FORMATS.items()}
 
 # trace_print_context: comm, pid, optional (tgid), [cpu], optional irq-info, time, then the event.
-_LINE = re.compile(
-    r"\s*(?P<comm>.*?)-(?P<pid>[0-9]+)\s+"
-    r"(?:\((?P<tgid>\s*[0-9]+|-+)\)\s+)?"
-    r"\[(?P<cpu>[0-9]+)\]\s+"
-    r"(?:(?P<flags>[^\s\[\]0-9][^\s\[\]]*)\s+)?"
-    r"(?:(?P<secs>[0-9]+)\.(?P<usecs>[0-9]{6})|(?P<raw>[0-9]+)):\s+"
-    r"(?P<event>[A-Za-z_][A-Za-z0-9_]*):(?:\s+(?P<body>.*?))?\s*\Z"
-)
+# Matched in two steps so that the time is linear in the line's length (one regex with a lazy
+# comm and a lazy body backtracks quadratically: a 100 KB line took a minute).  _CONTEXT finds,
+# left to right, "-<pid> [(<tgid>) ][<cpu>] " (the comm is what precedes it, and may hold '-');
+# _TAIL reads what follows it up to "<event>:"; the body is the rest of the line, stripped.
+# Possessive quantifiers (Python 3.11+) keep each step from backtracking into a token.
+_CONTEXT = re.compile(r"-(?P<pid>[0-9]++)\s++(?:\((?P<tgid>\s*+[0-9]++|-++)\)\s++)?"
+                      r"\[(?P<cpu>[0-9]++)\]\s++")
+_TAIL = re.compile(r"(?:(?P<flags>[^\s\[\]0-9][^\s\[\]]*+)\s++)?"
+                   r"(?:(?P<secs>[0-9]++)\.(?P<usecs>[0-9]{6})|(?P<raw>[0-9]++)):\s++"
+                   r"(?P<event>[A-Za-z_][A-Za-z0-9_]*+):")
 _LOST = re.compile(r"\s*CPU:\s*[0-9]+ \[LOST ([0-9]+) EVENTS\]\s*\Z")
 _OURS = re.compile(r"\b(" + "|".join(EVENT_FORMATS) + r"):")
 
@@ -131,7 +135,7 @@ class TraceEvent:
                 raise ConfigError(f"{self.event}: {name}={value!r} does not fit {conv}")
         if (not self.comm or self.comm != self.comm.strip() or not self.comm.isprintable()
                 or self.comm.startswith("#")):
-            raise ConfigError(f"comm {self.comm!r}: printable, not empty, no spaces at its ends, "
+            raise ConfigError(f"comm {quote(self.comm)}: printable, not empty, no spaces at its ends, "
                               "no '#' first")
         for name in ("pid", "cpu", "timestamp"):
             if type(getattr(self, name)) is not int or getattr(self, name) < 0:
@@ -139,7 +143,7 @@ class TraceEvent:
         if self.tgid is not None and (type(self.tgid) is not int or self.tgid < 0):
             raise ConfigError(f"tgid must be None or an int >= 0, not {self.tgid!r}")
         if self.flags is not None and not re.fullmatch(r"[^\s\[\]0-9][^\s\[\]]*", self.flags):
-            raise ConfigError(f"irq-info flags {self.flags!r}: no spaces or brackets, not a number")
+            raise ConfigError(f"irq-info flags {quote(self.flags)}: no spaces or brackets, not a number")
 
     @classmethod
     def new(cls, event: str, values: Mapping[str, int], **context: object) -> TraceEvent:
@@ -230,18 +234,47 @@ def render(events: Iterable[TraceEvent], header: bool = False, nr_cpus: int = 1)
     return "".join(line + "\n" for line in lines)
 
 
+def _match_line(line: str) -> dict[str, str | None] | None:
+    """The columns of an ftrace event line (``comm``, ``pid``, ... ``event``, ``body``), or None.
+
+    The first ``-<pid> [<cpu>]`` from the left after which the rest of the context follows
+    wins, as the lazy comm of one whole-line regex would; each try reads a few tokens."""
+    for ctx in _CONTEXT.finditer(line):
+        tail = _TAIL.match(line, ctx.end())
+        if tail is None:
+            continue
+        rest = line[tail.end():]
+        if rest and not rest[0].isspace():
+            continue  # "<event>:" must be followed by blanks or the end of the line
+        cols: dict[str, str | None] = {"comm": line[:ctx.start()].lstrip()}
+        cols.update(ctx.groupdict())
+        cols.update(tail.groupdict())
+        cols["body"] = rest.strip() or None
+        return cols
+    return None
+
+
+def _int(digits: str, base: int, where: str, what: str, bits: int = 128) -> int:
+    """``digits`` as an int; FormatError "number too long" long before Python's 4,300-digit
+    limit.  Event fields are read up to 128 bits so that their range check (``%u``, ``%lx``)
+    says which conversion a value does not fit."""
+    return number(digits, base, where, what, bits)
+
+
 def _body(event: str, body: str, where: str) -> tuple[tuple[str, int], ...]:
     regex, convs, _ = _COMPILED[event]
     fmt, names = EVENT_FORMATS[event]
     m = regex.fullmatch(body)
     if m is None:
-        raise FormatError(where, f"{event}: expected {fmt!r}, got {body!r}")
+        raise FormatError(where, f"{event}: expected {fmt!r}, got {quote(body)}")
     out = []
     for name, conv, digits in zip(names, convs, m.groups()):
         _, base, low, high = _CONVERSIONS[conv]
-        value = int(digits, base)
+        negative = digits.startswith("-")
+        value = _int(digits[negative:], base, where, f"{event}: {name}=")
+        value = -value if negative else value
         if not low <= value <= high:
-            shown = f"0x{digits}" if conv == "%lx" else digits
+            shown = f"0x{digits}" if conv == "%lx" else digits  # at most 39 digits here
             raise FormatError(where, f"{event}: {name}={shown} does not fit {conv}")
         out.append((name, value))
     return tuple(out)
@@ -250,17 +283,19 @@ def _body(event: str, body: str, where: str) -> tuple[tuple[str, int], ...]:
 def parse_trace(text: str, source: str = "<trace>") -> TraceEvents:
     """The vmalloc events of an ftrace text capture; FormatError(``source:line``) on a malformed one."""
     out = TraceEvents(source=source)
-    for lineno, line in enumerate(text.splitlines(), 1):
+    if not isinstance(text, str):
+        raise FormatError(source, f"expected text, got {type(text).__name__}")
+    for lineno, line in _lines(text):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             out.comments += 1
             continue
         lost = _LOST.match(line)
         if lost:
-            out.lost += int(lost.group(1))
+            out.lost += _int(lost.group(1), 10, f"{source}:{lineno}", "the lost events", 64)
             continue
         where = f"{source}:{lineno}"
-        m = _LINE.match(line)
+        m = _match_line(line)
         if m is None:
             ours = _OURS.search(line)
             if ours:
@@ -268,7 +303,7 @@ def parse_trace(text: str, source: str = "<trace>") -> TraceEvents:
                                   "('<task>-<pid> [<cpu>] <flags> <secs>.<usecs>: <event>: ...')")
             out.unparsed += 1
             continue
-        event = m.group("event")
+        event = str(m["event"])
         if event not in EVENT_FORMATS:
             out.other_events[event] += 1
             continue
@@ -276,20 +311,23 @@ def parse_trace(text: str, source: str = "<trace>") -> TraceEvents:
     return out
 
 
-def _event(m: re.Match[str], event: str, where: str, lineno: int) -> TraceEvent:
-    tgid = m.group("tgid")
-    raw = m.group("raw")
-    usecs = int(raw) if raw is not None else int(m.group("secs")) * 1_000_000 + int(m.group("usecs"))
+def _event(m: dict[str, str | None], event: str, where: str, lineno: int) -> TraceEvent:
+    def num(key: str) -> int:  # pid_t, tgid, cpu: int; secs, usecs, raw clock: u64
+        return _int(str(m[key]).strip(), 10, where, key, 32 if key in ("pid", "tgid", "cpu") else 64)
+
+    tgid = m["tgid"]
+    raw = m["raw"]
+    usecs = num("raw") if raw is not None else num("secs") * 1_000_000 + num("usecs")
     try:
         return TraceEvent(
             event=event,
-            fields=_body(event, m.group("body") or "", where),
-            comm=m.group("comm") or "<...>",
-            pid=int(m.group("pid")),
-            cpu=int(m.group("cpu")),
+            fields=_body(event, m["body"] or "", where),
+            comm=m["comm"] or "<...>",
+            pid=num("pid"),
+            cpu=num("cpu"),
             timestamp=usecs,
-            flags=m.group("flags"),
-            tgid=None if tgid is None else (0 if tgid.startswith("-") else int(tgid)),
+            flags=m["flags"],
+            tgid=None if tgid is None else (0 if tgid.startswith("-") else num("tgid")),
             raw_clock=raw is not None,
             line=lineno,
         )

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pyvmalloc.errors import FormatError
+from pyvmalloc.formats._text import lines as _lines
+from pyvmalloc.formats._text import number, quote
 
 __all__ = [
     "KNOWN_FLAG_WORDS",
@@ -28,6 +30,7 @@ __all__ = [
     "VM_MAP_RAM",
     "VmallocinfoLine",
     "VmallocinfoSnapshot",
+    "format_caller",
     "parse_vmallocinfo",
     "render_vmallocinfo",
 ]
@@ -40,6 +43,10 @@ KNOWN_FLAG_WORDS: tuple[str, ...] = (
 )
 # VAs without a vm_struct (4.13+; VMAP_RAM in 6.4+): "0x..-0x.. <size> vm_map_ram".
 VM_MAP_RAM = "vm_map_ram"
+# Unknown words and keys named one by one in the warnings; the rest are counted in one more.
+MAX_WORD_WARNINGS = 20
+# include/linux/numa.h: MAX_NUMNODES = 1 << NODES_SHIFT, and NODES_SHIFT is at most 10.
+MAX_NUMNODES = 1 << 10
 # Lazily freed VAs printed after the busy ones (show_purge_info, 5.4+; the word appeared in 4.13).
 UNPURGED = "unpurged vm_area"
 
@@ -59,6 +66,9 @@ _MODULE = re.compile(r"\[[^\s\[\]]+\]\Z")
 _NUMA = re.compile(r"N([0-9]+)=(.*)\Z", re.DOTALL)
 _KEYVAL = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)=(.*)\Z", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
+# A whole caller as the parser reads it back: %pS with an optional module, or a raw address.
+_CALLER = re.compile(r"(?:[^\s+\[\]=]+\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+(?: \[[^\s\[\]]+\])?"
+                     r"|0x[0-9a-fA-F]+)")
 
 
 @dataclass(frozen=True)
@@ -154,12 +164,24 @@ class VmallocinfoSnapshot:
         return iter(self.lines)
 
 
-def _hex(text: str, where: str, what: str) -> int:
+def _hex(text: str, where: str, what: str, bits: int = 64, inclusive: bool = False) -> int:
     if not _HEX.match(text):
         if text == "":
             raise FormatError(where, f"truncated line: {what} has no digits")
-        raise FormatError(where, f"bad hex in {what}: {text!r}")
-    return int(text, 16)
+        raise FormatError(where, f"bad hex in {what}: {quote(text)}")
+    return number(text, 16, where, what, bits, inclusive)
+
+
+def _dec(text: str, where: str, what: str, bits: int) -> int:
+    return number(text, 10, where, what, bits)
+
+
+def _digits(text: str, value: int) -> int:
+    """The pointer width a printed address shows: its digits, except for an end address one
+    past the top of a 32- or 64-bit address space (``0x100000000``: the last page's end)."""
+    if value in (1 << 32, 1 << 64):
+        return (value.bit_length() - 1) // 4
+    return len(text)
 
 
 def _parse_range(token: str, where: str) -> tuple[int, int, int]:
@@ -167,16 +189,18 @@ def _parse_range(token: str, where: str) -> tuple[int, int, int]:
     if "-" not in token:
         if token.startswith("0x") and _HEX.match(token[2:]):
             raise FormatError(where, "truncated line: expected 0xSTART-0xEND, got no end address")
-        raise FormatError(where, f"expected 0xSTART-0xEND at the start of the line, got {token!r}")
+        raise FormatError(where, f"expected 0xSTART-0xEND at the start of the line, "
+                                 f"got {quote(token)}")
     left, right = token.split("-", 1)
     for part, name in ((left, "start address"), (right, "end address")):
         if not part.startswith("0x"):
             if part == "":
                 raise FormatError(where, f"truncated line: no {name}")
-            raise FormatError(where, f"{name} {part!r} does not begin with 0x")
+            raise FormatError(where, f"{name} {quote(part)} does not begin with 0x")
     start = _hex(left[2:], where, "start address")
-    end = _hex(right[2:], where, "end address")
-    return start, end, max(len(left), len(right)) - 2
+    # An area may end at the top of the address space: its end is one past ULONG_MAX.
+    end = _hex(right[2:], where, "end address", inclusive=True)
+    return start, end, max(_digits(left[2:], start), _digits(right[2:], end))
 
 
 def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]]
@@ -187,8 +211,8 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
     if len(tokens) < 2:
         raise FormatError(where, "truncated line: no size after the address range")
     if not _DEC.match(tokens[1]):
-        raise FormatError(where, f"size is not a decimal number: {tokens[1]!r}")
-    size = int(tokens[1])
+        raise FormatError(where, f"size is not a decimal number: {quote(tokens[1])}")
+    size = _dec(tokens[1], where, "size", 63)  # %7ld of vm->size
 
     rest = tokens[2:]
     i = 0
@@ -205,6 +229,7 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
     nr_pages: int | None = None
     phys: int | None = None
     kinds: list[str] = []
+    seen: set[str] = set()  # kinds, for membership in constant time on long lines
     unknown_words: list[str] = []
     numa: dict[int, int] = {}
     while i < len(rest):
@@ -213,22 +238,27 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
         if tok == "unpurged" and i < len(rest) and rest[i] == "vm_area":
             i += 1
             kinds.append(UNPURGED)
+            seen.add(UNPURGED)
             continue
         if tok in KNOWN_FLAG_WORDS or tok == VM_MAP_RAM:
-            if tok in kinds:
+            if tok in seen:
                 raise FormatError(where, f"flag word {tok!r} printed twice")
             kinds.append(tok)
+            seen.add(tok)
             continue
         numa_match = _NUMA.match(tok)
         if numa_match:
             node, count = numa_match.groups()
             if count == "":
-                raise FormatError(where, f"truncated line: {tok!r} has no page count")
+                raise FormatError(where, f"truncated line: {quote(tok)} has no page count")
             if not _DEC.match(count):
-                raise FormatError(where, f"bad page count in {tok!r}")
-            if int(node) in numa:
-                raise FormatError(where, f"node N{int(node)} printed twice")
-            numa[int(node)] = int(count)
+                raise FormatError(where, f"bad page count in {quote(tok)}")
+            nid = _dec(node, where, "node number", 32)
+            if nid >= MAX_NUMNODES:
+                raise FormatError(where, f"node N{nid} is beyond MAX_NUMNODES ({MAX_NUMNODES})")
+            if nid in numa:
+                raise FormatError(where, f"node N{nid} printed twice")
+            numa[nid] = _dec(count, where, f"the page count of N{nid}", 32)
             continue
         keyval = _KEYVAL.match(tok)
         if keyval:
@@ -240,8 +270,8 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
                     raise FormatError(where, f"{key}= printed twice")
                 if key == "pages":
                     if not _DEC.match(value):
-                        raise FormatError(where, f"pages= is not a decimal number: {value!r}")
-                    nr_pages = int(value)
+                        raise FormatError(where, f"pages= is not a decimal number: {quote(value)}")
+                    nr_pages = _dec(value, where, "pages=", 32)  # unsigned int nr_pages
                 else:
                     # phys=%lx / %llx (no 0x) before %pa (0x, zero-padded) in newer kernels.
                     digits_ = value[2:] if value.startswith("0x") else value
@@ -253,18 +283,19 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
         if _WORD.match(tok):
             # A flag word this parser does not know: a vendor kernel's (e.g. "lowmem") or a
             # future kernel's.  Kept as a kind, and reported.
-            if tok in kinds:
-                raise FormatError(where, f"flag word {tok!r} printed twice")
+            if tok in seen:
+                raise FormatError(where, f"flag word {quote(tok)} printed twice")
             kinds.append(tok)
+            seen.add(tok)
             unknown_words.append(tok)
             unknown.setdefault(tok, []).append(lineno)
             continue
         if _SYMBOL_CALLER.match(tok) or _RAW_CALLER.match(tok) or _MODULE.match(tok):
-            raise FormatError(where, f"caller {tok!r} after the flag words")
-        raise FormatError(where, f"unexpected {tok!r}")
+            raise FormatError(where, f"caller {quote(tok)} after the flag words")
+        raise FormatError(where, f"unexpected {quote(tok)}")
     # Canonical order, the one render_vmallocinfo prints: vendor flag words, then unknown
     # key=value tokens (so that a re-rendered line parses back to an equal record).
-    unknown_words.sort(key=lambda w: w not in kinds)
+    unknown_words.sort(key=lambda w: w not in seen)
     line = VmallocinfoLine(start=start, end=end, size=size, caller=caller, nr_pages=nr_pages,
                            phys=phys, kinds=tuple(kinds), numa=numa,
                            unknown_words=tuple(unknown_words), lineno=lineno)
@@ -319,7 +350,7 @@ def parse_vmallocinfo(text: str, source: str = "<vmallocinfo>") -> VmallocinfoSn
     lines: list[VmallocinfoLine] = []
     unknown: dict[str, list[int]] = {}
     digits = 0
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in _lines(text):
         if "\x00" in raw:
             raise FormatError(f"{source}:{lineno}", "binary data (NUL byte), not vmallocinfo text")
         if not raw.strip():
@@ -330,13 +361,19 @@ def parse_vmallocinfo(text: str, source: str = "<vmallocinfo>") -> VmallocinfoSn
     trusted, reason = _judge_addresses(lines)
     if trusted:
         _check_trusted(lines, source)
-    widest = max((max(ln.start, ln.end) for ln in lines), default=0)
+    # The end is exclusive: 0xfffff000-0x100000000 is a 32-bit area (its last byte 0xffffffff).
+    widest = max((max(ln.start, ln.end - 1) for ln in lines), default=0)
     bits = 64 if digits > 8 or widest >= 1 << 32 else 32
     warnings = []
-    for word, where in unknown.items():
+    for n, (word, where) in enumerate(unknown.items()):
+        if n == MAX_WORD_WARNINGS:
+            more = len(unknown) - n
+            warnings.append(f"{source}:{where[0]}: {more} more unknown words and keys kept "
+                            f"(not listed)")
+            break
         kind = "key" if word.endswith("=") else "flag word"
         count = f"{len(where)} lines" if len(where) > 1 else "1 line"
-        warnings.append(f"{source}:{where[0]}: unknown {kind} {word!r} kept "
+        warnings.append(f"{source}:{where[0]}: unknown {kind} {quote(word)} kept "
                         f"({count}; a vendor or newer kernel's)")
     if not trusted:
         warnings.append(f"{source}: {reason}; only address-free results are given")
@@ -344,10 +381,38 @@ def parse_vmallocinfo(text: str, source: str = "<vmallocinfo>") -> VmallocinfoSn
                                address_reason=reason, address_bits=bits, warnings=warnings)
 
 
+def _caller_char(c: str, keep_plus: bool) -> str:
+    if c.isprintable() and not c.isspace() and c not in "[]=" and (keep_plus or c != "+"):
+        return c
+    return "_"
+
+
+def format_caller(caller: str | None) -> str | None:
+    """``caller`` as this module prints it: a text that parses back as the caller, unchanged.
+
+    ``%pS`` prints ``symbol+0xoff/0xsize [module]`` or a raw ``0x...`` address, and a kallsyms
+    name never holds blanks, line breaks, control characters, ``+``, ``[``, ``]`` or ``=``.  A
+    caller already in one of those forms (every caller read from a snapshot) is printed as it is.
+    Any other (a name given to the model, ``caller="a=b"``) is sanitised the way %pS would
+    never print it: each such character becomes ``_`` -- and, when the text is still not
+    symbol+offset, ``+0x0/0x0`` is appended -- so a caller can never read as a flag word, a
+    ``key=value`` token, a second line or a module.  Empty or None: no caller printed.
+    """
+    if not caller:
+        return None
+    if caller.isprintable() and _CALLER.fullmatch(caller):
+        return caller
+    kept = "".join(_caller_char(c, True) for c in caller)
+    if _CALLER.fullmatch(kept):
+        return kept
+    return "".join(_caller_char(c, False) for c in caller) + "+0x0/0x0"
+
+
 def _render_line(ln: VmallocinfoLine, digits: int, phys_digits: int) -> str:
     parts = [f"0x{ln.start:0{digits}x}-0x{ln.end:0{digits}x} {ln.size:7d}"]
-    if ln.caller is not None:
-        parts.append(ln.caller)
+    caller = format_caller(ln.caller)
+    if caller is not None:
+        parts.append(caller)
     if ln.nr_pages is not None:
         parts.append(f"pages={ln.nr_pages}")
     if ln.phys is not None:
@@ -365,11 +430,13 @@ def render_vmallocinfo(records: Iterable[VmallocinfoLine], bits: int | None = No
     ``bits`` is the pointer width (64: 16 hex digits, 32: 8); by default 64 if any address needs
     it, else 32.  ``phys_bits`` is ``sizeof(phys_addr_t)*8`` and defaults to ``bits``.  Records
     print in the order given; their ``kinds`` print in their own order, so a parsed snapshot
-    renders back to the same records.
+    renders back to the same records.  Callers print through :func:`format_caller`, so whatever
+    the caller text, the output parses back (render then parse is the identity on callers
+    already in %pS form, which every parsed and every model-printed caller is).
     """
     recs = list(records)
     if bits is None:
-        bits = 64 if any(max(r.start, r.end) >= 1 << 32 for r in recs) else 32
+        bits = 64 if any(max(r.start, r.end - 1) >= 1 << 32 for r in recs) else 32
     if bits not in (32, 64):
         raise FormatError("render_vmallocinfo", f"bits must be 32 or 64, not {bits}")
     phys_bits = bits if phys_bits is None else phys_bits
@@ -377,7 +444,8 @@ def render_vmallocinfo(records: Iterable[VmallocinfoLine], bits: int | None = No
         raise FormatError("render_vmallocinfo", f"phys_bits must be 32 or 64, not {phys_bits}")
     out = []
     for r in recs:
-        if max(r.start, r.end) >= 1 << bits or min(r.start, r.end, r.size) < 0:
+        # The end may be one past the last address (an area ending at the top page).
+        if r.start >= 1 << bits or r.end > 1 << bits or min(r.start, r.end, r.size) < 0:
             raise FormatError(f"render_vmallocinfo:{r.lineno}",
                               f"area 0x{r.start:x}-0x{r.end:x} does not fit {bits}-bit addresses")
         if r.phys is not None and not 0 <= r.phys < 1 << phys_bits:

@@ -54,6 +54,7 @@ from pyvmalloc.formats.vmallocinfo import (
     parse_vmallocinfo,
 )
 from pyvmalloc.vmalloc.api import LazyArea
+from pyvmalloc.vmalloc.list_allocator import space_bounds
 from pyvmalloc.vmalloc.vm_struct import (
     VM_ALLOC,
     VM_MAP,
@@ -417,7 +418,8 @@ def _fixed_why(m: Machine, ln: VmallocinfoLine) -> str:
     return f"area {side}"
 
 
-def _alloc_frames(m: Machine, ln: VmallocinfoLine, n: int) -> np.ndarray | None:
+def _alloc_frames(m: Machine, ln: VmallocinfoLine, n: int, owner: str = "vmalloc"
+                  ) -> np.ndarray | None:
     """``n`` frames for the line, ``N<node>=`` counts on their nodes first; None if RAM is short."""
     if m.phys.nr_free() < n:
         return None
@@ -427,13 +429,13 @@ def _alloc_frames(m: Machine, ln: VmallocinfoLine, n: int) -> np.ndarray | None:
     for node, count in sorted(ln.numa.items()):
         take = min(count, left)
         if take and node < nodes:
-            got = m._alloc_pages(_GFP_VMALLOC, take, node)
+            got = m._alloc_pages(_GFP_VMALLOC, take, node, owner)
             parts.append(got)
             left -= len(got)
             if len(got) < take:
                 break
     if left:
-        parts.append(m._alloc_pages(_GFP_VMALLOC, left, -1))
+        parts.append(m._alloc_pages(_GFP_VMALLOC, left, -1, owner))
     pfns = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     if len(pfns) < n:
         m._free_pages(pfns)
@@ -442,8 +444,17 @@ def _alloc_frames(m: Machine, ln: VmallocinfoLine, n: int) -> np.ndarray | None:
 
 
 def _populate(m: Machine, area: SnapshotArea, n: int, ln: VmallocinfoLine, exec_: bool) -> bool:
-    """Give ``area`` ``n`` mapped frames and its page array; False (nothing taken) if RAM is short."""
-    pfns = _alloc_frames(m, ln, n)
+    """Give ``area`` ``n`` mapped frames and its page array; False (nothing taken) if RAM is short.
+
+    Every line with ``pages=N`` gets N frames mapped at the start of its area, whatever its
+    words.  A VM_ALLOC (``vmalloc``) area owns its frames (owner ``vmalloc``) and a page array.
+    Any other area -- ``vmap`` (5.8+ prints ``pages=`` for vmap(VM_MAP_PUT_PAGES) areas),
+    ``ioremap``, ``user``, ``dma-coherent``, vendor words, no word -- maps frames that belong to
+    whoever mapped them (owner ``other``, as the pages a vmap() caller passes), recorded as the
+    area's mapped pages, as ``vmap`` records them; ``vfree`` gives them back (VM_MAP_PUT_PAGES).
+    """
+    vm_alloc = bool(area.flags & VM_ALLOC)
+    pfns = _alloc_frames(m, ln, n, "vmalloc" if vm_alloc else "other")
     if pfns is None:
         return False
     prot = m._pgprot("PAGE_KERNEL_EXEC" if exec_ else "PAGE_KERNEL")
@@ -455,9 +466,9 @@ def _populate(m: Machine, area: SnapshotArea, n: int, ln: VmallocinfoLine, exec_
         return False
     area.pages = pfns
     area.nr_pages = n
-    if area.flags & VM_MAP:
+    if area.flags & VM_MAP or not vm_alloc:
         area.mapped = pfns
-    if n * m._ptr_size <= m.PAGE_SIZE:
+    if vm_alloc and n * m._ptr_size <= m.PAGE_SIZE:
         _kmalloc_array(m, area)
     # A larger array was vmalloc'ed by the kernel (``vpages``): _link_page_arrays finds it.
     return True
@@ -487,7 +498,14 @@ def _link_page_arrays(m: Machine, areas: Sequence[SnapshotArea]) -> int:
     used: set[int] = set()
     linked = 0
     for area in areas:
-        if not (area.flags & VM_ALLOC and area.nr_pages) or area.pages_array is not None:
+        if not (area.flags & VM_ALLOC and area.nr_pages):
+            continue
+        if area.pages_array is not None:
+            if area.flags & VM_VPAGES:
+                # ``vpages`` on an area whose array fits a page (kmalloc'ed above): the kernel
+                # would not have vmalloc'ed it; the word is kept as printed text.
+                area.flags &= ~VM_VPAGES
+                area.extra_words += ("vpages",)
             continue
         nbytes = area.nr_pages * m._ptr_size
         want = ((nbytes + ps - 1) & -ps) + ps
@@ -533,6 +551,17 @@ def _check_line(m: Machine, ln: VmallocinfoLine, source: str) -> None:
     where = f"{source}:{ln.lineno}"
     if ln.size <= 0:
         raise FormatError(where, "an area of size 0")
+    low, high = space_bounds(m.PAGE_SIZE)
+    if ln.start < low or ln.start + ln.size > high:
+        # mm/vmalloc.c: the free space is [1, ULONG_MAX): va_end of an area ending at 2**64
+        # would wrap to 0, and page 0 is NULL.  (A 32-bit end of 0x100000000 is fine here.)
+        raise FormatError(where, f"area 0x{ln.start:x}-0x{ln.start + ln.size:x} reaches "
+                                 f"{'page 0' if ln.start < low else 'the last page of the 64-bit address space'}"
+                                 f": no kernel's vmap space holds it ([0x{low:x}, 0x{high:x}))")
+    for word in (VM_MAP_RAM, UNPURGED):
+        if word in ln.kinds and ln.nr_pages is not None:
+            raise FormatError(where, f"pages= on a {word!r} line: such an area has no vm_struct, "
+                                     f"and the kernel prints no pages= for it")
     if ln.start % m.PAGE_SIZE or ln.size % m.PAGE_SIZE:
         raise FormatError(where, f"area 0x{ln.start:x}+{ln.size} is not page aligned "
                                  f"(PAGE_SIZE {m.PAGE_SIZE})")
