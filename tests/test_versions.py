@@ -23,7 +23,8 @@ def test_versions_parse_as_uname_and_proc_version_print_them(text: str, want: tu
     assert (v.major, v.minor, v.patch) == want
 
 
-@pytest.mark.parametrize("bad", ["7.0", "2.6.21", "2.4.37", "banana", "", "6"])
+@pytest.mark.parametrize("bad", ["7.0", "2.6.21", "2.4.37", "banana", "", "6", "3." + "9" * 50,
+                                 "6.00000000001"])
 def test_an_unknown_version_is_a_config_error_that_lists_the_known_ones(bad: str) -> None:
     with pytest.raises(pv.ConfigError) as info:
         pv.Machine(ram="64M", kernel=bad)

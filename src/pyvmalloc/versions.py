@@ -80,8 +80,8 @@ def parse_version(text: str | KernelVersion) -> KernelVersion:
         return text
     if not isinstance(text, str):
         raise ConfigError(f"kernel={text!r}: a kernel version is a string such as '6.1'")
-    m = _VERSION.match(text)
-    if m is None:
+    m = _VERSION.match(text[:256])
+    if m is None or any(len(g) > 4 for g in m.groups()[:3] if g):
         raise ConfigError(f"kernel={text!r} is not a kernel version; {_known_sentence()}")
     major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
     if major == 2 and minor == 6:
