@@ -891,15 +891,6 @@ class Vmalloc:
             raise PageFault(bad, access, "not present (kernel paging request in vmalloc space)")
         return pfns, addr & (self.PAGE_SIZE - 1)
 
-    def _kernel_read(self, addr: int, n: int) -> bytes:
-        """Bytes at kernel virtual ``addr`` through init_mm's page tables (PageFault on a hole)."""
-        if n <= 0:
-            return b""
-        self._kernel_pfns(addr, n, "read")
-        out = np.empty(n, dtype=np.uint8)
-        self._copy_runs(addr, n, out, write=False)
-        return out.tobytes()
-
     def _kernel_write(self, addr: int, data: bytes) -> None:
         """Store ``data`` at kernel virtual ``addr`` (PageFault on a hole, before any store)."""
         n = len(data)
