@@ -90,6 +90,7 @@ METHODS = {
     "vmallocinfo",
     "vmap",
     "vread",
+    "vread_into",
     "vunmap",
     "vunmap_area",
     "vwrite",

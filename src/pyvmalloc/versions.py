@@ -269,6 +269,13 @@ CHANGES: Final[dict[str, Change]] = {
     "meminfo_vmalloc_used_pages": Change(
         "5.3", "97105f0ab7b8 (\"mm: vmalloc: show number of vmalloc pages in /proc/meminfo\")",
         "VmallocUsed is the pages vmalloc allocated; VmallocChunk stays 0"),
+    # -- vread / vwrite (/dev/kmem, /proc/kcore) ------------------------------------------------
+    "vread_holes": Change(
+        "2.6.32", "d0107eb07320 (KAMEZAWA Hiroyuki, \"kcore: fix vread/vwrite to be aware of holes\") ≈",
+        "vread/vwrite copy page by page through vmalloc_to_page: unmapped pages of an area read "
+        "as zeros and are not written, VM_IOREMAP areas are holes; vread zero-fills the rest of "
+        "its buffer and both return count, or 0 when the range meets no area (2.6.22 copied "
+        "every byte of every area, oopsing on an unmapped page, and returned what it copied)"),
 }
 
 

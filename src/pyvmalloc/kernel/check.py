@@ -13,11 +13,12 @@ invariant, in this order:
    without one excepted: early static maps, VM_NO_GUARD), lies inside an allowed range
    (the vmalloc area, the arch's module area, or ``m.extra_vm_ranges`` if a snapshot
    recorded some) and owns live kmalloc objects for its ``vm_struct`` and page array; a
-   VM_VPAGES array holds the area's pfns in its memory;
+   VM_VPAGES array holds the area's pfns in its memory; every caller is a str;
 4. every frame has exactly one owner: frames owned "vmalloc" are the pages of the VM_ALLOC
    areas (plus those a user mapping still pins after the area went), no page is in two
    areas; frames owned "pgtable" are the tables of init_mm and the user mms; the slab
-   pages are what kmalloc counts;
+   pages are what kmalloc counts, and every live kmalloc object is a vm_struct or page array
+   of an area (no leak);
 5. every PTE mapped in those ranges lies in an area (never in a guard page nor in a lazily
    freed range) and maps that area's page i (``pages`` for VM_ALLOC, ``mapped`` for vmap),
    and every page of a finished VM_ALLOC or vmap area is mapped;
@@ -87,6 +88,11 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def check_machine(m: Machine) -> None:
     """Raise ``Inconsistency`` naming the first broken invariant of ``m``; return None if all hold."""
+    # A caller that is not a str would break the /proc renderers below: look at it first.
+    for area in m.areas():
+        if not isinstance(area.caller, str):
+            raise Inconsistency(f"area at {area.addr:#x} has caller {area.caller!r} "
+                                f"({type(area.caller).__name__}), not a str")
     # The /proc renderers take vmlist_lock themselves and it is not recursive: read them first.
     meminfo_text = proc.meminfo(m, "vmlist")  # the walk the recount below repeats
     records = proc.vmallocinfo_records(m)
@@ -110,6 +116,7 @@ class _Checker:
         self.lazy: list[LazyArea] = []
         self.map_ram: list[VmMapRamRange] = []  # vm_map_ram blocks a snapshot reserved
         self.guard: dict[int, int] = {}  # id(area) -> pages of guard at its end (0 or 1)
+        self.handles: dict[int, str] = {}  # kmalloc object -> the area that holds it
 
     def run(self, meminfo_text: str, records: list[VmallocinfoLine]) -> None:
         m = self.m
@@ -191,6 +198,31 @@ class _Checker:
                 handles[handle] = f"area {area.addr:#x}"
             if area.flags & VM_ALLOC and area.nr_pages:
                 self._check_vm_alloc_area(area)
+        self.handles = handles
+
+    def _check_slab_objects(self, handles: dict[int, str]) -> None:
+        """Every live kmalloc object is a vm_struct or a page array of a registered area.
+
+        The count is compared first (one number); only when it differs are kmalloc's slabs
+        listed (objects, not frames) to name the leaked one.
+        """
+        slab = self.m.slab
+        live = slab.statistics().objects
+        if live == len(handles):
+            return
+        objects: dict[int, int] = {}  # handle -> requested size
+        base = slab.page_offset
+        for pfn, sl in slab._slabs.items():
+            for idx, size in sl.used.items():
+                objects[base + pfn * self.ps + idx * sl.size] = size
+        for pfn, (_order, size) in slab._large.items():
+            objects[base + pfn * self.ps] = size
+        leaked = sorted(set(objects) - set(handles))
+        if leaked:
+            h = leaked[0]
+            raise Inconsistency(f"kmalloc object {h:#x} ({objects[h]} bytes) is live but no area's "
+                                f"vm_struct or page array holds it (a leak of {len(leaked)} object(s))")
+        raise Inconsistency(f"kmalloc counts {live} live objects, the areas hold {len(handles)}")
 
     def _guard_pages(self, area: vm_struct) -> int:
         """1: the area ends with a guard page (every area the API makes).  Areas a snapshot
@@ -330,6 +362,7 @@ class _Checker:
         counted = m.slab.statistics().slab_pages
         if nslab != counted:
             raise Inconsistency(f"{nslab} frames are owned by slab, kmalloc counts {counted} slab pages")
+        self._check_slab_objects(self.handles)
 
     # ---- 5. page-table entries ------------------------------------------------------------------
     def _check_ptes(self) -> None:

@@ -24,6 +24,7 @@ the attributes documented in ``Vmalloc.__init__``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +38,7 @@ import numpy.typing as npt
 from pyvmalloc.errno import EINVAL, ENOENT, ENOMEM
 from pyvmalloc.errors import KernelBug, PageFault
 from pyvmalloc.phys import gfp as G
+from pyvmalloc.phys.frames import CHUNK_FRAMES, CHUNK_SHIFT
 from pyvmalloc.phys.memory import NO_ZONE
 from pyvmalloc.versions import (
     KernelVersion,
@@ -741,6 +743,16 @@ class Vmalloc:
         return self._set_usermap(ret)
 
     # ---- vread / vwrite -----------------------------------------------------------------------
+    # The copies go through init_mm's page tables one physical run at a time, in address order:
+    # consecutive virtual pages that map consecutive frames (within one chunk of the frame store)
+    # are one slice copy, so a page mapped twice (a vmap of [P, P], as BPF's ring buffer does, or
+    # two areas over one page) sees the bytes of each range in turn, as the kernel's memcpy does.
+    # From 2.6.32 (``versions: vread_holes``) unmapped pages of an area and VM_IOREMAP areas are
+    # holes: zeros on read, not written; 2.6.22 touched every byte of every area and oopsed on an
+    # unmapped page (here: PageFault, raised before anything of that area is copied).
+    _VREAD_PIECE_PAGES = 1 << 15  # pages looked up at a time: bounded work per page-table lookup
+    _VREAD_SMALL = 1 << 24        # vread counts up to this allocate without looking for the end
+
     def _clamp_count(self, addr: int, count: int) -> int:
         """``count`` cut at the top of the address space (``addr`` already masked)."""
         top = 1 << self.profile.bits
@@ -750,8 +762,9 @@ class Vmalloc:
             count = max(top - addr, 0)
         return count
 
-    def _vwalk(self, addr: int, count: int) -> Iterator[tuple[int, int, bool]]:
-        """(address, length, is_area) runs that vread/vwrite visit, as the seed walks vmlist."""
+    def _vwalk(self, addr: int, count: int) -> Iterator[tuple[int, int, vm_struct | None]]:
+        """(address, length, area or None for a hole) runs that vread/vwrite visit, as the seed
+        walks vmlist; the walk ends after the last area."""
         # Callers hold vmlist_lock for read: the list cannot change under this walk.
         for start, size, owner in self.vmap_allocator.for_each_busy(addr):
             if count == 0:
@@ -763,64 +776,185 @@ class Vmalloc:
                 continue
             if addr < start:
                 gap = min(start - addr, count)
-                yield addr, gap, False
+                yield addr, gap, None
                 addr += gap
                 count -= gap
                 if count == 0:
                     return
             n = min(area_end - addr, count)
-            yield addr, n, True
+            yield addr, n, owner
             addr += n
             count -= n
+
+    def _vread_end(self, addr: int) -> int:
+        """One past the last byte the walk from ``addr`` can reach: the end (guard page
+        excluded) of the last area; ``addr`` when no area lies above it.  vmlist_lock held."""
+        end = addr
+        for start, size, owner in self.vmap_allocator.for_each_busy(addr):
+            if isinstance(owner, vm_struct):
+                end = max(end, start + size - self.PAGE_SIZE)
+        return end
+
+    def _is_vread_hole(self, area: vm_struct | None) -> bool:
+        return area is None or (bool(area.flags & VM_IOREMAP) and has(self.kernel, "vread_holes"))
+
+    def _vread_locked(self, addr: int, out: npt.NDArray[np.uint8], count: int) -> tuple[int, int]:
+        """The kernel's vread into ``out[:count]``: (its return value, bytes up to the end of
+        the last area the walk reached); vmlist_lock held for read."""
+        holes = has(self.kernel, "vread_holes")
+        done = 0
+        for a, n, area in self._vwalk(addr, count):
+            dst = out[a - addr: a - addr + n]
+            if self._is_vread_hole(area):
+                dst[:] = 0
+            else:
+                if not holes:  # 2.6.22 oopses on an unmapped page of an area
+                    self._kernel_pfns(a, n, "read")
+                self._copy_runs(a, n, dst, write=False)
+            done = a - addr + n
+        if not holes:
+            return done, done  # the seed: what was copied; the walk ends with the list
+        if not done:
+            return 0, 0  # no area ends above addr: "if (buf == buf_start) return 0;"
+        out[done:count] = 0  # "zero-fill memory holes": the rest of the buffer
+        return count, done
+
+    def vread_into(self, addr: int, buffer: Any) -> int:
+        """``vread(buf, addr, count)`` into the caller's writable ``buffer`` (bytearray,
+        memoryview, numpy uint8 array...): ``count`` is its length in bytes; returns the kernel's
+        count.
+
+        2.6.22: areas and the holes between them are copied until the last area ends; the count
+        is what was copied and the rest of ``buffer`` is left alone.  2.6.32+ (``vread_holes``):
+        unmapped pages and VM_IOREMAP areas read as zeros too, the rest of the buffer is
+        zero-filled and the count is ``len(buffer)``, or 0 when no area ends above ``addr``
+        (the 2.6.32-6.3 rule; 6.4's vread_iter also returns 0 for a range wholly below an area).
+        Nothing is allocated in proportion to the count.
+        """
+        try:
+            view = memoryview(buffer).cast("B")
+        except TypeError:
+            raise TypeError(f"vread_into: buffer must be a writable C-contiguous bytes-like object, "
+                            f"not {type(buffer).__name__}") from None
+        if view.readonly:
+            raise TypeError("vread_into: buffer is read-only")
+        out = np.frombuffer(view, dtype=np.uint8)
+        addr &= (1 << self.profile.bits) - 1  # a C pointer: -1 is the top byte
+        count = self._clamp_count(addr, len(out))
+        with self.vmlist_lock.read():
+            return self._vread_locked(addr, out, count)[0]
 
     def vread(self, addr: int, count: int) -> bytes:
         """Read ``count`` bytes of the vmalloc space at ``addr`` as /dev/kmem does.
 
-        Holes between areas (guard pages included) read as zeros; the read ends after the last
-        area, so fewer than ``count`` bytes may come back (the seed returns what it copied).
+        Holes between areas (guard pages included) read as zeros, and from 2.6.32 so do
+        unmapped pages and VM_IOREMAP areas (see :meth:`vread_into`).  The bytes end with the
+        last area, so fewer than ``count`` may come back (the seed returns what it copied; later
+        kernels zero-fill the rest of their buffer, which :meth:`vread_into` does).  ValueError
+        when what is left after that cut is more than this host's free memory can hold.
         """
         addr, count = _args.integer("vread", "addr", addr), _args.integer("vread", "count", count)
         addr &= (1 << self.profile.bits) - 1  # a C pointer: -1 is the top byte
         count = self._clamp_count(addr, count)
-        out: list[bytes] = []
         with self.vmlist_lock.read():
-            for a, n, is_area in self._vwalk(addr, count):
-                out.append(self._kernel_read(a, n) if is_area else bytes(n))
-        return b"".join(out)
+            if count > self._VREAD_SMALL:
+                count = min(count, self._vread_end(addr) - addr)
+                room = _host_free_bytes() // 2  # the buffer and the bytes made from it
+                if count > room:
+                    raise ValueError(
+                        f"vread({addr:#x}, ...): the {count} bytes up to the end of the last area are "
+                        f"more than this host can hold ({room} bytes); read in pieces or pass a "
+                        "buffer of your own to vread_into()")
+            out = np.empty(count, dtype=np.uint8)
+            n = self._vread_locked(addr, out, count)[1]
+        return out[:n].tobytes()
 
     def vwrite(self, addr: int, data: bytes | bytearray | memoryview) -> int:
         """Write ``data`` into the vmalloc space at ``addr``; returns the bytes consumed.
 
-        Holes are skipped (their bytes of ``data`` are consumed, not written), as in the seed.
+        Holes are skipped (their bytes of ``data`` are consumed, not written), as in the seed;
+        from 2.6.32 unmapped pages and VM_IOREMAP areas are holes too, the count is
+        ``len(data)``, or 0 when no area ends above ``addr``.  A page mapped at several addresses
+        receives each range in address order (a memcpy through the mappings).
         """
         addr, data = _args.integer("vwrite", "addr", addr), _args.data("vwrite", data)
+        src = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
         addr &= (1 << self.profile.bits) - 1  # a C pointer: -1 is the top byte
-        count = self._clamp_count(addr, len(data))
+        count = self._clamp_count(addr, len(src))
+        holes = has(self.kernel, "vread_holes")
         done = 0
         with self.vmlist_lock.read():
-            for a, n, is_area in self._vwalk(addr, count):
-                if is_area:
-                    self._vwrite_area(a, data[a - addr: a - addr + n])
+            for a, n, area in self._vwalk(addr, count):
+                if not self._is_vread_hole(area):
+                    if not holes:  # 2.6.22 oopses on an unmapped page: earlier areas are written
+                        self._kernel_pfns(a, n, "write")
+                    self._vwrite_area(a, n, src[a - addr: a - addr + n])
                 done = a - addr + n
+        if holes and done:
+            return count  # 2.6.32+: "return buflen" (0 when no area ends above addr)
         return done
 
-    def _vwrite_area(self, addr: int, data: bytes) -> None:
+    def _vwrite_area(self, addr: int, n: int, data: npt.NDArray[np.uint8]) -> None:
         """One area's part of a vwrite.  Before 2.6.32 (``vwrite_via_kmap``) the seed stores
         byte by byte through the area's own PTEs (``*addr = *buf``): the bytes before the
         first read-only page land, then the store faults (an oops in the kernel; PageFault
         here).  From 2.6.32 ``aligned_vwrite`` copies through ``kmap_atomic`` of each page, a
         writable mapping, so a PAGE_KERNEL_RO vmap is written like any other area."""
-        if not has(self.kernel, "vwrite_via_kmap") and data:
+        if not has(self.kernel, "vwrite_via_kmap") and n:
             first = addr & ~(self.PAGE_SIZE - 1)
-            npages = (addr + len(data) - first + self.PAGE_SIZE - 1) >> self.PAGE_SHIFT
+            npages = (addr + n - first + self.PAGE_SIZE - 1) >> self.PAGE_SHIFT
             entries = self.init_mm.lookup_entries(first, npages)
             pte = self.profile.pte
             ro = [i for i, e in enumerate(entries.tolist()) if pte.pte_present(e) and not pte.pte_write(e)]
             if ro:
                 stop = max(first + (ro[0] << self.PAGE_SHIFT), addr)
-                self._kernel_write(addr, data[: stop - addr])
+                self._copy_runs(addr, stop - addr, data[: stop - addr], write=True)
                 raise PageFault(stop, "write", "protection (kernel write to a read-only vmalloc page)")
-        self._kernel_write(addr, data)
+        self._copy_runs(addr, n, data, write=True)
+
+    def _copy_runs(self, addr: int, n: int, buf: npt.NDArray[np.uint8], write: bool) -> None:
+        """Copy between ``buf`` and the ``n`` bytes at kernel ``addr``, one slice per run of
+        consecutive frames, in address order; unmapped pages read as zeros and are not written."""
+        ps, shift = self.PAGE_SIZE, self.PAGE_SHIFT
+        frames = self.phys.frames
+        chunks = frames._chunks  # the frame store's rows: slices of them are the frames' bytes
+        pos = 0
+        while pos < n:
+            va = addr + pos
+            first = va >> shift
+            npages = min(((addr + n - 1) >> shift) - first + 1, self._VREAD_PIECE_PAGES)
+            piece = min(n - pos, (npages << shift) - (va & (ps - 1)))
+            pfns = self.init_mm.lookup(first << shift, npages)
+            missing = pfns < 0
+            brk = np.ones(npages, dtype=bool)
+            brk[1:] = ((pfns[1:] != pfns[:-1] + 1) | ((pfns[1:] >> CHUNK_SHIFT) != (pfns[:-1] >> CHUNK_SHIFT))
+                       | missing[1:] | missing[:-1])
+            starts = np.flatnonzero(brk).tolist()
+            ends = starts[1:] + [npages]
+            vbase = va & (ps - 1)  # byte offset of ``va`` in its page: virtual bytes [vbase, vbase + piece)
+            for s, e in zip(starts, ends):
+                lo, hi = max(s * ps, vbase), min(e * ps, vbase + piece)
+                if lo >= hi:
+                    continue
+                where = buf[pos + lo - vbase: pos + hi - vbase]
+                pfn = int(pfns[s])
+                if pfn < 0:
+                    if not write:
+                        where[:] = 0
+                    continue
+                if pfn + (e - s) > frames.nr_frames:
+                    raise IndexError("pfn outside physical memory")
+                row = pfn & (CHUNK_FRAMES - 1)
+                chunk = frames._chunk(pfn) if write else chunks.get(pfn >> CHUNK_SHIFT)
+                if chunk is None:  # never written: zeros
+                    where[:] = 0
+                    continue
+                flat = chunk[row: row + e - s].reshape(-1)
+                if write:
+                    flat[lo - s * ps: hi - s * ps] = where
+                else:
+                    where[:] = flat[lo - s * ps: hi - s * ps]
+            pos += piece
 
     def _kernel_pfns(self, addr: int, n: int, access: str) -> tuple[npt.NDArray[np.int64], int]:
         first = addr >> self.PAGE_SHIFT
@@ -833,27 +967,13 @@ class Vmalloc:
             raise PageFault(bad, access, "not present (kernel paging request in vmalloc space)")
         return pfns, addr & (self.PAGE_SIZE - 1)
 
-    def _kernel_read(self, addr: int, n: int) -> bytes:
-        """Bytes at kernel virtual ``addr`` through init_mm's page tables (vectorised)."""
-        if n <= 0:
-            return b""
-        pfns, off = self._kernel_pfns(addr, n, "read")
-        return self.phys.frames.gather(pfns).reshape(-1)[off: off + n].tobytes()
-
     def _kernel_write(self, addr: int, data: bytes) -> None:
-        """Store ``data`` at kernel virtual ``addr`` (vectorised; partial end pages merged)."""
+        """Store ``data`` at kernel virtual ``addr`` (PageFault on a hole, before any store)."""
         n = len(data)
         if n <= 0:
             return
-        pfns, off = self._kernel_pfns(addr, n, "write")
-        frames = self.phys.frames
-        buf = np.empty((len(pfns), self.PAGE_SIZE), dtype=np.uint8)
-        if off:
-            buf[0] = frames.gather(pfns[:1])[0]
-        if (off + n) % self.PAGE_SIZE:
-            buf[-1] = frames.gather(pfns[-1:])[0]
-        buf.reshape(-1)[off: off + n] = np.frombuffer(data, dtype=np.uint8)
-        frames.scatter(pfns, buf)
+        self._kernel_pfns(addr, n, "write")
+        self._copy_runs(addr, n, np.frombuffer(data, dtype=np.uint8), write=True)
 
     # ---- user space -------------------------------------------------------------------------
     def user_mm(self) -> UserMm:
@@ -997,6 +1117,14 @@ class Vmalloc:
         if handle:
             with self._page_lock:
                 self.slab.kfree(handle)
+
+
+def _host_free_bytes() -> int:
+    """Free memory of the host running the model (``sysconf``), or 4 GiB where it cannot say."""
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return 4 << 30
 
 
 def _as_pfns(pages: Sequence[PageLike] | npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
