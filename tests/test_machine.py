@@ -140,16 +140,31 @@ def test_bad_command_lines_exit_2_with_one_line(argv: list[str], capsys: pytest.
 
 
 def test_bench_runs_every_scenario_on_both_allocators(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "test_loop_count=1", "run_test_mask=0x7d", "--ram", "256M", "--json"]) == 0
+    # long_busy_list_alloc_test keeps 15000 areas busy: it runs below, smaller, on its own.
+    assert main(["bench", "test_loop_count=2", "run_test_mask=0x79", "--ram", "256M", "--json"]) == 0
     import json
 
     report = json.loads(capsys.readouterr().out)
     names = {row["scenario"] for row in report["results"]}
     assert names == {"fix_size_alloc_test", "long_busy_list_alloc_test", "random_size_alloc_test",
                      "fix_align_alloc_test", "random_size_align_alloc_test", "align_shift_alloc_test",
-                     "full_fit_alloc_test"} - {"full_fit_alloc_test"}
+                     "full_fit_alloc_test"} - {"full_fit_alloc_test", "long_busy_list_alloc_test"}
     for row in report["results"]:
         for alloc in ("list", "kva"):
             assert row[alloc]["ops"] > 0 and row[alloc]["failed"] == 0
     align = next(r for r in report["results"] if r["scenario"] == "align_shift_alloc_test")
     assert align["list"]["xfailed"] == 1 and align["kva"]["xfailed"] == 1
+
+
+@pytest.mark.parametrize("allocator", ["list", "kva"])
+def test_long_busy_list_keeps_its_areas_and_frees_them_all(allocator: str) -> None:
+    import random
+
+    from pyvmalloc.kernel import test_vmalloc as tv
+
+    m = pv.Machine(ram="256M", allocator=allocator)
+    out = tv.Outcome("long_busy_list_alloc_test")
+    tv.long_busy_list_alloc_test(m, tv.Params(test_loop_count=3), random.Random(0), out, live=400)
+    assert out.failed == 0 and out.ops == 2 * 400 + 4 * 3
+    assert not list(m.areas())
+    m.check()
