@@ -18,8 +18,7 @@ from pyvmalloc.arch import PROFILES
 from pyvmalloc.kernel import check as check_mod
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.formats.vmallocinfo import VmallocinfoLine
-from pyvmalloc.vmalloc.api import LazyArea
-from pyvmalloc.vmalloc.vm_struct import FixedRange
+from pyvmalloc.vmalloc.vm_struct import VM_LAZY_FREE, VM_VM_AREA, FixedRange, vmap_area
 
 PAGE = 4096
 
@@ -259,14 +258,15 @@ def test_an_area_grown_past_its_block_is_named() -> None:
     a = m.vmalloc(PAGE)
     m.vmalloc(PAGE)
     area_at(m, a).size += 2 * PAGE
-    with pytest.raises(pv.Inconsistency, match=rf"disagrees with its allocator block {a:#x}\+0x2000"):
+    with pytest.raises(pv.Inconsistency, match=rf"disagrees with its vmap_area {a:#x}\+0x2000"):
         m.check()
 
 
 def test_an_area_outside_the_allowed_ranges_is_named_unless_a_snapshot_recorded_it() -> None:
     m = machine(allocator="kva")
     addr = m.VMALLOC_START - 64 * PAGE
-    assert m.vmap_allocator.insert(addr, 2 * PAGE, pv.vm_struct(addr, 2 * PAGE, pv.VM_IOREMAP))
+    area = pv.vm_struct(addr, 2 * PAGE, pv.VM_IOREMAP)
+    assert m.reserve_vmap_area(vmap_area(addr, addr + 2 * PAGE, VM_VM_AREA, area))
     with pytest.raises(pv.Inconsistency, match="outside every allowed range"):
         m.check()
     m.extra_vm_ranges = [FixedRange(addr, m.VMALLOC_START, "snapshot")]
@@ -281,7 +281,8 @@ def test_a_purge_list_that_disagrees_with_the_allocator_is_named() -> None:
     with pytest.raises(pv.Inconsistency, match="the purge list holds 2 pages, the lazy counter says 3"):
         m.check()
     m._nr_lazy_pages -= 1
-    m._purge_list.append(LazyArea(m.VMALLOC_END - 16 * PAGE, 2 * PAGE))
+    top = m.VMALLOC_END & ~(PAGE - 1)
+    m._purge_list.append(vmap_area(top - 16 * PAGE, top - 14 * PAGE, VM_LAZY_FREE))
     with pytest.raises(pv.Inconsistency, match="on the purge list is not reserved in the allocator"):
         m.check()
 

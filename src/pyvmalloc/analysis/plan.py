@@ -286,21 +286,12 @@ def fits(machine: Machine, sizes: Sequence[int | str], kind: str = "vmalloc") ->
     """
     byte_sizes = parse_sizes(sizes)
     m = machine
-    with m._purge_lock:
-        saved_lazy = list(m._purge_list)
-        saved_nr = m._nr_lazy_pages
     made: list[vm_struct] = []
-    try:
-        answers, made = _reserve_sequence(m, byte_sizes, kind)
-    finally:
-        _release(m, made)
-        with m.vmlist_lock.write():
-            for lazy in saved_lazy:
-                if m.vmap_allocator.find(lazy.addr) is None:
-                    m.vmap_allocator.insert(lazy.addr, lazy.size, lazy)
-        with m._purge_lock:
-            m._purge_list = saved_lazy
-            m._nr_lazy_pages = saved_nr
+    with m.lazy_areas_kept():
+        try:
+            answers, made = _reserve_sequence(m, byte_sizes, kind)
+        finally:
+            _release(m, made)
     return answers
 
 

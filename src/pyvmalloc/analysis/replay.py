@@ -48,7 +48,7 @@ from pyvmalloc.formats.trace import TraceEvent, TraceEvents
 from pyvmalloc.kernel.machine import Machine
 from pyvmalloc.snapshot.layout import HoleStats, fragmentation_index, hole_stats
 from pyvmalloc.vmalloc.allocator import ALLOCATORS
-from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, vm_struct
+from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_VM_AREA, vm_struct, vmap_area
 
 __all__ = ["AllocatorResult", "Free", "Purge", "ReplayReport", "Request", "Workload",
            "format_report", "replay", "to_json", "workload"]
@@ -242,16 +242,18 @@ def _replay_one(wl: Workload, name: str, arch: str, kernel: str | None) -> Alloc
                 m.remove_vm_area(live.pop(op.addr).addr)
                 res.implicit_frees += 1
             area = vm_struct(addr=0, size=op.size, flags=VM_ALLOC, caller="replay", handle=0)
+            va = vmap_area(0, 0, VM_VM_AREA, area)
             t0 = clock()
             with m.vmlist_lock.write():
-                addr = m._alloc_vmap_range(op.size, max(op.align, page), op.vstart, op.vend, area)
+                addr = m._alloc_vmap_range(op.size, max(op.align, page), op.vstart, op.vend, va)
             res.alloc_ns += clock() - t0
             res.allocs += 1
             res.addresses.append((op.addr, addr))
             if addr is None:
                 res.failures += 1
             else:
-                area.addr = addr
+                area.addr = va.va_start = addr
+                va.va_end = addr + op.size
                 if op.addr is not None:
                     live[op.addr] = area
                     res.same_address += addr == op.addr

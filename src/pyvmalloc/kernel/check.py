@@ -46,8 +46,17 @@ from pyvmalloc.phys.memory import NO_ZONE, OWNERS
 from pyvmalloc.versions import has
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
-from pyvmalloc.vmalloc.api import LazyArea
-from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_VPAGES, SnapshotArea, VmMapRamRange, vm_struct
+from pyvmalloc.vmalloc.vm_struct import (
+    VM_ALLOC,
+    VM_LAZY_FREE,
+    VM_VM_AREA,
+    VM_VPAGES,
+    VMAP_BLOCK,
+    VMAP_RAM,
+    SnapshotArea,
+    vm_struct,
+    vmap_area,
+)
 
 if TYPE_CHECKING:
     from pyvmalloc.kernel.machine import Machine
@@ -113,8 +122,8 @@ class _Checker:
         self.ps = m.PAGE_SIZE
         self.shift = m.PAGE_SHIFT
         self.areas: list[vm_struct] = []
-        self.lazy: list[LazyArea] = []
-        self.map_ram: list[VmMapRamRange] = []  # vm_map_ram blocks a snapshot reserved
+        self.lazy: list[vmap_area] = []
+        self.map_ram: list[vmap_area] = []  # vm_map_ram space (VMAP_RAM/VMAP_BLOCK)
         self.guard: dict[int, int] = {}  # id(area) -> pages of guard at its end (0 or 1)
         self.handles: dict[int, str] = {}  # kmalloc object -> the area that holds it
 
@@ -142,28 +151,28 @@ class _Checker:
         pending = m.lazy_areas()
         pending_ids = {id(x) for x in pending}
         seen_lazy: set[int] = set()
-        for start, size, owner in m.vmap_allocator.for_each_busy(0):
-            if isinstance(owner, vm_struct):
-                if owner.addr != start or owner.size != size:
+        for start, size, va in m.vmap_allocator.for_each_busy(0):
+            if not isinstance(va, vmap_area):
+                raise Inconsistency(f"allocator block {start:#x}+{size:#x} belongs to {va!r}, "
+                                    "not a vmap_area")
+            if (va.va_start, va.size) != (start, size):
+                raise Inconsistency(f"{va!r} disagrees with its allocator block {start:#x}+{size:#x}")
+            kinds = va.flags & (VM_VM_AREA | VM_LAZY_FREE | VMAP_RAM | VMAP_BLOCK)
+            if kinds == VM_VM_AREA and va.vm is not None:
+                if va.vm.addr != start or va.vm.size != size:
                     raise Inconsistency(
-                        f"area {owner!r} disagrees with its allocator block {start:#x}+{size:#x}")
-                self.areas.append(owner)
-            elif isinstance(owner, VmMapRamRange):
-                if owner.addr != start or owner.size != size:
-                    raise Inconsistency(f"vm_map_ram block {owner.addr:#x}+{owner.size:#x} disagrees "
-                                        f"with its allocator block {start:#x}+{size:#x}")
-                self.map_ram.append(owner)
-            elif isinstance(owner, LazyArea):
-                if id(owner) not in pending_ids:
+                        f"area {va.vm!r} disagrees with its vmap_area {start:#x}+{size:#x}")
+                self.areas.append(va.vm)
+            elif kinds in (VMAP_RAM, VMAP_BLOCK) and va.vm is None:
+                self.map_ram.append(va)
+            elif kinds == VM_LAZY_FREE and va.vm is None:
+                if id(va) not in pending_ids:
                     raise Inconsistency(f"lazily freed block {start:#x}+{size:#x} is not on the purge list")
-                if owner.addr != start or owner.size != size:
-                    raise Inconsistency(f"lazy area {owner.addr:#x}+{owner.size:#x} disagrees with "
-                                        f"its allocator block {start:#x}+{size:#x}")
-                seen_lazy.add(id(owner))
-                self.lazy.append(owner)
+                seen_lazy.add(id(va))
+                self.lazy.append(va)
             else:
-                raise Inconsistency(f"allocator block {start:#x}+{size:#x} belongs to {owner!r}, "
-                                    "neither an area, a vm_map_ram block nor a lazily freed one")
+                raise Inconsistency(f"{va!r}: its flags say neither an area with its vm_struct, "
+                                    "a vm_map_ram range nor a lazily freed one")
         for lazy in pending:
             if id(lazy) not in seen_lazy:
                 raise Inconsistency(f"lazy area {lazy.addr:#x}+{lazy.size:#x} on the purge list is "
@@ -265,8 +274,8 @@ class _Checker:
             raise Inconsistency(f"area {area!r}: VM_VPAGES flag and a {kind} page array disagree")
         if kind != "vmalloc":
             return
-        holder = self.m.vmap_allocator.find(where)
-        if not isinstance(holder, vm_struct) or not holder.flags & VM_ALLOC:
+        holder = self.m.find_vm_area_locked(where)
+        if holder is None or not holder.flags & VM_ALLOC:
             raise Inconsistency(f"the page array of area {area!r} at {where:#x} is not a vmalloc area")
         nbytes = area.nr_pages * self.m._ptr_size
         if nbytes > holder.nr_pages * self.ps or len(holder.pages) < holder.nr_pages:
@@ -385,7 +394,7 @@ class _Checker:
         # Every range a PTE may be in: the areas, and the vm_map_ram blocks of a snapshot
         # (which map pages the model does not track).
         spans: list[tuple[int, int, int, npt.NDArray[np.int64] | None,
-                          vm_struct | VmMapRamRange]] = []
+                          vm_struct | vmap_area]] = []
         for area in self.areas:
             guard = self.guard[id(area)]
             usable = (area.size >> shift) - guard

@@ -11,8 +11,7 @@ from pyvmalloc.formats.meminfo import render_meminfo
 from pyvmalloc.formats.vmalloc_meminfo import GENERATIONS, vmalloc_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine, render_vmallocinfo
 from pyvmalloc.versions import has
-from pyvmalloc.vmalloc.api import LazyArea
-from pyvmalloc.vmalloc.vm_struct import VM_WORDS, SnapshotArea, VmMapRamRange, vm_struct
+from pyvmalloc.vmalloc.vm_struct import VM_LAZY_FREE, VM_WORDS, VMAP_BLOCK, VMAP_RAM, SnapshotArea
 
 if TYPE_CHECKING:
     from pyvmalloc.kernel.machine import Machine
@@ -48,19 +47,20 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
     busy: list[VmallocinfoLine] = []
     lazy: list[VmallocinfoLine] = []
     with m.vmlist_lock.read():
-        blocks = list(m.vmap_allocator.for_each_busy(0))
-    for start, size, owner in blocks:
-        if isinstance(owner, LazyArea):
+        vas = list(m.for_each_vmap_area())
+    for va in vas:
+        start, size = va.va_start, va.size
+        if va.flags & VM_LAZY_FREE:
             lazy.append(VmallocinfoLine(start=start, end=start + size, size=size, kinds=(UNPURGED,)))
             continue
-        if isinstance(owner, VmMapRamRange):
-            # A vm_map_ram block (snapshot/restore.py restores them): a range with no vm_struct.
+        if va.flags & (VMAP_RAM | VMAP_BLOCK):
+            # vm_map_ram space: a range with no vm_struct (s_show's "vm_map_ram" line).
             busy.append(VmallocinfoLine(start=start, end=start + size, size=size,
                                         kinds=(VM_MAP_RAM,)))
             continue
-        if not isinstance(owner, vm_struct):
+        if va.vm is None:
             continue
-        area = owner
+        area = va.vm
         nodes: dict[int, int] = {}
         if numa and area.nr_pages:
             # show_numa_info(): per-node page counts of VM_ALLOC areas.

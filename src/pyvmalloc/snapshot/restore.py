@@ -53,7 +53,6 @@ from pyvmalloc.formats.vmallocinfo import (
     VmallocinfoSnapshot,
     parse_vmallocinfo,
 )
-from pyvmalloc.vmalloc.api import LazyArea
 from pyvmalloc.vmalloc.list_allocator import space_bounds
 from pyvmalloc.vmalloc.vm_struct import (
     VM_ALLOC,
@@ -62,8 +61,10 @@ from pyvmalloc.vmalloc.vm_struct import (
     VM_WORDS,
     FixedRange,
     SnapshotArea,
-    VmMapRamRange,
-    vm_struct,
+    VM_LAZY_FREE,
+    VM_VM_AREA,
+    VMAP_RAM,
+    vmap_area,
 )
 
 M = TypeVar("M", bound=Machine)
@@ -75,7 +76,6 @@ __all__ = [
     "ReplayReport",
     "SnapshotArea",
     "SnapshotLayout",
-    "VmMapRamRange",
     "boot_snapshot_machine",
     "layout_cmdline",
     "machine_from_snapshot",
@@ -528,23 +528,24 @@ def _link_page_arrays(m: Machine, areas: Sequence[SnapshotArea]) -> int:
     return linked
 
 
-def _owner(m: Machine, ln: VmallocinfoLine, addr: int) -> vm_struct | LazyArea | VmMapRamRange:
+def _vmap_area(m: Machine, ln: VmallocinfoLine, addr: int) -> vmap_area:
+    """The vmap_area a line stands for: lazily freed, vm_map_ram space, or an area with its
+    rebuilt vm_struct (whose kmalloc object is taken here)."""
     if UNPURGED in ln.kinds:
-        return LazyArea(addr, ln.size)
+        return vmap_area(addr, addr + ln.size, VM_LAZY_FREE)
     if VM_MAP_RAM in ln.kinds:
-        return VmMapRamRange(addr, ln.size)
+        return vmap_area(addr, addr + ln.size, VMAP_RAM)
     flags, extra = _flags(ln)
     handle = m._kmalloc(m._vm_struct_size, G.GFP_KERNEL, -1)
-    return SnapshotArea(addr=addr, size=ln.size, flags=flags, caller=ln.caller or "",
+    area = SnapshotArea(addr=addr, size=ln.size, flags=flags, caller=ln.caller or "",
                         phys_addr=ln.phys or 0, handle=handle, extra_words=extra,
                         static=is_static_area(ln), lineno=ln.lineno)
+    return vmap_area(addr, addr + ln.size, VM_VM_AREA, area)
 
 
-def _register(m: Machine, owner: object, addr: int, size: int) -> None:
-    if isinstance(owner, LazyArea):
-        with m._purge_lock:
-            m._purge_list.append(owner)
-            m._nr_lazy_pages += size >> m.PAGE_SHIFT
+def _drop(m: Machine, va: vmap_area) -> None:
+    if va.vm is not None:
+        m._kfree(va.vm.handle)
 
 
 def _check_line(m: Machine, ln: VmallocinfoLine, source: str) -> None:
@@ -597,11 +598,11 @@ def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = 
         if not kept and UNPURGED in ln.kinds:
             report.dropped.append((ln.lineno, "lazily freed: a purge frees it"))
             continue
-        owner: Any = _owner(m, ln, ln.start)
+        va = _vmap_area(m, ln, ln.start)
         with m.vmlist_lock.write():
             if kept:
-                if not m.vmap_allocator.insert(ln.start, ln.size, owner):
-                    m._kfree(getattr(owner, "handle", 0))
+                if not m.reserve_vmap_area(va):
+                    _drop(m, va)
                     hit = m.vmap_allocator.find_containing(ln.start)
                     raise FormatError(f"{source}:{ln.lineno}",
                                       f"area 0x{ln.start:x}-0x{ln.end:x} overlaps another area"
@@ -611,14 +612,17 @@ def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = 
                 align = m.PAGE_SIZE
                 if "ioremap" in ln.kinds:
                     align = max(m.ioremap_align(ln.size - m.PAGE_SIZE), m.PAGE_SIZE)
-                addr = m.vmap_allocator.alloc(ln.size, align, vstart, vend, owner)
+                addr = m.vmap_allocator.alloc(ln.size, align, vstart, vend, va)
+                if addr is not None:
+                    va.va_start, va.va_end = addr, addr + ln.size
         if addr is None:
-            m._kfree(getattr(owner, "handle", 0))
+            _drop(m, va)
             report.unplaced.append((ln.lineno, f"{ln.size} bytes fit nowhere in "
                                                f"0x{vstart:x}-0x{vend:x}"))
             continue
-        owner.addr = addr
-        _register(m, owner, addr, ln.size)
+        owner = va.vm
+        if owner is not None:
+            owner.addr = addr
         report.placed += 1
         if addr != ln.start:
             report.relocated.append((ln.lineno, ln.start, addr))

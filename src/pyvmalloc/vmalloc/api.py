@@ -27,8 +27,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from contextlib import contextmanager
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -56,9 +56,12 @@ from pyvmalloc.vmalloc.vm_struct import (
     VM_IOREMAP,
     VM_MAP,
     VM_USERMAP,
+    VM_LAZY_FREE,
+    VM_VM_AREA,
     VM_VPAGES,
     FixedRange,
     vm_struct,
+    vmap_area,
 )
 
 if TYPE_CHECKING:
@@ -105,17 +108,6 @@ VM_COUNTERS = (
 )
 
 
-@dataclass
-class LazyArea:
-    """An area freed but not yet purged: its range is still reserved until the TLB flush.
-
-    Shown in ``/proc/vmallocinfo`` as ``unpurged vm_area`` (5.4+, dd3b8353bae7).
-    """
-
-    addr: int
-    size: int
-
-
 class Vmalloc:
     """mm/vmalloc.c over the machine's layers (see the module docstring for the locking)."""
 
@@ -144,7 +136,7 @@ class Vmalloc:
         self.lazy_purge = lazy_purge
         # mm/vmalloc.c, 2.6.28+: lazy_max_pages() = fls(num_online_cpus()) * (32 MiB / PAGE_SIZE).
         self.lazy_max_pages = cpus.bit_length() * ((32 << 20) >> self.PAGE_SHIFT)
-        self._purge_list: list[LazyArea] = []
+        self._purge_list: list[vmap_area] = []
         self._nr_lazy_pages = 0
         # Work items (system_wq in the kernel): the lazy drain (drain_vmap_work, 5.19+) and
         # vfree()s deferred from interrupt context (3.10+).  They run at the next call outside
@@ -325,10 +317,12 @@ class Vmalloc:
             return None
         size += self.PAGE_SIZE  # mm/vmalloc.c, 2.6.22: "We always allocate a guard page."
         area = vm_struct(addr=0, size=size, flags=flags, caller=caller or "get_vm_area", handle=handle)
+        va = vmap_area(0, 0, VM_VM_AREA, area)
         with self.vmlist_lock.write():
-            addr = self._alloc_vmap_range(size, max(align, self.PAGE_SIZE), start, end, area)
+            addr = self._alloc_vmap_range(size, max(align, self.PAGE_SIZE), start, end, va)
             if addr is not None:
-                area.addr = addr
+                area.addr = va.va_start = addr
+                va.va_end = addr + size
         if addr is None:
             self._kfree(handle)
             if not gfp & _GFP_NOWARN and self.printk_ratelimit():
@@ -344,26 +338,26 @@ class Vmalloc:
         boot layout)."""
         return ioremap_align(self.kernel, size, self.PAGE_SHIFT, self.layout.ioremap_max_order)
 
-    def _alloc_vmap_range(self, size: int, align: int, start: int, end: int, owner: object) -> int | None:
+    def _alloc_vmap_range(self, size: int, align: int, start: int, end: int, va: vmap_area) -> int | None:
         """The address search; with lazy purge, one purge of the lazy areas and a second search."""
         if self._fault_allow("vmap_area") == 0:
             return None
-        addr = self._search_vmap_range(size, align, start, end, owner)
+        addr = self._search_vmap_range(size, align, start, end, va)
         if addr is None and (self.lazy_purge or self._purge_list):
             # mm/vmalloc.c, 2.6.28+: alloc_vmap_area purges the lazy areas once, then retries
             # (whether or not any were waiting: its ``purged`` flag, not the list, decides).
             self._purge_vmap_area_lazy()
-            addr = self._search_vmap_range(size, align, start, end, owner)
+            addr = self._search_vmap_range(size, align, start, end, va)
         return addr
 
-    def _search_vmap_range(self, size: int, align: int, start: int, end: int, owner: object) -> int | None:
+    def _search_vmap_range(self, size: int, align: int, start: int, end: int, va: vmap_area) -> int | None:
         """One search of the allocator, traced as ``alloc_vmap_area`` (6.2+: after each search)."""
-        addr = self.vmap_allocator.alloc(size, align, start, end, owner) if end - start >= size else None
+        addr = self.vmap_allocator.alloc(size, align, start, end, va) if end - start >= size else None
         if self._tracing:
             # A failed search reports an error value as its address (-ENOENT; 6.2 until the
             # 2025 "return explicit error value" change reported ``vend``).
-            va = (-ENOENT if addr is None else addr) & ((1 << self.profile.bits) - 1)
-            self._trace("alloc_vmap_area", addr=va, size=size, align=align, vstart=start, vend=end,
+            shown = (-ENOENT if addr is None else addr) & ((1 << self.profile.bits) - 1)
+            self._trace("alloc_vmap_area", addr=shown, size=size, align=align, vstart=start, vend=end,
                         failed=int(addr is None))
         return addr
 
@@ -386,11 +380,24 @@ class Vmalloc:
             size, flags, self.VMALLOC_START, self.VMALLOC_END, node, gfp, caller or "get_vm_area_node"
         )
 
+    def find_vmap_area(self, addr: int) -> vmap_area | None:
+        """``find_vmap_area``: the vmap_area that starts exactly at ``addr`` (busy, lazily
+        freed or vm_map_ram), or None; the caller holds vmlist_lock."""
+        va = self.vmap_allocator.find(addr)
+        return va if isinstance(va, vmap_area) else None
+
+    def for_each_vmap_area(self, start: int = 0) -> Iterator[vmap_area]:
+        """Every vmap_area that ends after ``start``, in address order; the caller holds
+        vmlist_lock (the walk ``/proc/vmallocinfo`` and the checker make)."""
+        for _start, _size, va in self.vmap_allocator.for_each_busy(start):
+            if isinstance(va, vmap_area):
+                yield va
+
     def find_vm_area_locked(self, addr: int) -> vm_struct | None:
         """``__find_vm_area``: as ``find_vm_area``; the caller holds vmlist_lock (read or write)."""
         addr = _args.integer("find_vm_area", "addr", addr)
-        owner = self.vmap_allocator.find(addr)
-        return owner if isinstance(owner, vm_struct) else None
+        va = self.find_vmap_area(addr)
+        return va.vm if va is not None and va.flags & VM_VM_AREA else None
 
     def find_vm_area(self, addr: int) -> vm_struct | None:
         """The ``vm_struct *`` that starts exactly at ``addr``, or None (takes vmlist_lock)."""
@@ -400,18 +407,20 @@ class Vmalloc:
     def areas(self) -> Iterator[vm_struct]:
         """Every registered area in address order (``for (tmp = vmlist; tmp; tmp = tmp->next)``)."""
         with self.vmlist_lock.read():
-            found = [o for _s, _z, o in self.vmap_allocator.for_each_busy(0) if isinstance(o, vm_struct)]
+            found = [va.vm for va in self.for_each_vmap_area() if va.vm is not None]
         yield from found
 
     def remove_vm_area_locked(self, addr: int) -> vm_struct | None:
         """``__remove_vm_area``: as ``remove_vm_area``; the caller holds vmlist_lock for write."""
-        area = self.find_vm_area_locked(addr)
-        if area is None:
+        addr = _args.integer("remove_vm_area", "addr", addr)
+        va = self.find_vmap_area(addr)
+        if va is None or va.vm is None or not va.flags & VM_VM_AREA:
             return None
+        area = va.vm
         # mm/vmalloc.c, 2.6.22 unmap_vm_area(): the whole area, guard included.
         self._unmap_range(area.addr, area.size)
         if self.lazy_purge:
-            self._free_vmap_area_noflush(area)
+            self._free_vmap_area_noflush(va)
         else:
             self.flush_tlb_kernel_range(area.addr, area.addr + area.size)
             self.vmap_allocator.remove(area.addr)
@@ -431,20 +440,19 @@ class Vmalloc:
             return self.remove_vm_area_locked(addr)
 
     # ---- lazy TLB purge (2.6.28+, Nick Piggin, db64fe02258f) ---------------------------------
-    def _free_vmap_area_noflush(self, area: vm_struct) -> None:
-        """Keep the range reserved until a purge flushes it (free_vmap_area_noflush)."""
-        lazy = LazyArea(area.addr, area.size)
-        self.vmap_allocator.remove(area.addr)
-        self.vmap_allocator.insert(area.addr, area.size, lazy)
+    def _free_vmap_area_noflush(self, va: vmap_area) -> None:
+        """Keep the range reserved until a purge flushes it (free_vmap_area_noflush): the
+        vmap_area loses its vm_struct and waits on the purge list."""
+        va.flags, va.vm = VM_LAZY_FREE, None
         with self._purge_lock:
-            self._purge_list.append(lazy)
-            self._nr_lazy_pages += area.size >> self.PAGE_SHIFT
+            self._purge_list.append(va)
+            self._nr_lazy_pages += va.size >> self.PAGE_SHIFT
             nr_lazy = self._nr_lazy_pages
             over = nr_lazy > self.lazy_max_pages
         self.vm_stats["lazy_frees"] += 1
         if self._tracing:
             # 6.2+: nr_lazy counts this area's pages already; traced before the purge it may start.
-            self._trace("free_vmap_area_noflush", va_start=area.addr, nr_lazy=nr_lazy,
+            self._trace("free_vmap_area_noflush", va_start=va.va_start, nr_lazy=nr_lazy,
                         nr_lazy_max=self.lazy_max_pages)
         if over:
             if has(self.kernel, "drain_in_worker"):
@@ -493,10 +501,39 @@ class Vmalloc:
         with self.vmlist_lock.write():
             self._purge_vmap_area_lazy()
 
-    def lazy_areas(self) -> list[LazyArea]:
-        """Areas waiting for a lazy purge, oldest first."""
+    def lazy_areas(self) -> list[vmap_area]:
+        """The vmap_areas waiting for a lazy purge, oldest first."""
         with self._purge_lock:
             return list(self._purge_list)
+
+    # ---- the internal API of snapshot restoring and planning -----------------------------------
+    def reserve_vmap_area(self, va: vmap_area) -> bool:
+        """Put ``va`` in the address space at its own address (a restored snapshot's area, a
+        vm_map_ram block, a lazily freed range: then it joins the purge list too); False, and
+        nothing changed, when the range overlaps one already there.  vmlist_lock held."""
+        if not self.vmap_allocator.insert(va.va_start, va.size, va):
+            return False
+        if va.flags & VM_LAZY_FREE:
+            with self._purge_lock:
+                self._purge_list.append(va)
+                self._nr_lazy_pages += va.size >> self.PAGE_SHIFT
+        return True
+
+    @contextmanager
+    def lazy_areas_kept(self) -> Iterator[None]:
+        """Run a what-if (``analysis.plan.fits``) and put back afterwards every lazily freed
+        range that a purge inside it gave back, with the purge list as it was."""
+        with self._purge_lock:
+            saved, saved_nr = list(self._purge_list), self._nr_lazy_pages
+        try:
+            yield
+        finally:
+            with self.vmlist_lock.write():
+                for va in saved:
+                    if self.vmap_allocator.find(va.va_start) is None:
+                        self.vmap_allocator.insert(va.va_start, va.size, va)
+            with self._purge_lock:
+                self._purge_list, self._nr_lazy_pages = saved, saved_nr
 
     # ---- freeing ----------------------------------------------------------------------------
     def vunmap_area(self, addr: int | None, deallocate_pages: bool, caller: str = "vfree") -> None:
@@ -766,11 +803,13 @@ class Vmalloc:
         """(address, length, area or None for a hole) runs that vread/vwrite visit, as the seed
         walks vmlist; the walk ends after the last area."""
         # Callers hold vmlist_lock for read: the list cannot change under this walk.
-        for start, size, owner in self.vmap_allocator.for_each_busy(addr):
+        for va in self.for_each_vmap_area(addr):
             if count == 0:
                 return
-            if not isinstance(owner, vm_struct):
+            owner = va.vm
+            if owner is None:
                 continue
+            start, size = va.va_start, va.size
             area_end = start + size - self.PAGE_SIZE
             if addr >= area_end:
                 continue
@@ -790,9 +829,9 @@ class Vmalloc:
         """One past the last byte the walk from ``addr`` can reach: the end (guard page
         excluded) of the last area; ``addr`` when no area lies above it.  vmlist_lock held."""
         end = addr
-        for start, size, owner in self.vmap_allocator.for_each_busy(addr):
-            if isinstance(owner, vm_struct):
-                end = max(end, start + size - self.PAGE_SIZE)
+        for va in self.for_each_vmap_area(addr):
+            if va.vm is not None:
+                end = max(end, va.va_end - self.PAGE_SIZE)
         return end
 
     def _is_vread_hole(self, area: vm_struct | None) -> bool:
@@ -1142,4 +1181,4 @@ for _kname, _pyname in KERNEL_NAMES.items():
     # ``getattr(m, "__vmalloc")`` works too, for readers who think in the kernel's names.
     setattr(Vmalloc, _kname, getattr(Vmalloc, _pyname))
 
-__all__ = ["KERNEL_NAMES", "LazyArea", "Vmalloc", "VM_ALLOC", "VM_IOREMAP", "VM_MAP", "VM_USERMAP", "VM_VPAGES"]
+__all__ = ["KERNEL_NAMES", "Vmalloc", "VM_ALLOC", "VM_IOREMAP", "VM_MAP", "VM_USERMAP", "VM_VPAGES"]

@@ -1,4 +1,4 @@
-"""``struct vm_struct`` and the ``VM_*`` area flags (include/linux/vmalloc.h)."""
+"""``struct vm_struct``, ``struct vmap_area`` and their flags (include/linux/vmalloc.h, mm/vmalloc.c)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,49 @@ class vm_struct:  # noqa: N801 - the kernel's name
         )
 
 
+# ---- struct vmap_area: the address allocator's unit (2.6.28+, db64fe02258f) ---------------------
+# va->flags, the kind of a reserved range.  The kernel's values changed over time (2.6.28:
+# VM_LAZY_FREE 0x01, VM_LAZY_FREEING 0x02, VM_VM_AREA 0x04; 5.4 moved lazily freed areas to
+# their own tree and dropped the flag; 6.4: VMAP_RAM 0x1, VMAP_BLOCK 0x2): the model keeps one
+# bit per kind, under the kernel's names, so every version's kinds can be told apart.
+VM_LAZY_FREE = 0x01   # freed, waiting for the lazy purge ("unpurged vm_area")
+VM_VM_AREA = 0x04     # carries a vm_struct (va->vm)
+VMAP_RAM = 0x10       # vm_map_ram() space with no vm_struct ("vm_map_ram")
+VMAP_BLOCK = 0x20     # one per-CPU vmap block of vm_map_ram()
+
+VMAP_FLAG_NAMES = {VM_LAZY_FREE: "VM_LAZY_FREE", VM_VM_AREA: "VM_VM_AREA", VMAP_RAM: "VMAP_RAM",
+                   VMAP_BLOCK: "VMAP_BLOCK"}
+
+
+@dataclass(eq=False)
+class vmap_area:  # noqa: N801 - the kernel's name
+    """A reserved range of kernel virtual address space (``struct vmap_area``).
+
+    ``[va_start, va_end)`` is what the address allocator holds (guard page included);
+    ``flags`` say what the range is (:data:`VM_VM_AREA` with its ``vm``, :data:`VM_LAZY_FREE`,
+    :data:`VMAP_RAM`), and the checker, ``/proc`` rendering and snapshots ask them.
+    """
+
+    va_start: int
+    va_end: int
+    flags: int
+    vm: vm_struct | None = None
+
+    @property
+    def addr(self) -> int:
+        """``va_start`` (named as ``vm_struct.addr`` for code that handles both)."""
+        return self.va_start
+
+    @property
+    def size(self) -> int:
+        """``va_end - va_start``, guard page included."""
+        return self.va_end - self.va_start
+
+    def __repr__(self) -> str:
+        names = "|".join(n for b, n in VMAP_FLAG_NAMES.items() if self.flags & b) or "0"
+        return f"vmap_area({self.va_start:#x}-{self.va_end:#x}, flags={names}, vm={self.vm!r})"
+
+
 # ---- areas that a snapshot restores (snapshot/restore.py builds them) ---------------------------
 @dataclass(eq=False, repr=False)
 class SnapshotArea(vm_struct):
@@ -95,13 +138,6 @@ class SnapshotArea(vm_struct):
     snapshot_pages: int = 0  # pages= of a line replayed without frames (RAM too small)
 
 
-@dataclass(eq=False)
-class VmMapRamRange:
-    """A ``vm_map_ram`` block of a snapshot (4.13+ vmallocinfo): address space taken by the
-    per-CPU vmap block allocator, with no ``vm_struct``; kept reserved so nothing lands there."""
-
-    addr: int
-    size: int
 
 
 class FixedRange(NamedTuple):
