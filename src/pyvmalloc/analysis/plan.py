@@ -49,10 +49,10 @@ PLAN_RULES: tuple[str, ...] = (
     "pcpu_get_vm_areas) and vendor-word maps keep their addresses, inside the new range or not: "
     "the platform fixes them",
     "every other area keeps its address when it lies wholly inside the new range; the rest are "
-    "placed again after all kept ones, in address order, by the machine's allocator: lowest-"
-    "address first fit, ioremap lines at their VM_IOREMAP alignment (the kva allocator, as "
-    "Linux 5.2+, looks for a hole of size + alignment - 1 for those); one that fits nowhere "
-    "fails the candidate",
+    "placed again after all kept ones, in address order, by the allocator of the machine's "
+    "kernel (2.6.22's list, 2.6.28's tree, 2.6.39-5.1's cached tree, 5.2+'s free tree, which "
+    "looks for a hole of size + alignment - 1 for aligned requests), ioremap lines at that "
+    "kernel's VM_IOREMAP alignment; one that fits nowhere fails the candidate",
     "lazily freed (unpurged) areas outside the new range are dropped: a purge frees them",
     "the requested sizes are then reserved one after the other as vmalloc(size) reserves "
     "address space (size rounded up to pages, plus the guard page, lowest address first, then "
