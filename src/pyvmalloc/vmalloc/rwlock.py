@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import TracebackType
+
+
+class _Side:
+    """One side of the lock as a context manager (a plain object: no generator per use)."""
+
+    __slots__ = ("_enter", "_exit")
+
+    def __init__(self, enter: Callable[[], None], leave: Callable[[], None]) -> None:
+        self._enter = enter
+        self._exit = leave
+
+    def __enter__(self) -> None:
+        self._enter()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._exit()
 
 
 class RWLock:
@@ -23,26 +40,36 @@ class RWLock:
         self.write_acquisitions = 0
         self.max_concurrent_readers = 0
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        """``read_lock(&vmlist_lock)`` ... ``read_unlock``."""
+        self._read_side = _Side(self.read_lock, self.read_unlock)
+        self._write_side = _Side(self.write_lock, self.write_unlock)
+
+    def read(self) -> _Side:
+        """``with lock.read():`` is ``read_lock(&vmlist_lock)`` ... ``read_unlock``."""
+        return self._read_side
+
+    def write(self) -> _Side:
+        """``with lock.write():`` is ``write_lock(&vmlist_lock)`` ... ``write_unlock``."""
+        return self._write_side
+
+    def read_lock(self) -> None:
+        """Wait while a writer holds or waits for the lock, then count one more reader."""
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
             self.read_acquisitions += 1
-            self.max_concurrent_readers = max(self.max_concurrent_readers, self._readers)
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+            if self._readers > self.max_concurrent_readers:
+                self.max_concurrent_readers = self._readers
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        """``write_lock(&vmlist_lock)`` ... ``write_unlock``."""
+    def read_unlock(self) -> None:
+        """One reader fewer; the last one wakes the waiters."""
+        with self._cond:
+            self._readers -= 1
+            if not self._readers and self._writers_waiting:
+                self._cond.notify_all()
+
+    def write_lock(self) -> None:
+        """Wait until no reader or writer holds the lock, then hold it alone."""
         with self._cond:
             self._writers_waiting += 1
             while self._writer or self._readers:
@@ -50,12 +77,12 @@ class RWLock:
             self._writers_waiting -= 1
             self._writer = True
             self.write_acquisitions += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
+
+    def write_unlock(self) -> None:
+        """Let go; wake whoever waits."""
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
 
     @property
     def readers(self) -> int:
