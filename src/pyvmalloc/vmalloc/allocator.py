@@ -16,6 +16,9 @@ Two implementations answer the same questions:
   busy ``vmap_area``s in an rbtree and a sorted list, first fit by a descent and a walk;
   2.6.28 leaves an extra page after each busy area, and the 2.6.39+ ``free_vmap_cache`` starts
   the walk at the last allocation (``rbtree_allocator`` says exactly when that answers higher).
+- ``kva-rbtree`` (mm/vmalloc.c 6.1/6.12 with lib/rbtree.c): ``kva`` with the kernel's own
+  augmented red-black tree, node for node, so that aligned requests take the block the kernel's
+  ``find_vmap_lowest_match`` descent takes (``kva_rbtree``).
 
 For requests aligned to at most a page, both return the same addresses for the same sequence
 of calls.  For larger alignments ``kva`` follows the kernel's pruning rule (search length
@@ -76,7 +79,7 @@ class VmapAllocator(Protocol):
         ...
 
 
-ALLOCATORS = ("list", "kva", "rbtree", "rbtree-cache")
+ALLOCATORS = ("list", "kva", "rbtree", "rbtree-cache", "kva-rbtree")
 
 
 def make_allocator(name: str, page_size: int) -> VmapAllocator:
@@ -89,6 +92,10 @@ def make_allocator(name: str, page_size: int) -> VmapAllocator:
         from pyvmalloc.vmalloc.kva_allocator import KvaAllocator
 
         return KvaAllocator(page_size)
+    if name == "kva-rbtree":
+        from pyvmalloc.vmalloc.kva_rbtree import KvaRbtreeAllocator
+
+        return KvaRbtreeAllocator(page_size)
     if name == "rbtree":
         from pyvmalloc.vmalloc.rbtree_allocator import RbtreeAllocator
 

@@ -205,16 +205,22 @@ class KvaAllocator:
             if self._busy.get(start) is None or self._busy[start].start != start:
                 raise Inconsistency(f"busy block {start:#x} is missing from the dict")
         blocks += [(n.start, n.end, False) for n in self._free.iter_from(self._free.first())]
-        blocks.sort()
-        cursor = self._low
-        last_free = False
-        for start, end, busy in blocks:
-            if start != cursor:
-                what = "overlap" if start < cursor else "a hole neither busy nor free"
-                raise Inconsistency(f"at {min(start, cursor):#x}: {what}")
-            if not busy and last_free:
-                raise Inconsistency(f"free blocks touch at {start:#x} and were not merged")
-            last_free = not busy
-            cursor = end
-        if cursor != self._high:
-            raise Inconsistency(f"blocks stop at {cursor:#x}, not at {self._high:#x}")
+        check_tiling(blocks, self._low, self._high)
+
+
+def check_tiling(blocks: list[tuple[int, int, bool]], low: int, high: int) -> None:
+    """Raise Inconsistency unless the ``(start, end, busy)`` blocks tile ``[low, high)`` exactly
+    and no two free blocks touch (a free path that forgot to merge)."""
+    blocks.sort()
+    cursor = low
+    last_free = False
+    for start, end, busy in blocks:
+        if start != cursor:
+            what = "overlap" if start < cursor else "a hole neither busy nor free"
+            raise Inconsistency(f"at {min(start, cursor):#x}: {what}")
+        if not busy and last_free:
+            raise Inconsistency(f"free blocks touch at {start:#x} and were not merged")
+        last_free = not busy
+        cursor = end
+    if cursor != high:
+        raise Inconsistency(f"blocks stop at {cursor:#x}, not at {high:#x}")
