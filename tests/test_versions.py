@@ -71,8 +71,8 @@ def test_the_default_kernel_is_6_1() -> None:
     ("2.6.28", "rbtree"),          # db64fe02258f "mm: rewrite vmap layer"
     ("2.6.39", "rbtree-cache"),    # 89699605fe7c "mm: vmap area cache"
     ("4.19", "rbtree-cache"), ("5.1", "rbtree-cache"),
-    ("5.2", "kva"),                # 68ad4a330433 "keep track of free blocks for vmap allocation"
-    ("6.12", "kva"),
+    ("5.2", "kva-rbtree"),         # 68ad4a330433 "keep track of free blocks for vmap allocation"
+    ("6.12", "kva-rbtree"),
 ])
 def test_each_kernel_runs_its_own_allocator(kernel: str, want: str) -> None:
     assert pv.Machine(ram="64M", kernel=kernel).allocator_name == want

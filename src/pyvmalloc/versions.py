@@ -292,10 +292,12 @@ def changes_between(old: KernelVersion, new: KernelVersion) -> list[tuple[str, C
 # ---- the computations that differ ------------------------------------------------------------
 def allocator_for(kernel: KernelVersion) -> str:
     """The address-space allocator ``kernel`` used: ``list`` (2.6.22-2.6.27), ``rbtree``
-    (2.6.28-2.6.38), ``rbtree-cache`` (2.6.39-5.1) or ``kva`` (5.2+); the names of
+    (2.6.28-2.6.38), ``rbtree-cache`` (2.6.39-5.1) or ``kva-rbtree`` (5.2+: the free tree with
+    lib/rbtree.c's shape, so aligned requests land where the kernel's descent lands; ``kva`` is
+    the same free tree with a balanced shape of its own); the names of
     ``vmalloc.allocator.ALLOCATORS``."""
     if has(kernel, "kva_allocator"):
-        return "kva"
+        return "kva-rbtree"
     if has(kernel, "free_vmap_cache"):
         return "rbtree-cache"
     if has(kernel, "vmap_area_rbtree"):
