@@ -100,6 +100,20 @@ METHODS = {
     "vwrite",
     "walk",
     "write",
+    # today's API (vmalloc/kvmalloc.py)
+    "kvfree",
+    "kvmalloc",
+    "kvmalloc_node",
+    "kvrealloc",
+    "kvzalloc",
+    "vcalloc",
+    "vmalloc_array",
+    "vmalloc_huge",
+    "vmalloc_node_range_flags",
+    "vmap_pfn",
+    "vrealloc",
+    "vzalloc",
+    "vzalloc_node",
 }
 
 PROPERTIES = {"GFP_VMALLOC32", "current_cpu", "num_physpages"}

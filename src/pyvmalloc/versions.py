@@ -7,7 +7,7 @@ ask them (``versions.has(kernel, "lazy_purge")``, ``ioremap_align(...)``...) ins
 their own ``if version >= ...``.  A change whose release is marked ``≈`` was dated from its merge
 window or posting, not read off a tagged tree.
 
-A machine runs one kernel: ``pv.Machine(kernel="6.1")``.  Any version from 2.6.22 to 6.12 is
+A machine runs one kernel: ``pv.Machine(kernel="6.1")``.  Any version from 2.6.22 to 6.15 is
 accepted ("3.4.5", "4.14", "6.1.0-57-amd64"); :data:`KNOWN_VERSIONS` are the releases the model
 was checked against or that a rule names.  :data:`DEFAULT_KERNEL` is 6.1: the oldest kernel still
 in wide service (Debian 12, many embedded BSPs), and the one proven address for address against
@@ -73,7 +73,7 @@ _VERSION = re.compile(r"\s*(?:Linux version\s+)?v?(\d+)\.(\d+)(?:\.(\d+))?([-+.~
 def parse_version(text: str | KernelVersion) -> KernelVersion:
     """``"6.1"``, ``"3.4.5"``, ``"6.1.0-57-amd64"``, ``"Linux version 4.14.98 ..."`` as a version.
 
-    ConfigError when the text is no version, or one outside 2.6.22..6.12 (the list of known
+    ConfigError when the text is no version, or one outside 2.6.22..6.15 (the list of known
     releases is in the message).
     """
     if isinstance(text, KernelVersion):
@@ -98,10 +98,10 @@ def parse_version(text: str | KernelVersion) -> KernelVersion:
 KNOWN_VERSIONS: Final[tuple[str, ...]] = (
     "2.6.22", "2.6.25", "2.6.28", "2.6.39", "3.4", "3.10", "3.18", "4.1", "4.2", "4.4", "4.9",
     "4.13", "4.14", "4.19", "5.2", "5.3", "5.4", "5.5", "5.10", "5.11", "5.15", "6.1", "6.6",
-    "6.9", "6.11", "6.12",
+    "6.9", "6.11", "6.12", "6.15",
 )
 _OLDEST = (2, 6, 22)
-_NEWEST = (6, 12, 0)
+_NEWEST = (6, 15, 0)
 DEFAULT_KERNEL: Final = "6.1"
 
 
@@ -276,6 +276,63 @@ CHANGES: Final[dict[str, Change]] = {
         "as zeros and are not written, VM_IOREMAP areas are holes; vread zero-fills the rest of "
         "its buffer and both return count, or 0 when the range meets no area (2.6.22 copied "
         "every byte of every area, oopsing on an unmapped page, and returned what it copied)"),
+    # -- today's API (vmalloc/kvmalloc.py; the methods at the end of vmalloc.api.Vmalloc) --------
+    "vzalloc": Change(
+        "2.6.37", "e1ca7788dec6 (Dave Young, \"mm: add vzalloc() and vzalloc_node() helpers\")",
+        "vzalloc()/vzalloc_node(): vmalloc with __GFP_ZERO"),
+    "vmalloc_vm_flags": Change(
+        "4.0", "cb9e3c292d01 (Andrey Ryabinin, \"mm: vmalloc: pass additional vm_flags to "
+        "__vmalloc_node_range()\") ≈",
+        "__vmalloc_node_range() takes vm_flags for the area (VM_NO_GUARD came with it, 71394fe50146)"),
+    "kvmalloc": Change(
+        "4.12", "a7c3e901a46f (Michal Hocko, \"mm: introduce kv[mz]alloc helpers\")",
+        "kvmalloc_node(): kmalloc first (__GFP_NORETRY|__GFP_NOWARN above PAGE_SIZE), vmalloc "
+        "when that fails and the request is over a page; kvfree() frees either"),
+    "vm_flush_reset_perms": Change(
+        "5.2", "868b104d7379 (Rick Edgecombe, \"mm/vmalloc: Add flag for freeing of special "
+        "permsissions\")", "VM_FLUSH_RESET_PERMS (0x100) on vmalloc areas"),
+    "vmap_pfn": Change(
+        "5.10", "3e9a9e256b1e (Christoph Hellwig, \"mm: add a vmap_pfn function\")",
+        "vmap_pfn(): an area from get_vm_area_caller(count * PAGE_SIZE, VM_IOREMAP) mapping pfns "
+        "that are not RAM (pfn_valid() WARNs and fails)"),
+    "kvmalloc_int_max": Change(
+        "5.15", "7661809d493b (Linus Torvalds, \"mm: don't allow oversized kvmalloc() calls\")",
+        "kvmalloc() refuses sizes above INT_MAX (WARN_ON_ONCE unless __GFP_NOWARN, NULL)"),
+    "kvrealloc_oldsize": Change(
+        "5.15", "de2860f46362 ≈ (Dave Chinner, \"mm: Add kvrealloc()\", 5.14/5.15 merge window)",
+        "kvrealloc(p, oldsize, newsize, flags): p when oldsize >= newsize, else kvmalloc, copy "
+        "oldsize bytes, kvfree", until="6.12"),
+    "vmalloc_huge": Change(
+        "5.18", "559089e0a93d (Song Liu, \"vmalloc: replace VM_NO_HUGE_VMAP with "
+        "VM_ALLOW_HUGE_VMAP\"); x86_64 selects HAVE_ARCH_HUGE_VMALLOC in the same release "
+        "(fac54e2bfb5b ≈, \"x86/Kconfig: Select HAVE_ARCH_HUGE_VMALLOC with HAVE_ARCH_HUGE_VMAP\")",
+        "vmalloc_huge()/VM_ALLOW_HUGE_VMAP (0x400): on an arch with huge vmalloc, a request of "
+        "PMD_SIZE or more per node gets PMD_SHIFT: align raised to PMD_SIZE, size rounded up to "
+        "it, pages allocated as split order-9 blocks and mapped with PMD leaves; any failure "
+        "retries with small pages and the caller's alignment"),
+    "kvmalloc_huge": Change(
+        "5.18", "9becb6889130 (Song Liu, \"kvmalloc: use vmalloc_huge for vmalloc allocations\")",
+        "kvmalloc()'s vmalloc fallback passes VM_ALLOW_HUGE_VMAP"),
+    "vmalloc_array": Change(
+        "5.18", "a8749a35c399 (Paolo Bonzini, \"mm: vmalloc: introduce array allocation functions\")",
+        "vmalloc_array()/vcalloc(): n * size with an overflow check (NULL on overflow)"),
+    "kvmalloc_nonblocking_only": Change(
+        "5.19", "a421ef303008 ≈ (Michal Hocko, \"mm: allow !GFP_KERNEL allocations for kvmalloc\")",
+        "kvmalloc() falls back to vmalloc for any blocking gfp (GFP_NOFS/GFP_NOIO too); before, "
+        "a gfp without all of GFP_KERNEL got kmalloc only"),
+    "vrealloc": Change(
+        "6.12", "3ddc2fefe6f3 (Danilo Krummrich, \"mm: vmalloc: implement vrealloc()\"); kvrealloc "
+        "on top of it: \"mm: kvmalloc: align kvrealloc() with krealloc()\" (same series)",
+        "vrealloc(p, size, flags): NULL p is vmalloc, size 0 frees; a size up to the area's "
+        "(guard excluded) keeps p (the tail zeroed for __GFP_ZERO); a larger one vmallocs anew, "
+        "copies the old area's bytes and vfrees p; kvrealloc(p, size, flags) is vrealloc for "
+        "vmalloc addresses, krealloc (kvmalloc on failure) otherwise"),
+    "vrealloc_requested_size": Change(
+        "6.15", "a0309faf1cb0 (Kees Cook, \"mm: vmalloc: support more granular vrealloc() "
+        "sizing\"), with \"mm: vmalloc: Only zero-init on vrealloc shrink\" (6.15 fixes)",
+        "vm_struct.requested_size: vrealloc copies and shrinks from the requested size, grows "
+        "in place up to the area's size; a shrink zeroes the freed tail with init_on_free or "
+        "__GFP_ZERO, an in-place grow does not zero"),
 }
 
 

@@ -433,6 +433,15 @@ class _Replayer:
                 got = m.vmalloc_user(size, caller="oracle")
             slot = self._new_slot(_Slot("vmalloc", got), rec)
             self._result(out, tok, slot, exp, got)
+        elif code in "hy" and arg:
+            # 6.12 captures: vmalloc_huge(N * PAGE_SIZE, GFP_KERNEL), vmalloc_32(N * PAGE_SIZE)
+            n = int(arg)
+            got = (m.vmalloc_huge(n * ps, G.GFP_KERNEL, caller="oracle") if code == "h"
+                   else m.vmalloc_32(n * ps, caller="oracle"))
+            slot = self._new_slot(_Slot("vmalloc", got), rec)
+            self._result(out, tok, slot, exp, got)
+        elif code == "w":
+            self._realloc(rec, tok, out)
         elif code == "m":
             n = int(arg)
             pages = [m.alloc_page() for _ in range(n)]
@@ -470,6 +479,19 @@ class _Replayer:
             self._result(out, tok, None, None, None, "exact", returns_address=False)
         else:
             raise FormatError(f"module.res:{rec.lineno}", f"unknown operation {tok!r}")
+
+    def _realloc(self, rec: Record, tok: str, out: list[OpResult]) -> None:
+        """``wK:N``: kvrealloc() of slot K's vmalloc address to N pages (vrealloc on 6.12); the
+        slot keeps its number and takes the returned address."""
+        k_text, _, n_text = tok[1:].partition(":")
+        k, n = int(k_text), int(n_text)
+        slot = self.slots.get(k)
+        if slot is None or slot.kind != "vmalloc":
+            raise FormatError(f"module.res:{rec.lineno}", f"{tok}: slot {k} is no vmalloc slot")
+        got = self.m.kvrealloc(slot.addr, n * self.m.PAGE_SIZE, G.GFP_KERNEL, caller="oracle")
+        if got is not None:
+            slot.addr = got
+        self._result(out, tok, k, rec.addr(), got)
 
     def _ioremap(self, rec: Record, n: int, out: list[OpResult]) -> None:
         """``iN``: get_vm_area_caller(N * PAGE_SIZE, VM_IOREMAP) (vmap_pfn maps pfns outside RAM

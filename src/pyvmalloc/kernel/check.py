@@ -18,7 +18,7 @@ invariant, in this order:
    areas (plus those a user mapping still pins after the area went), no page is in two
    areas; frames owned "pgtable" are the tables of init_mm and the user mms; the slab
    pages are what kmalloc counts, and every live kmalloc object is a vm_struct or page array
-   of an area (no leak);
+   of an area or an object kvmalloc handed out (no leak);
 5. every PTE mapped in those ranges lies in an area (never in a guard page nor in a lazily
    freed range) and maps that area's page i (``pages`` for VM_ALLOC, ``mapped`` for vmap),
    and every page of a finished VM_ALLOC or vmap area is mapped;
@@ -46,6 +46,7 @@ from pyvmalloc.phys.memory import NO_ZONE, OWNERS
 from pyvmalloc.versions import has
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
+from pyvmalloc.vmalloc.kvmalloc import kv_objects
 from pyvmalloc.vmalloc.vm_struct import (
     VM_ALLOC,
     VM_LAZY_FREE,
@@ -207,6 +208,8 @@ class _Checker:
                 handles[handle] = f"area {area.addr:#x}"
             if area.flags & VM_ALLOC and area.nr_pages:
                 self._check_vm_alloc_area(area)
+        for handle in kv_objects(self.m):  # kvmalloc()'s kmalloc objects (vmalloc/kvmalloc.py)
+            handles[handle] = "kvmalloc"
         self.handles = handles
 
     def _check_slab_objects(self, handles: dict[int, str]) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyvmalloc.phys import gfp as G
+from pyvmalloc.versions import has
 
 if TYPE_CHECKING:
     from pyvmalloc.kernel.machine import Machine
@@ -188,6 +189,32 @@ def align_shift_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outco
         _vfree(m, out, a)
 
 
+def vrealloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
+    """Loop: vrealloc(NULL, 1 page), write 'a'; grow to 4 pages (a new area), shrink to 1 page
+    and to half a page, grow back to 1 page (in place); the byte must survive each step; vfree.
+    A NULL or a lost byte fails the scenario (``goto error``: vfree what is held, stop)."""
+    ps = m.PAGE_SIZE
+    for _ in range(p.test_loop_count):
+        out.ops += 1
+        ptr = m.vrealloc(None, ps, G.GFP_KERNEL, caller=out.name)
+        if ptr is None:
+            out.failed += 1
+            return
+        m.vwrite(ptr, b"a")
+        ok = True
+        for size in (4 * ps, ps, ps // 2, ps):
+            out.ops += 1
+            nxt = m.vrealloc(ptr, size, G.GFP_KERNEL, caller=out.name)
+            if nxt is None or m.vread(nxt, 1) != b"a":
+                ok = False
+                break
+            ptr = nxt
+        _vfree(m, out, ptr)
+        if not ok:
+            out.failed += 1
+            return
+
+
 Scenario = Callable[["Machine", Params, random.Random, Outcome], None]
 
 # lib/test_vmalloc.c: test_case_array, in bit order of run_test_mask.
@@ -201,13 +228,27 @@ SCENARIOS: tuple[tuple[str, Scenario], ...] = (
     ("align_shift_alloc_test", align_shift_alloc_test),
 )
 
+# Tests of the module whose bit is past the seven above: (bit, name, function, the rule of
+# versions.py the kernel needs).  vrealloc_test is bit 12 (4096) in lib/test_vmalloc.c.
+LATER_SCENARIOS: tuple[tuple[int, str, Scenario, str], ...] = (
+    (12, "vrealloc_test", vrealloc_test, "vrealloc"),
+)
+
+
+def scenarios(m: Machine | None = None) -> list[tuple[int, str, Scenario]]:
+    """Every modelled scenario as ``(run_test_mask bit, name, function)``; with a machine, only
+    those its kernel can run (vrealloc_test needs 6.12)."""
+    out = [(i, name, fn) for i, (name, fn) in enumerate(SCENARIOS)]
+    out += [(bit, name, fn) for bit, name, fn, rule in LATER_SCENARIOS if m is None or has(m.kernel, rule)]
+    return out
+
+
 NOT_MODELLED = {
     "pcpu_alloc_test": "needs the per-CPU allocator (__alloc_percpu), which the model does not have",
     "kvfree_rcu_1_arg_vmalloc_test": "needs RCU grace periods",
     "kvfree_rcu_2_arg_vmalloc_test": "needs RCU grace periods",
     "vm_map_ram_test": "needs the vmap-block front end (vm_map_ram), not modelled yet",
     "no_block_alloc_test": "needs non-blocking GFP semantics of 6.19",
-    "vrealloc_test": "needs vrealloc (6.12)",
 }
 
 
@@ -236,7 +277,7 @@ class Report:
 def run(m: Machine, params: Params, progress: Callable[[int, int], None] | None = None) -> Report:
     """Run the enabled scenarios on ``m`` with ``params.nr_threads`` threads; a Report."""
     p = params.normalised()
-    chosen = [(i, name, fn) for i, (name, fn) in enumerate(SCENARIOS) if p.run_test_mask & (1 << i)]
+    chosen = [(i, name, fn) for i, name, fn in scenarios(m) if p.run_test_mask & (1 << i)]
     report = Report(p, [[] for _ in range(p.nr_threads)])
     total = len(chosen) * p.test_repeat_count * p.nr_threads
     done = [0]

@@ -48,11 +48,13 @@ from pyvmalloc.versions import (
     vmap_failure_lines,
 )
 from pyvmalloc.vmalloc import _args
+from pyvmalloc.vmalloc import kvmalloc as _kv
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.rwlock import RWLock
 from pyvmalloc.vmalloc.user import UserMm, Vma, VM_RESERVED
 from pyvmalloc.vmalloc.vm_struct import (
     VM_ALLOC,
+    VM_ALLOW_HUGE_VMAP,
     VM_IOREMAP,
     VM_MAP,
     VM_USERMAP,
@@ -635,6 +637,25 @@ class Vmalloc:
         """
         gfp, prot, node = self._alloc_args("vmalloc_area_node", 0, gfp, prot, node, None)[1:4]
         nr_pages = (area.size - self.PAGE_SIZE) >> self.PAGE_SHIFT
+        if not self._alloc_page_array(area, nr_pages, gfp, node):
+            return None
+        pfns = self._alloc_pages(gfp, nr_pages, node)
+        area.pages = pfns
+        if len(pfns) < nr_pages:
+            area.nr_pages = len(pfns)  # "Successfully allocated i pages, free them in __vunmap()"
+            self.vfree(area.addr)
+            return None
+        if area.flags & VM_VPAGES:
+            self._store_page_array(area)
+        if self.map_vm_area(area, prot, pfns):
+            self.vfree(area.addr)
+            return None
+        return area.addr
+
+    def _alloc_page_array(self, area: vm_struct, nr_pages: int, gfp: int, node: int) -> bool:
+        """The page-pointer array of ``area`` (``nr_pages`` entries, zeroed): kmalloc when it
+        fits in a page, else a recursive vmalloc (VM_VPAGES).  False, with the area removed
+        and its vm_struct freed, when it cannot be had."""
         array_size = nr_pages * self._ptr_size
         area.nr_pages = nr_pages
         if array_size > self.PAGE_SIZE:
@@ -649,19 +670,8 @@ class Vmalloc:
         if area.pages_array is None:
             self.remove_vm_area(area.addr)
             self._kfree(area.handle)
-            return None
-        pfns = self._alloc_pages(gfp, nr_pages, node)
-        area.pages = pfns
-        if len(pfns) < nr_pages:
-            area.nr_pages = len(pfns)  # "Successfully allocated i pages, free them in __vunmap()"
-            self.vfree(area.addr)
-            return None
-        if area.pages_array[0] == "vmalloc":
-            self._store_page_array(area)
-        if self.map_vm_area(area, prot, pfns):
-            self.vfree(area.addr)
-            return None
-        return area.addr
+            return False
+        return True
 
     def _store_page_array(self, area: vm_struct) -> None:
         """Write the page array's contents (pfns, one pointer-sized word each) into its memory."""
@@ -1156,6 +1166,127 @@ class Vmalloc:
         if handle:
             with self._page_lock:
                 self.slab.kfree(handle)
+
+    # ---- today's API (2.6.37+ ... 6.15) ----
+    # vmalloc/kvmalloc.py does the work; each method checks its arguments and its kernel
+    # (versions.py block "today's API"; an older kernel raises ConfigError naming the release).
+    def vzalloc(self, size: int, caller: str | None = None) -> int | None:
+        """``vzalloc`` (2.6.37, e1ca7788dec6): vmalloc of zeroed pages."""
+        size, _gfp, _prot, _node, caller = self._alloc_args("vzalloc", size, 0, None, -1, caller)
+        _kv.require(self, "vzalloc", "vzalloc")
+        return self.vmalloc_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM | _GFP_ZERO, "PAGE_KERNEL", caller or "vzalloc")
+
+    def vzalloc_node(self, size: int, node: int, caller: str | None = None) -> int | None:
+        """``vzalloc_node`` (2.6.37): vzalloc with the pages taken from ``node`` first."""
+        size, _gfp, _prot, node, caller = self._alloc_args("vzalloc_node", size, 0, None, node, caller)
+        _kv.require(self, "vzalloc", "vzalloc_node")
+        self.vm_stats["vmalloc"] += 1
+        return self.vmalloc_node_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM | _GFP_ZERO, "PAGE_KERNEL", node,
+                                     caller or "vzalloc_node")
+
+    def vmalloc_array(self, n: int, size: int, caller: str | None = None) -> int | None:
+        """``vmalloc_array(n, size)`` (5.18, a8749a35c399): ``__vmalloc(n * size, GFP_KERNEL)``;
+        None when the product overflows ``size_t``."""
+        return self._vmalloc_array("vmalloc_array", n, size, G.GFP_KERNEL, caller)
+
+    def vcalloc(self, n: int, size: int, caller: str | None = None) -> int | None:
+        """``vcalloc(n, size)`` (5.18): as vmalloc_array, zeroed (``__GFP_ZERO``)."""
+        return self._vmalloc_array("vcalloc", n, size, G.GFP_KERNEL | _GFP_ZERO, caller)
+
+    def _vmalloc_array(self, fn: str, n: int, size: int, gfp: int, caller: str | None) -> int | None:
+        n, size = _args.integer(fn, "n", n), _args.integer(fn, "size", size)
+        caller = _args.caller(fn, caller)
+        _kv.require(self, "vmalloc_array", fn)
+        nbytes = _kv.array_bytes(self, n, size)
+        if nbytes is None:
+            return None
+        return self.vmalloc_gfp(nbytes, gfp, "PAGE_KERNEL", caller or fn)
+
+    def vmalloc_node_range_flags(self, size: int, align: int, start: int, end: int, gfp: int,
+                                 prot: int | str | None, vm_flags: int, node: int,
+                                 caller: str | None = None) -> int | None:
+        """``__vmalloc_node_range`` with its ``vm_flags`` argument (4.0+): VM_USERMAP,
+        VM_ALLOW_HUGE_VMAP (5.18+, huge mappings: see :meth:`vmalloc_huge`),
+        VM_FLUSH_RESET_PERMS and VM_DEFER_KMEMLEAK (kept in the area's flags, no effect in the
+        model); VM_NO_GUARD raises NotImplementedError (every area of the model has its guard
+        page).  Other bits are a ValueError."""
+        fn = "vmalloc_node_range_flags"
+        size, gfp, bits, node, caller = self._alloc_args(fn, size, gfp, prot, node, caller)
+        align, vm_flags = _args.integer(fn, "align", align), _args.integer(fn, "vm_flags", vm_flags)
+        start, end = _args.vrange(fn, start, end, self.PAGE_SIZE, self._vm_ranges())
+        if vm_flags & ~_kv.VMALLOC_VM_FLAGS:
+            raise ValueError(f"{fn}(): vm_flags {vm_flags:#x} has bits __vmalloc_node_range does not take")
+        _kv.require(self, "vmalloc_vm_flags", fn)
+        return _kv.vmalloc_node_range_flags(self, size, align, start, end, gfp, bits, vm_flags, node,
+                                            caller or "__vmalloc_node_range")
+
+    def vmalloc_huge(self, size: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> int | None:
+        """``vmalloc_huge(size, gfp)`` (5.18, 559089e0a93d): ``__vmalloc_node_range`` with
+        VM_ALLOW_HUGE_VMAP.  On x86_64 (HAVE_ARCH_HUGE_VMALLOC) a request of PMD_SIZE (2 MiB)
+        or more, per online node, is aligned to 2 MiB, rounded up to a multiple of it (the
+        guard page comes after), backed by split order-9 blocks and mapped with PMD leaves;
+        when no such area or block can be had it is retried with small pages and alignment.
+        Smaller requests, and every request on the other arches, are plain vmallocs."""
+        size, gfp, _prot, _node, caller = self._alloc_args("vmalloc_huge", size, gfp, None, -1, caller)
+        _kv.require(self, "vmalloc_huge", "vmalloc_huge")
+        return _kv.vmalloc_node_range_flags(self, size, 1, self.VMALLOC_START, self.VMALLOC_END, gfp,
+                                            self._pgprot(None), VM_ALLOW_HUGE_VMAP, -1, caller or "vmalloc_huge")
+
+    def vmap_pfn(self, pfns: Sequence[int] | npt.NDArray[np.int64], count: int,
+                 prot: int | str | None = None, caller: str | None = None) -> int | None:
+        """``vmap_pfn(pfns, count, prot)`` (5.10, 3e9a9e256b1e): map ``count`` pfns that are
+        not RAM (device memory) in a VM_IOREMAP area; None when no area fits or a pfn is RAM
+        (a WARN).  Free it with :meth:`vunmap`."""
+        fn = "vmap_pfn"
+        count = _args.integer(fn, "count", count)
+        bits = _args.prot(fn, prot, self.profile)
+        caller = _args.caller(fn, caller)
+        _kv.require(self, "vmap_pfn", fn)
+        arr = _args.pages(fn, pfns, max(count, 0))
+        if count <= 0 or bool(np.any(arr < 0)):
+            raise ValueError(f"{fn}(): count must be positive and every pfn given")
+        return _kv.vmap_pfn(self, arr, count, bits, caller or fn)
+
+    def vrealloc(self, p: int | None, size: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> int | None:
+        """``vrealloc(p, size, flags)`` (6.12, 3ddc2fefe6f3; 6.15 a0309faf1cb0): resize a
+        vmalloc allocation; the address stays when the new size fits the area, otherwise a
+        new area is allocated, the bytes copied and ``p`` freed (see kvmalloc.vrealloc)."""
+        p = _args.address("vrealloc", "p", p)
+        size, gfp, _prot, _node, caller = self._alloc_args("vrealloc", size, gfp, None, -1, caller)
+        _kv.require(self, "vrealloc", "vrealloc")
+        return _kv.vrealloc(self, p, _kv.size_t(self, size), gfp, caller or "vrealloc")
+
+    def kvmalloc(self, size: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> int | None:
+        """``kvmalloc(size, gfp)`` (4.12, a7c3e901a46f): a kmalloc object (its direct-map
+        address) when the slab can give one, else vmalloc for requests over a page."""
+        return self.kvmalloc_node(size, gfp, -1, caller)
+
+    def kvzalloc(self, size: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> int | None:
+        """``kvzalloc(size, gfp)``: kvmalloc with ``__GFP_ZERO``."""
+        return self.kvmalloc_node(size, _args.integer("kvzalloc", "gfp", gfp) | _GFP_ZERO, -1, caller)
+
+    def kvmalloc_node(self, size: int, gfp: int, node: int, caller: str | None = None) -> int | None:
+        """``kvmalloc_node(size, gfp, node)`` (mm/util.c; see kvmalloc.kvmalloc_node)."""
+        size, gfp, _prot, node, caller = self._alloc_args("kvmalloc_node", size, gfp, None, node, caller)
+        _kv.require(self, "kvmalloc", "kvmalloc_node")
+        return _kv.kvmalloc_node(self, size, gfp, node, caller or "kvmalloc_node")
+
+    def kvfree(self, addr: int | None) -> None:
+        """``kvfree(addr)``: vfree for a vmalloc address, kfree otherwise; NULL does nothing."""
+        addr = _args.address("kvfree", "addr", addr)
+        _kv.require(self, "kvmalloc", "kvfree")
+        _kv.kvfree(self, addr)
+
+    def kvrealloc(self, p: int | None, size: int, gfp: int = G.GFP_KERNEL, oldsize: int | None = None,
+                  caller: str | None = None) -> int | None:
+        """``kvrealloc``: 6.12+ ``kvrealloc(p, size, flags)`` (vrealloc for vmalloc addresses,
+        krealloc otherwise); 5.15-6.11 ``kvrealloc(p, oldsize, newsize, flags)`` (``oldsize=``
+        required)."""
+        p = _args.address("kvrealloc", "p", p)
+        size, gfp, _prot, _node, caller = self._alloc_args("kvrealloc", size, gfp, None, -1, caller)
+        old = None if oldsize is None else _args.integer("kvrealloc", "oldsize", oldsize)
+        _kv.require(self, "kvrealloc_oldsize" if not has(self.kernel, "vrealloc") else "vrealloc", "kvrealloc")
+        return _kv.kvrealloc(self, p, _kv.size_t(self, size), gfp, old, caller or "kvrealloc")
 
 
 def _host_free_bytes() -> int:

@@ -15,6 +15,15 @@ VM_MAP = 0x00000004  # vmap()ed pages
 VM_USERMAP = 0x00000008  # suitable for remap_vmalloc_range
 VM_VPAGES = 0x00000010  # buffer for pages was vmalloc'ed
 
+# include/linux/vmalloc.h of later kernels (6.x values; versions.py dates each): the vm_flags
+# that __vmalloc_node_range takes (vmalloc/kvmalloc.py).  VM_VPAGES (0x10) is the model's bit
+# for a vmalloc'ed page array; 6.x reused 0x10 for VM_DMA_COHERENT, which the model never sets.
+VM_NO_GUARD = 0x00000040          # 4.0: no guard page (refused by the model, see kvmalloc.py)
+VM_FLUSH_RESET_PERMS = 0x00000100  # 5.2: reset direct-map permissions and flush on free
+VM_MAP_PUT_PAGES = 0x00000200     # 5.10: vfree() puts a vmap()ed area's pages
+VM_ALLOW_HUGE_VMAP = 0x00000400   # 5.18: may use huge (PMD) mappings
+VM_DEFER_KMEMLEAK = 0x00000800    # 5.16: kmemleak object created later (no kmemleak here)
+
 # mm/vmalloc.c s_show: the word each VM_* bit of the model prints in /proc/vmallocinfo, in the
 # kernel's order ("vpages" last: the page array was vmalloc'ed).  The one table from bits to
 # words: kernel/proc.py renders with it, snapshot/restore.py parses with it.
@@ -29,6 +38,11 @@ VM_FLAG_NAMES = {
     VM_MAP: "VM_MAP",
     VM_USERMAP: "VM_USERMAP",
     VM_VPAGES: "VM_VPAGES",
+    VM_NO_GUARD: "VM_NO_GUARD",
+    VM_FLUSH_RESET_PERMS: "VM_FLUSH_RESET_PERMS",
+    VM_MAP_PUT_PAGES: "VM_MAP_PUT_PAGES",
+    VM_ALLOW_HUGE_VMAP: "VM_ALLOW_HUGE_VMAP",
+    VM_DEFER_KMEMLEAK: "VM_DEFER_KMEMLEAK",
 }
 
 
@@ -65,6 +79,11 @@ class vm_struct:  # noqa: N801 - the kernel's name
     pages_array: tuple[str, int] | None = None
     handle: int = 0  # the kmalloc object that holds this vm_struct
     mapped: npt.NDArray[np.int64] | None = None  # vmap()'s pages: not in the kernel's struct, for check()
+    # 5.18+: the shift of the area's mappings (PMD_SHIFT for a huge vmalloc), 0 for PAGE_SHIFT.
+    page_order: int = 0
+    # 6.15+ (a0309faf1cb0): the size vmalloc was asked for; 0 where the model did not record it
+    # (areas made by the 2.6.22 entry points): vrealloc then takes the area's size.
+    requested_size: int = 0
 
     @property
     def end(self) -> int:
