@@ -54,6 +54,7 @@ from pyvmalloc.phys import gfp as G
 from pyvmalloc.snapshot.restore import machine_from_snapshot
 from pyvmalloc.vmalloc.list_allocator import space_bounds
 from pyvmalloc.vmalloc.vm_struct import VM_IOREMAP, VM_MAP, vm_struct
+from pyvmalloc.vmalloc.vmap_node import PoolState, apply_pool_state
 
 __all__ = [
     "ARCHES",
@@ -646,6 +647,12 @@ def replay_capture(path: str | Path | Capture, follow_kernel: bool = True) -> Ca
     m, _layout, _report = machine_from_snapshot(
         Machine, cap.before[0], cap.meminfo[0] or None, cap.arch, kernel=cap.kernel, cpus=2,
         source=str(cap.path / "before.txt"), meminfo_source=str(cap.path / "meminfo.txt"))
+    pools = cap.path / "vmap_pools.txt"
+    if m.vmap_nodes is not None and pools.exists():
+        # 6.9+: what the boot's trace says of the vmap nodes and that before.txt cannot show.
+        with m.vmlist_lock.write():
+            apply_pool_state(m.vmap_nodes, m.vmap_allocator, PoolState.parse(pools.read_text()),
+                             list(m.for_each_vmap_area()))
     m.run_workers()
     memtotal = _meminfo_total(cap.meminfo[0])
     rp = _Replayer(cap, m, memtotal, follow_kernel)
