@@ -496,6 +496,11 @@ class _Replayer:
                 # Follow the kernel: a window exactly the area's size is searched with length
                 # ``size`` (adjust_search_size is false), so the area lands at ``exp``.
                 area = m.get_vm_area_range(nbytes, VM_IOREMAP, exp, exp + size, caller="oracle")
+                va = None if area is None or m.vmap_nodes is None else m.find_vmap_area(area.addr)
+                if va is not None and m.vmap_nodes is not None:
+                    # 6.9+: the kernel's request was for VMALLOC_START..END: node_alloc encoded
+                    # the CPU's node, so the area goes to that node's pool when freed.
+                    va.flags |= m.vmap_nodes.encode(m.current_cpu % m.vmap_nodes.nr)
                 got = model_addr
                 note += (f"; kernel took {exp:#x}, model would take {model_addr:#x}"
                          + (" (the same)" if exp == model_addr else ""))

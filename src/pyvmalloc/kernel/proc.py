@@ -86,7 +86,7 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
         lazy = []
     if has(m.kernel, "purge_tree_merges"):
         lazy = _merge_adjacent(lazy)
-    if m.vmap_nodes is not None:
+    if m.vmap_nodes is not None and has(m.kernel, "vmallocinfo_node_order"):
         # 6.9+ vmalloc_info_show: busy areas node by node, then show_purge_info's lazy ones
         # node by node (one line per area: nothing merges them), each list in address order.
         bi, li = m.vmap_nodes.vmallocinfo_order([r.start for r in busy], lazy_vas)

@@ -149,7 +149,7 @@ class Vmalloc:
         self.vm_stats: Counter[str] = Counter(dict.fromkeys(VM_COUNTERS, 0))
         # 6.9+: vmap nodes with their pools of freed areas (vmalloc/vmap_node.py).
         self.vmap_nodes: VmapNodes | None = None
-        if lazy_purge and has(self.kernel, "vmap_nodes"):
+        if lazy_purge and has(self.kernel, "vmap_nodes") and has(self.kernel, "vmap_node_pools"):
             self.vmap_nodes = VmapNodes(nr_vmap_nodes(cpus, self.profile.bits), self.PAGE_SIZE,
                                         self.VMALLOC_START, self.VMALLOC_END)
 
