@@ -161,3 +161,68 @@ def test_parse_module_res() -> None:
 def test_parse_module_res_rejects_broken_files(text: str) -> None:
     with pytest.raises(O.FormatError):
         parse_module_res(text)
+
+
+# ---- Linux 6.12: vmap nodes and their pools (6.9+) ------------------------------------------------
+# seq, rand1 and pools replay on kernel 6.12, x86_64, 2 CPUs: nr_vmap_nodes = clamp(2, 1, 128) = 2.
+# kinds612 (vmalloc_huge, vmalloc_32, vrealloc) is in the folder but not replayed here.
+IDS_612 = ["linux-6.12-amd64/seq", "linux-6.12-amd64/rand1", "linux-6.12-amd64/pools"]
+
+
+@pytest.fixture(scope="module")
+def reports_612() -> dict[str, O.CaptureReport]:
+    return {name: replay_capture(DATA / name) for name in IDS_612}
+
+
+@pytest.mark.parametrize("name", IDS_612)
+def test_612_capture_replays_exactly(name: str, reports_612: dict[str, O.CaptureReport]) -> None:
+    rep = reports_612[name]
+    text = format_report(rep, examples=10)
+    print(text)
+    counts = rep.counts()
+    assert rep.ops and counts["mismatch"] == 0 and counts["not_modelled"] == 0, text
+    assert not [o.line() for o in rep.ops if o.page_aligned and o.status != "exact"]
+    for o in rep.ops:
+        if o.status == "tree_shape":
+            assert o.token.startswith("i") and not o.page_aligned and "lowest fit" in o.note, o.line()
+    (s,) = rep.scripts
+    assert s.after is not None and s.after.equal, text
+    m = rep.machine
+    assert m is not None and m.vmap_nodes is not None and m.vmap_nodes.nr == 2
+    m.check()
+
+
+@pytest.mark.parametrize("name", IDS_612)
+def test_612_vmallocinfo_in_the_kernels_order(name: str, reports_612: dict[str, O.CaptureReport]) -> None:
+    """/proc/vmallocinfo node by node: busy lines of node 0 then node 1, each in address order,
+    then the unpurged lines (one per area) by lazy node: the same line order as after.txt."""
+    from pyvmalloc.formats.vmallocinfo import parse_vmallocinfo
+
+    m = reports_612[name].machine
+    assert m is not None
+    want = [(ln.start, ln.end, ln.kinds == ("unpurged",) or "unpurged" in ln.kinds)
+            for ln in parse_vmallocinfo((DATA / name / "after.txt").read_text()).lines]
+    got = [(ln.start, ln.end, "unpurged" in ln.kinds) for ln in parse_vmallocinfo(m.vmallocinfo()).lines]
+    # The one percpu area of before.txt sits at the top of the range, node 1's list.
+    assert got == want
+
+
+def test_612_pools_capture_uses_the_pools(reports_612: dict[str, O.CaptureReport]) -> None:
+    """The pools capture is exact only through the pools: highest first, the alignment miss
+    moved to the tail, the decay by a quarter; the counters say so."""
+    m = reports_612["linux-6.12-amd64/pools"].machine
+    assert m is not None
+    st = m.stats()
+    # a7 x2, a7 x2, a7 x4, a255 (a256 is 257 pages with its guard: no pool)
+    assert st["vmap_node.pool_hits"] == 9 and st["vmap_node.pool_align_misses"] >= 1
+    assert st["vmap_node.decayed"] >= 1 and st["vmap_node.lock.node0.pool_lock"] > 0
+
+
+def test_612_without_pools_diverges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not vacuous: with the pools switched off (every freed area back to the free tree), the
+    6.12 pools capture goes wrong at its first reuse."""
+    from pyvmalloc.vmalloc import vmap_node
+
+    monkeypatch.setattr(vmap_node.VmapNodes, "pool_index", staticmethod(lambda size, ps: None))
+    rep = replay_capture(DATA / "linux-6.12-amd64" / "pools")
+    assert rep.mismatches and rep.mismatches[0].expected == 0xFFFFC90000435000

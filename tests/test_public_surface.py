@@ -77,6 +77,8 @@ METHODS = {
     "user_mm",
     "vfree",
     "vm_unmap_aliases",
+    "vmap_node_shrink",
+    "pooled_areas",
     "vmalloc",
     "vmalloc_32",
     "vmalloc_32_user",

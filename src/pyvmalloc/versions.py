@@ -185,6 +185,20 @@ CHANGES: Final[dict[str, Change]] = {
         "6.9", "Uladzislau Rezki, \"Mitigate a vmap lock contention\" v3 (vmap nodes)",
         "per-node busy trees, lazy lists (not merged) and pools of freed areas; "
         "/proc/vmallocinfo lists the areas node by node"),
+    # -- vmap nodes (6.9+)
+    "vmap_node_pools": Change(
+        "6.9", "Uladzislau Rezki, \"mm: vmalloc: Offload free_vmap_area_lock lock\" (node_alloc, "
+        "node_pool_add_va, decay_va_pool_node; 6.9 merge window) ≈",
+        "a freed area of up to 256 pages requested for VMALLOC_START..VMALLOC_END goes at the next "
+        "purge to its node's pool; a request of the same page count takes the pool's head if "
+        "aligned, else moves it to the tail; each purge decays every pool by len >> 2 from the "
+        "head (a pool of fewer than 4 empties), a purge after a failed search and the vmap-node "
+        "shrinker empty them"),
+    "vmallocinfo_node_order": Change(
+        "6.9", "Uladzislau Rezki, \"mm: vmalloc: Support multiple nodes in vmallocinfo\" "
+        "(6.9 merge window) ≈",
+        "/proc/vmallocinfo prints each node's busy list in address order, node after node, then "
+        "each node's lazy list (one \"unpurged vm_area\" line per area)"),
     # -- /proc/vmallocinfo words (what a dump can date) -----------------------------------
     "vmallocinfo_vpages_word": Change(
         "2.6.28", "the \"vpages\" word of /proc/vmallocinfo (VM_VPAGES page arrays), as the model's "

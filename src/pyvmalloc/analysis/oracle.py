@@ -54,6 +54,7 @@ from pyvmalloc.phys import gfp as G
 from pyvmalloc.snapshot.restore import machine_from_snapshot
 from pyvmalloc.vmalloc.list_allocator import space_bounds
 from pyvmalloc.vmalloc.vm_struct import VM_IOREMAP, VM_MAP, vm_struct
+from pyvmalloc.vmalloc.vmap_node import PoolState, apply_pool_state
 
 __all__ = [
     "ARCHES",
@@ -517,6 +518,11 @@ class _Replayer:
                 # Follow the kernel: a window exactly the area's size is searched with length
                 # ``size`` (adjust_search_size is false), so the area lands at ``exp``.
                 area = m.get_vm_area_range(nbytes, VM_IOREMAP, exp, exp + size, caller="oracle")
+                va = None if area is None or m.vmap_nodes is None else m.find_vmap_area(area.addr)
+                if va is not None and m.vmap_nodes is not None:
+                    # 6.9+: the kernel's request was for VMALLOC_START..END: node_alloc encoded
+                    # the CPU's node, so the area goes to that node's pool when freed.
+                    va.flags |= m.vmap_nodes.encode(m.current_cpu % m.vmap_nodes.nr)
                 got = model_addr
                 note += (f"; kernel took {exp:#x}, model would take {model_addr:#x}"
                          + (" (the same)" if exp == model_addr else ""))
@@ -668,6 +674,12 @@ def replay_capture(path: str | Path | Capture, follow_kernel: bool = True) -> Ca
     m, _layout, _report = machine_from_snapshot(
         Machine, cap.before[0], cap.meminfo[0] or None, cap.arch, kernel=cap.kernel, cpus=2,
         source=str(cap.path / "before.txt"), meminfo_source=str(cap.path / "meminfo.txt"))
+    pools = cap.path / "vmap_pools.txt"
+    if m.vmap_nodes is not None and pools.exists():
+        # 6.9+: what the boot's trace says of the vmap nodes and that before.txt cannot show.
+        with m.vmlist_lock.write():
+            apply_pool_state(m.vmap_nodes, m.vmap_allocator, PoolState.parse(pools.read_text()),
+                             list(m.for_each_vmap_area()))
     m.run_workers()
     memtotal = _meminfo_total(cap.meminfo[0])
     rp = _Replayer(cap, m, memtotal, follow_kernel)

@@ -47,7 +47,9 @@ from pyvmalloc.versions import has
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
 from pyvmalloc.vmalloc.kvmalloc import kv_objects
+from pyvmalloc.vmalloc.vmap_node import check_pools
 from pyvmalloc.vmalloc.vm_struct import (
+    VA_POOLED,
     VM_ALLOC,
     VM_LAZY_FREE,
     VM_VM_AREA,
@@ -152,13 +154,14 @@ class _Checker:
         pending = m.lazy_areas()
         pending_ids = {id(x) for x in pending}
         seen_lazy: set[int] = set()
+        seen_pooled: set[int] = set()
         for start, size, va in m.vmap_allocator.for_each_busy(0):
             if not isinstance(va, vmap_area):
                 raise Inconsistency(f"allocator block {start:#x}+{size:#x} belongs to {va!r}, "
                                     "not a vmap_area")
             if (va.va_start, va.size) != (start, size):
                 raise Inconsistency(f"{va!r} disagrees with its allocator block {start:#x}+{size:#x}")
-            kinds = va.flags & (VM_VM_AREA | VM_LAZY_FREE | VMAP_RAM | VMAP_BLOCK)
+            kinds = va.flags & (VM_VM_AREA | VM_LAZY_FREE | VMAP_RAM | VMAP_BLOCK | VA_POOLED)
             if kinds == VM_VM_AREA and va.vm is not None:
                 if va.vm.addr != start or va.vm.size != size:
                     raise Inconsistency(
@@ -171,9 +174,12 @@ class _Checker:
                     raise Inconsistency(f"lazily freed block {start:#x}+{size:#x} is not on the purge list")
                 seen_lazy.add(id(va))
                 self.lazy.append(va)
+            elif kinds == VA_POOLED and va.vm is None:
+                seen_pooled.add(id(va))  # 6.9+: held by a vmap-node pool (check_pools)
             else:
                 raise Inconsistency(f"{va!r}: its flags say neither an area with its vm_struct, "
-                                    "a vm_map_ram range nor a lazily freed one")
+                                    "a vm_map_ram range, a lazily freed one nor a pooled one")
+        check_pools(m.vmap_nodes, seen_pooled)
         for lazy in pending:
             if id(lazy) not in seen_lazy:
                 raise Inconsistency(f"lazy area {lazy.addr:#x}+{lazy.size:#x} on the purge list is "

@@ -285,6 +285,10 @@ class Machine(Vmalloc):
         out["lazy.pending_pages"] = self._nr_lazy_pages
         out["lazy.max_pages"] = self.lazy_max_pages
         out["printk.suppressed"] = self.log.suppressed
+        if self.vmap_nodes is not None:  # 6.9+ vmap nodes: pools, searches, purge batches, locks
+            out.update({f"vmap_node.{k}": int(v) for k, v in sorted(self.vmap_nodes.stats.items())})
+            out.update({f"vmap_node.lock.{k}": v for k, v in self.vmap_nodes.lock_counts().items()})
+            out["vmap_node.pooled_now"] = self.vmap_nodes.shrink_count()
         return out
 
     def __repr__(self) -> str:

@@ -11,7 +11,8 @@ from pyvmalloc.formats.meminfo import render_meminfo
 from pyvmalloc.formats.vmalloc_meminfo import GENERATIONS, vmalloc_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine, render_vmallocinfo
 from pyvmalloc.versions import has
-from pyvmalloc.vmalloc.vm_struct import VM_LAZY_FREE, VM_WORDS, VMAP_BLOCK, VMAP_RAM, SnapshotArea
+from pyvmalloc.vmalloc.vm_struct import VA_POOLED, VM_LAZY_FREE, VM_WORDS, VMAP_BLOCK, VMAP_RAM, SnapshotArea
+from pyvmalloc.vmalloc.vm_struct import vmap_area
 
 if TYPE_CHECKING:
     from pyvmalloc.kernel.machine import Machine
@@ -46,12 +47,16 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
     numa = len(m.phys.nodes) > 1
     busy: list[VmallocinfoLine] = []
     lazy: list[VmallocinfoLine] = []
+    lazy_vas: list[vmap_area] = []
     with m.vmlist_lock.read():
         vas = list(m.for_each_vmap_area())
     for va in vas:
         start, size = va.va_start, va.size
+        if va.flags & VA_POOLED:  # 6.9+: in a vmap-node pool, on no busy or lazy list
+            continue
         if va.flags & VM_LAZY_FREE:
             lazy.append(VmallocinfoLine(start=start, end=start + size, size=size, kinds=(UNPURGED,)))
+            lazy_vas.append(va)
             continue
         if va.flags & (VMAP_RAM | VMAP_BLOCK):
             # vm_map_ram space: a range with no vm_struct (s_show's "vm_map_ram" line).
@@ -81,6 +86,11 @@ def vmallocinfo_records(m: Machine) -> list[VmallocinfoLine]:
         lazy = []
     if has(m.kernel, "purge_tree_merges"):
         lazy = _merge_adjacent(lazy)
+    if m.vmap_nodes is not None and has(m.kernel, "vmallocinfo_node_order"):
+        # 6.9+ vmalloc_info_show: busy areas node by node, then show_purge_info's lazy ones
+        # node by node (one line per area: nothing merges them), each list in address order.
+        bi, li = m.vmap_nodes.vmallocinfo_order([r.start for r in busy], lazy_vas)
+        return [busy[i] for i in bi] + [lazy[i] for i in li]
     if has(m.kernel, "unpurged_in_vmallocinfo"):
         return busy + lazy
     return sorted(busy + lazy, key=lambda r: r.start)

@@ -52,6 +52,7 @@ from pyvmalloc.vmalloc import kvmalloc as _kv
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.rwlock import RWLock
 from pyvmalloc.vmalloc.user import UserMm, Vma, VM_RESERVED
+from pyvmalloc.vmalloc.vmap_node import VN_ID_MASK, VmapNodes, nr_vmap_nodes
 from pyvmalloc.vmalloc.vm_struct import (
     VM_ALLOC,
     VM_ALLOW_HUGE_VMAP,
@@ -148,6 +149,11 @@ class Vmalloc:
         self._purge_lock = threading.Lock()
         self._user_mms: list[UserMm] = []
         self.vm_stats: Counter[str] = Counter(dict.fromkeys(VM_COUNTERS, 0))
+        # 6.9+: vmap nodes with their pools of freed areas (vmalloc/vmap_node.py).
+        self.vmap_nodes: VmapNodes | None = None
+        if lazy_purge and has(self.kernel, "vmap_nodes") and has(self.kernel, "vmap_node_pools"):
+            self.vmap_nodes = VmapNodes(nr_vmap_nodes(cpus, self.profile.bits), self.PAGE_SIZE,
+                                        self.VMALLOC_START, self.VMALLOC_END)
 
     # ---- hooks the kernel layer provides ----------------------------------------------------
     def in_interrupt(self) -> bool:  # pragma: no cover - overridden by Machine
@@ -344,11 +350,24 @@ class Vmalloc:
         """The address search; with lazy purge, one purge of the lazy areas and a second search."""
         if self._fault_allow("vmap_area") == 0:
             return None
+        nodes = self.vmap_nodes
+        if nodes is not None:
+            # 6.9+ node_alloc: the requesting CPU's node pool first, for VMALLOC_START..END only.
+            pooled, vn_bits = nodes.node_alloc(size, align, start, end, int(self.mmu.current_cpu))
+            va.flags |= vn_bits
+            if pooled is not None:
+                self.vmap_allocator.remove(pooled.va_start)
+                self.vmap_allocator.insert(pooled.va_start, size, va)
+                if self._tracing:
+                    self._trace("alloc_vmap_area", addr=pooled.va_start, size=size, align=align,
+                                vstart=start, vend=end, failed=0)
+                return pooled.va_start
         addr = self._search_vmap_range(size, align, start, end, va)
         if addr is None and (self.lazy_purge or self._purge_list):
             # mm/vmalloc.c, 2.6.28+: alloc_vmap_area purges the lazy areas once, then retries
-            # (whether or not any were waiting: its ``purged`` flag, not the list, decides).
-            self._purge_vmap_area_lazy()
+            # (whether or not any were waiting: its ``purged`` flag, not the list, decides);
+            # 6.9+ reclaim_and_purge_vmap_areas empties the pools too.
+            self._purge_vmap_area_lazy(full_decay=True)
             addr = self._search_vmap_range(size, align, start, end, va)
         return addr
 
@@ -445,7 +464,9 @@ class Vmalloc:
     def _free_vmap_area_noflush(self, va: vmap_area) -> None:
         """Keep the range reserved until a purge flushes it (free_vmap_area_noflush): the
         vmap_area loses its vm_struct and waits on the purge list."""
-        va.flags, va.vm = VM_LAZY_FREE, None
+        va.flags, va.vm = VM_LAZY_FREE | (va.flags & VN_ID_MASK), None  # 6.9+: the node stays
+        if self.vmap_nodes is not None:
+            self.vmap_nodes.note_lazy(va)
         with self._purge_lock:
             self._purge_list.append(va)
             self._nr_lazy_pages += va.size >> self.PAGE_SHIFT
@@ -476,8 +497,13 @@ class Vmalloc:
             with self.vmlist_lock.write():
                 self._purge_vmap_area_lazy()
 
-    def _purge_vmap_area_lazy(self) -> None:
-        """One TLB flush over every lazily freed range, then give the ranges back."""
+    def _purge_vmap_area_lazy(self, full_decay: bool = False) -> None:
+        """One TLB flush over every lazily freed range, then give the ranges back (6.9+: first
+        decay the vmap-node pools, fully after a failed search; areas go to their node's pool)."""
+        nodes = self.vmap_nodes
+        if nodes is not None:
+            for old in nodes.decay(full_decay):
+                self.vmap_allocator.remove(old.va_start)
         with self._purge_lock:
             purge, self._purge_list = self._purge_list, []
             npages, self._nr_lazy_pages = self._nr_lazy_pages, 0
@@ -489,7 +515,8 @@ class Vmalloc:
         start = min(a.addr for a in purge)
         end = max(a.addr + a.size for a in purge)
         self.flush_tlb_kernel_range(start, end)
-        for lazy in purge:
+        back = purge if nodes is None else nodes.purge(purge, full_decay, npages, self.lazy_max_pages)
+        for lazy in back:
             self.vmap_allocator.remove(lazy.addr)
         if self._tracing:
             self._trace("purge_vmap_area_lazy", start=start, end=end, npurged=len(purge))
@@ -502,6 +529,22 @@ class Vmalloc:
         self._drain_pending = False
         with self.vmlist_lock.write():
             self._purge_vmap_area_lazy()
+
+    def vmap_node_shrink(self) -> int:
+        """The 6.9+ ``vmap-node`` shrinker (``vmap_node_shrink_scan``) as memory pressure runs
+        it: every pool fully decayed, its areas back in the free tree; how many (0 before 6.9)."""
+        nodes = self.vmap_nodes
+        if nodes is None:
+            return 0
+        with self.vmlist_lock.write():
+            freed = nodes.shrink()
+            for va in freed:
+                self.vmap_allocator.remove(va.va_start)
+        return len(freed)
+
+    def pooled_areas(self) -> list[vmap_area]:
+        """The areas the 6.9+ vmap-node pools hold, node by node, each pool head first."""
+        return [] if self.vmap_nodes is None else list(self.vmap_nodes.pooled())
 
     def lazy_areas(self) -> list[vmap_area]:
         """The vmap_areas waiting for a lazy purge, oldest first."""

@@ -106,9 +106,13 @@ VM_LAZY_FREE = 0x01   # freed, waiting for the lazy purge ("unpurged vm_area")
 VM_VM_AREA = 0x04     # carries a vm_struct (va->vm)
 VMAP_RAM = 0x10       # vm_map_ram() space with no vm_struct ("vm_map_ram")
 VMAP_BLOCK = 0x20     # one per-CPU vmap block of vm_map_ram()
+# The model's own: a freed area held by a vmap node's pool (6.9+, vmalloc/vmap_node.py); still
+# reserved in the address allocator, on no busy or lazy list.  The kernel marks it by nothing
+# but its place on a pool list.  Bits 8-15 of ``flags`` carry the node as encode_vn_id does.
+VA_POOLED = 0x40
 
 VMAP_FLAG_NAMES = {VM_LAZY_FREE: "VM_LAZY_FREE", VM_VM_AREA: "VM_VM_AREA", VMAP_RAM: "VMAP_RAM",
-                   VMAP_BLOCK: "VMAP_BLOCK"}
+                   VMAP_BLOCK: "VMAP_BLOCK", VA_POOLED: "VA_POOLED"}
 
 
 @dataclass(eq=False)

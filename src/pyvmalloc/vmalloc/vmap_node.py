@@ -1,0 +1,389 @@
+"""vmap nodes (Linux 6.9+): per-node lazy lists and pools of freed areas, as 6.12 runs them.
+
+Uladzislau Rezki's "Mitigate a vmap lock contention" series (6.9) split mm/vmalloc.c's global
+busy and lazy trees into ``struct vmap_node``s and gave each node pools of freed areas by size.
+The rules, as 6.12's mm/vmalloc.c has them (function names are the kernel's):
+
+- ``vmap_init_nodes``: on 64-bit, ``nr_vmap_nodes = clamp(num_possible_cpus(), 1, 128)`` and,
+  when that is more than 1, ``vmap_zone_size = 16 * PAGE_SIZE``; 32-bit kernels keep one node.
+  ``addr_to_node_id(addr) = (addr / vmap_zone_size) % nr_vmap_nodes``.
+- ``node_alloc``: only a request whose range is exactly ``[VMALLOC_START, VMALLOC_END]`` and only
+  with more than one node; the node is the requesting CPU's (``raw_smp_processor_id() %
+  nr_vmap_nodes``), encoded in ``va->flags`` as ``(node + 1) << BITS_PER_BYTE`` whether or not the
+  pool had an area (``encode_vn_id``).  ``node_pool_del_va`` looks at the pool for the request's
+  page count (``size_to_va_pool``: ``(size - 1) / PAGE_SIZE < MAX_VA_SIZE_PAGES``, guard page
+  counted): its head is taken if ``IS_ALIGNED(va_start, align)``, otherwise moved to the tail
+  (``list_move_tail``) and the global tree is searched.  No pool is asked on the retry after a
+  purge.
+- ``free_vmap_area_noflush``: the area joins the lazy list of its encoded node, or of
+  ``addr_to_node(va_start)`` when none is encoded; each lazy list is kept in address order.
+- ``__purge_vmap_area_lazy(start, end, full_pool_decay)``: for every node, first
+  ``decay_va_pool_node``, then the node's lazy list becomes its purge list; one TLB flush over
+  all of them; ``nr_purge_helpers = clamp(vmap_lazy_nr / lazy_max_pages(), 1, nodes) - 1``
+  nodes are purged by workers, the rest in the caller; ``purge_vmap_node`` walks a purge list in
+  address order and ``list_add``s every area with an encoded node and a pool to the head of that
+  pool (so the highest address ends first) unless ``skip_populate`` (a full decay); the others go
+  back to the free tree.
+- ``decay_va_pool_node``: each non-empty pool loses ``len >> 2`` areas from its head; the 6.9
+  loop (``if (!--n_decay) break;`` after the first removal) empties a pool of fewer than 4, which
+  the 6.12 captures show (Debian 6.12.95: a pool of one area was gone after the next purge).  A
+  full decay (``reclaim_and_purge_vmap_areas`` after a failed search, and the ``vmap-node``
+  shrinker's ``vmap_node_shrink_scan``) empties every pool.
+- Pooled areas stay out of the free tree, so the allocator keeps them reserved, but they are on
+  no busy or lazy list: ``/proc/vmallocinfo`` does not show them.  ``vmalloc_info_show`` prints
+  the busy areas node by node (each node's list in address order), then ``show_purge_info`` the
+  lazy ones node by node, one line per area.
+
+The model keeps one :class:`VmapNodes` per machine (``Vmalloc.vmap_nodes``, None before 6.9 or
+without lazy purge).  A pooled area is a ``vmap_area`` with the model's flag :data:`VA_POOLED`
+(and its node bits); counters of what a real kernel does not tell (pool hits and misses, global
+searches, purge batches, lock acquisitions per node) are in :attr:`VmapNodes.stats`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from pyvmalloc.errors import Inconsistency
+from pyvmalloc.formats.trace import TraceEvent
+from pyvmalloc.vmalloc.allocator import VmapAllocator
+from pyvmalloc.vmalloc.vm_struct import VA_POOLED, VM_LAZY_FREE, vmap_area
+
+MAX_VA_SIZE_PAGES = 256      # mm/vmalloc.c: pools hold areas of up to 256 pages (guard included)
+VMAP_ZONE_PAGES = 16         # vmap_init_nodes: "Node partition is 16 pages."
+MAX_VMAP_NODES = 128         # vmap_init_nodes: clamp(num_possible_cpus(), 1, 128)
+VN_ID_SHIFT = 8              # encode_vn_id: (node_id + 1) << BITS_PER_BYTE
+VN_ID_MASK = 0xFF << VN_ID_SHIFT
+
+__all__ = ["MAX_VA_SIZE_PAGES", "VN_ID_MASK", "PoolState", "VmapNode", "VmapNodes", "apply_pool_state", "check_pools",
+           "nr_vmap_nodes", "pool_state_from_trace"]
+
+
+def nr_vmap_nodes(cpus: int, bits: int) -> int:
+    """``nr_vmap_nodes`` of a kernel with ``cpus`` possible CPUs (one node on 32-bit)."""
+    return max(1, min(cpus, MAX_VMAP_NODES)) if bits == 64 else 1
+
+
+class VmapNode:
+    """One ``struct vmap_node``: its pools (page count -> areas, head first) and lock counts."""
+
+    def __init__(self, node_id: int) -> None:
+        self.id = node_id
+        self.pools: dict[int, deque[vmap_area]] = {}
+        self.locks: Counter[str] = Counter()  # acquisitions of busy.lock, lazy.lock, pool_lock
+
+    def pooled(self) -> Iterator[vmap_area]:
+        """Every pooled area of this node, by pool (page count), head first."""
+        for n in sorted(self.pools):
+            yield from self.pools[n]
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.pools.values())
+
+
+class VmapNodes:
+    """The vmap nodes of one machine (see the module docstring for the rules)."""
+
+    def __init__(self, nr: int, page_size: int, vstart: int, vend: int) -> None:
+        self.nr = nr
+        self.page_size = page_size
+        self.zone_size = VMAP_ZONE_PAGES * page_size if nr > 1 else 1
+        self.vstart, self.vend = vstart, vend
+        self.nodes = [VmapNode(i) for i in range(nr)]
+        self.stats: Counter[str] = Counter(dict.fromkeys((
+            "pool_hits", "pool_misses", "pool_align_misses", "global_searches", "pooled",
+            "decayed", "purge_batches", "purge_helpers", "shrinker_runs"), 0))
+
+    # -- node ids --------------------------------------------------------------------------
+    def addr_to_node_id(self, addr: int) -> int:
+        """``addr_to_node_id``: the node whose busy list holds an area starting at ``addr``."""
+        return (addr // self.zone_size) % self.nr
+
+    def encode(self, node_id: int) -> int:
+        """``encode_vn_id``: the bits of ``va->flags`` that name ``node_id``."""
+        return (node_id + 1) << VN_ID_SHIFT if 0 <= node_id < self.nr else 0
+
+    def decode(self, flags: int) -> int | None:
+        """``decode_vn_id``: the node encoded in ``flags``, or None (no valid node)."""
+        node_id = ((flags & VN_ID_MASK) >> VN_ID_SHIFT) - 1
+        return node_id if 0 <= node_id < self.nr else None
+
+    def lazy_node_id(self, va: vmap_area) -> int:
+        """The node whose lazy list a freed ``va`` joins (``free_vmap_area_noflush``)."""
+        vn = self.decode(va.flags)
+        return self.addr_to_node_id(va.va_start) if vn is None else vn
+
+    @staticmethod
+    def pool_index(size: int, page_size: int) -> int | None:
+        """``size_to_va_pool``: the pool of an area of ``size`` bytes, or None (too big)."""
+        idx = (size - 1) // page_size
+        return idx if idx < MAX_VA_SIZE_PAGES else None
+
+    # -- allocation --------------------------------------------------------------------------
+    def node_alloc(self, size: int, align: int, vstart: int, vend: int,
+                   cpu: int) -> tuple[vmap_area | None, int]:
+        """``node_alloc``: (the pooled area taken, or None; the node bits for ``va->flags``)."""
+        if vstart != self.vstart or vend != self.vend or self.nr == 1:
+            self.stats["global_searches"] += 1
+            return None, 0
+        node_id = cpu % self.nr
+        va = self._pool_del(self.nodes[node_id], size, align, vstart, vend)
+        if va is None:
+            self.stats["global_searches"] += 1
+        return va, self.encode(node_id)
+
+    def _pool_del(self, vn: VmapNode, size: int, align: int, vstart: int, vend: int) -> vmap_area | None:
+        """``node_pool_del_va``."""
+        idx = self.pool_index(size, self.page_size)
+        pool = vn.pools.get(idx) if idx is not None else None
+        if not pool:
+            self.stats["pool_misses"] += 1
+            return None
+        vn.locks["pool_lock"] += 1
+        va = pool[0]
+        if va.va_start % align:
+            pool.rotate(-1)  # list_move_tail
+            self.stats["pool_align_misses"] += 1
+            return None
+        if va.size != size or va.va_start < vstart or va.va_end > vend:  # WARN_ON_ONCE(err)
+            self.stats["pool_misses"] += 1
+            return None
+        pool.popleft()
+        if not pool:
+            del vn.pools[idx]  # type: ignore[arg-type]
+        self.stats["pool_hits"] += 1
+        return va
+
+    def note_busy(self, addr: int) -> None:
+        """An area was inserted in (or removed from) the busy list of its node."""
+        self.nodes[self.addr_to_node_id(addr)].locks["busy.lock"] += 1
+
+    def note_lazy(self, va: vmap_area) -> None:
+        """A freed area joined its node's lazy list."""
+        self.nodes[self.lazy_node_id(va)].locks["lazy.lock"] += 1
+
+    # -- purging -----------------------------------------------------------------------------
+    def decay(self, full: bool) -> list[vmap_area]:
+        """``decay_va_pool_node`` of every node: the areas that go back to the free tree."""
+        out: list[vmap_area] = []
+        for vn in self.nodes:
+            for idx in sorted(vn.pools):
+                pool = vn.pools[idx]
+                vn.locks["pool_lock"] += 1
+                n = len(pool) if full or len(pool) < 4 else len(pool) >> 2
+                for _ in range(n):
+                    out.append(pool.popleft())
+                if not pool:
+                    del vn.pools[idx]
+        self.stats["decayed"] += len(out)
+        return out
+
+    def purge(self, purge: Sequence[vmap_area], full: bool, lazy_pages: int,
+              lazy_max_pages: int) -> list[vmap_area]:
+        """``__purge_vmap_area_lazy`` after the decay: every lazy area goes to its node's pool
+        or, returned, back to the free tree (``purge_vmap_node``, node by node)."""
+        by_node: dict[int, list[vmap_area]] = {}
+        for va in purge:
+            by_node.setdefault(self.lazy_node_id(va), []).append(va)
+        helpers = max(1, min(lazy_pages // max(lazy_max_pages, 1), len(by_node))) - 1
+        self.stats["purge_helpers"] += helpers
+        back: list[vmap_area] = []
+        for node_id in sorted(by_node):
+            vn = self.nodes[node_id]
+            vn.locks["lazy.lock"] += 1
+            batch = sorted(by_node[node_id], key=lambda v: v.va_start)
+            self.stats["purge_batches"] += 1
+            self.stats[f"purge_batch_areas.node{node_id}"] += len(batch)
+            for va in batch:
+                idx = self.pool_index(va.size, self.page_size)
+                if not full and self.decode(va.flags) is not None and idx is not None:
+                    vn.locks["pool_lock"] += 1
+                    va.flags = VA_POOLED | (va.flags & VN_ID_MASK)
+                    vn.pools.setdefault(idx, deque()).appendleft(va)  # list_add
+                    self.stats["pooled"] += 1
+                else:
+                    back.append(va)
+        return back
+
+    def shrink(self) -> list[vmap_area]:
+        """``vmap_node_shrink_scan`` (the ``vmap-node`` shrinker): every pool fully decayed."""
+        self.stats["shrinker_runs"] += 1
+        return self.decay(True)
+
+    def shrink_count(self) -> int:
+        """``vmap_node_shrink_count``: how many areas the pools hold."""
+        return sum(len(vn) for vn in self.nodes)
+
+    # -- what the others ask -----------------------------------------------------------------
+    def pooled(self) -> Iterator[vmap_area]:
+        """Every pooled area, node by node."""
+        for vn in self.nodes:
+            yield from vn.pooled()
+
+    def pool_of(self, va: vmap_area) -> tuple[int, int] | None:
+        """(node, pool index) of a pooled area, or None when it is in no pool."""
+        for vn in self.nodes:
+            for idx, pool in vn.pools.items():
+                if any(p is va for p in pool):
+                    return vn.id, idx
+        return None
+
+    def add_pooled(self, node_id: int, va: vmap_area) -> None:
+        """Put a restored pooled area at the tail of its pool (snapshot restoring)."""
+        idx = self.pool_index(va.size, self.page_size)
+        if idx is None or not 0 <= node_id < self.nr:
+            raise ValueError(f"no pool for {va!r} on node {node_id}")
+        va.flags = VA_POOLED | self.encode(node_id)
+        self.nodes[node_id].pools.setdefault(idx, deque()).append(va)
+
+    def lock_counts(self) -> dict[str, int]:
+        """Acquisitions of each node's locks, as ``node<N>.<lock>``."""
+        return {f"node{vn.id}.{k}": int(v) for vn in self.nodes for k, v in sorted(vn.locks.items())}
+
+    def vmallocinfo_order(self, busy: Iterable[int], lazy: Iterable[vmap_area]) -> tuple[list[int], list[int]]:
+        """Orders of ``vmalloc_info_show``: indices of the busy starts node by node (each in
+        address order), and of the lazy areas by lazy node (each in address order)."""
+        b = sorted(enumerate(busy), key=lambda t: (self.addr_to_node_id(t[1]), t[1]))
+        lz = sorted(enumerate(lazy), key=lambda t: (self.lazy_node_id(t[1]), t[1].va_start))
+        return [i for i, _ in b], [i for i, _ in lz]
+
+
+# ---- the pools a boot left, from its trace --------------------------------------------------------
+@dataclass
+class PoolState:
+    """What a 6.9+ trace from boot says that ``/proc/vmallocinfo`` does not: the pooled areas,
+    ``(node, start, size)`` by pool, head first, and the node of every lazily freed and busy
+    area (``start -> node``, None for an area with no node encoded)."""
+
+    pooled: list[tuple[int, int, int]]
+    lazy_nodes: dict[int, int]
+    busy_nodes: dict[int, int | None]
+    pool_hits: int = 0
+
+    def render(self) -> list[str]:
+        """The lines of a capture's ``vmap_pools.txt``."""
+        out = [f"pool node={n} start={s:#x} size={z}" for n, s, z in self.pooled]
+        out += [f"lazy node={n} start={s:#x}" for s, n in sorted(self.lazy_nodes.items())]
+        out += [f"busy node={'-' if n is None else n} start={s:#x}" for s, n in sorted(self.busy_nodes.items())]
+        return out
+
+    @classmethod
+    def parse(cls, text: str) -> PoolState:
+        """The inverse of :meth:`render` (``#`` lines are comments)."""
+        st = cls([], {}, {})
+        for line in text.splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            kind, *rest = line.split()
+            f = dict(t.split("=", 1) for t in rest)
+            start = int(f["start"], 16)
+            node = None if f["node"] == "-" else int(f["node"])
+            if kind == "pool" and node is not None:
+                st.pooled.append((node, start, int(f["size"])))
+            elif kind == "lazy" and node is not None:
+                st.lazy_nodes[start] = node
+            elif kind == "busy":
+                st.busy_nodes[start] = node
+            else:
+                raise ValueError(f"bad vmap_pools line: {line!r}")
+        return st
+
+
+def pool_state_from_trace(events: Iterable[TraceEvent], nr: int, page_size: int, vstart: int,
+                          vend: int) -> PoolState:
+    """Run the pool rules over a 6.9+ trace recorded from boot (``alloc_vmap_area``,
+    ``free_vmap_area_noflush``, ``purge_vmap_area_lazy`` with their CPUs): the areas each pool
+    holds at the trace's end.  A failed search's purge is a full decay and the search after it
+    is the retry (no pool asked).  ValueError when a pool hit the rules predict is not the
+    address the trace shows."""
+    nodes = VmapNodes(nr, page_size, vstart, vend)
+    live: dict[int, vmap_area] = {}
+    lazy: list[vmap_area] = []
+    failed = retry = False
+    hits = 0
+    for ev in events:
+        if ev.event == "alloc_vmap_area":
+            v = ev.values
+            if v["failed"]:
+                failed = True
+                continue
+            addr, size = v["addr"], v["size"]
+            va = vmap_area(addr, addr + size, 0)
+            if not retry:
+                got, bits = nodes.node_alloc(size, max(v["align"], page_size), v["vstart"], v["vend"], ev.cpu)
+                va.flags |= bits
+                if got is not None:
+                    if got.va_start != addr:
+                        raise ValueError(f"line {ev.line}: the pool holds {got.va_start:#x}, the trace took {addr:#x}")
+                    hits += 1
+            else:
+                va.flags |= nodes.encode(ev.cpu % nr) if (v["vstart"], v["vend"]) == (vstart, vend) and nr > 1 else 0
+            retry = False
+            live[addr] = va
+        elif ev.event == "free_vmap_area_noflush":
+            va = live.pop(ev["va_start"], vmap_area(ev["va_start"], ev["va_start"] + page_size, 0))
+            va.flags = VM_LAZY_FREE | (va.flags & VN_ID_MASK)
+            lazy.append(va)
+        elif ev.event == "purge_vmap_area_lazy":
+            nodes.decay(failed)
+            nodes.purge(lazy, failed, 0, 1)
+            lazy = []
+            retry, failed = failed, False
+    pooled = [(vn.id, va.va_start, va.size) for vn in nodes.nodes for idx in sorted(vn.pools)
+              for va in vn.pools[idx]]
+    return PoolState(pooled, {va.va_start: nodes.lazy_node_id(va) for va in lazy},
+                     {a: nodes.decode(va.flags) for a, va in live.items()}, hits)
+
+
+
+def check_pools(nodes: VmapNodes | None, reserved: set[int]) -> None:
+    """Inconsistency unless the pools hold exactly the ``VA_POOLED`` areas the allocator
+    reserves (``reserved``: their ids), each once, in the pool of its node and page count, in
+    the vmalloc range, with no flag but ``VA_POOLED`` and its node bits."""
+    if nodes is None:
+        if reserved:
+            raise Inconsistency(f"{len(reserved)} pooled areas on a kernel without vmap nodes")
+        return
+    seen: set[int] = set()
+    for vn in nodes.nodes:
+        for idx, pool in vn.pools.items():
+            if not pool:
+                raise Inconsistency(f"node {vn.id}: an empty pool {idx} is kept")
+            for va in pool:
+                where = f"node {vn.id} pool {idx + 1} pages: {va!r}"
+                if id(va) in seen:
+                    raise Inconsistency(f"{where} is pooled twice")
+                seen.add(id(va))
+                if id(va) not in reserved:
+                    raise Inconsistency(f"{where} is not reserved in the address allocator")
+                if va.flags != VA_POOLED | nodes.encode(vn.id) or va.vm is not None:
+                    raise Inconsistency(f"{where} does not carry VA_POOLED and node {vn.id} alone")
+                if nodes.pool_index(va.size, nodes.page_size) != idx:
+                    raise Inconsistency(f"{where} is in the pool of another size")
+                if va.va_start < nodes.vstart or va.va_end > nodes.vend + 1:
+                    raise Inconsistency(f"{where} lies outside the vmalloc range")
+    if reserved - seen:
+        raise Inconsistency(f"{len(reserved - seen)} VA_POOLED areas reserved in the allocator are in no pool")
+
+
+def apply_pool_state(nodes: VmapNodes, allocator: VmapAllocator, st: PoolState,
+                     areas: Iterable[vmap_area]) -> None:
+    """Give a restored snapshot what its trace says (:class:`PoolState`): the node of each busy
+    and lazily freed area, and the pooled areas (reserved in ``allocator``, put in their pools
+    in order).  ``areas``: the restored vmap_areas.  The caller holds vmlist_lock for write."""
+    by_start = {va.va_start: va for va in areas}
+    for start, node in st.lazy_nodes.items():
+        va = by_start.get(start)
+        if va is not None and va.flags & VM_LAZY_FREE:
+            va.flags = VM_LAZY_FREE | nodes.encode(node)
+    for start, bnode in st.busy_nodes.items():
+        va = by_start.get(start)
+        if va is not None and bnode is not None and not va.flags & VM_LAZY_FREE:
+            va.flags = (va.flags & ~VN_ID_MASK) | nodes.encode(bnode)
+    for node, start, size in st.pooled:
+        va = vmap_area(start, start + size, 0)
+        if not allocator.insert(start, size, va):
+            raise ValueError(f"pooled area {start:#x}+{size:#x} overlaps a restored one")
+        nodes.add_pooled(node, va)

@@ -1,0 +1,241 @@
+"""vmap nodes (6.9+): the pool rules one by one on a 6.12 machine (x86_64, 2 CPUs: 2 nodes),
+check() after each step, and 6.1 unchanged (no nodes, no pools)."""
+
+from __future__ import annotations
+
+import pytest
+
+import pyvmalloc as pv
+from pyvmalloc.errors import Inconsistency
+from pyvmalloc.vmalloc.vm_struct import VA_POOLED, VM_IOREMAP
+from pyvmalloc.vmalloc.vmap_node import MAX_VA_SIZE_PAGES, PoolState, nr_vmap_nodes
+
+PS = 4096
+
+
+def machine(kernel: str = "6.12", cpus: int = 2) -> pv.Machine:
+    return pv.Machine(arch="x86_64", kernel=kernel, ram="64M", cpus=cpus)
+
+
+def pool(m: pv.Machine, pages: int, node: int = 0) -> list[int]:
+    """Starts of the areas in ``node``'s pool of ``pages`` pages (guard included), head first."""
+    assert m.vmap_nodes is not None
+    return [va.va_start for va in m.vmap_nodes.nodes[node].pools.get(pages - 1, ())]
+
+
+def shown(m: pv.Machine) -> set[int]:
+    return {int(line.split("-")[0], 16) for line in m.vmallocinfo().splitlines()}
+
+
+def test_nr_vmap_nodes() -> None:
+    assert [nr_vmap_nodes(c, 64) for c in (1, 2, 4, 200)] == [1, 2, 4, 128]
+    assert nr_vmap_nodes(8, 32) == 1
+    assert machine(cpus=2).vmap_nodes.nr == 2  # type: ignore[union-attr]
+    assert machine(cpus=1).vmap_nodes.nr == 1  # type: ignore[union-attr]
+    assert pv.Machine(arch="i386-pae", kernel="6.12", ram="64M", cpus=4).vmap_nodes.nr == 1  # type: ignore[union-attr]
+
+
+def test_addr_to_node_is_16_page_zones() -> None:
+    nodes = machine(cpus=4).vmap_nodes
+    assert nodes is not None and nodes.zone_size == 16 * PS
+    base = 0xFFFFC90000000000
+    assert [nodes.addr_to_node_id(base + i * 16 * PS) for i in range(6)] == [0, 1, 2, 3, 0, 1]
+
+
+def test_same_size_reuse_takes_the_highest_first() -> None:
+    m = machine()
+    addrs = [m.vmalloc(7 * PS) for _ in range(4)]
+    for a in addrs:
+        m.vfree(a)
+    assert pool(m, 8) == []  # freed areas wait on the lazy list until a purge
+    m.vm_unmap_aliases()
+    assert pool(m, 8) == sorted(addrs, reverse=True)  # type: ignore[type-var]
+    m.check()
+    assert [m.vmalloc(7 * PS) for _ in range(4)] == sorted(addrs, reverse=True)  # type: ignore[type-var]
+    assert pool(m, 8) == []
+    assert m.stats()["vmap_node.pool_hits"] == 4
+    m.check()
+
+
+def test_another_size_does_not_take_from_the_pool() -> None:
+    m = machine()
+    a = m.vmalloc(7 * PS)
+    m.vfree(a)
+    m.vm_unmap_aliases()
+    b = m.vmalloc(6 * PS)
+    assert b != a and pool(m, 8) == [a]
+    m.check()
+
+
+def test_alignment_miss_moves_the_head_to_the_tail() -> None:
+    align = 1 << 15  # ioremap of 7 pages aligns to 32 KiB
+    for pad in range(1, 8):  # a first area of ``pad`` pages puts the 8-page areas off 32 KiB
+        m = machine()
+        m.vmalloc(pad * PS)
+        addrs = sorted(a for a in (m.vmalloc(7 * PS) for _ in range(4)) if a is not None)
+        for a in addrs:
+            m.vfree(a)
+        m.vm_unmap_aliases()
+        head = pool(m, 8)[0]
+        if head % align:
+            break
+    assert head % align
+    area = m.get_vm_area(7 * PS, VM_IOREMAP)
+    assert area is not None and area.addr not in addrs
+    p = pool(m, 8)
+    assert p[-1] == head and p[:-1] == sorted(addrs, reverse=True)[1:]
+    assert m.stats()["vmap_node.pool_align_misses"] == 1
+    m.check()
+
+
+def test_decay_by_a_quarter_from_the_head() -> None:
+    m = machine()
+    addrs = [m.vmalloc(7 * PS) for _ in range(8)]
+    for a in addrs:
+        m.vfree(a)
+    m.vm_unmap_aliases()
+    before = pool(m, 8)
+    m.vm_unmap_aliases()  # an empty purge still decays: 8 >> 2 = 2 from the head
+    assert pool(m, 8) == before[2:]
+    m.vm_unmap_aliases()  # 6 >> 2 = 1
+    assert pool(m, 8) == before[3:]
+    m.check()
+
+
+def test_small_pools_empty_at_the_next_purge() -> None:
+    m = machine()
+    addrs = [m.vmalloc(3 * PS) for _ in range(3)]
+    for a in addrs:
+        m.vfree(a)
+    m.vm_unmap_aliases()
+    assert len(pool(m, 4)) == 3
+    m.vm_unmap_aliases()  # fewer than 4: the 6.9 loop removes them all
+    assert pool(m, 4) == []
+    assert m.vmalloc(3 * PS) == min(addrs)  # type: ignore[type-var]  # back in the free tree
+    m.check()
+
+
+def test_full_decay_after_a_failed_search() -> None:
+    m = machine()
+    a = m.vmalloc(7 * PS)
+    m.vfree(a)
+    m.vm_unmap_aliases()
+    assert pool(m, 8) == [a]
+    b = m.vmalloc(5 * PS)
+    m.vfree(b)  # lazy: a failed search's purge must send it to the free tree, not the pool
+    assert m.get_vm_area_range(1 << 40, VM_IOREMAP, m.VMALLOC_START, m.VMALLOC_START + (1 << 30)) is None
+    assert m.pooled_areas() == []
+    assert m.stats()["vmap_node.decayed"] >= 1
+    m.check()
+
+
+def test_the_shrinker_empties_every_pool() -> None:
+    m = machine()
+    addrs = [m.vmalloc(n * PS) for n in (1, 2, 7, 7, 7, 7, 7)]
+    for a in addrs:
+        m.vfree(a)
+    m.vm_unmap_aliases()
+    assert m.vmap_nodes is not None and m.vmap_nodes.shrink_count() == 7
+    assert m.vmap_node_shrink() == 7
+    assert m.pooled_areas() == [] and m.stats()["vmap_node.shrinker_runs"] == 1
+    m.check()
+
+
+def test_pooled_areas_are_invisible_in_proc_and_stay_reserved() -> None:
+    m = machine()
+    a = m.vmalloc(7 * PS)
+    m.vfree(a)
+    assert a in shown(m)  # unpurged vm_area
+    m.vm_unmap_aliases()
+    assert a not in shown(m)
+    assert [va.va_start for va in m.pooled_areas()] == [a]
+    assert m.pooled_areas()[0].flags & VA_POOLED
+    # Reserved: a request of another size does not land on it.
+    b = m.vmalloc(1 * PS)
+    assert b is not None and not a <= b < a + 8 * PS  # type: ignore[operator]
+    m.check()
+
+
+def test_ranges_other_than_vmalloc_start_end_bypass_the_pools() -> None:
+    m = machine()
+    a = m.get_vm_area_range(7 * PS, VM_IOREMAP, m.VMALLOC_START, m.VMALLOC_START + (1 << 30))
+    assert a is not None
+    m.free_vm_area(a)
+    m.vm_unmap_aliases()
+    assert m.pooled_areas() == []  # no node encoded: back to the free tree
+    c = m.vmalloc(7 * PS)
+    m.vfree(c)
+    m.vm_unmap_aliases()
+    assert pool(m, 8) == [c]
+    d = m.get_vm_area_range(7 * PS, VM_IOREMAP, m.VMALLOC_START, m.VMALLOC_START + (1 << 30))
+    assert d is not None and pool(m, 8) == [c]  # the pool was not asked
+    m.check()
+
+
+def test_areas_over_256_pages_are_not_pooled() -> None:
+    m = machine()
+    a = m.vmalloc((MAX_VA_SIZE_PAGES - 1) * PS)  # 256 with the guard: pooled
+    b = m.vmalloc(MAX_VA_SIZE_PAGES * PS)        # 257: not
+    m.vfree(a)
+    m.vfree(b)
+    m.vm_unmap_aliases()
+    assert [va.va_start for va in m.pooled_areas()] == [a]
+    m.check()
+
+
+def test_the_requesting_cpu_picks_the_node() -> None:
+    m = machine()
+    m.current_cpu = 1
+    a = m.vmalloc(7 * PS)
+    m.vfree(a)
+    m.vm_unmap_aliases()
+    assert pool(m, 8, node=1) == [a] and pool(m, 8, node=0) == []
+    m.current_cpu = 0
+    assert m.vmalloc(7 * PS) != a  # node 0's pool is empty
+    m.current_cpu = 1
+    assert m.vmalloc(7 * PS) == a
+    m.check()
+
+
+def test_proc_lists_node_by_node() -> None:
+    m = machine()
+    addrs = [m.vmalloc(15 * PS) for _ in range(4)]  # 16 pages: one zone each
+    assert m.vmap_nodes is not None
+    lines = [int(x.split("-")[0], 16) for x in m.vmallocinfo().splitlines()]
+    nodes = [m.vmap_nodes.addr_to_node_id(a) for a in lines]
+    assert nodes == sorted(nodes)
+    assert {m.vmap_nodes.addr_to_node_id(a) for a in addrs if a is not None} == {0, 1}
+    m.vfree(addrs[0])
+    m.vfree(addrs[1])
+    text = m.vmallocinfo().splitlines()
+    assert [ln.endswith("unpurged vm_area") for ln in text][-2:] == [True, True]
+    m.check()
+
+
+def test_check_sees_a_lost_pooled_area() -> None:
+    m = machine()
+    a = m.vmalloc(7 * PS)
+    m.vfree(a)
+    m.vm_unmap_aliases()
+    assert m.vmap_nodes is not None
+    m.vmap_nodes.nodes[0].pools.clear()
+    with pytest.raises(Inconsistency):
+        m.check()
+
+
+def test_pool_state_round_trip() -> None:
+    st = PoolState([(0, 0xFFFFC90000010000, 8 * PS)], {0xFFFFC90000100000: 1}, {0xFFFFC90000000000: None})
+    assert PoolState.parse("\n".join(["# c", *st.render()])) == st
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.6"])
+def test_before_6_9_nothing_changes(kernel: str) -> None:
+    m = machine(kernel)
+    assert m.vmap_nodes is None
+    a = m.vmalloc(7 * PS)
+    m.vfree(a)
+    m.vm_unmap_aliases()
+    assert m.pooled_areas() == [] and m.vmap_node_shrink() == 0
+    assert m.vmalloc(7 * PS) == a  # straight back from the free tree
+    assert not any(k.startswith("vmap_node.") for k in m.stats())
+    m.check()
