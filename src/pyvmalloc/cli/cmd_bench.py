@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
         help="run lib/test_vmalloc.c's scenarios on both allocators",
         epilog="Module parameters go as key=value, as with insmod test_vmalloc.ko: "
                + ", ".join(PARAM_NAMES) + ". Scenarios (run_test_mask bits): "
-               + ", ".join(f"{1 << i}={name}" for i, (name, _f) in enumerate(tv.SCENARIOS)) + ".",
+               + ", ".join(f"{tv.SCENARIO_BITS[name]}={name}" for name, _f in tv.SCENARIOS) + ".",
     )
     p.add_argument("params", nargs="*", metavar="key=value", help="test_vmalloc module parameters")
     p.add_argument("--arch", default="x86_64", help="machine profile (default x86_64)")
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         if any(True for _ in m.areas()):
             raise ConfigError(f"{name}: areas left behind after the run (a leak in the model)")
     rows = []
-    names = [n for i, (n, _f) in enumerate(tv.SCENARIOS) if params.run_test_mask & (1 << i)]
+    names = [n for n, _f in tv.SCENARIOS if params.run_test_mask & tv.SCENARIO_BITS[n]]
     for scen in names:
         row: dict[str, Any] = {"scenario": scen}
         for name, rep in results.items():

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyvmalloc.phys import gfp as G
+from pyvmalloc.versions import has
 
 if TYPE_CHECKING:
     from pyvmalloc.kernel.machine import Machine
@@ -188,9 +189,38 @@ def align_shift_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outco
         _vfree(m, out, a)
 
 
+def vm_map_ram_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
+    """Bulk-allocate ``nr_pages`` pages; loop: ``vm_map_ram(pages, nr_pages, NUMA_NO_NODE)``,
+    write 'a', ``vm_unmap_ram``; free the pages (6.4+ lib/test_vmalloc.c, id 1024).  A kernel
+    without vm_map_ram (before 2.6.28) fails it."""
+    n = p.nr_pages
+    if not has(m.kernel, "vm_map_ram"):
+        out.failed += 1
+        return
+    pages = [m.alloc_page() for _ in range(n)]
+    try:
+        if any(pg is None for pg in pages):
+            out.failed += 1
+            return
+        for _ in range(p.test_loop_count):
+            out.ops += 1
+            v = m.vm_map_ram(pages, n, -1)
+            if v is None:  # the module would write through NULL; count it failed
+                out.failed += 1
+                continue
+            m.write(v, b"a")  # *v_ptr = 'a': a store through the new mapping
+            out.ops += 1
+            m.vm_unmap_ram(v, n)
+    finally:
+        for pg in pages:
+            if pg is not None:
+                m.free_page(pg)
+
+
 Scenario = Callable[["Machine", Params, random.Random, Outcome], None]
 
-# lib/test_vmalloc.c: test_case_array, in bit order of run_test_mask.
+# lib/test_vmalloc.c: test_case_array with each test's run_test_mask bit (ids 128..512 are
+# in NOT_MODELLED).
 SCENARIOS: tuple[tuple[str, Scenario], ...] = (
     ("fix_size_alloc_test", fix_size_alloc_test),
     ("full_fit_alloc_test", full_fit_alloc_test),
@@ -199,13 +229,15 @@ SCENARIOS: tuple[tuple[str, Scenario], ...] = (
     ("fix_align_alloc_test", fix_align_alloc_test),
     ("random_size_align_alloc_test", random_size_align_alloc_test),
     ("align_shift_alloc_test", align_shift_alloc_test),
+    ("vm_map_ram_test", vm_map_ram_test),
 )
+SCENARIO_BITS: dict[str, int] = {name: 1 << i for i, (name, _f) in enumerate(SCENARIOS[:7])}
+SCENARIO_BITS["vm_map_ram_test"] = 1024
 
 NOT_MODELLED = {
     "pcpu_alloc_test": "needs the per-CPU allocator (__alloc_percpu), which the model does not have",
     "kvfree_rcu_1_arg_vmalloc_test": "needs RCU grace periods",
     "kvfree_rcu_2_arg_vmalloc_test": "needs RCU grace periods",
-    "vm_map_ram_test": "needs the vmap-block front end (vm_map_ram), not modelled yet",
     "no_block_alloc_test": "needs non-blocking GFP semantics of 6.19",
     "vrealloc_test": "needs vrealloc (6.12)",
 }
@@ -236,7 +268,7 @@ class Report:
 def run(m: Machine, params: Params, progress: Callable[[int, int], None] | None = None) -> Report:
     """Run the enabled scenarios on ``m`` with ``params.nr_threads`` threads; a Report."""
     p = params.normalised()
-    chosen = [(i, name, fn) for i, (name, fn) in enumerate(SCENARIOS) if p.run_test_mask & (1 << i)]
+    chosen = [(i, name, fn) for i, (name, fn) in enumerate(SCENARIOS) if p.run_test_mask & SCENARIO_BITS[name]]
     report = Report(p, [[] for _ in range(p.nr_threads)])
     total = len(chosen) * p.test_repeat_count * p.nr_threads
     done = [0]
