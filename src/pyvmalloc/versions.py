@@ -199,6 +199,40 @@ CHANGES: Final[dict[str, Change]] = {
         "(6.9 merge window) ≈",
         "/proc/vmallocinfo prints each node's busy list in address order, node after node, then "
         "each node's lazy list (one \"unpurged vm_area\" line per area)"),
+    # -- vm_map_ram and vmap blocks ---------------------------------------------------------
+    "vm_map_ram": Change(
+        "2.6.28", "db64fe02258f (Nick Piggin, \"mm: rewrite vmap layer\")",
+        "vm_map_ram()/vm_unmap_ram(): up to BITS_PER_LONG pages from per-CPU vmap blocks of "
+        "VMAP_BBMAP_BITS pages (VMAP_BLOCK_SIZE-aligned areas, power-of-two pieces), more from an "
+        "area of their own without a guard page; a freed piece is unmapped and dirty, a fully "
+        "dirty block is freed lazily, vm_unmap_aliases() flushes the dirty ranges"),
+    "vmap_purge_fragmented_blocks": Change(
+        "2.6.33", "02b709df817c ≈ (Nick Piggin, \"mm: purge fragmented percpu vmap blocks\")",
+        "blocks with no live piece (free + dirty == VMAP_BBMAP_BITS, dirty < VMAP_BBMAP_BITS) are "
+        "freed by vm_unmap_aliases(), by the purge alloc_vmap_area runs when it finds no room, "
+        "and (before 4.0) by vb_alloc when such a block cannot serve a request"),
+    "vmap_block_bump_alloc": Change(
+        "4.0", "Roman Pen, \"mm/vmalloc: fix possible exhaustion of vmalloc space caused by "
+        "vm_map_ram allocator\", \"occupy newly allocated vmap block just after allocation\" "
+        "(cf725ce274ba ≈), \"get rid of dirty bitmap inside vmap_block structure\" (7d61bfe8fdd3 ≈)",
+        "a block hands out its pieces one after the other (at VMAP_BBMAP_BITS - free) instead of "
+        "the first free size-aligned region of alloc_map; a new block serves the request that "
+        "made it and joins the tail of the CPU's list (the head before); dirty_min/dirty_max "
+        "replace the dirty bitmap"),
+    "vmap_ram_flags": Change(
+        "6.4", "Baoquan He, \"mm/vmalloc.c: add used_map into vmap_block to track space of "
+        "vmap_block\" (d76f99548cf0 ≈) and \"mm/vmalloc.c: add flags to mark vm_map_ram area\"",
+        "vm_map_ram areas carry VMAP_RAM (blocks VMAP_RAM|VMAP_BLOCK) and blocks a used_map; "
+        "/proc/vmallocinfo still prints \"vm_map_ram\" for both"),
+    "vread_vm_map_ram": Change(
+        "6.4", "Baoquan He, \"mm/vmalloc.c: allow vread() to read out vm_map_ram areas\" ≈",
+        "vread reads vm_map_ram areas: a block's used pieces, zeros for its free and dirty pages; "
+        "before, every area without a vm_struct read as a hole (the model's vwrite follows)"),
+    "vmap_purge_threshold": Change(
+        "6.5", "Thomas Gleixner, \"mm/vmalloc: Don't purge usable blocks unnecessarily\" and "
+        "\"Prevent flushing dirty space over and over\" (6.5 merge window) ≈",
+        "vm_unmap_aliases() frees a fragmented block only when less than a quarter of it is free "
+        "(VMAP_PURGE_THRESHOLD) and forgets a block's dirty range once flushed"),
     # -- /proc/vmallocinfo words (what a dump can date) -----------------------------------
     "vmallocinfo_vpages_word": Change(
         "2.6.28", "the \"vpages\" word of /proc/vmallocinfo (VM_VPAGES page arrays), as the model's "

@@ -30,8 +30,9 @@ Each operation gets one status:
     kernel did (a ``__get_vm_area`` whose window is exactly that range), so that the operations
     after it are judged on the kernel's state.
 ``not_modelled``
-    an operation the model has no call for (``rN``: ``vm_map_ram``).  The operations after it
-    are still compared; the report says which ones touch an address range it took.
+    an operation the model has no call for (none since ``rN``, ``vm_map_ram``, is modelled:
+    ``vmalloc.vmap_block``).  The operations after one are still compared; the report says
+    which ones touch an address range it took.
 ``mismatch``
     anything else.
 """
@@ -451,11 +452,10 @@ class _Replayer:
             self._result(out, tok, slot, exp, got)
         elif code == "r":
             n = int(arg)
-            slot = self._new_slot(_Slot("vm_map_ram", exp), rec)
-            self._result(out, tok, slot, exp, None, "not_modelled",
-                         "vm_map_ram (vmap blocks) is not modelled")
-            if exp is not None:
-                self.report.not_modelled_ranges.append((exp, exp + n * ps))
+            pages = [m.alloc_page() for _ in range(n)]
+            got = m.vm_map_ram(pages, n, -1)
+            slot = self._new_slot(_Slot("vm_map_ram", got, pages), rec)
+            self._result(out, tok, slot, exp, got)
         elif code == "i":
             self._ioremap(rec, int(arg), out)
         elif code == "f":
@@ -557,7 +557,11 @@ class _Replayer:
             if slot.area is not None:
                 m.free_vm_area(slot.area)
         else:
-            status, note = "not_modelled", "vm_unmap_ram is not modelled"
+            if slot.addr is not None:
+                m.vm_unmap_ram(slot.addr, len(slot.pages))
+            for p in slot.pages:
+                if p is not None:
+                    m.free_page(p)
         self._result(out, f"f{k}", k, exp, got, status, note, returns_address=False)
 
     def _check(self, rec: Record, k: int, out: list[OpResult]) -> None:
@@ -566,13 +570,15 @@ class _Replayer:
         m = self.m
         slot = self.slots.get(k)
         exp = rec.addr("vmap_alias")
-        if slot is None or slot.addr is None or slot.kind not in ("vmalloc", "vmap"):
-            self._result(out, f"c{k}", k, exp, None,
-                         "not_modelled" if slot is not None and slot.kind == "vm_map_ram" else None)
+        if slot is None or slot.addr is None or slot.kind not in ("vmalloc", "vmap", "vm_map_ram"):
+            self._result(out, f"c{k}", k, exp, None)
             return
-        area = m.find_vm_area(slot.addr)
-        assert area is not None
-        npages = (area.size >> m.PAGE_SHIFT) - 1
+        if slot.kind == "vm_map_ram":
+            npages = len(slot.pages)
+        else:
+            area = m.find_vm_area(slot.addr)
+            assert area is not None
+            npages = (area.size >> m.PAGE_SHIFT) - 1
         pfns = m.pages_of(slot.addr, npages * m.PAGE_SIZE)
         bad = int(np.count_nonzero(pfns < 0))
         note = "" if bad == 0 else f"{bad} pages not translated"

@@ -48,6 +48,7 @@ from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
 from pyvmalloc.vmalloc.kvmalloc import kv_objects
 from pyvmalloc.vmalloc.vmap_node import check_pools
+from pyvmalloc.vmalloc import vmap_block
 from pyvmalloc.vmalloc.vm_struct import (
     VA_POOLED,
     VM_ALLOC,
@@ -129,6 +130,7 @@ class _Checker:
         self.map_ram: list[vmap_area] = []  # vm_map_ram space (VMAP_RAM/VMAP_BLOCK)
         self.guard: dict[int, int] = {}  # id(area) -> pages of guard at its end (0 or 1)
         self.handles: dict[int, str] = {}  # kmalloc object -> the area that holds it
+        self.vb_dirty: list[tuple[int, int]] = []  # vmap blocks' unflushed dirty ranges
 
     def run(self, meminfo_text: str, records: list[VmallocinfoLine]) -> None:
         m = self.m
@@ -142,6 +144,7 @@ class _Checker:
             raise Inconsistency(f"vmap allocator ({m.vmap_allocator.name}): {exc}") from None
         self._check_busy_set()
         self._check_areas()
+        self._check_vmap_blocks()
         self._check_frames()
         self._check_ptes()
         self._check_tlb()
@@ -167,7 +170,7 @@ class _Checker:
                     raise Inconsistency(
                         f"area {va.vm!r} disagrees with its vmap_area {start:#x}+{size:#x}")
                 self.areas.append(va.vm)
-            elif kinds in (VMAP_RAM, VMAP_BLOCK) and va.vm is None:
+            elif kinds in (VMAP_RAM, VMAP_BLOCK, VMAP_RAM | VMAP_BLOCK) and va.vm is None:
                 self.map_ram.append(va)
             elif kinds == VM_LAZY_FREE and va.vm is None:
                 if id(va) not in pending_ids:
@@ -298,6 +301,15 @@ class _Checker:
             i = _first(bad)
             raise Inconsistency(f"the VM_VPAGES page array of area {area.addr:#x} holds pfn "
                                 f"{int(stored[i]):#x} at index {i}, the area has {int(area.pages[i]):#x}")
+
+    def _check_vmap_blocks(self) -> None:
+        """vm_map_ram space the model made: blocks and large areas (``vmap_block.check_vm_map_ram``);
+        the blocks' structs are kmalloc objects of their own."""
+        handles, self.vb_dirty = vmap_block.check_vm_map_ram(self.m, self.map_ram)
+        for h in handles:
+            if h in self.handles:
+                raise Inconsistency(f"kmalloc object {h:#x} is a vmap block and {self.handles[h]}")
+            self.handles[h] = "a vmap block"
 
     # ---- 4. frames -------------------------------------------------------------------------
     def _check_frames(self) -> None:
@@ -495,6 +507,8 @@ class _Checker:
         for cpu, asid, vaddr, cached, now in stale:
             if asid == kernel_asid and any(x.addr <= vaddr < x.addr + x.size for x in self.lazy):
                 continue  # waiting for the lazy purge: the flush is deferred on purpose
+            if asid == kernel_asid and any(s <= vaddr < e for s, e in self.vb_dirty):
+                continue  # a vmap block's dirty range: flushed by vm_unmap_aliases()
             space = "init_mm" if asid == kernel_asid else f"address space {asid}"
             now_s = "nothing" if now is None else f"pfn {now:#x}"
             raise Inconsistency(f"CPU {cpu}'s TLB maps {vaddr:#x} of {space} to pfn {cached:#x}, "

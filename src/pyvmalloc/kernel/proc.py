@@ -109,8 +109,13 @@ def _merge_adjacent(lines: list[VmallocinfoLine]) -> list[VmallocinfoLine]:
 
 
 def vmallocinfo(m: Machine) -> str:
-    """``/proc/vmallocinfo`` as a current kernel prints it (busy areas, then ``unpurged vm_area``)."""
-    return render_vmallocinfo(vmallocinfo_records(m), bits=m.profile.bits)
+    """``/proc/vmallocinfo`` as a current kernel prints it (busy areas, then ``unpurged vm_area``);
+    before 4.13 (``vmallocinfo_lazy_lines``) without the vm_map_ram lines, which s_show skipped
+    with every area that had no vm_struct."""
+    records = vmallocinfo_records(m)
+    if not has(m.kernel, "vmallocinfo_lazy_lines"):
+        records = [r for r in records if VM_MAP_RAM not in r.kinds]
+    return render_vmallocinfo(records, bits=m.profile.bits)
 
 
 def meminfo_fields(m: Machine, generation: str = "vmlist") -> dict[str, int]:

@@ -215,9 +215,38 @@ def vrealloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> No
             return
 
 
+def vm_map_ram_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
+    """Bulk-allocate ``nr_pages`` pages; loop: ``vm_map_ram(pages, nr_pages, NUMA_NO_NODE)``,
+    write 'a', ``vm_unmap_ram``; free the pages (6.4+ lib/test_vmalloc.c, id 1024).  A kernel
+    without vm_map_ram (before 2.6.28) fails it."""
+    n = p.nr_pages
+    if not has(m.kernel, "vm_map_ram"):
+        out.failed += 1
+        return
+    pages = [m.alloc_page() for _ in range(n)]
+    try:
+        if any(pg is None for pg in pages):
+            out.failed += 1
+            return
+        for _ in range(p.test_loop_count):
+            out.ops += 1
+            v = m.vm_map_ram(pages, n, -1)
+            if v is None:  # the module would write through NULL; count it failed
+                out.failed += 1
+                continue
+            m.write(v, b"a")  # *v_ptr = 'a': a store through the new mapping
+            out.ops += 1
+            m.vm_unmap_ram(v, n)
+    finally:
+        for pg in pages:
+            if pg is not None:
+                m.free_page(pg)
+
+
 Scenario = Callable[["Machine", Params, random.Random, Outcome], None]
 
-# lib/test_vmalloc.c: test_case_array, in bit order of run_test_mask.
+# lib/test_vmalloc.c: test_case_array with each test's run_test_mask bit (ids 128..512 are
+# in NOT_MODELLED).
 SCENARIOS: tuple[tuple[str, Scenario], ...] = (
     ("fix_size_alloc_test", fix_size_alloc_test),
     ("full_fit_alloc_test", full_fit_alloc_test),
@@ -229,8 +258,10 @@ SCENARIOS: tuple[tuple[str, Scenario], ...] = (
 )
 
 # Tests of the module whose bit is past the seven above: (bit, name, function, the rule of
-# versions.py the kernel needs).  vrealloc_test is bit 12 (4096) in lib/test_vmalloc.c.
+# versions.py the kernel needs).  vm_map_ram_test is bit 10 (1024), vrealloc_test bit 12
+# (4096) in lib/test_vmalloc.c.
 LATER_SCENARIOS: tuple[tuple[int, str, Scenario, str], ...] = (
+    (10, "vm_map_ram_test", vm_map_ram_test, "vm_map_ram"),
     (12, "vrealloc_test", vrealloc_test, "vrealloc"),
 )
 
@@ -247,7 +278,6 @@ NOT_MODELLED = {
     "pcpu_alloc_test": "needs the per-CPU allocator (__alloc_percpu), which the model does not have",
     "kvfree_rcu_1_arg_vmalloc_test": "needs RCU grace periods",
     "kvfree_rcu_2_arg_vmalloc_test": "needs RCU grace periods",
-    "vm_map_ram_test": "needs the vmap-block front end (vm_map_ram), not modelled yet",
     "no_block_alloc_test": "needs non-blocking GFP semantics of 6.19",
 }
 

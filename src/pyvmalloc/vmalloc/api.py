@@ -47,7 +47,7 @@ from pyvmalloc.versions import (
     vmalloc_failure_lines,
     vmap_failure_lines,
 )
-from pyvmalloc.vmalloc import _args
+from pyvmalloc.vmalloc import _args, vmap_block
 from pyvmalloc.vmalloc import kvmalloc as _kv
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.rwlock import RWLock
@@ -366,7 +366,9 @@ class Vmalloc:
         if addr is None and (self.lazy_purge or self._purge_list):
             # mm/vmalloc.c, 2.6.28+: alloc_vmap_area purges the lazy areas once, then retries
             # (whether or not any were waiting: its ``purged`` flag, not the list, decides);
+            # purge_vmap_area_lazy() frees the fragmented vmap blocks first (2.6.33+);
             # 6.9+ reclaim_and_purge_vmap_areas empties the pools too.
+            vmap_block.purge_fragmented_blocks_allcpus(self)
             self._purge_vmap_area_lazy(full_decay=True)
             addr = self._search_vmap_range(size, align, start, end, va)
         return addr
@@ -525,9 +527,11 @@ class Vmalloc:
         self.vm_stats["purged_pages"] += npages
 
     def vm_unmap_aliases(self) -> None:
-        """Purge every lazily freed area now (mm/vmalloc.c, 2.6.28+)."""
+        """Purge every lazily freed area now, after flushing the vmap blocks' dirty ranges and
+        freeing the fragmented blocks (mm/vmalloc.c, 2.6.28+: ``vmap_block.flush_dirty_blocks``)."""
         self._drain_pending = False
         with self.vmlist_lock.write():
+            vmap_block.flush_dirty_blocks(self)
             self._purge_vmap_area_lazy()
 
     def vmap_node_shrink(self) -> int:
@@ -669,6 +673,18 @@ class Vmalloc:
             return None
         self.vm_stats["vmap"] += 1
         return area.addr
+
+    def vm_map_ram(self, pages: Sequence[PageLike] | npt.NDArray[np.int64], count: int, node: int = -1) -> int | None:
+        """Map ``count`` pages (PAGE_KERNEL) for a short while; the address or None (2.6.28+).
+
+        Up to ``BITS_PER_LONG`` pages come from this CPU's vmap blocks, more take an area of
+        their own without a guard page; see ``vmalloc.vmap_block``.
+        """
+        return vmap_block.vm_map_ram(self, pages, count, node)
+
+    def vm_unmap_ram(self, addr: int, count: int) -> None:
+        """Unmap what ``vm_map_ram(pages, count, ...)`` returned at ``addr`` (the same count)."""
+        vmap_block.vm_unmap_ram(self, addr, count)
 
     # ---- allocating ---------------------------------------------------------------------------
     def vmalloc_area_node(self, area: vm_struct, gfp: int, prot: int | str | None, node: int) -> int | None:
@@ -859,11 +875,13 @@ class Vmalloc:
         for va in self.for_each_vmap_area(addr):
             if count == 0:
                 return
-            owner = va.vm
-            if owner is None:
-                continue
+            owner, guard = va.vm, self.PAGE_SIZE
+            if owner is None:  # vm_map_ram space is read from 6.4 (vmap_block.vm_map_ram_view)
+                owner, guard = vmap_block.vm_map_ram_view(self, va), 0
+                if owner is None:
+                    continue
             start, size = va.va_start, va.size
-            area_end = start + size - self.PAGE_SIZE
+            area_end = start + size - guard
             if addr >= area_end:
                 continue
             if addr < start:
@@ -885,6 +903,8 @@ class Vmalloc:
         for va in self.for_each_vmap_area(addr):
             if va.vm is not None:
                 end = max(end, va.va_end - self.PAGE_SIZE)
+            elif vmap_block.vm_map_ram_view(self, va) is not None:
+                end = max(end, va.va_end)
         return end
 
     def _is_vread_hole(self, area: vm_struct | None) -> bool:
