@@ -424,7 +424,9 @@ class _Checker:
             want_pfns = None
             if area.mapped is not None:
                 want_pfns = area.mapped[:usable].astype(_I64, copy=False)
-            elif area.flags & VM_ALLOC:
+            elif area.flags & VM_ALLOC and (area.nr_pages or area.pages_array is not None):
+                # vmalloc's own areas; a bare get_vm_area(VM_ALLOC) + map_vm_area (drivers do
+                # that) has no page array and may map what its caller chose.
                 want_pfns = area.pages[: area.nr_pages].astype(_I64, copy=False)
             spans.append((area.addr >> shift, area.size >> shift, guard, want_pfns, area))
         for block in self.map_ram:

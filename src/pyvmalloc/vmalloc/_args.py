@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from pyvmalloc.vmalloc.vm_struct import vm_struct
+
 if TYPE_CHECKING:
     from pyvmalloc.arch import ArchProfile
 
@@ -116,14 +118,28 @@ def pages(fn: str, value: object, count: int | None = None) -> npt.NDArray[np.in
             if p is None:
                 out[i] = -1
             elif isinstance(p, INTEGERS) and not isinstance(p, bool):
-                out[i] = int(p)
+                out[i] = _pfn(fn, i, int(p))
             elif isinstance(getattr(p, "pfn", None), INTEGERS):
-                out[i] = int(p.pfn)
+                out[i] = _pfn(fn, i, int(p.pfn))
             else:
                 raise TypeError(f"{fn}(): pages[{i}] must be a page, a pfn or None, not {type(p).__name__} {p!r}")
     if len(out) and int(out.min()) < -1:
         raise ValueError(f"{fn}(): pages holds pfn {int(out.min())} (NULL is None or -1)")
     return out
+
+
+def _pfn(fn: str, i: int, pfn: int) -> int:
+    """A pfn that fits ``unsigned long`` page numbers the model stores (int64)."""
+    if not -1 <= pfn < 1 << 63:
+        raise ValueError(f"{fn}(): pages[{i}] holds pfn {pfn}: no page frame number (NULL is None or -1)")
+    return pfn
+
+
+def area(fn: str, value: object) -> None:
+    """A ``struct vm_struct *``: the area object, not its address."""
+    if not isinstance(value, vm_struct):
+        raise TypeError(f"{fn}(): area must be a vm_struct (what get_vm_area returned), "
+                        f"not {type(value).__name__} {value!r}")
 
 
 def data(fn: str, value: object) -> bytes:

@@ -256,6 +256,7 @@ class Vmalloc:
         ``-ENOMEM``, as does a page-table frame that cannot be allocated; what was mapped
         before stays mapped for the caller to undo.
         """
+        _args.area("map_vm_area", area)
         bits = _args.prot("map_vm_area", prot, self.profile)
         addr = area.addr
         end = addr + area.size - self.PAGE_SIZE
@@ -1175,6 +1176,7 @@ class Vmalloc:
 
     def free_vm_area(self, area: vm_struct) -> None:
         """Remove ``area``; BUG when the area registered at its address is another one."""
+        _args.area("free_vm_area", area)
         ret = self.remove_vm_area(area.addr)
         self._bug_on(ret is not area, "free_vm_area: area is not the one registered")
         self._kfree(area.handle)
@@ -1187,7 +1189,12 @@ class Vmalloc:
         return self.phys.page(int(pfns[0])) if len(pfns) else None
 
     def free_page(self, page: PageLike) -> None:
-        """``__free_page``: drop a reference to the page; it returns to the buddy at zero."""
+        """``__free_page``: drop a reference to the page; it returns to the buddy at zero.
+
+        A page, a pfn, or None (NULL: the kernel dereferences it, a BUG here); anything else is
+        a TypeError/ValueError before anything changes."""
+        if page is not None:
+            _args.pages("free_page", [page], 1)
         self._free_pages(_as_pfns([page]))
 
     # ---- the page allocator and kmalloc, under the page lock ---------------------------------
