@@ -183,9 +183,10 @@ def test_parse_module_res_rejects_broken_files(text: str) -> None:
 
 
 # ---- Linux 6.12: vmap nodes and their pools (6.9+) ------------------------------------------------
-# seq, rand1 and pools replay on kernel 6.12, x86_64, 2 CPUs: nr_vmap_nodes = clamp(2, 1, 128) = 2.
-# kinds612 (vmalloc_huge, vmalloc_32, vrealloc) is in the folder but not replayed here.
-IDS_612 = ["linux-6.12-amd64/seq", "linux-6.12-amd64/rand1", "linux-6.12-amd64/pools"]
+# seq, rand1, pools and kinds612 (vmalloc_huge, vmalloc_32, vrealloc) replay on kernel 6.12,
+# x86_64, 2 CPUs: nr_vmap_nodes = clamp(2, 1, 128) = 2.
+IDS_612 = ["linux-6.12-amd64/seq", "linux-6.12-amd64/rand1", "linux-6.12-amd64/pools",
+           "linux-6.12-amd64/kinds612"]
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +246,32 @@ def test_612_without_pools_diverges(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vmap_node.VmapNodes, "pool_index", staticmethod(lambda size, ps: None))
     rep = replay_capture(DATA / "linux-6.12-amd64" / "pools")
     assert rep.mismatches and rep.mismatches[0].expected == 0xFFFFC90000435000
+
+
+def test_612_kinds_capture_every_op_exact(reports_612: dict[str, O.CaptureReport]) -> None:
+    """kinds612: vmalloc_huge (h512, h600 on 2 MiB boundaries), vmalloc_32, vrealloc in place
+    (w1:2, w1:3) and moved (w1:4, w1:40), every address the kernel's, no tree_shape case."""
+    rep = reports_612["linux-6.12-amd64/kinds612"]
+    counts = rep.counts()
+    assert counts["exact"] == counts["total"] == 26
+    got = {o.token: o.got for o in rep.ops}
+    assert got["h512"] == 0xFFFFC90000800000 and got["h600"] == 0xFFFFC90000C00000
+    assert [o.got for o in rep.ops if o.token.startswith("w1:")] == [
+        0xFFFFC900001C9000, 0xFFFFC900001C9000, 0xFFFFC900001DD000, 0xFFFFC9000041E000]
+
+
+@pytest.mark.parametrize("name", IDS_612)
+def test_612_vmap_pools_derive_from_the_trace(name: str) -> None:
+    """Each vmap_pools.txt is pool_state_from_trace() of its trace_after.txt up to the
+    'oracle snapshot before' mark (the rule its header names)."""
+    from pyvmalloc.formats.trace import parse_trace
+    from pyvmalloc.vmalloc.vmap_node import pool_state_from_trace
+
+    text = (DATA / name / "trace_after.txt").read_text()
+    cut = next(i for i, line in enumerate(text.splitlines(), 1)
+               if line.rstrip().endswith("tracing_mark_write: oracle snapshot before"))
+    events = [ev for ev in parse_trace(text) if ev.line < cut]
+    st = pool_state_from_trace(events, 2, 4096, 0xFFFFC90000000000, 0xFFFFE8FFFFFFFFFF)
+    want = [ln for ln in (DATA / name / "vmap_pools.txt").read_text().splitlines()
+            if ln and not ln.startswith("#")]
+    assert st.render() == want

@@ -32,10 +32,32 @@ gave that request).  What a replay cannot know:
 The report gives per allocator: operations, failures against the trace's ``failed=``, host
 microseconds per operation (measured in this run; compare allocators, not hosts), the free
 holes of the busiest range at the end, TLB flushes and lazy purges.
+
+:func:`replay_exact` is the other use of a trace: a whole trace from boot (a 6.9+ kernel's, such
+as tests/data/oracle/linux-6.12-amd64/*/trace_after.txt) replayed, event by event, on one machine
+of the traced kernel through the model's own machinery (its default allocator, ``kva-rbtree``
+for 5.2+, and the 6.9+ vmap nodes with their pools), to count how many traced addresses the
+model reproduces:
+
+- ``alloc_vmap_area``: the model's ``alloc_vmap_area`` search on the event's CPU (``node_alloc``
+  picks that CPU's node); a failed search, the purge after it and the retry of the same task
+  are the model's own purge-and-retry, compared at the retry;
+- ``free_vmap_area_noflush``: the area the model gave that request is freed lazily (it joins its
+  node's lazy list; a drain it schedules waits for the trace's purge);
+- ``purge_vmap_area_lazy``: the model purges (the pools decay, lazy areas go to their node's
+  pool or back to the free tree);
+- the first dynamic percpu chunk's area (``pcpu_get_vm_areas``, untraced) is placed, when asked
+  (``percpu``), top-down at ``VMALLOC_END`` aligned down to the percpu atom, right after the
+  first traced allocation of ``percpu + PAGE_SIZE`` bytes in the vmalloc range: the chunk's
+  ``obj_exts`` (``pcpu_mem_zalloc(pcpu_chunk_map_bits(chunk) * sizeof(struct pcpuobj_ext))``)
+  that ``pcpu_alloc_chunk`` vzallocs just before ``pcpu_create_chunk`` calls
+  ``pcpu_get_vm_areas``; in the 6.12 captures (2 CPUs) both are 2 MiB.  The area sits at the top
+  of the range, so it changes no traced address there: it is placed to match ``before.txt``.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -50,8 +72,9 @@ from pyvmalloc.snapshot.layout import HoleStats, fragmentation_index, hole_stats
 from pyvmalloc.vmalloc.allocator import ALLOCATORS
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_VM_AREA, vm_struct, vmap_area
 
-__all__ = ["AllocatorResult", "Free", "Purge", "ReplayReport", "Request", "Workload",
-           "format_report", "replay", "to_json", "workload"]
+__all__ = ["AllocatorResult", "ExactReplay", "Free", "Purge", "ReplayReport", "Request", "Tally",
+           "Workload", "exact_to_json", "format_exact", "format_report", "mark_windows", "replay",
+           "replay_exact", "to_json", "workload"]
 
 
 @dataclass(frozen=True)
@@ -416,3 +439,226 @@ def format_report(report: ReplayReport) -> str:
         if lst and kva:
             out.append(f"list/kva host time per operation: {lst / kva:.2f}x")
     return "\n".join(out) + "\n"
+
+
+# ---- a whole trace through the model ------------------------------------------------------------
+PERCPU_ATOM = 2 << 20  # x86_64 setup_per_cpu_areas: pcpu_embed_first_chunk(..., PMD_SIZE, ...)
+
+
+@dataclass
+class Tally:
+    """Traced allocations and how many the model gave the traced address, aligned (``align``
+    above a page) ones apart."""
+
+    allocs: int = 0
+    same: int = 0
+    aligned: int = 0
+    aligned_same: int = 0
+
+    def add(self, aligned: bool, same: bool) -> None:
+        """Count one traced allocation."""
+        self.allocs += 1
+        self.same += same
+        self.aligned += aligned
+        self.aligned_same += aligned and same
+
+    @property
+    def exact(self) -> bool:
+        """Every traced address reproduced."""
+        return self.same == self.allocs
+
+    def text(self) -> str:
+        """``same/allocs (aligned same/aligned aligned)``."""
+        return f"{self.same}/{self.allocs} (aligned {self.aligned_same}/{self.aligned})"
+
+
+@dataclass
+class ExactReplay:
+    """What :func:`replay_exact` reproduced of a trace."""
+
+    source: str
+    kernel: str
+    arch: str
+    cpus: int
+    allocator: str
+    whole: Tally = field(default_factory=Tally)
+    script: Tally = field(default_factory=Tally)  # the allocations inside ``windows``
+    windows: list[tuple[int, int]] = field(default_factory=list)
+    retries: int = 0  # failed searches whose purge and retry the model made itself
+    frees: int = 0
+    unmatched_frees: int = 0  # frees of areas the model does not hold (from before the trace)
+    purges: int = 0
+    lazy_mismatches: int = 0  # frees after which the model's nr_lazy is not the trace's
+    purge_mismatches: int = 0  # purges that purged another number of areas than the trace's
+    pool_hits: int = 0
+    percpu: tuple[int, int] | None = None  # (start, size) of the percpu area placed
+    misses: list[str] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        """Every traced address, lazy count and purge count reproduced."""
+        return self.whole.exact and not self.lazy_mismatches and not self.purge_mismatches
+
+
+_MARK = re.compile(r"tracing_mark_write:\s*(.*?)\s*$")
+
+
+def mark_windows(text: str, begin: str = r"oracle script\d* begin",
+                 end: str = r"oracle script\d* end") -> list[tuple[int, int]]:
+    """The ``(first, last)`` line numbers between each ``tracing_mark_write`` that matches
+    ``begin`` and the next that matches ``end`` (the oracle probe marks its scripts so)."""
+    out: list[tuple[int, int]] = []
+    opened: int | None = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        m = _MARK.search(line)
+        if m is None:
+            continue
+        if opened is None and re.fullmatch(begin, m.group(1)):
+            opened = lineno
+        elif opened is not None and re.fullmatch(end, m.group(1)):
+            out.append((opened, lineno))
+            opened = None
+    return out
+
+
+def _pcpu_get_vm_area(m: Machine, size: int, align: int) -> tuple[int, int] | None:
+    """``pcpu_get_vm_areas`` for one group: the highest ``align``-ed ``size`` bytes free below
+    ``VMALLOC_END & ~(align - 1)`` (``pvm_determine_end_from_reverse``), carved out of the free
+    tree (``va_clip``) and busy with no node (never freed)."""
+    top = m.VMALLOC_END & -align
+    with m.vmlist_lock.write():
+        holes = list(m.vmap_allocator.for_each_free(m.VMALLOC_START, m.VMALLOC_END))
+        for start, length in reversed(holes):
+            end = min(start + length, top) & -align
+            if end - size >= start:
+                area = vm_struct(addr=end - size, size=size, flags=VM_ALLOC,
+                                 caller="pcpu_get_vm_areas", handle=0)
+                if m.reserve_vmap_area(vmap_area(end - size, end, VM_VM_AREA, area)):
+                    return end - size, size
+                return None
+    return None
+
+
+def replay_exact(events: Sequence[TraceEvent], kernel: str | None = None, arch: str = "x86_64",
+                 cpus: int | None = None, percpu: int | None = None,
+                 windows: Sequence[tuple[int, int]] = (), source: str | None = None,
+                 max_misses: int = 20) -> ExactReplay:
+    """Replay a whole trace from boot on one machine of Linux ``kernel`` (module docstring):
+    ``cpus`` (default: the highest CPU of the trace + 1) CPUs, the kernel's default allocator,
+    ``lazy_max_pages`` from the trace's ``nr_lazy_max``; ``percpu``: bytes of the percpu area
+    to place (None: none); ``windows``: line ranges (:func:`mark_windows`) whose allocations
+    are also counted apart (``script``).
+
+    FormatError for a trace without vmalloc events; ConfigError for a bad arch, kernel or cpus.
+    """
+    if source is None:
+        source = events.source if isinstance(events, TraceEvents) else "<trace>"
+    if not any(ev.event in ("alloc_vmap_area", "free_vmap_area_noflush", "purge_vmap_area_lazy")
+               for ev in events):
+        raise FormatError(source, "no alloc_vmap_area, free_vmap_area_noflush or "
+                          "purge_vmap_area_lazy events to replay")
+    top_cpu = max(ev.cpu for ev in events)
+    if cpus is None:
+        cpus = top_cpu + 1
+    elif cpus <= top_cpu:
+        raise ConfigError(f"cpus={cpus}: the trace has events of CPU {top_cpu}")
+    m = Machine(arch=arch, ram=get_profile(arch).min_ram, kernel=kernel, cpus=cpus)
+    for ev in events:
+        if ev.event == "free_vmap_area_noflush":
+            m.lazy_max_pages = ev["nr_lazy_max"]  # the traced kernel's lazy_max_pages()
+            break
+    page = m.PAGE_SIZE
+    out = ExactReplay(source, str(m.kernel), m.profile.name, cpus, m.allocator_name,
+                      windows=list(windows))
+    held: dict[int, int] = {}  # the trace's address -> the model's
+    retrying: dict[int, tuple[tuple[int, int, int, int], int | None]] = {}  # pid -> request, answer
+    purged: set[int] = set()  # pids whose pending retry's purge the model already made
+    for ev in events:
+        if ev.event not in ("alloc_vmap_area", "free_vmap_area_noflush", "purge_vmap_area_lazy"):
+            continue
+        m.current_cpu = ev.cpu
+        if ev.event == "alloc_vmap_area":
+            key = (ev["size"], max(ev["align"], page), ev["vstart"], ev["vend"])
+            pending = retrying.pop(ev.pid, None)
+            if pending is not None and pending[0] == key and ev.pid in purged:
+                got = pending[1]  # the retry the model made in the failed search's call
+                out.retries += 1
+            else:
+                got = _model_alloc(m, *key)
+            purged.discard(ev.pid)
+            if ev["failed"]:
+                retrying[ev.pid] = (key, got)
+                continue
+            traced = ev["addr"]
+            aligned = ev["align"] > page
+            out.whole.add(aligned, got == traced)
+            if any(lo <= ev.line <= hi for lo, hi in out.windows):
+                out.script.add(aligned, got == traced)
+            if got != traced and len(out.misses) < max_misses:
+                out.misses.append(f"{source}:{ev.line}: alloc_vmap_area size={ev['size']} "
+                                  f"align={ev['align']} cpu={ev.cpu}: traced {traced:#x}, model "
+                                  + ("failed" if got is None else f"{got:#x}"))
+            if got is not None:
+                held[traced] = got
+            if (percpu is not None and out.percpu is None and ev["size"] == percpu + page
+                    and (ev["vstart"], ev["vend"]) == (m.VMALLOC_START, m.VMALLOC_END)):
+                out.percpu = _pcpu_get_vm_area(m, percpu, PERCPU_ATOM)
+        elif ev.event == "free_vmap_area_noflush":
+            retrying.pop(ev.pid, None)
+            mine = held.pop(ev["va_start"], None)
+            if mine is None or m.remove_vm_area(mine) is None:
+                out.unmatched_frees += 1
+                continue
+            out.frees += 1
+            if sum(va.size for va in m.lazy_areas()) // page != ev["nr_lazy"]:
+                out.lazy_mismatches += 1
+        else:
+            if ev.pid in retrying and ev.pid not in purged:
+                purged.add(ev.pid)  # the model purged inside the failed search's call
+                continue
+            out.purges += 1
+            if len(m.lazy_areas()) != ev["npurged"]:
+                out.purge_mismatches += 1
+            m.vm_unmap_aliases()
+    if m.vmap_nodes is not None:
+        out.pool_hits = int(m.vmap_nodes.stats["pool_hits"])
+    m.check()
+    return out
+
+
+def _model_alloc(m: Machine, size: int, align: int, vstart: int, vend: int) -> int | None:
+    """The model's ``alloc_vmap_area`` (pools, search, purge and retry) for a traced request."""
+    area = vm_struct(addr=0, size=size, flags=VM_ALLOC, caller="replay", handle=0)
+    va = vmap_area(0, 0, VM_VM_AREA, area)
+    with m.vmlist_lock.write():
+        addr = m._alloc_vmap_range(size, align, vstart, vend, va)
+    if addr is not None:
+        area.addr = va.va_start = addr
+        va.va_end = addr + size
+    return addr
+
+
+def format_exact(r: ExactReplay) -> str:
+    """One line: what the model reproduced of the trace."""
+    script = f"; script {r.script.text()}" if r.windows else ""
+    lazy = (f"; {r.lazy_mismatches} lazy counts and {r.purge_mismatches} purge counts differ"
+            if r.lazy_mismatches or r.purge_mismatches else "")
+    return (f"{r.source}: Linux {r.kernel} {r.arch} {r.cpus} CPUs {r.allocator}: "
+            f"{r.whole.text()} traced addresses reproduced{script}; {r.pool_hits} pool hits, "
+            f"{r.frees} frees ({r.unmatched_frees} not held), {r.purges} purges{lazy}\n")
+
+
+def exact_to_json(r: ExactReplay) -> dict[str, Any]:
+    """:func:`replay_exact`'s report as JSON-ready data."""
+    def tally(t: Tally) -> dict[str, int]:
+        return {"allocs": t.allocs, "same": t.same, "aligned": t.aligned, "aligned_same": t.aligned_same}
+    return {
+        "source": r.source, "kernel": r.kernel, "arch": r.arch, "cpus": r.cpus,
+        "allocator": r.allocator, "exact": r.exact, "whole": tally(r.whole),
+        "script": tally(r.script), "windows": [list(w) for w in r.windows],
+        "retries": r.retries, "frees": r.frees, "unmatched_frees": r.unmatched_frees,
+        "purges": r.purges, "lazy_mismatches": r.lazy_mismatches,
+        "purge_mismatches": r.purge_mismatches, "pool_hits": r.pool_hits,
+        "percpu": None if r.percpu is None else [f"0x{r.percpu[0]:x}", r.percpu[1]],
+        "misses": r.misses,
+    }
