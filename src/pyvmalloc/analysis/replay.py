@@ -493,6 +493,7 @@ class ExactReplay:
     pool_hits: int = 0
     percpu: tuple[int, int] | None = None  # (start, size) of the percpu area placed
     misses: list[str] = field(default_factory=list)
+    machine: Machine | None = field(default=None, repr=False)  # the machine at the trace's end
 
     @property
     def exact(self) -> bool:
@@ -623,6 +624,7 @@ def replay_exact(events: Sequence[TraceEvent], kernel: str | None = None, arch: 
     if m.vmap_nodes is not None:
         out.pool_hits = int(m.vmap_nodes.stats["pool_hits"])
     m.check()
+    out.machine = m
     return out
 
 
