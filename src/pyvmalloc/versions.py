@@ -381,6 +381,46 @@ CHANGES: Final[dict[str, Change]] = {
         "vm_struct.requested_size: vrealloc copies and shrinks from the requested size, grows "
         "in place up to the area's size; a shrink zeroes the freed tail with init_on_free or "
         "__GFP_ZERO, an in-place grow does not zero"),
+    # -- the module area and executable memory ------------------------------------------------
+    # (vmalloc/execmem.py; the model's kernel image is empty at KIMAGE_VADDR = MODULES_END on
+    # arm64, KASLR's module offsets and KASAN's MODULE_ALIGN are not modelled)
+    "arm_module_plts": Change(
+        "3.19", "7d485f647c1f ≈ (Ard Biesheuvel, \"ARM: 8220/1: allow modules outside of "
+        "relocation range\"; CONFIG_ARM_MODULE_PLTS, assumed =y as distribution kernels set it)",
+        "ARM module_alloc tries MODULES_VADDR..MODULES_END with __GFP_NOWARN, then falls back to "
+        "VMALLOC_START..VMALLOC_END (GFP_KERNEL, PAGE_KERNEL_EXEC)"),
+    "bpf_jit_binary_alloc": Change(
+        "3.18", "738cbe72adc5 ≈ (Daniel Borkmann, \"net: bpf: consolidate JIT binary allocator\")",
+        "bpf_jit_binary_alloc(): round_up(proglen + sizeof(hdr) + 128, PAGE_SIZE) from "
+        "bpf_jit_alloc_exec (module_alloc), the image at a random start in the first page's hole"),
+    "x86_module_alloc_nx": Change(
+        "5.2", "Nadav Amit, \"x86/modules: Avoid breaking W^X while loading modules\" (5.2, the "
+        "VM_FLUSH_RESET_PERMS series) ≈",
+        "x86 module_alloc maps PAGE_KERNEL (not PAGE_KERNEL_EXEC); the module loader and the BPF "
+        "JIT set VM_FLUSH_RESET_PERMS on the area (set_vm_flush_reset_perms)"),
+    "bpf_jit_limit": Change(
+        "4.20", "ede95a63b5e8 ≈ (Daniel Borkmann, \"bpf: add bpf_jit_limit knob to restrict unpriv "
+        "allocations\")",
+        "JIT images are charged to bpf_jit_current; past bpf_jit_limit (default "
+        "round_up(bpf_jit_alloc_exec_limit() >> 2, PAGE_SIZE): MODULES_END - MODULES_VADDR, "
+        "arm64 VMALLOC_END - VMALLOC_START) an unprivileged load gets -EPERM"),
+    "bpf_jit_limit_half": Change(
+        "6.3", "10ec8ca8ec1a ≈ (Daniel Borkmann, \"bpf: Adjust insufficient default bpf_jit_limit\"; "
+        "backported to the stable 4.14+ series, which the model's thresholds do not follow)",
+        "the default bpf_jit_limit is round_up(bpf_jit_alloc_exec_limit() >> 1, PAGE_SIZE)"),
+    "arm64_modules_2g": Change(
+        "6.5", "3e35d303ab7d ≈ (Mark Rutland, \"arm64: module: rework module VA range selection\")",
+        "arm64 MODULES_VSIZE is 2 GiB (VMALLOC_START = MODULES_END moves up with it); "
+        "module_alloc tries the 128 MiB below the kernel image (__GFP_NOWARN), then the 2 GiB "
+        "below it, then logs \"module_alloc: unable to allocate memory\""),
+    "execmem": Change(
+        "6.10", "12af2b83d0b1 ≈ (Mike Rapoport, \"mm: introduce execmem_alloc() and "
+        "execmem_free()\") and \"mm/execmem, arch: convert ... overrides of module_alloc to "
+        "execmem\" (same series): module_alloc() is gone",
+        "execmem_alloc(type, size) from per-arch ranges (EXECMEM_DEFAULT/MODULE_TEXT, KPROBES, "
+        "FTRACE, BPF, MODULE_DATA) with a fallback range, GFP_KERNEL | __GFP_NOWARN, "
+        "VM_FLUSH_RESET_PERMS; a failure logs \"execmem: unable to allocate memory\"; the BPF JIT "
+        "allocates EXECMEM_BPF"),
 }
 
 

@@ -17,7 +17,8 @@ allocation, for one kernel version: every rule that changed between releases is 
 - **x86_64, x86_64-la57** (5.x/6.x constants; the 2.6.22 base by version); ``vmalloc=`` is no
   parameter there and is reported as an unknown parameter passed to user space (init/main.c,
   5.13+); KASLR follows arch/x86/mm/kaslr.c kernel_randomize_memory().
-- **arm64: 5.16-6.4** constants; ``vmalloc=`` as on x86-64.
+- **arm64: 5.16-6.4** constants (6.5+: the 2 GiB module area, ``arm64_modules_2g``);
+  ``vmalloc=`` as on x86-64.
 
 IOREMAP_MAX_ORDER is the version's too (``versions.ioremap_max_order``).  ``mem=SIZE`` caps
 RAM on every profile.  Physical RAM is modelled as one bank from 0.
@@ -289,6 +290,11 @@ def _boot_64(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
         vend = vstart + profile.vmalloc_default - 1
         params["kaslr"] = True
         params["vmemmap_base"] = vmemmap
+    mstart, mend = profile.modules_start, profile.modules_end
+    if profile.name == "arm64" and has(kver, "arm64_modules_2g"):
+        # arch/arm64/include/asm/memory.h 6.5+: MODULES_VSIZE SZ_2G, VMALLOC_START = MODULES_END.
+        mend = mstart + 2 * GiB
+        vstart = mend
     zones: list[tuple[str, int, int]] = []
     lo = 0
     limits = {"DMA": 16 * MiB, "DMA32": 4 * GiB, "NORMAL": None}
@@ -301,7 +307,7 @@ def _boot_64(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
     messages += _zone_lines_modern(zones, shift)
     return BootLayout(profile=profile, ram_bytes=ram, page_offset=page_offset,
                       vmalloc_start=vstart, vmalloc_end=vend,
-                      modules_start=profile.modules_start, modules_end=profile.modules_end,
+                      modules_start=mstart, modules_end=mend,
                       lowmem_bytes=ram, highmem_bytes=0, zones=tuple(zones),
                       messages=tuple(messages), params=params,
                       high_memory=page_offset + ram, cmdline=cmdline)

@@ -49,6 +49,7 @@ from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
 from pyvmalloc.vmalloc.kvmalloc import kv_objects
 from pyvmalloc.vmalloc.vmap_node import check_pools
 from pyvmalloc.vmalloc import vmap_block
+from pyvmalloc.vmalloc.execmem import module_windows
 from pyvmalloc.vmalloc.vm_struct import (
     VA_POOLED,
     VM_ALLOC,
@@ -83,6 +84,7 @@ def allowed_ranges(m: Machine) -> list[tuple[int, int, str]]:
     lay = m.layout
     if lay.modules_end > lay.modules_start and (lay.modules_start, lay.modules_end) != (m.VMALLOC_START, m.VMALLOC_END):
         out.append((lay.modules_start, lay.modules_end, "modules"))
+    out += module_windows(m)  # arm64's 2 GiB module PLT window before 6.5
     for start, end, *name in m.extra_vm_ranges:
         out.append((int(start), int(end), str(name[0]) if name else "snapshot"))
     return out

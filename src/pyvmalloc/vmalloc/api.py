@@ -48,6 +48,7 @@ from pyvmalloc.versions import (
     vmap_failure_lines,
 )
 from pyvmalloc.vmalloc import _args, vmap_block
+from pyvmalloc.vmalloc import execmem as _execmem
 from pyvmalloc.vmalloc import kvmalloc as _kv
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.rwlock import RWLock
@@ -207,6 +208,7 @@ class Vmalloc:
         out = [(self.VMALLOC_START, self.VMALLOC_END)]
         if lay.modules_end > lay.modules_start:
             out.append((lay.modules_start, lay.modules_end))
+        out += [(s, e) for s, e, _n in _execmem.module_windows(self)]
         return out + [(int(r.start), int(r.end)) for r in getattr(self, "extra_vm_ranges", ())]
 
     def _nr_nodes(self) -> int:
@@ -780,17 +782,65 @@ class Vmalloc:
         return self.vmalloc_area_node(area, gfp, prot, node)
 
     def module_alloc(self, size: int, caller: str | None = None) -> int | None:
-        """Memory for a module's code: vmalloc in the arch's module area, executable.
+        """Memory for a module's code, as the machine's arch and kernel give it (vmalloc/execmem.py).
 
-        x86_64 and ARM load modules in their own range (MODULES_VADDR..MODULES_END); where
-        the profile has none, the vmalloc area is used, as 2.6.22's generic module_alloc does.
+        x86_64: MODULES_VADDR..MODULES_END (NULL over MODULES_LEN); i386: the vmalloc area;
+        ARM: the 16 MiB module area below PAGE_OFFSET, then (ARM_MODULE_PLTS, 3.19+) the vmalloc
+        area; arm64: the module area, then its 2 GiB PLT window (6.5+: the 128 MiB below the
+        kernel image, then the 2 GiB module area).  PAGE_KERNEL_EXEC (x86 5.2+ and arm64:
+        PAGE_KERNEL); VM_FLUSH_RESET_PERMS from 5.2.  module_alloc() is gone from 6.10: there
+        this is the module loader's ``execmem_alloc(EXECMEM_MODULE_TEXT, size)``.
         """
-        self._alloc_args("module_alloc", size, 0, None, -1, caller)
-        start, end = self.layout.modules_start, self.layout.modules_end
-        if end <= start:
-            start, end = self.VMALLOC_START, self.VMALLOC_END
-        return self.vmalloc_node_range(size, 1, start, end, G.GFP_KERNEL | _GFP_HIGHMEM, "PAGE_KERNEL_EXEC", -1,
-                                       caller or "module_alloc")
+        size, _gfp, _prot, _node, caller = self._alloc_args("module_alloc", size, 0, None, -1, caller)
+        return _execmem.module_alloc(self, size, caller or "module_alloc")
+
+    def execmem_alloc(self, type: str, size: int, caller: str | None = None) -> int | None:
+        """``execmem_alloc(type, size)`` (6.10, 12af2b83d0b1): ``type`` is one of
+        ``EXECMEM_DEFAULT``, ``EXECMEM_MODULE_TEXT``, ``EXECMEM_KPROBES``, ``EXECMEM_FTRACE``,
+        ``EXECMEM_BPF``, ``EXECMEM_MODULE_DATA``; the arch's range, then its fallback range
+        (``vmalloc.execmem.execmem_ranges``).  An older kernel raises ConfigError."""
+        size, _gfp, _prot, _node, caller = self._alloc_args("execmem_alloc", size, 0, None, -1, caller)
+        if type not in _execmem.EXECMEM_TYPES:
+            raise ValueError(f"execmem_alloc(): type {type!r} is not one of {', '.join(_execmem.EXECMEM_TYPES)}")
+        return _execmem.execmem_alloc(self, type, size, caller or "execmem_alloc")
+
+    def execmem_free(self, addr: int | None) -> None:
+        """``execmem_free(addr)`` (6.10): vfree of memory execmem_alloc gave."""
+        addr = _args.address("execmem_free", "addr", addr)
+        _execmem.execmem_free(self, addr)
+
+    def bpf_jit_alloc(self, proglen: int, privileged: bool = False, caller: str | None = None) -> int | None:
+        """``bpf_jit_binary_alloc(proglen, ...)`` (3.18+): ``round_up(proglen + sizeof(hdr) +
+        128, PAGE_SIZE)`` from bpf_jit_alloc_exec (module_alloc; arm64 vmalloc; 6.10+
+        EXECMEM_BPF), charged to bpf_jit_limit (4.20+): past it an unprivileged load (no
+        CAP_SYS_ADMIN/CAP_BPF) is refused (-EPERM, None).  Returns the image address, a random
+        start (the machine's own deterministic RNG) in the first page's hole; the header, and
+        the area, start at ``addr & ~(PAGE_SIZE - 1)``."""
+        proglen = _args.integer("bpf_jit_alloc", "proglen", proglen)
+        caller = _args.caller("bpf_jit_alloc", caller)
+        if not isinstance(privileged, bool):
+            raise TypeError(f"bpf_jit_alloc(): privileged must be a bool, not {privileged!r}")
+        return _execmem.bpf_jit_alloc(self, proglen, privileged, caller or "bpf_jit_binary_alloc")
+
+    def bpf_jit_free(self, addr: int) -> None:
+        """``bpf_jit_binary_free``: free the JIT image at ``addr`` and give its charge back."""
+        addr = _args.integer("bpf_jit_free", "addr", addr)
+        _execmem.bpf_jit_free(self, addr)
+
+    def bpf_jit_limit(self, value: int | None = None) -> int:
+        """The sysctl ``net.core.bpf_jit_limit`` in bytes (set it with ``value``); its default
+        is ``versions`` rule ``bpf_jit_limit`` (``bpf_jit_limit_half`` from 6.3)."""
+        st = _execmem.state(self)
+        if value is not None:
+            value = _args.integer("bpf_jit_limit", "value", value)
+            if value <= 0:
+                raise ValueError("bpf_jit_limit(): the sysctl takes a positive number of bytes")
+            st.limit = value
+        return st.limit
+
+    def bpf_jit_current(self) -> int:
+        """``bpf_jit_current``: the bytes of JIT images charged against bpf_jit_limit."""
+        return _execmem.state(self).current
 
     def vmalloc_gfp(self, size: int, gfp: int, prot: int | str | None = None, caller: str | None = None) -> int | None:
         """``__vmalloc(size, gfp_mask, prot)``."""
