@@ -22,7 +22,8 @@ def add_machine_args(p: argparse.ArgumentParser, default_arch: str = "x86_64", d
                         f"{DEFAULT_KERNEL}); every rule that changed between releases follows it")
     p.add_argument("--allocator", default=None, choices=list(ALLOCATORS),
                    help="override the kernel's address-space allocator: list (2.6.22), rbtree "
-                        "(2.6.28), rbtree-cache (2.6.39-5.1), kva (5.2+)")
+                        "(2.6.28), rbtree-cache (2.6.39-5.1), kva-rbtree (5.2+, the kernel's tree "
+                        "shape) or kva (5.2+'s free tree, balanced its own way)")
 
 
 def boot_from_args(args: argparse.Namespace) -> pv.Machine:

@@ -40,8 +40,8 @@ class Machine(Vmalloc):
     ``versions.DEFAULT_KERNEL``): every rule that changed between releases follows it
     (``versions.py``: the vmalloc range, ioremap alignment, the allocator, lazy purge and its
     worker, vfree in interrupt context, messages, /proc formats).  ``allocator`` (``"list"``,
-    ``"rbtree"``, ``"rbtree-cache"``, ``"kva"``) and ``lazy_purge`` override the version's choice
-    for experiments.  ``cmdline`` takes the boot parameters the model knows (``vmalloc=``,
+    ``"rbtree"``, ``"rbtree-cache"``, ``"kva-rbtree"``, ``"kva"``) and ``lazy_purge`` override
+    the version's choice for experiments.  ``cmdline`` takes the boot parameters the model knows (``vmalloc=``,
     ``mem=``); ``kaslr_seed`` boots a randomised x86_64 layout.  Bad configuration raises
     ``pv.ConfigError`` with one sentence.
     """

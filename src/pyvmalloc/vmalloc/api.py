@@ -147,6 +147,12 @@ class Vmalloc:
         # interrupt context, as a worker on another CPU usually does (run_workers()).
         self._drain_pending = False
         self._deferred_vfree: list[int] = []
+        # State of the later subsystems, made on first use by their modules (declared here so
+        # that no attribute appears on the machine after boot): vmap blocks of vm_map_ram
+        # (vmap_block.py), the BPF JIT accounting of execmem.py, kvmalloc's slab objects.
+        self._vmap_blocks: vmap_block.VmapBlocks | None = None
+        self._execmem_state: _execmem.ExecmemState | None = None
+        self._kv_slab: dict[int, int] = {}
         self._purge_lock = threading.Lock()
         self._user_mms: list[UserMm] = []
         self.vm_stats: Counter[str] = Counter(dict.fromkeys(VM_COUNTERS, 0))

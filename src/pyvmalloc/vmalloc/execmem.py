@@ -79,7 +79,7 @@ class ExecmemRange:
 
 
 @dataclass
-class _State:
+class ExecmemState:
     """bpf_jit_current / bpf_jit_limit and the live JIT images (header address: charged bytes)."""
 
     limit: int
@@ -253,13 +253,11 @@ def default_bpf_jit_limit(m: Vmalloc) -> int:
     return min(m.PAGE_ALIGN(limit_max >> shift), LONG_MAX[m.profile.bits])
 
 
-def state(m: Vmalloc) -> _State:
+def state(m: Vmalloc) -> ExecmemState:
     """The machine's BPF JIT accounting, made at first use."""
-    st = m.__dict__.get("_execmem_state")
+    st = m._execmem_state
     if st is None:
-        st = _State(default_bpf_jit_limit(m))
-        m.__dict__["_execmem_state"] = st
-    assert isinstance(st, _State)
+        st = m._execmem_state = ExecmemState(default_bpf_jit_limit(m))
     return st
 
 

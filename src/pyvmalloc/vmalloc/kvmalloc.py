@@ -272,10 +272,7 @@ def vrealloc(m: Vmalloc, p: int | None, size: int, gfp: int, caller: str) -> int
 def kv_objects(m: Vmalloc) -> dict[int, int]:
     """The live kmalloc objects kvmalloc handed out: handle -> requested size (check() counts
     them as held, not leaked)."""
-    objs: dict[int, int] | None = m.__dict__.get("_kv_slab")
-    if objs is None:
-        objs = m.__dict__["_kv_slab"] = {}
-    return objs
+    return m._kv_slab
 
 
 def is_vmalloc_addr(m: Vmalloc, addr: int) -> bool:

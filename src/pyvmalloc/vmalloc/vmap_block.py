@@ -138,11 +138,11 @@ class VmapBlocks:
 
 def blocks_of(m: Vmalloc) -> VmapBlocks:
     """The machine's vmap-block state (made on first use)."""
-    state: VmapBlocks | None = getattr(m, "_vmap_blocks", None)
+    state = m._vmap_blocks
     if state is None:
         bits = vmap_bbmap_bits(m.profile.bits, m.PAGE_SHIFT, NR_CPUS.get(m.profile.name, 64))
         state = VmapBlocks(bits=bits, block_size=bits << m.PAGE_SHIFT, max_alloc=m.profile.bits)
-        m._vmap_blocks = state  # type: ignore[attr-defined]
+        m._vmap_blocks = state
     return state
 
 
@@ -321,7 +321,7 @@ def _purge_fragmented_blocks(m: Vmalloc, st: VmapBlocks, cpu: int, force: bool) 
 def purge_fragmented_blocks_allcpus(m: Vmalloc) -> None:
     """``purge_fragmented_blocks_allcpus`` (2.6.33+; a no-op before and with no block made):
     the purge ``alloc_vmap_area`` runs when it finds no room starts with it.  vmlist_lock held."""
-    st: VmapBlocks | None = getattr(m, "_vmap_blocks", None)
+    st = m._vmap_blocks
     if st is None or not has(m.kernel, "vmap_purge_fragmented_blocks"):
         return
     for cpu in sorted(st.queues):
@@ -331,7 +331,7 @@ def purge_fragmented_blocks_allcpus(m: Vmalloc) -> None:
 def flush_dirty_blocks(m: Vmalloc) -> None:
     """The vmap-block half of ``_vm_unmap_aliases``: free the fragmented blocks and flush the
     TLB over every block's dirty range.  vmlist_lock held."""
-    st: VmapBlocks | None = getattr(m, "_vmap_blocks", None)
+    st = m._vmap_blocks
     if st is None:
         return
     threshold = has(m.kernel, "vmap_purge_threshold")
@@ -419,7 +419,7 @@ def check_vm_map_ram(m: Vmalloc, map_ram: list[vmap_area]) -> tuple[list[int], l
     kmalloc objects of the blocks and the ranges whose stale TLB entries are allowed (the
     blocks' dirty ranges).  vm_map_ram areas a snapshot reserved are not the model's: not
     checked.  vmlist_lock held."""
-    st: VmapBlocks | None = getattr(m, "_vmap_blocks", None)
+    st = m._vmap_blocks
     if st is None:
         return [], []
     ps, shift = m.PAGE_SIZE, m.PAGE_SHIFT
