@@ -33,8 +33,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pyvmalloc.analysis import replay as exact_replay
 from pyvmalloc.errors import Inconsistency
 from pyvmalloc.formats.trace import TraceEvent, parse_trace
+from pyvmalloc.kernel.machine import Machine
 from pyvmalloc.vmalloc.allocator import make_allocator
 from pyvmalloc.vmalloc.kva_allocator import KvaAllocator
 from pyvmalloc.vmalloc.kva_rbtree import KvaRbtreeAllocator
@@ -190,8 +192,10 @@ def lowest_fit(holes: list[tuple[int, int]], size: int, align: int, length: int)
     return None
 
 
-def replay(capture: str, pcpu_after: int | None = None, check_every: int = 0) -> Replay:
-    """Replay a capture's trace on ``kva-rbtree`` with 6.12's nodes around it."""
+def replay(capture: str, pcpu_after: int | None = None, check_every: int = 0,
+           shapes: list[tuple[str, object]] | None = None) -> Replay:
+    """Replay a capture's trace on ``kva-rbtree`` with 6.12's nodes around it; ``shapes``
+    collects ``(event, free tree shape)`` after every allocation, free and purge."""
     events = events_of(capture)
     pcpu_start, pcpu_size = pcpu_area(capture)
     if pcpu_after is None:
@@ -225,14 +229,20 @@ def replay(capture: str, pcpu_after: int | None = None, check_every: int = 0) ->
                                   f"{traced:#x}, model {got if got is None else hex(got)}")
                 if got is not None:
                     moved[traced] = got
+            if shapes is not None:
+                shapes.append((ev.event, k.alloc.shape()))
         elif ev.event == "free_vmap_area_noflush":
             nr_lazy = k.free_vmap_area_noflush(moved.pop(ev["va_start"], ev["va_start"]))
             assert nr_lazy == ev["nr_lazy"], f"line {ev.line}: {nr_lazy} lazy pages"
+            if shapes is not None:
+                shapes.append((ev.event, k.alloc.shape()))
         elif ev.event == "purge_vmap_area_lazy":
             purged = k.purge(failed)
             failed = False
             out.purges += 1
             assert purged == ev["npurged"], f"line {ev.line}: purged {purged}"
+            if shapes is not None:
+                shapes.append((ev.event, k.alloc.shape()))
         if i == pcpu_after:
             assert k.alloc.insert(pcpu_start, pcpu_size, "pcpu")
         if check_every and i % check_every == 0:
@@ -276,6 +286,56 @@ def test_the_percpu_clip_comes_after_the_chunk_map() -> None:
     i = pcpu_position(events)
     assert events[i]["vstart"] == VMALLOC_START and events[i]["size"] == 2 * 1024 * 1024 + P
     assert pcpu_area("seq") == (0xFFFFE8FFFFC00000, 2 * 1024 * 1024)
+
+
+def model_shapes(capture: str, monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple[str, object]], Machine]:
+    """``replay_exact`` of a capture (src/pyvmalloc/analysis/replay.py: the model's own pools,
+    purges and free tree) with ``(event, free tree shape)`` after every allocation, free and
+    purge, as :func:`replay` collects them; and the machine at the end."""
+    shapes: list[tuple[str, object]] = []
+
+    def shape(m: Machine) -> object:
+        assert isinstance(m.vmap_allocator, KvaRbtreeAllocator)
+        return m.vmap_allocator.shape()
+
+    class Recording(Machine):
+        def _alloc_vmap_range(self, size: int, align: int, start: int, end: int, va: object) -> int | None:
+            got = super()._alloc_vmap_range(size, align, start, end, va)  # type: ignore[arg-type]
+            shapes.append(("alloc_vmap_area", shape(self)))
+            return got
+
+        def remove_vm_area(self, addr: int) -> object:
+            got = super().remove_vm_area(addr)
+            shapes.append(("free_vmap_area_noflush", shape(self)))
+            return got
+
+        def vm_unmap_aliases(self) -> None:
+            super().vm_unmap_aliases()
+            shapes.append(("purge_vmap_area_lazy", shape(self)))
+
+    monkeypatch.setattr(exact_replay, "Machine", Recording)
+    path = DATA / capture / "trace_after.txt"
+    r = exact_replay.replay_exact(parse_trace(path.read_text(), str(path)), "6.12", percpu=2 * 1024 * 1024)
+    assert r.exact and r.misses == [] and r.retries == 0 and r.machine is not None
+    return shapes, r.machine
+
+
+@pytest.mark.parametrize("capture", sorted(EXPECTED))
+def test_the_models_free_tree_has_the_drivers_shape_at_every_step(
+        capture: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's replay (``replay_exact``) builds the very tree this driver builds, node for
+    node and colour for colour, after every traced allocation, free and purge: a pool hit leaves
+    the free tree alone, each node's purged areas go back highest first, decayed ones merged
+    first.  (Before, rand1's tree took another shape at its first pool hit, line 240.)"""
+    mine: list[tuple[str, object]] = []
+    r = replay(capture, shapes=mine)
+    assert r.misses == []
+    theirs, m = model_shapes(capture, monkeypatch)
+    assert [kind for kind, _ in theirs] == [kind for kind, _ in mine]
+    diff = [i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b]
+    assert diff == [], f"{capture}: first different tree after step {diff[0]} ({mine[diff[0]][0]})"
+    assert isinstance(m.vmap_allocator, KvaRbtreeAllocator) and m.vmap_allocator.shape() == mine[-1][1]
+    assert sum(kind == "purge_vmap_area_lazy" for kind, _ in mine) == r.purges > 0
 
 
 # -- properties ------------------------------------------------------------------------------------

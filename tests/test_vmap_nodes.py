@@ -3,10 +3,13 @@ check() after each step, and 6.1 unchanged (no nodes, no pools)."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 import pyvmalloc as pv
 from pyvmalloc.errors import Inconsistency
+from pyvmalloc.vmalloc.kva_rbtree import KvaRbtreeAllocator
 from pyvmalloc.vmalloc.vm_struct import VA_POOLED, VM_IOREMAP
 from pyvmalloc.vmalloc.vmap_node import MAX_VA_SIZE_PAGES, PoolState, nr_vmap_nodes
 
@@ -238,4 +241,117 @@ def test_before_6_9_nothing_changes(kernel: str) -> None:
     assert m.pooled_areas() == [] and m.vmap_node_shrink() == 0
     assert m.vmalloc(7 * PS) == a  # straight back from the free tree
     assert not any(k.startswith("vmap_node.") for k in m.stats())
+    m.check()
+
+
+# -- the free tree's shape: what goes back, in which order (6.12 mm/vmalloc.c) ------------------------
+def _given_back(tree: KvaRbtreeAllocator, runs: list[tuple[int, int]]) -> tuple[object, ...] | None:
+    """The shape of a copy of ``tree`` after its busy ``runs`` (start, end) are given back in
+    that order (``release`` each area, then ``reclaim`` each run)."""
+    t = copy.deepcopy(tree)
+    for start, end in runs:
+        a = start
+        while a < end:
+            got = t.release(a)
+            assert got is not None
+            a += got[1]
+    for start, end in runs:
+        t.reclaim(start, end)
+    return t.shape()
+
+
+def _other(m: pv.Machine, pages: int) -> int:
+    """An area of ``pages`` pages, lowest fit from VMALLOC_START, that no pool serves (its range
+    is not VMALLOC_START..VMALLOC_END: no node encoded)."""
+    area = m.get_vm_area_range(pages * PS, VM_IOREMAP, m.VMALLOC_START, m.VMALLOC_START + (1 << 40))
+    assert area is not None
+    return area.addr
+
+
+def _free_other(m: pv.Machine, addr: int) -> None:
+    area = m.find_vm_area(addr)
+    assert area is not None
+    m.free_vm_area(area)
+
+
+def test_a_pool_hit_leaves_the_free_tree_alone() -> None:
+    """``node_alloc`` hands the pooled area out as it is: the free tree is not touched (giving
+    the range back and clipping it again, as the model once did, rebalances this tree)."""
+    m = machine()
+    assert isinstance(m.vmap_allocator, KvaRbtreeAllocator)
+    holes, target = [], 0
+    for i in range(4):  # kept, hole; the pooled area after the second hole
+        _other(m, 1)
+        holes.append(_other(m, 1))
+        if i == 1:
+            _other(m, 1)
+            target = m.vmalloc(7 * PS) or 0
+    for h in holes:
+        _free_other(m, h)
+    m.vfree(target)
+    m.vm_unmap_aliases()
+    assert pool(m, 8) == [target]
+    shape = m.vmap_allocator.shape()
+    got = m.vmalloc(7 * PS)
+    assert got == target and m.stats()["vmap_node.pool_hits"] == 1
+    assert m.vmap_allocator.shape() == shape
+    assert m.find_vm_area(got) is not None  # the range is the new area's
+    m.check()
+
+
+def test_a_purge_gives_each_nodes_areas_back_in_descending_order() -> None:
+    """``purge_vmap_node``: the lazy list (address order) is ``list_add``ed onto a local list,
+    so ``reclaim_list_global`` gives a node's areas back highest first; the ascending order the
+    model once used builds another tree from the same free space."""
+    m = machine()
+    assert isinstance(m.vmap_allocator, KvaRbtreeAllocator)
+    lo = m.VMALLOC_START + (1 << 30)
+    window = (lo, lo + (1 << 30))  # not VMALLOC_START..END: no node encoded, no pool
+    areas = [m.get_vm_area_range(PS, VM_IOREMAP, *window) for _ in range(48)]
+    # one node (addr_to_node: 16-page zones, 2 nodes), not adjacent to one another
+    gone = [a for a in areas if a is not None and (a.addr - lo) // (16 * PS) % 2 == 0][::2]
+    assert len(gone) >= 6
+    for a in gone:
+        m.free_vm_area(a)
+    tree = m.vmap_allocator
+    ranges = sorted((va.va_start, va.va_end) for va in m.lazy_areas())
+    descending, ascending = _given_back(tree, ranges[::-1]), _given_back(tree, ranges)
+    assert descending != ascending
+    m.vm_unmap_aliases()
+    assert m.pooled_areas() == [] and tree.shape() == descending
+    m.check()
+
+
+def test_decayed_areas_go_back_merged() -> None:
+    """``decay_va_pool_node`` merges a node's decayed areas (of all its pools) among themselves
+    onto a local tree, then gives the runs back in address order: a run next to a free block
+    extends it, where the areas one by one (in address order, or pool by pool from the head)
+    would first add a node and then erase one."""
+    m = machine()
+    assert isinstance(m.vmap_allocator, KvaRbtreeAllocator)
+    pooled, holes = [], []
+    for n in range(1, 9):  # a pooled pair of n pages each (two per pool), a hole below or above
+        first = _other(m, 1)
+        pooled += [m.vmalloc(n * PS), m.vmalloc(n * PS)]
+        last = _other(m, 1)
+        holes.append(first if n % 2 else last)
+    for a in pooled:
+        m.vfree(a)
+    for h in holes:
+        _free_other(m, h)
+    m.vm_unmap_aliases()  # the holes go back to the free tree, the pairs to node 0's pools
+    assert sorted(va.va_start for va in m.pooled_areas()) == sorted(pooled)  # type: ignore[type-var]
+    ranges = sorted((va.va_start, va.va_end) for va in m.pooled_areas())
+    runs: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    assert len(runs) == len(ranges) // 2
+    merged = _given_back(m.vmap_allocator, runs)
+    by_pool = [(va.va_start, va.va_end) for va in m.pooled_areas()]
+    assert merged not in (_given_back(m.vmap_allocator, ranges), _given_back(m.vmap_allocator, by_pool))
+    m.vm_unmap_aliases()  # every pool has fewer than 4 areas: all decayed
+    assert m.pooled_areas() == [] and m.vmap_allocator.shape() == merged
     m.check()

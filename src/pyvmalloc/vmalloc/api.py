@@ -53,7 +53,7 @@ from pyvmalloc.vmalloc import kvmalloc as _kv
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.rwlock import RWLock
 from pyvmalloc.vmalloc.user import UserMm, Vma, VM_RESERVED
-from pyvmalloc.vmalloc.vmap_node import VN_ID_MASK, VmapNodes, nr_vmap_nodes
+from pyvmalloc.vmalloc.vmap_node import VN_ID_MASK, VmapNodes, hand_over, nr_vmap_nodes, reclaim_decayed, reclaim_list_global
 from pyvmalloc.vmalloc.vm_struct import (
     VM_ALLOC,
     VM_ALLOW_HUGE_VMAP,
@@ -365,8 +365,8 @@ class Vmalloc:
             pooled, vn_bits = nodes.node_alloc(size, align, start, end, int(self.mmu.current_cpu))
             va.flags |= vn_bits
             if pooled is not None:
-                self.vmap_allocator.remove(pooled.va_start)
-                self.vmap_allocator.insert(pooled.va_start, size, va)
+                # Handed out as it is: the free tree is not touched (vmap_node.hand_over).
+                hand_over(self.vmap_allocator, pooled, va)
                 if self._tracing:
                     self._trace("alloc_vmap_area", addr=pooled.va_start, size=size, align=align,
                                 vstart=start, vend=end, failed=0)
@@ -513,8 +513,9 @@ class Vmalloc:
         decay the vmap-node pools, fully after a failed search; areas go to their node's pool)."""
         nodes = self.vmap_nodes
         if nodes is not None:
-            for old in nodes.decay(full_decay):
-                self.vmap_allocator.remove(old.va_start)
+            # decay_va_pool_node, node by node: each node's decayed areas merged, then given back.
+            for decayed in nodes.decay_nodes(full_decay):
+                reclaim_decayed(self.vmap_allocator, decayed)
         with self._purge_lock:
             purge, self._purge_list = self._purge_list, []
             npages, self._nr_lazy_pages = self._nr_lazy_pages, 0
@@ -526,9 +527,10 @@ class Vmalloc:
         start = min(a.addr for a in purge)
         end = max(a.addr + a.size for a in purge)
         self.flush_tlb_kernel_range(start, end)
-        back = purge if nodes is None else nodes.purge(purge, full_decay, npages, self.lazy_max_pages)
-        for lazy in back:
-            self.vmap_allocator.remove(lazy.addr)
+        # purge_vmap_node, node by node: each node's local_list in its order (descending).
+        backs = [purge] if nodes is None else nodes.purge(purge, full_decay, npages, self.lazy_max_pages)
+        for back in backs:
+            reclaim_list_global(self.vmap_allocator, back)
         if self._tracing:
             self._trace("purge_vmap_area_lazy", start=start, end=end, npurged=len(purge))
         self.vm_stats["purge_runs"] += 1
@@ -551,9 +553,9 @@ class Vmalloc:
             return 0
         with self.vmlist_lock.write():
             freed = nodes.shrink()
-            for va in freed:
-                self.vmap_allocator.remove(va.va_start)
-        return len(freed)
+            for decayed in freed:
+                reclaim_decayed(self.vmap_allocator, decayed)
+        return sum(len(decayed) for decayed in freed)
 
     def pooled_areas(self) -> list[vmap_area]:
         """The areas the 6.9+ vmap-node pools hold, node by node, each pool head first."""

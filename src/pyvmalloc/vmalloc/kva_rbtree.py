@@ -28,8 +28,10 @@ Busy blocks do not take part in placement; they sit in a dict and a sorted list 
 Beyond the allocator interface, :meth:`KvaRbtreeAllocator.release` and
 :meth:`KvaRbtreeAllocator.reclaim` let a caller take a busy block out and give free space back
 in its own order, as 6.12's purge does (``purge_vmap_node`` returns areas in descending address
-order; ``decay_va_pool_node`` merges pooled areas among themselves first): see
-``tests/test_kva_rbtree.py``.
+order; ``decay_va_pool_node`` merges pooled areas among themselves first), and
+:meth:`KvaRbtreeAllocator.hand_over` gives a busy block a new owner without touching the free
+tree (a pool hit): ``vmalloc/vmap_node.py`` (``reclaim_list_global``, ``reclaim_decayed``,
+``hand_over``) and ``tests/test_kva_rbtree.py``.
 """
 
 from __future__ import annotations
@@ -488,6 +490,16 @@ class KvaRbtreeAllocator:
         """Give ``[start, end)`` back to the free tree (``merge_or_add_vmap_area_augment``); it
         must be space taken out with :meth:`release`."""
         self._merge_or_add(Va(start, end))
+
+    def hand_over(self, addr: int, owner: object) -> object | None:
+        """Give the busy block starting at ``addr`` a new owner, the free tree untouched (6.9+
+        ``node_alloc``: a pooled area is handed out as it is, it never went back to the free
+        tree); the old owner, or None (no change) if no block starts there."""
+        got = self._busy.get(addr)
+        if got is None:
+            return None
+        self._busy[addr] = (got[0], owner)
+        return got[1]
 
     def remove(self, addr: int) -> object | None:
         """Free the block starting at ``addr`` and merge it with its free neighbours

@@ -14,7 +14,8 @@ The rules, as 6.12's mm/vmalloc.c has them (function names are the kernel's):
   page count (``size_to_va_pool``: ``(size - 1) / PAGE_SIZE < MAX_VA_SIZE_PAGES``, guard page
   counted): its head is taken if ``IS_ALIGNED(va_start, align)``, otherwise moved to the tail
   (``list_move_tail``) and the global tree is searched.  No pool is asked on the retry after a
-  purge.
+  purge.  A pooled area is handed out as it is: it never went back to the free tree, which a
+  pool hit leaves untouched (:func:`hand_over`).
 - ``free_vmap_area_noflush``: the area joins the lazy list of its encoded node, or of
   ``addr_to_node(va_start)`` when none is encoded; each lazy list is kept in address order.
 - ``__purge_vmap_area_lazy(start, end, full_pool_decay)``: for every node, first
@@ -22,13 +23,18 @@ The rules, as 6.12's mm/vmalloc.c has them (function names are the kernel's):
   all of them; ``nr_purge_helpers = clamp(vmap_lazy_nr / lazy_max_pages(), 1, nodes) - 1``
   nodes are purged by workers, the rest in the caller; ``purge_vmap_node`` walks a purge list in
   address order and ``list_add``s every area with an encoded node and a pool to the head of that
-  pool (so the highest address ends first) unless ``skip_populate`` (a full decay); the others go
-  back to the free tree.
+  pool (so the highest address ends first) unless ``skip_populate`` (a full decay); the others
+  are ``list_add``ed to a local list, which ``reclaim_list_global`` gives back to the free tree
+  in list order: each node's in descending address order (:meth:`VmapNodes.purge`,
+  :func:`reclaim_list_global`).
 - ``decay_va_pool_node``: each non-empty pool loses ``len >> 2`` areas from its head; the 6.9
   loop (``if (!--n_decay) break;`` after the first removal) empties a pool of fewer than 4, which
   the 6.12 captures show (Debian 6.12.95: a pool of one area was gone after the next purge).  A
   full decay (``reclaim_and_purge_vmap_areas`` after a failed search, and the ``vmap-node``
-  shrinker's ``vmap_node_shrink_scan``) empties every pool.
+  shrinker's ``vmap_node_shrink_scan``) empties every pool.  A node's decayed areas, of all its
+  pools, are first merged among themselves (``merge_or_add_vmap_area`` onto a local
+  ``decay_root``/``decay_list``), then ``reclaim_list_global`` gives the merged runs back in
+  address order (:meth:`VmapNodes.decay_nodes`, :func:`reclaim_decayed`).
 - Pooled areas stay out of the free tree, so the allocator keeps them reserved, but they are on
   no busy or lazy list: ``/proc/vmallocinfo`` does not show them.  ``vmalloc_info_show`` prints
   the busy areas node by node (each node's list in address order), then ``show_purge_info`` the
@@ -49,6 +55,7 @@ from dataclasses import dataclass
 from pyvmalloc.errors import Inconsistency
 from pyvmalloc.formats.trace import TraceEvent
 from pyvmalloc.vmalloc.allocator import VmapAllocator
+from pyvmalloc.vmalloc.kva_rbtree import KvaRbtreeAllocator
 from pyvmalloc.vmalloc.vm_struct import VA_POOLED, VM_LAZY_FREE, vmap_area
 
 MAX_VA_SIZE_PAGES = 256      # mm/vmalloc.c: pools hold areas of up to 256 pages (guard included)
@@ -58,7 +65,7 @@ VN_ID_SHIFT = 8              # encode_vn_id: (node_id + 1) << BITS_PER_BYTE
 VN_ID_MASK = 0xFF << VN_ID_SHIFT
 
 __all__ = ["MAX_VA_SIZE_PAGES", "VN_ID_MASK", "PoolState", "VmapNode", "VmapNodes", "apply_pool_state", "check_pools",
-           "nr_vmap_nodes", "pool_state_from_trace"]
+           "hand_over", "nr_vmap_nodes", "pool_state_from_trace", "reclaim_decayed", "reclaim_list_global"]
 
 
 def nr_vmap_nodes(cpus: int, bits: int) -> int:
@@ -165,37 +172,48 @@ class VmapNodes:
         self.nodes[self.lazy_node_id(va)].locks["lazy.lock"] += 1
 
     # -- purging -----------------------------------------------------------------------------
-    def decay(self, full: bool) -> list[vmap_area]:
-        """``decay_va_pool_node`` of every node: the areas that go back to the free tree."""
-        out: list[vmap_area] = []
+    def decay_nodes(self, full: bool) -> list[list[vmap_area]]:
+        """``decay_va_pool_node`` of every node, node by node: each node's decayed areas (pool
+        by pool, each from its head), which go back to the free tree merged among themselves
+        (:func:`reclaim_decayed`)."""
+        out: list[list[vmap_area]] = []
         for vn in self.nodes:
+            decayed: list[vmap_area] = []
             for idx in sorted(vn.pools):
                 pool = vn.pools[idx]
                 vn.locks["pool_lock"] += 1
                 n = len(pool) if full or len(pool) < 4 else len(pool) >> 2
                 for _ in range(n):
-                    out.append(pool.popleft())
+                    decayed.append(pool.popleft())
                 if not pool:
                     del vn.pools[idx]
-        self.stats["decayed"] += len(out)
+            self.stats["decayed"] += len(decayed)
+            out.append(decayed)
         return out
 
+    def decay(self, full: bool) -> list[vmap_area]:
+        """:meth:`decay_nodes` as one list, node by node."""
+        return [va for decayed in self.decay_nodes(full) for va in decayed]
+
     def purge(self, purge: Sequence[vmap_area], full: bool, lazy_pages: int,
-              lazy_max_pages: int) -> list[vmap_area]:
+              lazy_max_pages: int) -> list[list[vmap_area]]:
         """``__purge_vmap_area_lazy`` after the decay: every lazy area goes to its node's pool
-        or, returned, back to the free tree (``purge_vmap_node``, node by node)."""
+        or back to the free tree (``purge_vmap_node``, node by node).  Returned: each purged
+        node's ``local_list``, the areas to give back in the order ``reclaim_list_global``
+        gives them (``list_add`` of an address-ordered walk: descending addresses)."""
         by_node: dict[int, list[vmap_area]] = {}
         for va in purge:
             by_node.setdefault(self.lazy_node_id(va), []).append(va)
         helpers = max(1, min(lazy_pages // max(lazy_max_pages, 1), len(by_node))) - 1
         self.stats["purge_helpers"] += helpers
-        back: list[vmap_area] = []
+        back: list[list[vmap_area]] = []
         for node_id in sorted(by_node):
             vn = self.nodes[node_id]
             vn.locks["lazy.lock"] += 1
             batch = sorted(by_node[node_id], key=lambda v: v.va_start)
             self.stats["purge_batches"] += 1
             self.stats[f"purge_batch_areas.node{node_id}"] += len(batch)
+            local: list[vmap_area] = []
             for va in batch:
                 idx = self.pool_index(va.size, self.page_size)
                 if not full and self.decode(va.flags) is not None and idx is not None:
@@ -204,13 +222,15 @@ class VmapNodes:
                     vn.pools.setdefault(idx, deque()).appendleft(va)  # list_add
                     self.stats["pooled"] += 1
                 else:
-                    back.append(va)
+                    local.insert(0, va)  # list_add(&va->list, &local_list)
+            back.append(local)
         return back
 
-    def shrink(self) -> list[vmap_area]:
-        """``vmap_node_shrink_scan`` (the ``vmap-node`` shrinker): every pool fully decayed."""
+    def shrink(self) -> list[list[vmap_area]]:
+        """``vmap_node_shrink_scan`` (the ``vmap-node`` shrinker): every pool fully decayed,
+        node by node (:meth:`decay_nodes`)."""
         self.stats["shrinker_runs"] += 1
-        return self.decay(True)
+        return self.decay_nodes(True)
 
     def shrink_count(self) -> int:
         """``vmap_node_shrink_count``: how many areas the pools hold."""
@@ -248,6 +268,52 @@ class VmapNodes:
         b = sorted(enumerate(busy), key=lambda t: (self.addr_to_node_id(t[1]), t[1]))
         lz = sorted(enumerate(lazy), key=lambda t: (self.lazy_node_id(t[1]), t[1].va_start))
         return [i for i, _ in b], [i for i, _ in lz]
+
+
+# ---- between the pools and the free tree ------------------------------------------------------------
+def hand_over(allocator: VmapAllocator, pooled: vmap_area, va: vmap_area) -> None:
+    """``node_alloc``'s pool hit: the range of ``pooled``, still reserved in ``allocator``,
+    becomes ``va``'s.  The kernel hands the pooled ``vmap_area`` out as it is and its range never
+    went back to the free tree: ``kva-rbtree`` keeps its tree untouched; other allocators, whose
+    tree shape the kernel's is not, free the range and take it again."""
+    if isinstance(allocator, KvaRbtreeAllocator):
+        if allocator.hand_over(pooled.va_start, va) is not pooled:
+            raise Inconsistency(f"pool hit {pooled!r} is not reserved in the address allocator")
+        return
+    allocator.remove(pooled.va_start)
+    if not allocator.insert(pooled.va_start, pooled.size, va):
+        raise Inconsistency(f"pool hit {pooled!r}: its range could not be taken again")
+
+
+def reclaim_list_global(allocator: VmapAllocator, areas: Iterable[vmap_area]) -> None:
+    """``reclaim_list_global``: give ``areas`` back to the free tree one by one, in list order
+    (``merge_or_add_vmap_area_augment`` each)."""
+    for va in areas:
+        allocator.remove(va.va_start)
+
+
+def reclaim_decayed(allocator: VmapAllocator, decayed: Iterable[vmap_area]) -> None:
+    """``decay_va_pool_node``'s give-back of one node's decayed areas: merged among themselves
+    first (``merge_or_add_vmap_area`` onto a local ``decay_root``/``decay_list``), then the runs,
+    in address order, back to the free tree (``reclaim_list_global(&decay_list)``).  An
+    allocator without :meth:`KvaRbtreeAllocator.release` frees the areas in address order (the
+    same free space; only the kernel's tree has a shape to keep)."""
+    ordered = sorted(decayed, key=lambda va: va.va_start)
+    if not isinstance(allocator, KvaRbtreeAllocator):
+        reclaim_list_global(allocator, ordered)
+        return
+    runs: list[list[int]] = []
+    for va in ordered:
+        got = allocator.release(va.va_start)
+        if got is None:
+            raise Inconsistency(f"decayed {va!r} is not reserved in the address allocator")
+        start, size, _owner = got
+        if runs and runs[-1][1] == start:
+            runs[-1][1] = start + size
+        else:
+            runs.append([start, start + size])
+    for start, end in runs:
+        allocator.reclaim(start, end)
 
 
 # ---- the pools a boot left, from its trace --------------------------------------------------------
