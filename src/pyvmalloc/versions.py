@@ -177,8 +177,8 @@ CHANGES: Final[dict[str, Change]] = {
         "/proc/vmallocinfo prints one \"unpurged vm_area\" line per merged range",
         until="6.9"),
     "drain_in_worker": Change(
-        "5.19", "7c4a9dc2 ≈ (Uladzislau Rezki, \"mm/vmalloc: offload the drain of lazily freed "
-        "areas to a worker\": drain_vmap_work)",
+        "5.19", "Uladzislau Rezki, \"mm/vmalloc: Move draining areas out of caller context\" "
+        "(drain_vmap_work; release and hash not read off a tree; 6.1 has it) ≈",
         "free_vmap_area_noflush schedules drain_vmap_work once more than lazy_max_pages() pages "
         "wait; the purge runs in the worker, not in the freeing call"),
     "vmap_nodes": Change(
@@ -285,7 +285,8 @@ CHANGES: Final[dict[str, Change]] = {
         "4.2", "arm: VMALLOC_END raised from 0xff000000 to 0xff800000 ≈ (the 4.x era)",
         "ARM VMALLOC_END is 0xff800000 (3.x kernels: 0xff000000)"),
     "arm_vmalloc_size_uniform": Change(
-        "5.15", "f6f0c4357f (\"arm: make the size of vmalloc in cmdline and meminfo uniform\", 2021) ≈",
+        "5.15", "\"arm: make the size of vmalloc in cmdline and meminfo uniform\" (2021; hash "
+        "not read off a tree) ≈",
         "early_vmalloc's size is what the area gets: lowmem ends VMALLOC_OFFSET below "
         "VMALLOC_END - size; before it, vmalloc_min = VMALLOC_END - size and VMALLOC_START added "
         "VMALLOC_OFFSET and rounded, so the area came out up to 8 MiB smaller than asked"),
