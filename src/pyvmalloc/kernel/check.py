@@ -571,7 +571,9 @@ class _Checker:
             raise Inconsistency(f"/proc/vmallocinfo shows {len(busy)} areas, {len(lazy)} unpurged ones and "
                                 f"{len(map_ram)} vm_map_ram blocks, the allocator holds {len(self.areas)}, "
                                 f"{len(have_lazy)} and {len(self.map_ram)}")
-        shown_blocks = [(r.start, r.size) for r in map_ram]
+        # 6.9+ prints each vmap node's busy list in turn (vmallocinfo_node_order): sorted here,
+        # as the busy lines are.
+        shown_blocks = sorted((r.start, r.size) for r in map_ram)
         if shown_blocks != [(b.addr, b.size) for b in self.map_ram]:
             raise Inconsistency(f"/proc/vmallocinfo shows vm_map_ram blocks {shown_blocks}, the allocator "
                                 f"has {[(b.addr, b.size) for b in self.map_ram]}")

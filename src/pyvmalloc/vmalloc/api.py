@@ -767,6 +767,7 @@ class Vmalloc:
         if area is None:
             self._vmalloc_failure(real_size, gfp)
             return None
+        area.requested_size = real_size  # 6.15 __get_vm_area_node(real_size, ...) (vrealloc reads it)
         return self.vmalloc_area_node(area, gfp, prot, node)
 
     def vmalloc_node_range(self, size: int, align: int, start: int, end: int, gfp: int,

@@ -48,6 +48,7 @@ from pyvmalloc.phys.memory import NO_ZONE, OWNERS
 from pyvmalloc.versions import has, vmap_failure_lines
 from pyvmalloc.vmalloc import _args
 from pyvmalloc.vmalloc.vm_struct import VM_MAP, VMAP_BLOCK, VMAP_RAM, vm_struct, vmap_area
+from pyvmalloc.vmalloc.vmap_node import VN_ID_MASK
 
 if TYPE_CHECKING:
     from pyvmalloc.vmalloc.api import Vmalloc
@@ -429,7 +430,8 @@ def check_vm_map_ram(m: Vmalloc, map_ram: list[vmap_area]) -> tuple[list[int], l
     for idx, vb in st.by_index.items():
         va = vb.va
         where = f"vmap block {va.va_start:#x}"
-        if id(va) not in reserved or va.flags != VMAP_RAM | VMAP_BLOCK:
+        # 6.9+: alloc_vmap_area sets ``va->flags = va_flags | vn_id`` (node_alloc's node bits).
+        if id(va) not in reserved or va.flags & ~VN_ID_MASK != VMAP_RAM | VMAP_BLOCK:
             raise Inconsistency(f"{where} is not a VMAP_RAM|VMAP_BLOCK area of the allocator ({va!r})")
         if st.index(m.VMALLOC_START, va.va_start) != idx or va.size != st.block_size \
                 or va.va_start % st.block_size:
@@ -454,7 +456,7 @@ def check_vm_map_ram(m: Vmalloc, map_ram: list[vmap_area]) -> tuple[list[int], l
         if vb.dirty_max > vb.dirty_min:
             stale.append((va.va_start + (vb.dirty_min << shift), va.va_start + (vb.dirty_max << shift)))
     for addr, (va, pfns) in st.large.items():
-        if id(va) not in reserved or va.flags != VMAP_RAM or va.va_start != addr \
+        if id(va) not in reserved or va.flags & ~VN_ID_MASK != VMAP_RAM or va.va_start != addr \
                 or va.size != len(pfns) * ps:
             raise Inconsistency(f"vm_map_ram area {addr:#x} is not a VMAP_RAM area of "
                                 f"{len(pfns)} pages in the allocator ({va!r})")
