@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     _screen(
         "1. The machine",
         f"""
-        A simulated {m.profile.description} with {human_bytes(lay.ram_bytes)} of RAM.
+        A simulated {m.profile.description} with {human_bytes(lay.ram_bytes)} of RAM,
+        running the vmalloc of Linux {m.kernel} (--kernel 2.6.22 for the seed's).
         Kernel virtual addresses {lay.vmalloc_start:#x} .. {lay.vmalloc_end:#x}
         ({human_bytes(lay.vmalloc_end - lay.vmalloc_start)}) are the vmalloc area: memory that is
         contiguous to the kernel but made of scattered physical pages.
