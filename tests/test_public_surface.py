@@ -70,6 +70,7 @@ METHODS = {
     "read",
     "remap_vmalloc_range",
     "remove_vm_area",
+    "rcu_barrier",
     "remove_vm_area_locked",
     "reserve_vmap_area",
     "run_workers",
@@ -112,6 +113,7 @@ METHODS = {
     "write",
     # today's API (vmalloc/kvmalloc.py)
     "kvfree",
+    "kvfree_rcu",
     "kvmalloc",
     "kvmalloc_node",
     "kvrealloc",

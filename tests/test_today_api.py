@@ -369,3 +369,29 @@ def test_kinds612_replays_huge_32_and_realloc_ops() -> None:
             assert o.status == "exact", o.line()
     assert [o.status for o in rep.ops if o.token.startswith("w")] == ["exact"] * 6
     assert by[26].token == "h512" and by[26].status == "exact"
+
+
+def test_kvfree_rcu_frees_after_a_grace_period_and_bench_runs_its_tests() -> None:
+    """kvfree_rcu_vmalloc (5.9): the object stays until a grace period (the model: the work
+    items, or rcu_barrier()); lib/test_vmalloc.c's two kvfree_rcu tests run on 5.9+."""
+
+    from pyvmalloc.kernel import test_vmalloc as tv
+
+    m = pv.Machine(ram="128M", kernel="6.1")
+    a = m.vmalloc(4096)
+    assert a is not None
+    m.kvfree_rcu(a)
+    assert m.find_vm_area(a) is not None          # not before the grace period
+    m.rcu_barrier()
+    assert m.find_vm_area(a) is None
+    m.check()
+    for bit in (8, 9):
+        rep = tv.run(m, tv.Params(run_test_mask=1 << bit, test_loop_count=30))
+        (out,) = rep.outcomes[0]
+        assert out.failed == 0 and out.ops == 60
+    assert not list(m.areas())
+    m.check()
+    with pytest.raises(pv.ConfigError, match=r"5\.9"):
+        pv.Machine(ram="128M", kernel="5.4").kvfree_rcu(a)
+    old = pv.Machine(ram="128M", kernel="5.4")   # not a test that kernel's module has
+    assert tv.run(old, tv.Params(run_test_mask=1 << 8, test_loop_count=3)).outcomes == [[]]

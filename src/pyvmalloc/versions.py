@@ -325,6 +325,12 @@ CHANGES: Final[dict[str, Change]] = {
         "as zeros and are not written, VM_IOREMAP areas are holes; vread zero-fills the rest of "
         "its buffer and both return count, or 0 when the range meets no area (2.6.22 copied "
         "every byte of every area, oopsing on an unmapped page, and returned what it copied)"),
+    "kvfree_rcu_vmalloc": Change(
+        "5.9", "Uladzislau Rezki, \"rcu/tree: Support reclaim for head-less object\" and "
+        "\"mm/list_lru: ... kvfree_rcu()\" series (kvfree_rcu() of vmalloc'ed memory, 5.9 "
+        "merge window) ≈",
+        "kvfree_rcu(ptr) (later kvfree_rcu_mightsleep) frees kvmalloc'ed or vmalloc'ed memory "
+        "after a grace period"),
     # -- today's API (vmalloc/kvmalloc.py; the methods at the end of vmalloc.api.Vmalloc) --------
     "vzalloc": Change(
         "2.6.37", "e1ca7788dec6 (Dave Young, \"mm: add vzalloc() and vzalloc_node() helpers\")",

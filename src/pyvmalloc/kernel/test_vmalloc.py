@@ -215,6 +215,34 @@ def vrealloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> No
             return
 
 
+def _kvfree_rcu_vmalloc_test(m: Machine, p: Params, out: Outcome) -> None:
+    """Loop: ``p = vmalloc(1 * PAGE_SIZE)``, ``p->array[0] = 'a'``, ``kvfree_rcu(p)``.  The module
+    leaves the frees to RCU; ``rcu_barrier()`` at the end stands for its unload waiting."""
+    if not has(m.kernel, "kvfree_rcu_vmalloc"):
+        out.failed += 1
+        return
+    for _ in range(p.test_loop_count):
+        ptr = _vmalloc(m, out, m.PAGE_SIZE)
+        if ptr is None:
+            out.failed += 1
+            break
+        m.vwrite(ptr, b"a")
+        m.kvfree_rcu(ptr)
+        out.ops += 1
+    m.rcu_barrier()
+
+
+def kvfree_rcu_1_arg_vmalloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
+    """lib/test_vmalloc.c: ``kvfree_rcu_mightsleep(p)`` (the head-less form) of vmalloc'ed pages."""
+    _kvfree_rcu_vmalloc_test(m, p, out)
+
+
+def kvfree_rcu_2_arg_vmalloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
+    """lib/test_vmalloc.c: ``kvfree_rcu(p, rcu)`` with an rcu_head inside the object; the model
+    frees both forms alike (the head only says where RCU keeps its list)."""
+    _kvfree_rcu_vmalloc_test(m, p, out)
+
+
 def vm_map_ram_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
     """Bulk-allocate ``nr_pages`` pages; loop: ``vm_map_ram(pages, nr_pages, NUMA_NO_NODE)``,
     write 'a', ``vm_unmap_ram``; free the pages (6.4+ lib/test_vmalloc.c, id 1024).  A kernel
@@ -258,9 +286,11 @@ SCENARIOS: tuple[tuple[str, Scenario], ...] = (
 )
 
 # Tests of the module whose bit is past the seven above: (bit, name, function, the rule of
-# versions.py the kernel needs).  vm_map_ram_test is bit 10 (1024), vrealloc_test bit 12
-# (4096) in lib/test_vmalloc.c.
+# versions.py the kernel needs).  The kvfree_rcu tests are bits 8 and 9, vm_map_ram_test bit 10
+# (1024), vrealloc_test bit 12 (4096) in lib/test_vmalloc.c.
 LATER_SCENARIOS: tuple[tuple[int, str, Scenario, str], ...] = (
+    (8, "kvfree_rcu_1_arg_vmalloc_test", kvfree_rcu_1_arg_vmalloc_test, "kvfree_rcu_vmalloc"),
+    (9, "kvfree_rcu_2_arg_vmalloc_test", kvfree_rcu_2_arg_vmalloc_test, "kvfree_rcu_vmalloc"),
     (10, "vm_map_ram_test", vm_map_ram_test, "vm_map_ram"),
     (12, "vrealloc_test", vrealloc_test, "vrealloc"),
 )
@@ -276,8 +306,6 @@ def scenarios(m: Machine | None = None) -> list[tuple[int, str, Scenario]]:
 
 NOT_MODELLED = {
     "pcpu_alloc_test": "needs the per-CPU allocator (__alloc_percpu), which the model does not have",
-    "kvfree_rcu_1_arg_vmalloc_test": "needs RCU grace periods",
-    "kvfree_rcu_2_arg_vmalloc_test": "needs RCU grace periods",
     "no_block_alloc_test": "needs non-blocking GFP semantics of 6.19",
 }
 

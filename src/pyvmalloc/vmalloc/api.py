@@ -153,6 +153,8 @@ class Vmalloc:
         self._vmap_blocks: vmap_block.VmapBlocks | None = None
         self._execmem_state: _execmem.ExecmemState | None = None
         self._kv_slab: dict[int, int] = {}
+        # kvfree_rcu() objects waiting for a grace period (freed by run_workers()).
+        self._rcu_pending: list[int] = []
         self._purge_lock = threading.Lock()
         self._user_mms: list[UserMm] = []
         self.vm_stats: Counter[str] = Counter(dict.fromkeys(VM_COUNTERS, 0))
@@ -503,6 +505,7 @@ class Vmalloc:
             return
         while self._deferred_vfree:
             self.vunmap_area(self._deferred_vfree.pop(0), True, "vfree")
+        self.rcu_barrier()
         if self._drain_pending:
             self._drain_pending = False
             with self.vmlist_lock.write():
@@ -1405,6 +1408,25 @@ class Vmalloc:
         addr = _args.address("kvfree", "addr", addr)
         _kv.require(self, "kvmalloc", "kvfree")
         _kv.kvfree(self, addr)
+
+    def kvfree_rcu(self, addr: int | None) -> None:
+        """``kvfree_rcu(ptr)`` / ``kvfree_rcu_mightsleep(ptr)``: free a kvmalloc'ed or vmalloc'ed
+        object after an RCU grace period (vmalloc memory from 5.9, ``kvfree_rcu_vmalloc``).
+
+        The model has no RCU readers: a grace period ends when the work items run
+        (:meth:`run_workers`, i.e. at the next call outside interrupt context, as
+        kfree_rcu_monitor's batch usually has by then) or at :meth:`rcu_barrier`.  The object
+        stays allocated until then.  NULL does nothing.
+        """
+        addr = _args.address("kvfree_rcu", "addr", addr)
+        _kv.require(self, "kvfree_rcu_vmalloc", "kvfree_rcu")
+        if addr:
+            self._rcu_pending.append(addr)
+
+    def rcu_barrier(self) -> None:
+        """``rcu_barrier()``: wait for every kvfree_rcu() object queued so far and free it."""
+        while self._rcu_pending:
+            self.kvfree(self._rcu_pending.pop(0))
 
     def kvrealloc(self, p: int | None, size: int, gfp: int = G.GFP_KERNEL, oldsize: int | None = None,
                   caller: str | None = None) -> int | None:
