@@ -395,3 +395,26 @@ def test_kvfree_rcu_frees_after_a_grace_period_and_bench_runs_its_tests() -> Non
         pv.Machine(ram="128M", kernel="5.4").kvfree_rcu(a)
     old = pv.Machine(ram="128M", kernel="5.4")   # not a test that kernel's module has
     assert tv.run(old, tv.Params(run_test_mask=1 << 8, test_loop_count=3)).outcomes == [[]]
+
+
+def test_bench_use_huge_allocates_fix_size_with_vmalloc_huge(capsys: pytest.CaptureFixture[str]) -> None:
+    """lib/test_vmalloc.c's use_huge: fix_size_alloc_test calls vmalloc_huge() (5.18+)."""
+    from pyvmalloc.cli.main import main
+    from pyvmalloc.kernel import test_vmalloc as tv
+
+    m = pv.Machine(ram="256M", kernel="6.1")
+    seen: list[int] = []
+    real = m.vmalloc_huge
+
+    def spy(size: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> int | None:
+        addr = real(size, gfp, caller)
+        seen.append(addr or 0)
+        return addr
+
+    m.vmalloc_huge = spy  # type: ignore[method-assign]
+    (out,) = tv.run(m, tv.Params(run_test_mask=1, test_loop_count=4, nr_pages=512,
+                                 use_huge=True)).outcomes[0]
+    assert out.failed == 0 and len(seen) == 4 and all(a % (2 << 20) == 0 for a in seen)
+    assert main(["bench", "run_test_mask=1", "test_loop_count=2", "use_huge=1", "nr_pages=512",
+                 "--ram", "256M", "--allocator", "kva", "--json"]) == 0
+    capsys.readouterr()

@@ -15,7 +15,8 @@ from pyvmalloc.errors import ConfigError
 from pyvmalloc.kernel import test_vmalloc as tv
 
 PARAM_NAMES = ("nr_threads", "test_repeat_count", "test_loop_count", "run_test_mask",
-               "sequential_test_order", "nr_pages")
+               "sequential_test_order", "nr_pages", "use_huge")
+_BOOL_PARAMS = ("sequential_test_order", "use_huge")
 # lib/test_vmalloc.c declares every parameter ``int``: insmod refuses a value over INT_MAX
 # (kstrtoint: -ERANGE).  The model runs in Python, so it also bounds the work of one scenario
 # (nr_threads x test_repeat_count x test_loop_count) to what finishes in minutes, not years.
@@ -58,11 +59,11 @@ def parse_params(items: list[str]) -> tv.Params:
             number = int(value, 0)
         except ValueError:
             raise ConfigError(f"{key}={value!r}: not a number") from None
-        if number <= 0 and key != "sequential_test_order":
+        if number <= 0 and key not in _BOOL_PARAMS:
             raise ConfigError(f"{key}={value}: must be greater than 0")
         if number > INT_MAX:
             raise ConfigError(f"{key}={value}: over INT_MAX ({INT_MAX}), as insmod would refuse it")
-        setattr(p, key, bool(number) if key == "sequential_test_order" else number)
+        setattr(p, key, bool(number) if key in _BOOL_PARAMS else number)
     n = p.normalised()
     if n.nr_threads * n.test_repeat_count * n.test_loop_count > MAX_LOOPS:
         raise ConfigError(f"nr_threads x test_repeat_count x test_loop_count = "

@@ -37,6 +37,7 @@ class Params:
     run_test_mask: int = 0x7F  # the seven address-space scenarios below
     sequential_test_order: bool = True
     nr_pages: int = 1
+    use_huge: bool = False   # 6.9+: fix_size_alloc_test allocates with vmalloc_huge()
     seed: int = 0
 
     def normalised(self) -> Params:
@@ -48,6 +49,7 @@ class Params:
             run_test_mask=self.run_test_mask,
             sequential_test_order=self.sequential_test_order,
             nr_pages=max(self.nr_pages, 1),
+            use_huge=self.use_huge,
             seed=self.seed,
         )
 
@@ -96,10 +98,14 @@ def _vfree(m: Machine, out: Outcome, addr: int | None) -> None:
 
 
 def fix_size_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
-    """Loop: vmalloc(nr_pages pages), write, vfree."""
+    """Loop: vmalloc(nr_pages pages) -- vmalloc_huge() with ``use_huge`` -- write, vfree."""
     size = p.nr_pages * m.PAGE_SIZE
     for _ in range(p.test_loop_count):
-        a = _vmalloc(m, out, size)
+        if p.use_huge:
+            out.ops += 1
+            a = m.vmalloc_huge(size, G.GFP_KERNEL, caller=out.name)
+        else:
+            a = _vmalloc(m, out, size)
         out.failed += not _touch(m, a)
         _vfree(m, out, a)
 
