@@ -44,6 +44,10 @@ def test_every_listed_version_boots_every_arch_and_allocates(kernel: str, arch: 
         with pytest.raises(pv.ConfigError, match=r"5-level paging came with Linux 4\.14"):
             pv.Machine(arch=arch, ram="64M", kernel=kernel)
         return
+    if arch == "arm64" and not V.has(V.parse_version(kernel), "arm64_port"):
+        with pytest.raises(pv.ConfigError, match=r"arm64: the port came with Linux 3\.7"):
+            pv.Machine(arch=arch, ram="64M", kernel=kernel)
+        return
     m = pv.Machine(arch=arch, ram="64M", kernel=kernel)
     assert str(m.kernel) == kernel and f"Linux version {kernel}-pyvmalloc" in m.dmesg()[0]
     a = m.vmalloc(3 * PAGE)

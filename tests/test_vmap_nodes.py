@@ -355,3 +355,18 @@ def test_decayed_areas_go_back_merged() -> None:
     m.vm_unmap_aliases()  # every pool has fewer than 4 areas: all decayed
     assert m.pooled_areas() == [] and m.vmap_allocator.shape() == merged
     m.check()
+
+
+def test_a_moved_vmalloc_range_moves_the_pools_range_too() -> None:
+    """A snapshot restore that moves VMALLOC_START/END (KASLR, vendor ranges) must leave the 6.9+
+    pools serving the new range (node_alloc compares the request's range with it)."""
+    from pyvmalloc.snapshot.restore import set_vmalloc_range
+
+    m = pv.Machine(ram="256M", kernel="6.12", cpus=4)
+    start = m.VMALLOC_START + (1 << 30)
+    set_vmalloc_range(m, start, m.VMALLOC_END, "test")
+    for _ in range(4):
+        m.vfree(m.vmalloc(4096))
+    m.vm_unmap_aliases()
+    assert m.pooled_areas()
+    m.check()

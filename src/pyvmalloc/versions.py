@@ -93,16 +93,16 @@ def parse_version(text: str | KernelVersion) -> KernelVersion:
     return v
 
 
-# The releases the model was checked against or that a rule below names (any version between
-# the first and the last is accepted: the rules are thresholds).
-KNOWN_VERSIONS: Final[tuple[str, ...]] = (
-    "2.6.22", "2.6.25", "2.6.28", "2.6.39", "3.4", "3.10", "3.18", "4.1", "4.2", "4.4", "4.9",
-    "4.13", "4.14", "4.19", "5.2", "5.3", "5.4", "5.5", "5.10", "5.11", "5.15", "6.1", "6.6",
-    "6.9", "6.11", "6.12", "6.15",
-)
+# Releases the model was checked against (real captures and dumps: 3.4, 4.1, 4.9, 6.1, 6.12) or
+# that stand for an era; KNOWN_VERSIONS adds every release a rule below starts or ends at.
+_CHECKED: Final[tuple[str, ...]] = ("2.6.22", "3.4", "4.1", "4.9", "4.19", "6.1", "6.6", "6.12")
 _OLDEST = (2, 6, 22)
 _NEWEST = (6, 15, 0)
 DEFAULT_KERNEL: Final = "6.1"
+
+
+def _release_key(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split("."))
 
 
 def _known_sentence() -> str:
@@ -259,6 +259,9 @@ CHANGES: Final[dict[str, Change]] = {
         "IOREMAP_MAX_ORDER is PUD_SHIFT on x86_64 and PMD_SHIFT on x86_32 (21 with PAE, 22 "
         "without) instead of the generic 7 + PAGE_SHIFT"),
     # -- layouts -----------------------------------------------------------------------------
+    "arm64_port": Change(
+        "3.7", "Catalin Marinas, the arm64 port (arch/arm64, merged for 3.7)",
+        "arm64 exists (the model's arm64 profile has the 5.16-6.4 layout for every release)"),
     "x86_64_vmalloc_64tb_map": Change(
         "2.6.31", "Rik van Riel, \"x86: 46 bit PAE support\" (May 2009, 2.6.31 merge window)",
         "x86_64 vmalloc space moves from 0xffffc20000000000-0xffffe1ffffffffff to "
@@ -293,7 +296,7 @@ CHANGES: Final[dict[str, Change]] = {
     # -- messages ----------------------------------------------------------------------------
     "vmalloc_alloc_failure_message": Change(
         "2.6.38", "warn_alloc_failed() in __vmalloc_node_range (2.6.38 merge window) ≈",
-        "a failed vmalloc also logs \"vmalloc: allocation failure: M bytes\"", until="5.13"),
+        "a failed vmalloc also logs \"vmalloc: allocation failure: M bytes\"", until="4.10"),
     "warn_alloc": Change(
         "4.10", "warn_alloc() replaces warn_alloc_failed() (Michal Hocko, 4.10 merge window) ≈",
         "allocation failures print \"comm: <text>, mode:%#x(%pGg), nodemask=%*pbl\" on one line"),
@@ -429,6 +432,13 @@ CHANGES: Final[dict[str, Change]] = {
         "VM_FLUSH_RESET_PERMS; a failure logs \"execmem: unable to allocate memory\"; the BPF JIT "
         "allocates EXECMEM_BPF"),
 }
+
+# The releases the model knows by name: the checked ones and every release where a rule above
+# starts or ends (any version between the first and the last is accepted: rules are thresholds).
+KNOWN_VERSIONS: Final[tuple[str, ...]] = tuple(sorted(
+    set(_CHECKED) | {c.since for c in CHANGES.values()}
+    | {c.until for c in CHANGES.values() if c.until is not None}, key=_release_key))
+
 
 
 def has(kernel: KernelVersion, change: str) -> bool:

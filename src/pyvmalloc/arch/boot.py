@@ -194,6 +194,9 @@ def boot_layout(profile: ArchProfile | str, ram_bytes: int, cmdline: str = "",
     """
     profile = get_profile(profile)
     kver = resolve(kernel)
+    if profile.name == "arm64" and not has(kver, "arm64_port"):
+        raise ConfigError(f"arm64: the port came with Linux {CHANGES['arm64_port'].since}; "
+                          f"Linux {kver} has no arm64")
     if isinstance(ram_bytes, bool) or not isinstance(ram_bytes, int):
         raise ConfigError(f"RAM size must be an int number of bytes, not {ram_bytes!r}")
     if not isinstance(cmdline, str):

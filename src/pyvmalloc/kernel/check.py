@@ -24,7 +24,9 @@ invariant, in this order:
    and every page of a finished VM_ALLOC or vmap area is mapped;
 6. no CPU's TLB holds a translation the page tables no longer have, except inside ranges
    waiting for a lazy purge;
-7. the counters printed by ``/proc/meminfo`` and ``/proc/vmallocinfo`` equal a recount.
+7. the counters of ``/proc/meminfo`` (rendered with 2.6.22's ``vmlist`` walk for VmallocUsed and
+   VmallocChunk, the definition the recount repeats, whatever the machine's kernel prints) and
+   the lines of ``/proc/vmallocinfo`` (as the machine's kernel prints them) equal a recount.
 
 The PTE scan reads only the page tables that exist (whole PTE tables at a time), so checking
 the 32 TiB x86_64 vmalloc area costs what its tables cost, not what its size is.

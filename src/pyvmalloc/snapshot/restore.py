@@ -370,6 +370,8 @@ def set_vmalloc_range(m: Machine, start: int, end: int, why: str) -> None:
     params["vmalloc_from_snapshot"] = why
     m.layout = dataclasses.replace(lay, vmalloc_start=start, vmalloc_end=end, params=params)
     m.VMALLOC_START, m.VMALLOC_END = start, end
+    if m.vmap_nodes is not None:  # 6.9+: the pools serve requests for exactly this range
+        m.vmap_nodes.vstart, m.vmap_nodes.vend = start, end
     m.printk(KERN_INFO, f"snapshot: booted vmalloc 0x{lay.vmalloc_start:x}-0x{lay.vmalloc_end:x} "
                         f"moved to 0x{start:x}-0x{end:x} ({(end - start) >> 20} MB): {why}")
 
