@@ -101,6 +101,7 @@ METHODS = {
     "vmalloc_sync_all",
     "vmalloc_to_page",
     "vmalloc_to_pfn",
+    "vm_ranges",
     "vmalloc_user",
     "vmallocinfo",
     "vmap",

@@ -51,7 +51,6 @@ from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
 from pyvmalloc.vmalloc.kvmalloc import kv_objects
 from pyvmalloc.vmalloc.vmap_node import check_pools
 from pyvmalloc.vmalloc import vmap_block
-from pyvmalloc.vmalloc.execmem import module_windows
 from pyvmalloc.vmalloc.vm_struct import (
     VA_POOLED,
     VM_ALLOC,
@@ -80,16 +79,8 @@ _I64 = np.int64
 
 
 def allowed_ranges(m: Machine) -> list[tuple[int, int, str]]:
-    """``(start, end, name)`` of the ranges where areas may lie: the vmalloc area, the arch's
-    module area when it has its own, and ``m.extra_vm_ranges`` (ranges a snapshot recorded)."""
-    out = [(m.VMALLOC_START, m.VMALLOC_END, "vmalloc")]
-    lay = m.layout
-    if lay.modules_end > lay.modules_start and (lay.modules_start, lay.modules_end) != (m.VMALLOC_START, m.VMALLOC_END):
-        out.append((lay.modules_start, lay.modules_end, "modules"))
-    out += module_windows(m)  # arm64's 2 GiB module PLT window before 6.5
-    for start, end, *name in m.extra_vm_ranges:
-        out.append((int(start), int(end), str(name[0]) if name else "snapshot"))
-    return out
+    """``(start, end, name)`` of the ranges where areas may lie (``Vmalloc.vm_ranges``)."""
+    return m.vm_ranges()
 
 
 def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

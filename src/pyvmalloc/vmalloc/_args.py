@@ -149,10 +149,11 @@ def data(fn: str, value: object) -> bytes:
     return bytes(value)
 
 
-def vrange(fn: str, start: object, end: object, page_size: int, ranges: Sequence[tuple[int, int]]) -> tuple[int, int]:
+def vrange(fn: str, start: object, end: object, page_size: int,
+           ranges: Sequence[tuple[int, int, str]]) -> tuple[int, int]:
     """``[start, end)`` for an area search: ``start`` page-aligned, the range non-empty and inside
-    one of ``ranges``
-    (the vmalloc area, the module area, a snapshot's fixed ranges).
+    one of ``ranges`` (``Vmalloc.vm_ranges``: the vmalloc area, the module area and its windows,
+    a snapshot's fixed ranges).
 
     6.1's ``alloc_vmap_area`` does not check ``vstart``/``vend`` (its free tree covers
     ``1..ULONG_MAX`` outside the busy areas: ``vmap_init_free_space``), and 2.6.22's
@@ -165,8 +166,8 @@ def vrange(fn: str, start: object, end: object, page_size: int, ranges: Sequence
     hi = integer(fn, "end", end)
     if lo % page_size:
         raise ValueError(f"{fn}(): start {lo:#x} is not page-aligned")
-    if not any(s <= lo < hi <= e for s, e in ranges):
-        names = ", ".join(f"[{s:#x}, {e:#x})" for s, e in ranges)
+    if not any(s <= lo < hi <= e for s, e, _name in ranges):
+        names = ", ".join(f"{name} [{s:#x}, {e:#x})" for s, e, name in ranges)
         raise ValueError(f"{fn}(): [{lo:#x}, {hi:#x}) is not inside a range vmalloc areas may use ({names})")
     return lo, hi
 

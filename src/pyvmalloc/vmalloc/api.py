@@ -209,15 +209,20 @@ class Vmalloc:
         return (_args.integer(fn, "size", size), _args.integer(fn, "gfp", gfp), _args.prot(fn, prot, self.profile),
                 _args.node(fn, node, self._nr_nodes()), _args.caller(fn, caller))
 
-    def _vm_ranges(self) -> list[tuple[int, int]]:
-        """Where areas may lie: the vmalloc area, the arch's module area, a snapshot's fixed
-        ranges (``kernel.check.allowed_ranges`` says the same to ``check()``)."""
+    def vm_ranges(self) -> list[tuple[int, int, str]]:
+        """``(start, end, name)`` of the ranges where areas may lie: the vmalloc area, the arch's
+        module area when it has its own, its module fallback windows (arm64's 2 GiB window
+        before 6.5) and the ranges a restored snapshot recorded (``extra_vm_ranges``).  The
+        argument checks and ``check()`` both ask it."""
         lay = self.layout
-        out = [(self.VMALLOC_START, self.VMALLOC_END)]
-        if lay.modules_end > lay.modules_start:
-            out.append((lay.modules_start, lay.modules_end))
-        out += [(s, e) for s, e, _n in _execmem.module_windows(self)]
-        return out + [(int(r.start), int(r.end)) for r in getattr(self, "extra_vm_ranges", ())]
+        out = [(self.VMALLOC_START, self.VMALLOC_END, "vmalloc")]
+        if lay.modules_end > lay.modules_start and (lay.modules_start, lay.modules_end) != (
+                self.VMALLOC_START, self.VMALLOC_END):
+            out.append((lay.modules_start, lay.modules_end, "modules"))
+        out += _execmem.module_windows(self)
+        for start, end, *name in self.extra_vm_ranges:
+            out.append((int(start), int(end), str(name[0]) if name else "snapshot"))
+        return out
 
     def _nr_nodes(self) -> int:
         return len(self.phys.nodes)
@@ -314,7 +319,7 @@ class Vmalloc:
         """
         fn = "get_vm_area_node_range"
         size, flags, gfp = (_args.integer(fn, n, v) for n, v in (("size", size), ("flags", flags), ("gfp", gfp)))
-        start, end = _args.vrange(fn, start, end, self.PAGE_SIZE, self._vm_ranges())
+        start, end = _args.vrange(fn, start, end, self.PAGE_SIZE, self.vm_ranges())
         node = _args.node(fn, node, self._nr_nodes())
         caller = _args.caller(fn, caller)
         align = None if align is None else _args.integer(fn, "align", align)
@@ -780,7 +785,7 @@ class Vmalloc:
         lib/test_vmalloc.c use it.  None when anything fails."""
         size, gfp, prot, node, caller = self._alloc_args("vmalloc_node_range", size, gfp, prot, node, caller)
         align = _args.integer("vmalloc_node_range", "align", align)
-        start, end = _args.vrange("vmalloc_node_range", start, end, self.PAGE_SIZE, self._vm_ranges())
+        start, end = _args.vrange("vmalloc_node_range", start, end, self.PAGE_SIZE, self.vm_ranges())
         self.vm_stats["vmalloc"] += 1
         real_size = size
         size = self.PAGE_ALIGN(max(size, 0))
@@ -1345,7 +1350,7 @@ class Vmalloc:
         fn = "vmalloc_node_range_flags"
         size, gfp, bits, node, caller = self._alloc_args(fn, size, gfp, prot, node, caller)
         align, vm_flags = _args.integer(fn, "align", align), _args.integer(fn, "vm_flags", vm_flags)
-        start, end = _args.vrange(fn, start, end, self.PAGE_SIZE, self._vm_ranges())
+        start, end = _args.vrange(fn, start, end, self.PAGE_SIZE, self.vm_ranges())
         if vm_flags & ~_kv.VMALLOC_VM_FLAGS:
             raise ValueError(f"{fn}(): vm_flags {vm_flags:#x} has bits __vmalloc_node_range does not take")
         _kv.require(self, "vmalloc_vm_flags", fn)
