@@ -28,6 +28,7 @@ EINVAL = 22
 def state(m: pv.Machine, tables: bool = True) -> tuple[Any, ...]:
     """What a refused call must not change: free frames, slab objects, areas, lazy areas, PTEs
     (with ``tables=False``, page-table frames count as free: the kernel keeps them)."""
+    m.slab.kmem_cache_shrink()  # empty slabs kept for reuse are not frames taken
     areas = [(a.addr, a.size, a.flags, a.nr_pages) for a in m.areas()]
     mapped = int((m.pages_of(m.VMALLOC_START, 1 << 24) >= 0).sum())
     free = len(m.phys.pfns_owned_by("free")) + (0 if tables else len(m.phys.pfns_owned_by("pgtable")))

@@ -9,6 +9,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from pyvmalloc.errors import KernelBug
 from pyvmalloc.phys import OWNER_SLAB, PG_slab, Kmalloc, PhysMem
+from pyvmalloc.phys.slab import min_partial
 from pyvmalloc.phys import gfp as G
 
 PAGE = 256
@@ -83,6 +84,8 @@ class KmallocMachine(RuleBasedStateMachine):
             return
         for h in list(self.live):
             self.k.kfree(h)
+        kept = self.k.empty_slabs()
+        assert self.k.kmem_cache_shrink() == kept  # the kept empty slabs go back on a shrink
         pinned = sum(1 << o for _, o in self.k._pinned)
         assert self.k.statistics().slab_pages == pinned
         assert self.mem.nr_free() == self.free0 - pinned
@@ -146,7 +149,35 @@ def test_misuse() -> None:
         k.kfree(big + 64)
     k.kfree(big)
     k.kfree(h)
+    assert k.statistics().slab_pages == 1 == k.empty_slabs()  # kept for the next kmalloc(64)
+    assert k.kmem_cache_shrink() == 1
     assert k.statistics().slab_pages == 0
+    mem.check()
+
+
+def test_empty_slabs_are_kept_up_to_min_partial_and_shrink_gives_them_back() -> None:
+    # mm/slub.c: an empty slab stays on the partial list while the node holds fewer than
+    # min_partial (ilog2(size) / 2 clamped to 5..10) of them; kmem_cache_shrink() frees them.
+    assert [min_partial(s) for s in (32, 256, 1 << 12, 1 << 20, 1 << 30)] == [5, 5, 6, 10, 10]
+    mem, k = machine()
+    free0 = mem.nr_free()
+    h = k.kmalloc(PAGE, G.GFP_KERNEL)  # one object per slab page
+    pfn = k.phys_of(h) // PAGE
+    k.kfree(h)
+    assert k.empty_slabs() == 1 and mem.owner_of(pfn) == OWNER_SLAB
+    allocs = mem.statistics().allocs
+    assert k.kmalloc(PAGE, G.GFP_KERNEL) == h  # the kept slab, no page allocation
+    assert mem.statistics().allocs == allocs and k.empty_slabs() == 0
+    k.kfree(h)
+    many = [k.kmalloc(PAGE, G.GFP_KERNEL) for _ in range(8)]
+    for x in many:
+        k.kfree(x)  # type: ignore[arg-type]
+    assert k.empty_slabs() == min_partial(PAGE) == 5
+    assert k.statistics().slab_pages == 5 == free0 - mem.nr_free()  # meminfo's Slab counts them
+    mem.check()
+    assert k.kmem_cache_shrink(64) == 0  # another class: nothing to give back
+    assert k.kmem_cache_shrink(PAGE) == 5
+    assert mem.nr_free() == free0 and k.statistics().slab_pages == 0
     mem.check()
 
 

@@ -19,6 +19,7 @@ GFP_ZERO = getattr(G, "__GFP_ZERO")
 def free_and_tables(m: pv.Machine) -> int:
     """Free frames plus page-table frames: constant across anything that frees what it took
     (page-table frames stay allocated once built, as in the kernel)."""
+    m.slab.kmem_cache_shrink()  # empty slabs kept for reuse are not lost frames
     return m.phys.nr_free() + m.init_mm.nr_table_frames
 
 

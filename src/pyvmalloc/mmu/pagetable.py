@@ -34,6 +34,9 @@ _asids = itertools.count(1)
 
 # Segment kinds yielded by PageTables._segments().
 _NONE, _TABLE, _HUGE = 0, 1, 2
+# Up to this many pages, map_range/unmap_range work on plain ints: numpy's per-call overhead
+# costs more than the loop on one- or two-page areas, the most common vmalloc size.
+_FEW = 8
 
 
 @dataclass(frozen=True)
@@ -377,6 +380,8 @@ class PageTables:
         arr = np.asarray(pfns)
         if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
             raise ConfigError("map_range: pfns must be a 1-d array of integers")
+        if 0 < arr.size <= _FEW:
+            return self._map_few(addr, arr.tolist(), prot)
         arr = arr.astype(np.int64, copy=False)
         n = len(arr)
         self._check_range(addr, n, "map_range")
@@ -404,6 +409,36 @@ class PageTables:
             if stop < count:
                 return -ENOMEM
             pos += count
+        return 0
+
+    def _map_few(self, addr: int, pfns: list[int], prot: int) -> int:
+        """map_range of a few pages, entry by entry: the same checks, warnings and result."""
+        n = len(pfns)
+        self._check_range(addr, n, "map_range")
+        fmt = self.fmt
+        fmt._check_prot(prot)
+        n_ok = next((i for i, pfn in enumerate(pfns) if pfn < 0), n)
+        if any(pfn >= fmt.max_pfn for pfn in pfns[:n_ok]):
+            raise ConfigError(f"{fmt.name}: a pfn does not fit a {fmt.phys_bits}-bit "
+                              "physical address")
+        shift, last, mask = self._pshift, self._last, self._mask[self._last]
+        view = None
+        for i in range(n):
+            va = addr + (i << shift)
+            idx = (va >> shift) & mask
+            if view is None or idx == 0:
+                table = self._table_for(va, last)
+                if table is None:
+                    return -ENOMEM
+                view = self._view(table, last)
+            # WARN_ON(!pte_none(*pte)) is checked before the NULL page is noticed.
+            e = int(view[idx])
+            if e:
+                self._say(f"WARNING: at mm/vmalloc.c:105 vmap_pte_range() (pte {e:#x} "
+                          f"not none at {va:#x})")
+            if i == n_ok:
+                return -ENOMEM
+            view[idx] = (pfns[i] << fmt.page_shift) | prot
         return 0
 
     def map_huge(self, addr: int, pfn: int, level_name: str, prot: int) -> int:
@@ -459,7 +494,9 @@ class PageTables:
         fmt = self.fmt
         pieces: list[npt.NDArray[np.int64]] = []
         for pos, count, kind, info in self._segments(addr, n):
-            if kind == _TABLE:
+            if kind == _TABLE and count <= _FEW:
+                pieces.append(self._unmap_few(addr, pos, count, info))
+            elif kind == _TABLE:
                 table, idx = info
                 seg = self._view(table, self._last)[idx:idx + count]
                 present = fmt.ptes_present(seg)
@@ -481,6 +518,25 @@ class PageTables:
         if not pieces:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate(pieces)
+
+    def _unmap_few(self, addr: int, pos: int, count: int, info: tuple[int, ...]) -> npt.NDArray[np.int64]:
+        """One pte table's part of unmap_range for a few entries, on plain ints."""
+        table, idx = info
+        view = self._view(table, self._last)
+        fmt = self.fmt
+        pfns: list[int] = []
+        for i in range(count):
+            e = int(view[idx + i])
+            if not e:
+                continue
+            if fmt.pte_present(e):
+                pfns.append(fmt.pte_pfn(e))
+            else:
+                va = addr + ((pos + i) << self._pshift)
+                self._say(f"WARNING: at mm/vmalloc.c:37 vunmap_pte_range() "
+                          f"(pte {e:#x} at {va:#x} not present)")
+            view[idx + i] = 0
+        return np.array(pfns, dtype=np.int64)
 
     def _huge_pfns(self, addr: int, pos: int, count: int, li: int, e: int) -> npt.NDArray[np.int64]:
         va = addr + (pos << self._pshift)

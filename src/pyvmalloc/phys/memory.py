@@ -650,6 +650,8 @@ class PhysMem:
         attempts = min(nr, avail + 1)
         allowed = self._allowed(gfp, attempts)
         want = min(allowed, avail)
+        if want <= _SMALL_BULK:
+            return self._alloc_few(gfp, nr, want, allowed < attempts, zonelist, code)
         starts: list[int] = []
         lengths: list[int] = []
         need = want
@@ -677,6 +679,34 @@ class PhysMem:
             self.frames.zero(pfns)
         self._allocs += want
         self._pages_allocated += want
+        return pfns
+
+    def _alloc_few(self, gfp: int, nr: int, want: int, injected: bool, zonelist: list[_Zone],
+                   code: int) -> npt.NDArray[np.int64]:
+        """alloc_pages_bulk of a handful of frames: the loop of ``__rmqueue`` itself, on plain
+        ints (numpy's per-call overhead dominates below ``_SMALL_BULK`` frames)."""
+        out: list[int] = []
+        flag = int(_OWNER_FLAG[code])
+        owner, flags, refcount = self.owner, self.flags, self.refcount
+        for zone in zonelist:
+            while len(out) < want and zone.nr_free:
+                pfn = self._rmqueue(zone, 0)
+                if pfn is None:  # nr_free says otherwise: cannot happen in a consistent zone
+                    break
+                owner[pfn] = code
+                flags[pfn] = flag
+                refcount[pfn] = 1
+                out.append(pfn)
+        if injected:
+            self._injected += 1
+            self._failures += 1
+        elif len(out) < nr:
+            self._failures += 1
+        pfns = np.array(out, dtype=np.int64)
+        if gfp & GFPBIT.ZERO and out:
+            self.frames.zero(pfns)
+        self._allocs += len(out)
+        self._pages_allocated += len(out)
         return pfns
 
     def _take_blocks(self, zone: _Zone, need: int, starts: list[int], lengths: list[int]) -> int:

@@ -11,9 +11,15 @@ Model of the parts of mm/slab.c (2.6.22) that mm/vmalloc.c uses: ``kmalloc_node`
 - A handle is ``page_offset + physical address`` of the object, so its bytes are in the frame
   (``__GFP_ZERO`` zeroes them; without it they keep whatever the last user left).  Handles are
   never 0 (NULL): with ``page_offset`` 0, frame 0 is taken once and never used for objects.
-- A slab page goes back to the buddy allocator as soon as its last object is freed (2.6.22
-  keeps empty slabs until ``cache_reap()``; giving them back at once keeps meminfo's Slab line
-  equal to what is in use).
+- An emptied slab is kept for the next kmalloc of its class, up to ``min_partial`` empty slabs
+  per (class, node, DMA) cache; past that its page goes back to the buddy allocator.  Both kernel
+  allocators keep empty slabs for exactly this reason (a free/alloc pair of one object must not
+  cost a page allocation each time): mm/slab.c's ``free_block()`` frees a slab only while the
+  node holds more than ``free_limit`` free objects, mm/slub.c's ``__slab_free()`` discards an
+  empty slab only when ``n->nr_partial >= s->min_partial``.  The model follows SLUB's rule
+  (``set_min_partial(s, ilog2(s->size) / 2)`` clamped to MIN_PARTIAL..MAX_PARTIAL, 5..10).
+  ``kmem_cache_shrink()`` gives every kept empty slab back, as the kernel's does.  Kept slabs are
+  slab pages: meminfo's Slab line counts them, as the kernel's NR_SLAB_* counters do.
 """
 
 from __future__ import annotations
@@ -27,6 +33,15 @@ from pyvmalloc.phys.gfp import GFP_DMA, GFP_LEVEL_MASK, GFPBIT
 from pyvmalloc.phys.memory import OWNER_SLAB, PhysMem
 
 MIN_OBJECT = 32
+# mm/slub.c (6.1): MIN_PARTIAL 5, MAX_PARTIAL 10, min_partial = ilog2(size) / 2 clamped to them.
+MIN_PARTIAL = 5
+MAX_PARTIAL = 10
+
+
+def min_partial(size: int) -> int:
+    """How many empty slabs a cache of ``size``-byte objects keeps (mm/slub.c set_min_partial)."""
+    return min(max((size.bit_length() - 1) // 2, MIN_PARTIAL), MAX_PARTIAL)
+
 # mm/slab.c (2.6.22) cache_grow(): "Be lazy and only check for valid flags here", i.e. only
 # when a new slab is needed: a zone modifier other than GFP_DMA (say __GFP_HIGHMEM) is a BUG.
 # That is why mm/vmalloc.c masks kmalloc_node()'s flags with GFP_LEVEL_MASK.
@@ -75,6 +90,8 @@ class Kmalloc:
         self.max_size = mem.page_size << (mem.max_order - 1)
         self._slabs: dict[int, _Slab] = {}  # pfn -> slab
         self._partial: dict[tuple[int, int, bool], dict[int, _Slab]] = {}  # (class, node, dma)
+        # The empty slabs among the partial ones, per cache: what kmem_cache_shrink() frees.
+        self._empty: dict[tuple[int, int, bool], dict[int, _Slab]] = {}
         self._large: dict[int, tuple[int, int]] = {}  # pfn -> (order, requested size)
         self._pinned: list[tuple[int, int]] = []  # (pfn, order) kept so no handle is 0
         self._objects = self._requested = self._allocated = self._pages = 0
@@ -137,6 +154,8 @@ class Kmalloc:
             if slab is None:
                 return None
         idx = slab.free.pop()
+        if not slab.used:
+            self._empty[slab.key].pop(slab.pfn, None)
         slab.used[idx] = size
         if not slab.free:
             del self._partial[slab.key][slab.pfn]
@@ -160,6 +179,7 @@ class Kmalloc:
         slab = _Slab(pfn, cls, key, self.page_size // cls)
         self._slabs[pfn] = slab
         self._partial.setdefault(key, {})[pfn] = slab
+        self._empty.setdefault(key, {})[pfn] = slab
         return slab
 
     def _kmalloc_large(self, size: int, cls: int, gfp: int, node: int) -> int | None:
@@ -228,12 +248,35 @@ class Kmalloc:
         self._allocated -= slab.size
         partial = self._partial.setdefault(slab.key, {})
         if not slab.used:
-            partial.pop(slab.pfn, None)
-            del self._slabs[slab.pfn]
-            self.mem.free_pages(slab.pfn, 0)
-            self._pages -= 1
-        else:
-            partial[slab.pfn] = slab
+            empty = self._empty.setdefault(slab.key, {})
+            if len(empty) >= min_partial(slab.size):
+                partial.pop(slab.pfn, None)
+                self._discard(slab)
+                return
+            empty[slab.pfn] = slab
+        partial[slab.pfn] = slab
+
+    def _discard(self, slab: _Slab) -> None:
+        """discard_slab(): an empty slab's page back to the buddy allocator."""
+        del self._slabs[slab.pfn]
+        self.mem.free_pages(slab.pfn, 0)
+        self._pages -= 1
+
+    def kmem_cache_shrink(self, size: int | None = None) -> int:
+        """Give back every empty slab kept (of the class ``size`` falls in, or of every class);
+        returns the number of pages freed (mm/slub.c ``kmem_cache_shrink``/``__kmem_cache_shrink``)."""
+        cls = None if size is None else self.size_class(max(int(size), 1))
+        freed = 0
+        for key, empty in self._empty.items():
+            if cls is not None and key[0] != cls:
+                continue
+            partial = self._partial[key]
+            for pfn, slab in list(empty.items()):
+                del partial[pfn]
+                self._discard(slab)
+                freed += 1
+            empty.clear()
+        return freed
 
     def ksize(self, handle: int) -> int:
         """Usable size of the object at ``handle`` (its size class); 0 for NULL."""
@@ -250,7 +293,11 @@ class Kmalloc:
         """Physical address of the object at ``handle`` (where its bytes live in ``mem.frames``)."""
         return handle - self.page_offset
 
+    def empty_slabs(self) -> int:
+        """Empty slabs kept for reuse (pages kmem_cache_shrink() would free)."""
+        return sum(len(e) for e in self._empty.values())
+
     def statistics(self) -> KmallocStats:
-        """Live objects and bytes, slab pages, failures."""
+        """Live objects and bytes, slab pages (kept empty slabs included), failures."""
         return KmallocStats(self._objects, self._requested, self._allocated, self._pages,
                             self._pages * self.page_size, self._failures, self._injected)
