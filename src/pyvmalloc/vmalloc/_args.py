@@ -30,6 +30,8 @@ INTEGERS = (int, np.integer)
 def integer(fn: str, name: str, value: object) -> int:
     """``value`` as a Python int; TypeError for anything but an int or a NumPy integer
     (``bool`` included: ``vmalloc(True)`` is a mistake, not a one-byte request)."""
+    if type(value) is int:  # the common case first: every call checks several integers
+        return value
     if isinstance(value, bool) or not isinstance(value, INTEGERS):
         raise TypeError(f"{fn}(): {name} must be an integer, not {type(value).__name__} {value!r}")
     return int(value)
@@ -75,10 +77,11 @@ def prot(fn: str, value: object, profile: ArchProfile) -> int:
     if value is None:
         return profile.pgprot("PAGE_KERNEL")
     if isinstance(value, str):
-        known = [k for k, _v in profile.prots]
-        if value not in known:
-            raise ValueError(f"{fn}(): prot {value!r} is not a pgprot of {profile.name} (known: {', '.join(known)})")
-        return profile.pgprot(value)
+        for k, v in profile.prots:
+            if k == value:
+                return v
+        known = ", ".join(k for k, _v in profile.prots)
+        raise ValueError(f"{fn}(): prot {value!r} is not a pgprot of {profile.name} (known: {known})")
     if isinstance(value, bool) or not isinstance(value, INTEGERS):
         raise TypeError(f"{fn}(): prot must be a pgprot name, an integer or None, not {type(value).__name__} {value!r}")
     bits = int(value)
