@@ -1,10 +1,16 @@
-"""``pyvmalloc bench``: the kernel's lib/test_vmalloc.c scenarios on the list and kva allocators."""
+"""``pyvmalloc bench``: the kernel's lib/test_vmalloc.c scenarios on the list and kva allocators.
+
+Beside host time per operation it prints the deterministic work counters per operation
+(``kernel/work.py``), which do not vary between runs.  A progress bar goes to a terminal's
+stderr; Ctrl-C stops the run and prints what was measured so far (exit code 130).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import threading
 from dataclasses import asdict
 from typing import Any
 
@@ -13,6 +19,7 @@ from pyvmalloc.versions import DEFAULT_KERNEL
 from pyvmalloc.vmalloc.allocator import ALLOCATORS
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.kernel import test_vmalloc as tv
+from pyvmalloc.kernel.work import FIELDS, WorkCounters
 
 PARAM_NAMES = ("nr_threads", "test_repeat_count", "test_loop_count", "run_test_mask",
                "sequential_test_order", "nr_pages", "use_huge")
@@ -94,12 +101,20 @@ def run(args: argparse.Namespace) -> int:
     allocators = {"both": ["list", "kva"], "all": list(ALLOCATORS)}.get(
         args.allocator, [args.allocator])
     results: dict[str, tv.Report] = {}
+    stop = threading.Event()
     for name in allocators:
-        m = pv.Machine(arch=args.arch, ram=args.ram, cpus=args.cpus, allocator=name,
-                       kernel=args.kernel)
-        results[name] = tv.run(m, params, None if args.json else _progress(name))
+        try:
+            m = pv.Machine(arch=args.arch, ram=args.ram, cpus=args.cpus, allocator=name,
+                           kernel=args.kernel)
+        except KeyboardInterrupt:
+            stop.set()
+        if stop.is_set():
+            break
+        results[name] = tv.run(m, params, None if args.json else _progress(name), stop)
         if any(True for _ in m.areas()):
             raise ConfigError(f"{name}: areas left behind after the run (a leak in the model)")
+    interrupted = stop.is_set()
+    allocators = list(results)
     rows = []
     names = [n for i, n, _f in tv.scenarios() if params.run_test_mask & (1 << i)]
     for scen in names:
@@ -108,15 +123,17 @@ def run(args: argparse.Namespace) -> int:
             outs = [o for per_thread in rep.outcomes for o in per_thread if o.name == scen]
             ops = sum(o.ops for o in outs)
             secs = sum(o.seconds for o in outs)
+            work = sum((o.work for o in outs), WorkCounters())
             row[name] = {"ops": ops, "usec_per_op": secs * 1e6 / ops if ops else None,
-                         "failed": sum(o.failed for o in outs), "xfailed": sum(o.xfailed for o in outs)}
+                         "failed": sum(o.failed for o in outs), "xfailed": sum(o.xfailed for o in outs),
+                         "work": work.as_dict(), "work_per_op": work.per_op(ops)}
         if "list" in row and "kva" in row and row["kva"]["usec_per_op"]:
             row["list_over_kva"] = row["list"]["usec_per_op"] / row["kva"]["usec_per_op"]
         rows.append(row)
     if args.json:
         print(json.dumps({"params": asdict(params.normalised()), "arch": args.arch, "results": rows,
-                          "not_modelled": tv.NOT_MODELLED}, indent=2))
-        return 0
+                          "not_modelled": tv.NOT_MODELLED, "interrupted": interrupted}, indent=2))
+        return 130 if interrupted else 0
     p = params.normalised()
     print(f"test_vmalloc on {args.arch}: nr_threads={p.nr_threads} test_repeat_count={p.test_repeat_count} "
           f"test_loop_count={p.test_loop_count} run_test_mask={p.run_test_mask:#x}")
@@ -131,9 +148,19 @@ def run(args: argparse.Namespace) -> int:
         if "list_over_kva" in row:
             line += f"{row['list_over_kva']:>9.2f}x"
         print(line)
+    print("work per op (deterministic: " + ", ".join(FIELDS) + ")")
+    for row in rows:
+        cells = []
+        for n in allocators:
+            w = row[n]["work_per_op"]
+            cells.append(f"{n}: " + " ".join(f"{w[f]:.1f}" for f in FIELDS))
+        print(f"  {row['scenario']:<30}" + "   ".join(cells))
     for name, rep in results.items():
         for line in rep.summary_lines():
             print(f"  [{name}] {line}")
     for scen, why in tv.NOT_MODELLED.items():
         print(f"  not run: {scen}: {why}")
+    if interrupted:
+        print("interrupted (Ctrl-C): the figures above are what was measured until then")
+        return 130
     return 0

@@ -7,6 +7,11 @@ of the kernel's 1,000,000: the model runs about a thousand times slower than a k
 
 Tests of the module that need what the model does not have are listed in ``NOT_MODELLED``
 with the reason, rather than faked.
+
+Each outcome carries the machine's work counters over the scenario (``kernel/work.py``: nodes
+visited, pages, PTEs, locks, TLB flushes; exact per scenario with one thread).  ``run`` stops
+early, with what was done so far, when ``stop`` is set (the bench sets it on Ctrl-C): the
+running scenario's next ``vmalloc`` raises ``Stopped`` and its cleanup still frees what it holds.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pyvmalloc.kernel.work import WorkCounters, work_counters
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.versions import has
 
@@ -65,6 +71,8 @@ class Outcome:
     xfailed: int = 0
     seconds: float = 0.0
     repeats: int = 0
+    work: WorkCounters = field(default_factory=WorkCounters)
+    stop: threading.Event | None = field(default=None, repr=False, compare=False)
 
     @property
     def usec_per_op(self) -> float:
@@ -80,13 +88,24 @@ def _touch(m: Machine, addr: int | None) -> bool:
     return True
 
 
+class Stopped(Exception):
+    """The run was asked to stop (Ctrl-C): raised at the next allocation of a scenario."""
+
+
+def _check_stop(out: Outcome) -> None:
+    if out.stop is not None and out.stop.is_set():
+        raise Stopped
+
+
 def _vmalloc(m: Machine, out: Outcome, size: int) -> int | None:
+    _check_stop(out)
     out.ops += 1
     return m.vmalloc(size, caller=out.name)
 
 
 def _vmalloc_node(m: Machine, out: Outcome, size: int, align: int, gfp: int) -> int | None:
     """``__vmalloc_node(size, align, gfp, node 0)`` of later kernels."""
+    _check_stop(out)
     out.ops += 1
     return m.vmalloc_node_range(size, align, m.VMALLOC_START, m.VMALLOC_END, gfp, "PAGE_KERNEL", 0,
                                 caller=out.name)
@@ -114,10 +133,11 @@ def full_fit_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome)
     """Fill the space with lazy_max_pages one-page pairs, free every second, then loop on 1 page."""
     junk = m.lazy_max_pages
     ps = m.PAGE_SIZE
-    ptrs = _vmalloc(m, out, junk * m._ptr_size)
-    junk_ptrs = _vmalloc(m, out, junk * m._ptr_size)
+    ptrs = junk_ptrs = None
     keep: list[int | None] = []
     try:
+        ptrs = _vmalloc(m, out, junk * m._ptr_size)
+        junk_ptrs = _vmalloc(m, out, junk * m._ptr_size)
         if ptrs is None or junk_ptrs is None:
             out.failed += 1
             return
@@ -138,8 +158,10 @@ def full_fit_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome)
 def long_busy_list_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome, live: int = 15000) -> None:
     """Keep ``live`` (15000) one-page areas busy; loop: vmalloc 100 pages + 1 page, write, free both."""
     ps = m.PAGE_SIZE
-    busy = [_vmalloc(m, out, ps) for _ in range(live)]
+    busy: list[int | None] = []
     try:
+        for _ in range(live):
+            busy.append(_vmalloc(m, out, ps))
         if any(a is None for a in busy):
             out.failed += 1
             return
@@ -227,15 +249,17 @@ def _kvfree_rcu_vmalloc_test(m: Machine, p: Params, out: Outcome) -> None:
     if not has(m.kernel, "kvfree_rcu_vmalloc"):
         out.failed += 1
         return
-    for _ in range(p.test_loop_count):
-        ptr = _vmalloc(m, out, m.PAGE_SIZE)
-        if ptr is None:
-            out.failed += 1
-            break
-        m.vwrite(ptr, b"a")
-        m.kvfree_rcu(ptr)
-        out.ops += 1
-    m.rcu_barrier()
+    try:
+        for _ in range(p.test_loop_count):
+            ptr = _vmalloc(m, out, m.PAGE_SIZE)
+            if ptr is None:
+                out.failed += 1
+                break
+            m.vwrite(ptr, b"a")
+            m.kvfree_rcu(ptr)
+            out.ops += 1
+    finally:
+        m.rcu_barrier()
 
 
 def kvfree_rcu_1_arg_vmalloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome) -> None:
@@ -322,6 +346,7 @@ class Report:
 
     params: Params
     outcomes: list[list[Outcome]] = field(default_factory=list)  # [thread][scenario]
+    interrupted: bool = False  # stopped early: the outcomes are what was done until then
 
     def summary_lines(self) -> list[str]:
         """The module's ``Summary:`` lines (pr_info), one per thread and scenario."""
@@ -338,8 +363,14 @@ class Report:
         return lines
 
 
-def run(m: Machine, params: Params, progress: Callable[[int, int], None] | None = None) -> Report:
-    """Run the enabled scenarios on ``m`` with ``params.nr_threads`` threads; a Report."""
+def run(m: Machine, params: Params, progress: Callable[[int, int], None] | None = None,
+        stop: threading.Event | None = None) -> Report:
+    """Run the enabled scenarios on ``m`` with ``params.nr_threads`` threads; a Report.
+
+    Setting ``stop`` (another thread, or this one on KeyboardInterrupt) ends the run at the
+    next allocation of each thread; the Report then has ``interrupted`` set and holds the
+    scenarios run so far, the interrupted one with the operations it did."""
+    stop = stop if stop is not None else threading.Event()
     p = params.normalised()
     chosen = [(i, name, fn) for i, name, fn in scenarios(m) if p.run_test_mask & (1 << i)]
     report = Report(p, [[] for _ in range(p.nr_threads)])
@@ -353,21 +384,36 @@ def run(m: Machine, params: Params, progress: Callable[[int, int], None] | None 
         if not p.sequential_test_order:
             rng.shuffle(order)  # the module shuffles unless sequential_test_order is set
         for _i, name, fn in order:
-            out = Outcome(name)
+            if stop.is_set():
+                return
+            out = Outcome(name, stop=stop)
+            report.outcomes[tid].append(out)
             for _ in range(p.test_repeat_count):
+                before = work_counters(m)
                 t0 = time.perf_counter()
-                fn(m, p, rng, out)
-                out.seconds += time.perf_counter() - t0
+                try:
+                    fn(m, p, rng, out)
+                except Stopped:
+                    return
+                finally:
+                    out.seconds += time.perf_counter() - t0
+                    out.work = out.work + (work_counters(m) - before)
                 out.repeats += 1
                 with lock:
                     done[0] += 1
                     if progress:
                         progress(done[0], total)
-            report.outcomes[tid].append(out)
 
     threads = [threading.Thread(target=worker, args=(t,), name=f"vmalloc_test/{t}") for t in range(p.nr_threads)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)  # a bare join() would not see Ctrl-C until the thread ends
+    except KeyboardInterrupt:
+        stop.set()
+        for t in threads:
+            t.join()
+    report.interrupted = stop.is_set()
     return report

@@ -143,6 +143,9 @@ class PageTables:
         self._last = len(lv) - 1
         self._pshift = profile.page_shift
         self._esize = lv[0].entry_size
+        # Work counter: leaf entries written by map_range and cleared by unmap_range (what
+        # vmap_pte_range/vunmap_pte_range touch), for comparisons that are not host time.
+        self.ptes_touched = 0
         pgd = self._new_table(0)
         if pgd is None:
             raise ConfigError(f"{name}: no frame for the top-level page table (pgd)")
@@ -406,6 +409,7 @@ class PageTables:
                           f"not none at {va + (int(i) << self._pshift):#x})")
             stop = max(0, min(count, n_ok - pos))
             seg[:stop] = entries[pos:pos + stop]
+            self.ptes_touched += stop
             if stop < count:
                 return -ENOMEM
             pos += count
@@ -439,6 +443,7 @@ class PageTables:
             if i == n_ok:
                 return -ENOMEM
             view[idx] = (pfns[i] << fmt.page_shift) | prot
+            self.ptes_touched += 1
         return 0
 
     def map_huge(self, addr: int, pfn: int, level_name: str, prot: int) -> int:
@@ -507,6 +512,7 @@ class PageTables:
                               f"(pte {int(seg[i]):#x} at {va:#x} not present)")
                 pieces.append(fmt.ptes_pfn(seg)[present])
                 seg[:] = 0
+                self.ptes_touched += count
             elif kind == _HUGE:
                 li, e, table, idx = info
                 span_pages = 1 << (self._shift[li] - self._pshift)
@@ -536,6 +542,7 @@ class PageTables:
                 self._say(f"WARNING: at mm/vmalloc.c:37 vunmap_pte_range() "
                           f"(pte {e:#x} at {va:#x} not present)")
             view[idx + i] = 0
+        self.ptes_touched += count
         return np.array(pfns, dtype=np.int64)
 
     def _huge_pfns(self, addr: int, pos: int, count: int, li: int, e: int) -> npt.NDArray[np.int64]:

@@ -62,11 +62,12 @@ class AugTree:
     insert of a larger area climb to the root.
     """
 
-    __slots__ = ("root", "augment")
+    __slots__ = ("root", "augment", "visited")
 
     def __init__(self, augment: bool) -> None:
         self.root: Node | None = None
         self.augment = augment
+        self.visited = 0  # work counter: nodes lowest_match() has looked at
 
     # -- queries -----------------------------------------------------------------------------
     def first(self) -> Node | None:
@@ -127,12 +128,14 @@ class AugTree:
         mask = align - 1
         n = self.root
         while n is not None:
+            self.visited += 1
             left = n.left
             if left is not None and left.max >= length and vstart < n.start:
                 n = left
                 continue
             while True:
                 # is_within_this_va(), for a node long enough
+                self.visited += 1
                 s = n.start
                 if n.end - s >= length:
                     if s < vstart:
@@ -147,6 +150,7 @@ class AugTree:
                 child = n
                 n = n.parent
                 while n is not None and child is n.right:
+                    self.visited += 1
                     child = n
                     n = n.parent
                 if n is None:

@@ -37,6 +37,12 @@ class VmapAllocator(Protocol):
 
     name: str
 
+    @property
+    def visited(self) -> int:
+        """Work counter: tree nodes or list entries the address searches have visited since
+        creation (deterministic, unlike host time: what ``bench`` and ``replay`` compare)."""
+        ...
+
     def alloc(self, size: int, align: int, vstart: int, vend: int, owner: object) -> int | None:
         """Lowest address ``a`` with ``a % align == 0`` and ``[a, a + size)`` free inside
         ``[vstart, vend)`` (the kva rule for ``align > page``); marks it busy; None when no hole fits.

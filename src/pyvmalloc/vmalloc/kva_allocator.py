@@ -44,6 +44,11 @@ class KvaAllocator:
     def __len__(self) -> int:
         return len(self._busy)
 
+    @property
+    def visited(self) -> int:
+        """Work counter: free-tree nodes the searches have looked at."""
+        return self._free.visited
+
     def __repr__(self) -> str:
         return f"KvaAllocator(page_size={self.page_size}, busy={len(self._busy)})"
 

@@ -112,6 +112,7 @@ class KvaRbtreeAllocator:
         self.head = Va(0, 0)  # free_vmap_area_list (its sentinel)
         self._busy: dict[int, tuple[int, object]] = {}  # start -> (end, owner)
         self._starts: list[int] = []  # busy starts, sorted
+        self.visited = 0  # work counter: free-tree nodes find_vmap_lowest_match looked at
         self._insert_augment(Va(self._low, self._high), None)  # vmap_init_free_space
 
     def __len__(self) -> int:
@@ -389,6 +390,7 @@ class KvaRbtreeAllocator:
         length = size + align - 1 if adjust else size
         node = self.root
         while node is not None:
+            self.visited += 1
             left = node.kid[0]
             if left is not None and left.max >= length and vstart < node.start:
                 node = left
@@ -401,6 +403,7 @@ class KvaRbtreeAllocator:
                 continue
             up = node.parent
             while up is not None:
+                self.visited += 1
                 if self._within(up, size, align, vstart):
                     return up
                 r = up.kid[1]

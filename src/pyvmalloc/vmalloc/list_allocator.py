@@ -82,6 +82,7 @@ class ListAllocator:
         self._low, self._high = space_bounds(page_size)
         self._head: _VmArea | None = None  # vmlist
         self._count = 0
+        self.visited = 0  # vmlist entries the searches walked
 
     def __len__(self) -> int:
         return self._count
@@ -106,7 +107,9 @@ class ListAllocator:
         addr = (vstart + mask) & ~mask  # seed line 188: addr = ALIGN(start, align)
         prev: _VmArea | None = None
         tmp = self._head
+        walked = 0
         while tmp is not None:
+            walked += 1
             t = tmp.addr
             if t < addr:
                 # seed 204-208: an area below addr that reaches it pushes addr past its end
@@ -122,12 +125,14 @@ class ListAllocator:
                 break
             addr = (t + tmp.size + mask) & ~mask  # seed 214
             if addr > vend - size:  # seed 215
+                self.visited += walked
                 return None
             prev = tmp
             tmp = tmp.next
         # The seed returns addr here unchecked when the walk ran off the end of the list (or
         # was pushed past end by an area below it), so an area could run past `end`; 2.6.28's
         # alloc_vmap_area checks `addr + size > vend` after the search.  We do the same.
+        self.visited += walked
         if addr + size > vend:
             return None
         self._link(prev, _VmArea(addr, size, owner, tmp))  # seed 220-221

@@ -102,6 +102,9 @@ class RbtreeAllocator:
         self._starts: list[int] = []  # vmap_area_list: starts, sorted
         self._ends: list[int] = []  # va_end of the same areas, sorted too (areas are disjoint)
         self._owner: dict[int, object] = {}  # va_start -> owner (the vm_struct, or a marker)
+        # Work counter: the descent counts as the rbtree's depth (~log2 of the busy areas),
+        # then each vmap_area_list entry the walk steps over.
+        self.visited = 0
         # free_vmap_cache as the start of the cached area (None: no cache), and its companions
         self.free_vmap_cache: int | None = None
         self.cached_hole_size = 0
@@ -145,11 +148,13 @@ class RbtreeAllocator:
             addr = (vstart + mask) & ~mask
             # the first area with va_end >= addr (the descent; see the module docstring)
             first = bisect_left(ends, addr)
+        self.visited += n.bit_length()
         if first < n:
             gap = self._gap
             hole = self.cached_hole_size
             end = addr + size
             while end > starts[first] and end <= vend:
+                self.visited += 1
                 if cached and addr + hole < starts[first]:
                     hole = starts[first] - addr
                 addr = (ends[first] + gap + mask) & ~mask
