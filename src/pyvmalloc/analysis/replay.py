@@ -30,8 +30,10 @@ gave that request).  What a replay cannot know:
   purges again wherever the trace shows a purge.
 
 The report gives per allocator: operations, failures against the trace's ``failed=``, host
-microseconds per operation (measured in this run; compare allocators, not hosts), the free
-holes of the busiest range at the end, TLB flushes and lazy purges.
+microseconds per operation (measured in this run; compare allocators, not hosts), the
+deterministic work counters (``kernel/work.py``: tree nodes or list entries visited, locks, TLB
+flushes; the same on every host), the free holes of the busiest range at the end, TLB flushes
+and lazy purges.
 
 :func:`replay_exact` is the other use of a trace: a whole trace from boot (a 6.9+ kernel's, such
 as tests/data/oracle/linux-6.12-amd64/*/trace_after.txt) replayed, event by event, on one machine
@@ -68,6 +70,7 @@ from pyvmalloc.arch import get_profile
 from pyvmalloc.errors import ConfigError, FormatError
 from pyvmalloc.formats.trace import TraceEvent, TraceEvents
 from pyvmalloc.kernel.machine import Machine
+from pyvmalloc.kernel.work import WorkCounters, work_counters
 from pyvmalloc.snapshot.layout import HoleStats, fragmentation_index, hole_stats
 from pyvmalloc.vmalloc.allocator import ALLOCATORS
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_VM_AREA, vm_struct, vmap_area
@@ -191,6 +194,7 @@ class AllocatorResult:
     holes: HoleStats | None = None
     fragmentation: float | None = None
     addresses: list[tuple[int | None, int | None]] = field(default_factory=list, repr=False)
+    work: WorkCounters = field(default_factory=WorkCounters)
 
     @property
     def operations(self) -> int:
@@ -257,6 +261,7 @@ def _replay_one(wl: Workload, name: str, arch: str, kernel: str | None) -> Alloc
     res = AllocatorResult(name, m.lazy_purge, range=wl.main_range)
     live: dict[int, vm_struct] = {}  # the trace's address -> the replay's area
     flushes0 = m.mmu.stats["flushes"]
+    work0 = work_counters(m)
     clock = time.perf_counter_ns
     for op in wl.ops:
         if isinstance(op, Request):
@@ -294,6 +299,7 @@ def _replay_one(wl: Workload, name: str, arch: str, kernel: str | None) -> Alloc
         elif m.lazy_purge:
             m.vm_unmap_aliases()
     res.tlb_flushes = m.mmu.stats["flushes"] - flushes0
+    res.work = work_counters(m) - work0
     res.purges = m.vm_stats["purge_runs"]
     res.purged_areas = m.vm_stats["purged_areas"]
     res.lazy_pending = len(m.lazy_areas())
@@ -359,7 +365,7 @@ def to_json(report: ReplayReport) -> dict[str, Any]:
             "implicit_frees": r.implicit_frees, "usec_per_op": _round(r.usec_per_op),
             "usec_per_alloc": _round(r.usec_per_alloc), "usec_per_free": _round(r.usec_per_free),
             "tlb_flushes": r.tlb_flushes, "purges": r.purges, "purged_areas": r.purged_areas,
-            "lazy_pending": r.lazy_pending,
+            "lazy_pending": r.lazy_pending, "work": r.work.as_dict(),
             "range": None if r.range is None else [f"0x{r.range[0]:x}", f"0x{r.range[1]:x}"],
             "holes": None if r.holes is None else {"count": r.holes.count, "total": r.holes.total,
                                                    "largest": r.holes.largest},
@@ -422,6 +428,8 @@ def format_report(report: ReplayReport) -> str:
     row("host us/alloc", lambda r: r.usec_per_alloc)
     row("host us/free", lambda r: r.usec_per_free)
     row("TLB flushes", lambda r: r.tlb_flushes)
+    row("nodes visited/op", lambda r: r.work.visited / r.operations if r.operations else None)
+    row("locks/op", lambda r: r.work.locks / r.operations if r.operations else None)
     row("lazy purges", lambda r: r.purges)
     row("areas awaiting purge", lambda r: r.lazy_pending)
     row("free holes", lambda r: None if r.holes is None else r.holes.count)
