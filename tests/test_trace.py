@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pyvmalloc as pv
+from pyvmalloc.formats import trace as trace_module
 from pyvmalloc.formats.trace import (
     EVENT_FORMATS,
     TraceEvent,
@@ -231,3 +232,51 @@ def test_the_example_trace_is_what_its_readme_program_writes(tmp_path: Path, mon
     assert made == (EXAMPLE / "i386-kva.trace").read_text()
     kinds = {e.event for e in parse_trace(made, "example")}
     assert kinds == {"alloc_vmap_area", "free_vmap_area_noflush", "purge_vmap_area_lazy"}
+
+
+def _parse_both(text: str) -> tuple[object, object]:
+    """parse_trace with its fast path and with the general path alone: events and counters, or
+    the error (where, what)."""
+    def run() -> object:
+        try:
+            evs = parse_trace(text, "f.txt")
+        except pv.FormatError as exc:
+            return ("error", exc.where, exc.what)
+        return ([(e, e.line) for e in evs], evs.comments, dict(evs.other_events), evs.unparsed, evs.lost)
+
+    fast = run()
+    saved = trace_module._fast_event
+    trace_module._fast_event = lambda line, lineno: None  # type: ignore[assignment]
+    try:
+        slow = run()
+    finally:
+        trace_module._fast_event = saved
+    return fast, slow
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(events(), min_size=1, max_size=4), st.data())
+def test_the_fast_line_parser_reads_what_the_general_one_reads(evs: list[TraceEvent], data: st.DataObject) -> None:
+    # Rendered lines, then mutated: a character replaced, inserted or dropped anywhere, so the
+    # strict regexes meet near-misses (spaces at the comm's ends, '#', brackets, huge numbers).
+    lines = render(evs).splitlines()
+    for _ in range(data.draw(st.integers(0, 3))):
+        i = data.draw(st.integers(0, len(lines) - 1))
+        line = lines[i]
+        pos = data.draw(st.integers(0, len(line)))
+        ch = data.draw(st.sampled_from(" \t#[]-()0123456789:.abcx\x0b\u00e9") | st.text(max_size=1))
+        how = data.draw(st.sampled_from(["replace", "insert", "drop"]))
+        if how == "replace":
+            line = line[:pos] + ch + line[pos + 1:]
+        elif how == "insert":
+            line = line[:pos] + ch + line[pos:]
+        else:
+            line = line[:pos] + line[pos + 1:]
+        lines[i] = line
+    fast, slow = _parse_both("\n".join(lines) + "\n")
+    assert fast == slow
+
+
+def test_the_fast_line_parser_on_the_real_lines() -> None:
+    fast, slow = _parse_both(REAL)
+    assert fast == slow

@@ -98,6 +98,26 @@ _CONTEXT = re.compile(r"-(?P<pid>[0-9]++)\s++(?:\((?P<tgid>\s*+[0-9]++|-++)\)\s+
 _TAIL = re.compile(r"(?:(?P<flags>[^\s\[\]0-9][^\s\[\]]*+)\s++)?"
                    r"(?:(?P<secs>[0-9]++)\.(?P<usecs>[0-9]{6})|(?P<raw>[0-9]++)):\s++"
                    r"(?P<event>[A-Za-z_][A-Za-z0-9_]*+):")
+# The fast path: one strict regex for a well-formed line of one of our events (printable ASCII,
+# blanks and tabs, no brackets in the comm, numbers of bounded length).  A line it accepts reads
+# exactly as _match_line + _event read it (tests/test_trace.py compares the two); any other line,
+# well-formed or not, takes the general path, which also words the errors.
+_FAST = re.compile(
+    r"[ \t]*+(?P<comm>[!$-Z\\^-~][ -Z\\^-~]*)?-(?P<pid>[0-9]{1,9})[ \t]++"
+    r"(?:\((?P<tgid>[ \t]*+[0-9]{1,9}|-++)\)[ \t]++)?\[(?P<cpu>[0-9]{1,9})\][ \t]++"
+    r"(?:(?P<flags>[!-/:-Z\\^-~][!-Z\\^-~]*+)[ \t]++)?"
+    r"(?:(?P<secs>[0-9]{1,19})\.(?P<usecs>[0-9]{6})|(?P<raw>[0-9]{1,19})):[ \t]++"
+    r"(?P<event>" + "|".join(EVENT_FORMATS) + r"):(?:[ \t]++(?P<body>[!-~](?:[ -~]*[!-~])?))?[ \t]*+")
+_FAST_BODY = {
+    name: re.compile(re.escape(fmt.split("%")[0]) + "".join(
+        {"%lu": r"([0-9]{1,20})", "%lx": r"([0-9a-f]{1,16})", "%u": r"([0-9]{1,10})",
+         "%d": r"(-?[0-9]{1,10})"}[conv] + re.escape(lit)
+        for conv, lit in zip(_COMPILED[name][1], _COMPILED[name][2][1:])))
+    for name, (fmt, _names) in EVENT_FORMATS.items()}
+# event -> (field names, body regex, (base, smallest, largest) of each conversion)
+_FAST_SPEC = {
+    name: (names, _FAST_BODY[name], tuple(_CONVERSIONS[c][1:] for c in _COMPILED[name][1]))
+    for name, (_fmt, names) in EVENT_FORMATS.items()}
 _LOST = re.compile(r"\s*CPU:\s*[0-9]+ \[LOST ([0-9]+) EVENTS\]\s*\Z")
 _OURS = re.compile(r"\b(" + "|".join(EVENT_FORMATS) + r"):")
 
@@ -280,12 +300,47 @@ def _body(event: str, body: str, where: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def _fast_event(line: str, lineno: int) -> TraceEvent | None:
+    """The event of a well-formed line through the strict regexes, or None (take the general path)."""
+    m = _FAST.fullmatch(line)
+    if m is None:
+        return None
+    comm, pid, tgid, cpu, flags, secs, usecs, raw, event, body = m.groups()
+    if comm is not None and comm[-1] in " \t":
+        return None  # blanks at the end of the comm: the general path refuses it
+    names, regex, convs = _FAST_SPEC[event]
+    b = regex.fullmatch(body or "")
+    if b is None:
+        return None
+    fields = []
+    for name, (base, low, high), digits in zip(names, convs, b.groups()):
+        value = int(digits, base)
+        if not low <= value <= high:
+            return None
+        fields.append((name, value))
+    ev = object.__new__(TraceEvent)
+    # Every value has been checked by the regexes and the range test above: set the fields
+    # without __post_init__'s checks, which cost more than the parsing.
+    ev.__dict__.update(
+        event=event, fields=tuple(fields), comm=comm or "<...>", pid=int(pid), cpu=int(cpu),
+        timestamp=int(raw) if raw is not None else int(secs) * 1_000_000 + int(usecs),
+        flags=flags, tgid=None if tgid is None else (0 if tgid.startswith("-") else int(tgid)),
+        raw_clock=raw is not None, line=lineno)
+    return ev
+
+
 def parse_trace(text: str, source: str = "<trace>") -> TraceEvents:
     """The vmalloc events of an ftrace text capture; FormatError(``source:line``) on a malformed one."""
     out = TraceEvents(source=source)
     if not isinstance(text, str):
         raise FormatError(source, f"expected text, got {type(text).__name__}")
+    append = out.append
     for lineno, line in _lines(text):
+        if line[:1] != "#":
+            ev = _fast_event(line, lineno)
+            if ev is not None:
+                append(ev)
+                continue
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             out.comments += 1
