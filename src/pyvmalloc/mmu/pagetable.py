@@ -327,6 +327,16 @@ class PageTables:
                 left = (((va >> shift) + 1) << shift) - va >> ps
                 count = min(npages - pos, left)
                 if not fmt.pte_present(e):
+                    # One segment for the whole run of absent entries of this table (a scan of
+                    # the 32 TiB x86_64 vmalloc area meets thousands of them in a row).
+                    after = npages - pos - count
+                    if after > 0:
+                        span = 1 << (shift - ps)
+                        most = min(self._mask[li] - idx, -(-after // span))
+                        if most > 0:
+                            nxt = np.flatnonzero(fmt.ptes_present(self._view(table, li)[idx + 1:idx + 1 + most]))
+                            run = int(nxt[0]) if len(nxt) else most
+                            count = min(npages - pos, count + run * span)
                     yield pos, count, _NONE, ()
                     break
                 if fmt.is_leaf(e, li):
