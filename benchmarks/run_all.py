@@ -1,7 +1,8 @@
 """Run every benchmark of the project, one after the other: ``python3 benchmarks/run_all.py``.
 
 Each script prints its own figures and the ratios measured in the same run; ``--quick``
-passes a smaller size where a script has one.
+passes a smaller size where a script has one.  ``table.py`` comes first: every row of issue
+13's table (``--full`` here passes its full sizes on; ``--compare DIR`` another source tree).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["bench_machine.py", "bench_phys.py", "bench_mmu.py", "bench_allocators.py", "bench_vmalloc.py",
+ORDER = ["table.py", "bench_machine.py", "bench_phys.py", "bench_mmu.py", "bench_allocators.py", "bench_vmalloc.py",
          "soak.py"]
 
 
@@ -24,6 +25,10 @@ def main() -> int:
         args = [sys.executable, str(HERE / name)]
         if quick and name == "bench_vmalloc.py":
             args.append("--quick")
+        if name == "table.py":
+            args += [a for a in sys.argv[1:] if a == "--full"]
+            if "--compare" in sys.argv[1:]:
+                args += ["--compare", sys.argv[sys.argv.index("--compare") + 1]]
         if name == "soak.py":  # a short soak here; run it alone for longer (--seconds N)
             args += ["--seconds", "10" if quick else "30"]
         rc = subprocess.call(args)

@@ -73,6 +73,20 @@ MAX_NUMNODES = 64  # x86_64 NODES_SHIFT 6
 FailHook = Callable[[str, int], int]
 
 
+# check() walks the frames in chunks of this many (a multiple of every block size, 16 MiB of
+# metadata per array): no temporary array the size of a 1 TiB machine's.
+_CHUNK = 1 << 22
+
+
+def _chunks(start: int, end: int) -> Iterator[tuple[int, int]]:
+    """``[c0, c1)`` pieces of ``[start, end)`` cut at multiples of _CHUNK."""
+    c0 = start
+    while c0 < end:
+        c1 = min(end, (c0 // _CHUNK + 1) * _CHUNK)
+        yield c0, c1
+        c0 = c1
+
+
 # Below this many frames, free_pages_bulk runs the plain loop (same result, less overhead).
 _SMALL_BULK = 8
 
@@ -933,37 +947,7 @@ class PhysMem:
             free_total = int(sizes.sum())
             if free_total != z.nr_free:
                 raise Inconsistency(f"{where}: free lists hold {free_total} pages, the counter says {z.nr_free}")
-            # Coverage: each frame in at most one free block; free frames marked free.
-            span = z.end - z.start
-            cover = np.zeros(span + 1, dtype=np.int32)
-            np.add.at(cover, heads - z.start, 1)
-            np.add.at(cover, heads + sizes - z.start, -1)
-            cover = np.cumsum(cover[:-1])
-            if (cover > 1).any():
-                pfn = z.start + int(np.flatnonzero(cover > 1)[0])
-                raise Inconsistency(f"{where}: pfn {pfn:#x} is in two free blocks")
-            own = owner[z.start:z.end]
-            is_free = cover == 1
-            bad = is_free != (own == _FREE)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                state = "in a free block" if is_free[i] else "in no free block"
-                raise Inconsistency(f"{where}: pfn {z.start + i:#x} is {state} but its owner is {OWNERS[int(own[i])]}")
-            fl = flags[z.start:z.end]
-            rc = self.refcount[z.start:z.end]
-            bad = is_free & (rc != 0)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise Inconsistency(f"{where}: free pfn {z.start + i:#x} has page_count {int(rc[i])}")
-            buddy_marked = np.flatnonzero(fl & PG_buddy) + z.start
-            if len(buddy_marked) != len(heads) or not np.array_equal(buddy_marked, np.sort(heads)):
-                extra = np.setdiff1d(buddy_marked, heads)
-                pfn = int(extra[0]) if len(extra) else int(np.setdiff1d(heads, buddy_marked)[0])
-                raise Inconsistency(f"{where}: pfn {pfn:#x} has PG_buddy but heads no free block")
-            bad = (fl & (PG_slab | PG_pgtable | PG_reserved)) != _OWNER_FLAG[own]
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise Inconsistency(f"{where}: pfn {z.start + i:#x} has flags {page_flag_names(int(fl[i])) or '0'} but owner {OWNERS[int(own[i])]}")
+            self._check_frames(z, where, heads, sizes)
             # Unmerged buddies: a free block whose buddy is a free block of the same order.
             for k, d in enumerate(z.free_area[:-1]):
                 if len(d) < 2:
@@ -972,19 +956,83 @@ class PhysMem:
                 mates = np.intersect1d(h, h ^ (1 << k))
                 if len(mates):
                     raise Inconsistency(f"{where}: free buddies at pfn {int(mates.min()):#x} and {int(mates.min()) ^ (1 << k):#x} of order {k} were not merged")
-            used = int((own != _FREE).sum())
+            used = self._count_used(z.start, z.end)
             if used + z.nr_free != z.present:
                 raise Inconsistency(f"{where}: {z.nr_free} free + {used} used != {z.present} present")
             node_free[z.node] += z.nr_free
         for node in self.nodes:
             total = self.nr_total(node)
-            used = sum(int((owner[z.start:z.end] != _FREE).sum()) for z in self._node_zones[node])
+            used = sum(self._count_used(z.start, z.end) for z in self._node_zones[node])
             if node_free[node] + used != total:
                 raise Inconsistency(f"node {node}: {node_free[node]} free + {used} used != {total} present")
-        holes = self.zid == NO_ZONE
-        if (owner[holes] != _FREE).any() or (flags[holes] != 0).any():
-            pfn = int(np.flatnonzero(holes & ((owner != _FREE) | (flags != 0)))[0])
-            raise Inconsistency(f"pfn {pfn:#x} lies in a hole but has an owner or flags")
+        for c0, c1 in _chunks(0, self.nr_frames):
+            holes = self.zid[c0:c1] == NO_ZONE
+            bad = holes & ((owner[c0:c1] != _FREE) | (flags[c0:c1] != 0))
+            if bad.any():
+                raise Inconsistency(f"pfn {c0 + int(np.flatnonzero(bad)[0]):#x} lies in a hole but has an owner or flags")
+
+    def _count_used(self, start: int, end: int) -> int:
+        """Frames of ``[start, end)`` whose owner is not "free", counted chunk by chunk."""
+        return sum(int(np.count_nonzero(self.owner[c0:c1] != _FREE)) for c0, c1 in _chunks(start, end))
+
+    def _check_frames(self, z: _Zone, where: str, heads: npt.NDArray[np.int64],
+                      sizes: npt.NDArray[np.int64]) -> None:
+        """check() of the frames of one zone against its free blocks: each frame in at most one
+        block, free frames owned "free" with no references, PG_buddy exactly on the heads, the
+        flags an owner implies.  Each rule is one pass over the zone in chunks of _CHUNK frames
+        (a block never crosses a chunk: both are aligned), so a 1 TiB machine needs no array
+        of its size; the first frame that breaks a rule is the one named."""
+        order = np.argsort(heads, kind="stable")
+        hs, ss = heads[order], sizes[order]
+        flags, owner = self.flags, self.owner
+
+        # Two blocks overlap where a head lies below the furthest end of the blocks before it.
+        if len(hs) > 1:
+            reach = np.maximum.accumulate(hs + ss)
+            over = np.flatnonzero(hs[1:] < reach[:-1])
+            if len(over):
+                raise Inconsistency(f"{where}: pfn {int(hs[over[0] + 1]):#x} is in two free blocks")
+
+        def in_block(c0: int, c1: int) -> npt.NDArray[np.bool_]:
+            """Whether each frame of [c0, c1) lies in a free block (the blocks are disjoint):
+            alternating runs of gaps and blocks, one np.repeat."""
+            lo, hi = np.searchsorted(hs, [c0, c1])
+            starts, ends = hs[lo:hi], hs[lo:hi] + ss[lo:hi]
+            edges = np.empty(2 * len(starts) + 2, dtype=np.int64)
+            edges[0], edges[-1] = c0, c1
+            edges[1:-1:2], edges[2:-1:2] = starts, ends
+            runs = np.diff(edges)
+            values = np.zeros(len(runs), dtype=bool)
+            values[1::2] = True
+            free: npt.NDArray[np.bool_] = np.repeat(values, runs)
+            return free
+
+        spans = list(_chunks(z.start, z.end))
+        for c0, c1 in spans:
+            is_free = in_block(c0, c1)
+            own = owner[c0:c1]
+            bad = is_free != (own == _FREE)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                state = "in a free block" if is_free[i] else "in no free block"
+                raise Inconsistency(f"{where}: pfn {c0 + i:#x} is {state} but its owner is {OWNERS[int(own[i])]}")
+        for c0, c1 in spans:
+            rc = self.refcount[c0:c1]
+            bad = in_block(c0, c1) & (rc != 0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise Inconsistency(f"{where}: free pfn {c0 + i:#x} has page_count {int(rc[i])}")
+        buddy_marked = np.concatenate([np.flatnonzero(flags[c0:c1] & PG_buddy) + c0 for c0, c1 in spans])
+        if len(buddy_marked) != len(heads) or not np.array_equal(buddy_marked, hs):
+            extra = np.setdiff1d(buddy_marked, heads)
+            pfn = int(extra[0]) if len(extra) else int(np.setdiff1d(heads, buddy_marked)[0])
+            raise Inconsistency(f"{where}: pfn {pfn:#x} has PG_buddy but heads no free block")
+        for c0, c1 in spans:
+            fl, own = flags[c0:c1], owner[c0:c1]
+            bad = (fl & (PG_slab | PG_pgtable | PG_reserved)) != _OWNER_FLAG[own]
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise Inconsistency(f"{where}: pfn {c0 + i:#x} has flags {page_flag_names(int(fl[i])) or '0'} but owner {OWNERS[int(own[i])]}")
 
 
 # The kernel's spelling, for code outside a class (inside one, Python mangles ``__`` names).
