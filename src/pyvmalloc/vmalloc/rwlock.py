@@ -36,6 +36,7 @@ class RWLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._readers_waiting = 0
         self.read_acquisitions = 0
         self.write_acquisitions = 0
         self.max_concurrent_readers = 0
@@ -54,8 +55,11 @@ class RWLock:
     def read_lock(self) -> None:
         """Wait while a writer holds or waits for the lock, then count one more reader."""
         with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
+            if self._writer or self._writers_waiting:
+                self._readers_waiting += 1
+                while self._writer or self._writers_waiting:
+                    self._cond.wait()
+                self._readers_waiting -= 1
             self._readers += 1
             self.read_acquisitions += 1
             if self._readers > self.max_concurrent_readers:
@@ -79,10 +83,11 @@ class RWLock:
             self.write_acquisitions += 1
 
     def write_unlock(self) -> None:
-        """Let go; wake whoever waits."""
+        """Let go; wake whoever waits (no notify when nobody does: the common, uncontended case)."""
         with self._cond:
             self._writer = False
-            self._cond.notify_all()
+            if self._writers_waiting or self._readers_waiting:
+                self._cond.notify_all()
 
     @property
     def readers(self) -> int:
