@@ -141,7 +141,7 @@ class NewCallsMachine(RuleBasedStateMachine):
 
     def _register(self, addr: int, obj: Obj, zeroed: bool) -> Obj:
         if zeroed:
-            assert not any(obj.data), f"{obj.how}({obj.size}) handed out stale bytes"
+            assert obj.data.count(0) == len(obj.data), f"{obj.how}({obj.size}) handed out stale bytes"
         self.objs[addr] = obj
         return obj
 
@@ -293,7 +293,7 @@ class NewCallsMachine(RuleBasedStateMachine):
         new = self._vmalloc(ret, how, size, False)
         assert new.data[:old] == o.data[:old], f"{how} did not copy the {old} old bytes"
         if gfp & ZERO:
-            assert not any(new.data[old:]), f"{how}: the new bytes past the copy are not zeroed"
+            assert new.data[old:].count(0) == len(new.data[old:]), f"{how}: the new bytes past the copy are not zeroed"
 
     def _new_size(self, o: Obj, how: int, pick: int) -> int:
         alloced = len(o.data)
@@ -455,7 +455,7 @@ class NewCallsMachine(RuleBasedStateMachine):
                 o.data[off:off + count] = data
         got_b = m.vread(a + off, count)
         if hole:
-            assert len(got_b) <= count and not any(got_b)
+            assert len(got_b) <= count and got_b.count(0) == len(got_b)
             assert o.kind == "ram" or len(got_b) == count
         else:
             assert got_b == o.data[off:off + count], f"{o.how} {a:#x}+{off:#x}"

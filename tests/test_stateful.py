@@ -121,7 +121,7 @@ class VmallocMachine(RuleBasedStateMachine):
         else:
             data = bytearray(self.m.vread(a, usable))
             if kind in ZEROED:
-                assert not any(data), f"{kind} handed out stale bytes"
+                assert data.count(0) == len(data), f"{kind} handed out stale bytes"
             ref = Ref(kind, usable, data)
         if area.flags & pv.VM_VPAGES:
             where = area.pages_array[1]
