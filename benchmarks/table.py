@@ -312,6 +312,7 @@ def main() -> int:
     ap.add_argument("--full", action="store_true", help="the issue's sizes (long, and up to a few GB)")
     ap.add_argument("--compare", type=Path, help="another source tree, measured row by row in the same run")
     ap.add_argument("--rows", default=",".join(ROWS), help="rows to run (default all): " + ",".join(ROWS))
+    ap.add_argument("--repeat", type=int, default=2, help="alternating runs per tree and row, best kept")
     ap.add_argument("--row", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.row:
@@ -322,7 +323,17 @@ def main() -> int:
           + ("  speed-up" if args.compare else "") + "   unit")
     for name in args.rows.split(","):
         title, goal, _fn, higher = ROWS[name]
-        results = [measure(name, src, args.full) for _label, src in trees]
+        # Each tree measured in turn, twice (once for the slow rows): the first process of a
+        # run can pay for the host's memory reclaim, so the best of the alternating runs counts.
+        rounds = 1 if name in ("bench", "suite") else args.repeat
+        results: list[dict[str, Any]] = [{} for _ in trees]
+        for _ in range(rounds):
+            for i, (_label, src) in enumerate(trees):
+                r = measure(name, src, args.full)
+                old = results[i].get("value")
+                new = r.get("value")
+                if old is None or (new is not None and (new > old if higher else new < old)):
+                    results[i] = r
         cells = "".join(f"{_fmt(r.get('value')):>16}" for r in results)
         ratio = ""
         if args.compare and results[0].get("value") and results[1].get("value"):

@@ -109,6 +109,16 @@ def check_machine(m: Machine) -> None:
         _Checker(m).run(meminfo_text, records)
 
 
+# Frames per step of the whole-memory scans: no temporary array the size of a 1 TiB machine.
+_CHUNK = 1 << 22
+
+
+def _where(arr: npt.NDArray[np.uint8], value: int) -> npt.NDArray[np.int64]:
+    """``np.flatnonzero(arr == value)``, chunk by chunk."""
+    parts = [np.flatnonzero(arr[c:c + _CHUNK] == value) + c for c in range(0, len(arr), _CHUNK)]
+    return np.concatenate(parts).astype(_I64, copy=False) if parts else np.zeros(0, _I64)
+
+
 def _first(mask: npt.NDArray[np.bool_]) -> int:
     return int(np.flatnonzero(mask)[0])
 
@@ -357,7 +367,7 @@ class _Checker:
                 raise Inconsistency(f"pfn {int(uniq[i]):#x} is mapped into user space {int(counts[i])} "
                                     f"times but has page_count {int(phys.refcount[uniq[i]])}, owner "
                                     f"{OWNERS[int(owner[uniq[i]])]}")
-        owned = np.flatnonzero(owner == _VMALLOC)
+        owned = _where(owner, _VMALLOC)
         extra = np.setdiff1d(owned, np.concatenate([pages, pinned]), assume_unique=False)
         if len(extra):
             raise Inconsistency(f"pfn {int(extra[0]):#x} is owned by vmalloc but no area holds it "
@@ -379,11 +389,11 @@ class _Checker:
                 name = next(n for n, p in zip((n for n, _ in spaces), tparts) if int(st[i]) in p)
                 raise Inconsistency(f"pfn {int(st[i]):#x}, a page table of {name}, is owned by "
                                     f"{OWNERS[int(codes[i])]}")
-        extra = np.setdiff1d(np.flatnonzero(owner == _PGTABLE), st)
+        extra = np.setdiff1d(_where(owner, _PGTABLE), st)
         if len(extra):
             raise Inconsistency(f"pfn {int(extra[0]):#x} is owned by pgtable but is no address "
                                 f"space's table (a leak of {len(extra)} frame(s))")
-        nslab = int(np.count_nonzero(owner == _SLAB))
+        nslab = len(_where(owner, _SLAB))
         counted = m.slab.statistics().slab_pages
         if nslab != counted:
             raise Inconsistency(f"{nslab} frames are owned by slab, kmalloc counts {counted} slab pages")
@@ -517,20 +527,25 @@ class _Checker:
         phys = m.phys
         kb = self.ps >> 10
         shown = parse_meminfo(text, "/proc/meminfo")
-        free = phys.owner == _FREE
+        owner, zid = phys.owner, phys.zid
         recount: dict[str, int] = {}
-        ram = phys.zid != NO_ZONE
-        recount["MemTotal"] = int(np.count_nonzero(ram)) * kb
-        recount["MemFree"] = int(np.count_nonzero(free & ram)) * kb
+        total = free_ram = 0
+        for c in range(0, len(zid), _CHUNK):  # chunk by chunk: no array the machine's size
+            ram = zid[c:c + _CHUNK] != NO_ZONE
+            total += int(np.count_nonzero(ram))
+            free_ram += int(np.count_nonzero((owner[c:c + _CHUNK] == _FREE) & ram))
+        recount["MemTotal"] = total * kb
+        recount["MemFree"] = free_ram * kb
         zones = phys.zone_info()
         if "HighTotal" in shown:
             high = [z for z in zones if z.zone == "HIGHMEM"]
             recount["HighTotal"] = sum(z.end_pfn - z.start_pfn for z in high) * kb
-            recount["HighFree"] = sum(int(np.count_nonzero(free[z.start_pfn:z.end_pfn])) for z in high) * kb
+            recount["HighFree"] = sum(int(np.count_nonzero(owner[z.start_pfn:z.end_pfn] == _FREE))
+                                      for z in high) * kb
             recount["LowTotal"] = recount["MemTotal"] - recount["HighTotal"]
             recount["LowFree"] = recount["MemFree"] - recount["HighFree"]
-        recount["Slab"] = int(np.count_nonzero(phys.owner == _SLAB)) * self.ps >> 10
-        recount["PageTables"] = int(np.count_nonzero(phys.owner == _PGTABLE)) * kb
+        recount["Slab"] = len(_where(owner, _SLAB)) * self.ps >> 10
+        recount["PageTables"] = len(_where(owner, _PGTABLE)) * kb
         # fs/proc/mmu.c (2.6.22) get_vmalloc_info(): areas below VMALLOC_START are skipped,
         # the walk stops at VMALLOC_END; sizes include guard pages; the chunk is the largest gap.
         start, end = m.VMALLOC_START, m.VMALLOC_END
