@@ -507,6 +507,10 @@ class PageTables:
         n = self._npages(size, "unmap_range")
         self._check_range(addr, n, "unmap_range")
         fmt = self.fmt
+        if n <= _FEW:
+            table = self._pte_table(addr)
+            if table is not None and ((addr >> self._pshift) & self._mask[self._last]) + n <= self._mask[self._last] + 1:
+                return self._unmap_few(addr, 0, n, (table, (addr >> self._pshift) & self._mask[self._last]))
         pieces: list[npt.NDArray[np.int64]] = []
         for pos, count, kind, info in self._segments(addr, n):
             if kind == _TABLE and count <= _FEW:
@@ -534,6 +538,18 @@ class PageTables:
         if not pieces:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate(pieces)
+
+    def _pte_table(self, va: int) -> int | None:
+        """The pte table covering ``va`` when every level above has a table entry; else None
+        (absent entries and huge leaves are left to _segments)."""
+        fmt = self.fmt
+        table = self._roots[va >> 63]
+        for li in range(self._last):
+            e = int(self._view(table, li)[(va >> self._shift[li]) & self._mask[li]])
+            if not fmt.pte_present(e) or fmt.is_leaf(e, li):
+                return None
+            table = fmt.table_phys(e, li)
+        return table
 
     def _unmap_few(self, addr: int, pos: int, count: int, info: tuple[int, ...]) -> npt.NDArray[np.int64]:
         """One pte table's part of unmap_range for a few entries, on plain ints."""
