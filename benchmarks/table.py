@@ -118,30 +118,10 @@ def row_kva_scaling(full: bool) -> dict[str, Any]:
 
 
 def row_copy(full: bool) -> dict[str, Any]:
-    import numpy as np
-
-    import pyvmalloc as pv
+    from bench_vmalloc import big_round_trip  # the same measurement as bench_vmalloc.py's
 
     size = (1 << 30) if full else (64 << 20)
-    m = pv.Machine(ram="2G" if full else "512M", allocator="kva")
-    data = np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes()
-
-    def model() -> None:
-        a = m.vmalloc(size)
-        m.vwrite(a, data)
-        back = m.vread(a, size)
-        m.vfree(a)
-        assert len(back) == size
-
-    src = np.frombuffer(data, dtype=np.uint8)
-    dst = np.empty_like(src)
-
-    def numpy_copy() -> None:
-        np.copyto(dst, src)
-        assert len(dst.tobytes()) == size
-
-    model()
-    t_model, t_numpy = cpu_best(model, 2), cpu_best(numpy_copy, 2)
+    t_model, t_numpy = big_round_trip(size, "2G" if full else "512M", lambda fn: cpu_best(fn, 2))
     return {"value": t_numpy / t_model, "unit": f"of numpy's speed ({size >> 20} MiB)",
             "model_s": t_model, "numpy_s": t_numpy}
 
