@@ -38,6 +38,11 @@ MIN_PARTIAL = 5
 MAX_PARTIAL = 10
 
 
+def _size_class(size: int) -> int:
+    """The next power of two from MIN_OBJECT up (kmalloc_index(), as a bit length)."""
+    return MIN_OBJECT if size <= MIN_OBJECT else 1 << (size - 1).bit_length()
+
+
 def min_partial(size: int) -> int:
     """How many empty slabs a cache of ``size``-byte objects keeps (mm/slub.c set_min_partial)."""
     return min(max((size.bit_length() - 1) // 2, MIN_PARTIAL), MAX_PARTIAL)
@@ -100,10 +105,7 @@ class Kmalloc:
     # -- allocation ----------------------------------------------------------------------------
     def size_class(self, size: int) -> int:
         """The object size kmalloc(``size``) uses (a block of pages above PAGE_SIZE)."""
-        cls = MIN_OBJECT
-        while cls < size:
-            cls <<= 1
-        return cls
+        return _size_class(size)
 
     def kmalloc(self, size: int, gfp: int, node: int = -1) -> int | None:
         """An object of at least ``size`` bytes near ``node`` (-1: local), or None (NULL).
@@ -122,7 +124,7 @@ class Kmalloc:
             self._injected += 1
             return None
         size = int(size)
-        cls = self.size_class(max(size, 1))
+        cls = _size_class(max(size, 1))
         if cls > self.page_size:
             handle = self._kmalloc_large(size, cls, gfp, node)
         else:
@@ -140,9 +142,9 @@ class Kmalloc:
     def _kmalloc_small(self, size: int, cls: int, gfp: int, node: int) -> int | None:
         dma = bool(gfp & GFP_DMA)
         pref = 0 if node < 0 else node
-        nodes = [(pref + i) % len(self.mem.nodes) for i in range(len(self.mem.nodes))]
         slab = self._partial_slab(cls, pref, dma)
         if slab is None:
+            nodes = [(pref + i) % len(self.mem.nodes) for i in range(len(self.mem.nodes))]
             # cache_grow(cachep, flags | GFP_THISNODE, nodeid) first, then fallback_alloc():
             # partial slabs of the other nodes, then a page from wherever the zonelist gives.
             slab = self._grow(cls, pref, dma, gfp, this_node=True)
