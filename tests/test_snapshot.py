@@ -262,3 +262,20 @@ def test_wrong_arch_is_refused():
 def test_what_cannot_be_placed_says_why(text: str, arch: str | None, message: str):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         pv.Machine.from_snapshot(text, arch=arch)
+
+
+def test_a_vmap_line_with_pages_keeps_its_frames_accounted() -> None:
+    # 5.8+ prints pages=N for vmap(VM_MAP_PUT_PAGES) areas: the restored area maps N frames of
+    # its own, check() finds none leaked, and vfree gives them back (VM_MAP_PUT_PAGES).
+    text = ("0xffffc90000000000-0xffffc90000005000   20480 irq_init_percpu_irqstack+0xf0/0x120 vmap\n"
+            "0xffffc90000010000-0xffffc90000013000   12288 i915_gem_object_map_page+0x1d2/0x2c0 pages=2 vmap\n")
+    m = pv.Machine.from_snapshot(text, arch="x86_64", kernel="6.1", ram="256M")
+    m.check()
+    area = m.find_vm_area(0xFFFFC90000010000)
+    assert area is not None and area.nr_pages == 2 and area.flags & pv.VM_MAP
+    free = m.phys.nr_free()
+    m.vfree(0xFFFFC90000010000)
+    m.run_workers()
+    m.slab.kmem_cache_shrink()
+    assert m.phys.nr_free() >= free + 2
+    m.check()
