@@ -198,7 +198,7 @@ def _release(m: Machine, areas: Sequence[vm_struct]) -> None:
         for area in areas:
             m.vmap_allocator.remove(area.addr)
     for area in areas:
-        m._kfree(area.handle)
+        m.vm.kfree(area.handle)
 
 
 def _reserve(m: Machine, size: int, flags: int, start: int, end: int, caller: str
@@ -212,7 +212,7 @@ def _reserve(m: Machine, size: int, flags: int, start: int, end: int, caller: st
         return [], m.PAGE_ALIGN(size) + m.PAGE_SIZE
     made = [area]
     if flags & VM_ALLOC:
-        array = ((area.size - m.PAGE_SIZE) >> m.PAGE_SHIFT) * m._ptr_size
+        array = ((area.size - m.PAGE_SIZE) >> m.PAGE_SHIFT) * m.vm.ptr_size
         if array > m.PAGE_SIZE:
             vstart, vend = vmalloc_bounds(m)
             sub, need = _reserve(m, array, VM_ALLOC, vstart, vend, caller + " page array")

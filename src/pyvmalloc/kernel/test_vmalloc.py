@@ -114,8 +114,8 @@ def full_fit_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome)
     """Fill the space with lazy_max_pages one-page pairs, free every second, then loop on 1 page."""
     junk = m.lazy_max_pages
     ps = m.PAGE_SIZE
-    ptrs = _vmalloc(m, out, junk * m._ptr_size)
-    junk_ptrs = _vmalloc(m, out, junk * m._ptr_size)
+    ptrs = _vmalloc(m, out, junk * m.vm.ptr_size)
+    junk_ptrs = _vmalloc(m, out, junk * m.vm.ptr_size)
     keep: list[int | None] = []
     try:
         if ptrs is None or junk_ptrs is None:
