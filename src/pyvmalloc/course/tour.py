@@ -203,7 +203,6 @@ def _running_out(m: pv.Machine, t: Tour) -> Screen:
     """The last screen, for this machine's arch, kernel and allocator: on 32-bit, device windows
     exhaust the vmalloc space until ``vmalloc=`` grows it; on 64-bit, RAM runs out first."""
     title = "9. Running out"
-    kw = {"arch": m.profile.name, "kernel": m.kernel, "allocator": m.allocator_name}
     if m.profile.bits == 64:
         want = m.num_physpages * m.PAGE_SIZE
         mark = len(m.dmesg())
@@ -235,21 +234,22 @@ def _running_out(m: pv.Machine, t: Tour) -> Screen:
             "vmalloc= is a boot parameter of the 32-bit machines, where the space itself is small",
             "(try --arch i386).",
         ])
-    small = pv.Machine(ram="1G", **kw)
+    small = pv.Machine(arch=m.profile.name, ram="1G", kernel=m.kernel, allocator=m.allocator_name)
     space = small.VMALLOC_END - small.VMALLOC_START
     want = (space * 2 // 5) >> 20 << 20
-    got = [small.get_vm_area(want, pv.VM_IOREMAP, caller="driver_probe") for _ in range(3)]
-    fails = sum(x is None for x in got)
+    windows = [small.get_vm_area(want, pv.VM_IOREMAP, caller="driver_probe") for _ in range(3)]
+    fails = sum(x is None for x in windows)
     said = [line.split("] ", 1)[-1] for line in small.dmesg() if "vmalloc=" in line or "restricted" in line]
     grow = -(-(3 * want * 5 // 4) // (64 << 20)) * (64 << 20)
     cmdline = f"vmalloc={grow >> 20}M"
-    big = pv.Machine(ram="1G", cmdline=cmdline, **kw)
+    big = pv.Machine(arch=m.profile.name, ram="1G", cmdline=cmdline, kernel=m.kernel,
+                     allocator=m.allocator_name)
     got_big = [big.get_vm_area(want, pv.VM_IOREMAP, caller="driver_probe") for _ in range(3)]
     t.facts["out_32"] = (3 - fails, sum(x is not None for x in got_big))
     lines = [
         f"small = pv.Machine(arch={m.profile.name!r}, ram=\"1G\", kernel={str(m.kernel)!r}, "
         f"allocator={m.allocator_name!r})",
-        f"With 1 GiB of RAM the 32-bit kernel keeps most of its 1 GiB for lowmem, leaving",
+        "With 1 GiB of RAM the 32-bit kernel keeps most of its 1 GiB for lowmem, leaving",
         f"{human_bytes(space)} of vmalloc space. Three drivers each map a {human_bytes(want)} device window:",
         f"[small.get_vm_area({want}, pv.VM_IOREMAP) for _ in range(3)]  -> {3 - fails} of 3 succeed",
         *[f"  dmesg: {line}" for line in said[-1:]],
