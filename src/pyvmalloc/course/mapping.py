@@ -1,0 +1,53 @@
+"""Maps to draw: a machine after a list of operations (the whole list, or a replay stopped at
+a step), or a real ``/proc/vmallocinfo`` dump restored as a machine."""
+
+from __future__ import annotations
+
+import pyvmalloc as pv
+from pyvmalloc.course.quiz import Op, QuizConfig, parse_ops, replay
+from pyvmalloc.errors import ConfigError
+from pyvmalloc.viz.html_map import MapData, map_data
+
+__all__ = ["DEMO_OPS", "map_of_dump", "map_of_ops", "ops_arg"]
+
+# A small workload with every kind the map colours: vmallocs, an ioremap window, a freed area
+# waiting for the lazy purge, and a hole it leaves.
+DEMO_OPS = "a16k,a10000,i6M,a200k,a64k,f1,a8k"
+
+
+def map_of_ops(cfg: QuizConfig, ops: tuple[Op, ...], step: int | None = None,
+               walk_addr: int | None = None, modules: int = 1) -> MapData:
+    """The map after the first ``step`` operations of ``ops`` (all of them when None), on a
+    machine of ``cfg``; ``modules`` module_alloc calls first show the module area in use."""
+    if step is not None and not 0 <= step <= len(ops):
+        raise ConfigError(f"--step {step}: the replay has steps 0..{len(ops)}")
+    done = list(ops if step is None else ops[:step])
+    m, addrs = replay(cfg, done)
+    for k in range(modules):
+        m.module_alloc(3 * m.PAGE_SIZE + 100 * k, caller="load_module")
+    if walk_addr is None:
+        walk_addr = next((a for a, op in zip(addrs, done) if a is not None and op.kind == "a"), None)
+    data = map_data(m, walk_addr=walk_addr)
+    data.title = f"{m.profile.name}, Linux {m.kernel}, allocator {m.allocator_name}"
+    shown = ", ".join(op.text() for op in done) or "nothing yet"
+    data.notes.append(f"After step {len(done)} of {len(ops)}: {shown}; then {modules} module_alloc.")
+    data.notes.append("Areas are named p0, p1, ... in order; a freed vmalloc area stays 'unpurged' until "
+                      "the lazy purge.")
+    return data
+
+
+def map_of_dump(vmallocinfo: str, meminfo: str | None, arch: str | None, kernel: str | None,
+                source: str, walk_addr: int | None = None) -> MapData:
+    """The map of a real dump, restored at its exact addresses (``Machine.from_snapshot``)."""
+    m = pv.Machine.from_snapshot(vmallocinfo, meminfo, arch=arch, kernel=kernel)
+    data = map_data(m, walk_addr=walk_addr)
+    data.title = f"{source} ({m.profile.name}, Linux {m.kernel})"
+    report = m.snapshot_report
+    if report is not None:
+        data.notes.append(f"Restored from {source}: {report}".splitlines()[0][:300])
+    return data
+
+
+def ops_arg(text: str | None) -> tuple[Op, ...]:
+    """``-A`` text, or the demo workload."""
+    return parse_ops(DEMO_OPS if text is None else text)
