@@ -498,7 +498,7 @@ def render(cfg: QuizConfig, m: pv.Machine, questions: list[Question], compute: b
         f"ARG lazy_purge {m.lazy_purge}",
         f"ARG compute {compute}",
         "",
-        f"A {m.profile.description}, Linux {m.kernel}. The vmalloc area is "
+        f"Machine: {m.profile.description}, Linux {m.kernel}. The vmalloc area is "
         f"[{m.VMALLOC_START:#x}, {m.VMALLOC_END:#x}) ({human_bytes(m.VMALLOC_END - m.VMALLOC_START)}), "
         f"pages of {m.PAGE_SIZE} bytes.",
         "Areas are named p0, p1, ... in the order they are asked for; free(pN) is vfree, or iounmap for an ioremap.",
