@@ -119,3 +119,11 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], capsys: pytest.Captur
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "error" in err and "Traceback" not in err
+
+
+def test_the_readme_shows_real_output(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = readme.split("--arch i386 --topic fault` prints, after its parameters:\n\n```text\n", 1)[1]
+    shown = shown.split("```", 1)[0]
+    out = _quiz(["-s", "4", "-c", "-n", "1", "--arch", "i386", "--topic", "fault"], capsys)
+    assert out.split("\n", 12)[12] == shown
