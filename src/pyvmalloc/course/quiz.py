@@ -216,14 +216,32 @@ def _placement_rule(m: pv.Machine, holes: list[tuple[int, int]], events: list[Tr
     return out
 
 
-# ---- the topics -----------------------------------------------------------------------------
-def _ask_placement(q: Question, run: _Run) -> None:
+@dataclass
+class _Seen:
+    """What an allocating probe did: its result and area number, and what the model held and
+    recorded around it (the free blocks and lazy areas before, the trace events during)."""
+
+    addr: object
+    n: int
+    holes: list[tuple[int, int]]
+    waiting: list[vmap_area]
+    events: list[TraceEvent]
+
+
+def _watch(run: _Run, op: Op) -> _Seen:
+    """Do the allocating ``op`` on ``run``, recording what the answer's rule is read from."""
     m = run.m
     holes, waiting = _holes(m), m.lazy_areas()
     mark = len(m.trace_events())
-    addr = run.apply(q.probe)
-    events = m.trace_events()[mark:]
-    n = len(run.addrs) - 1
+    addr = run.apply(op)
+    return _Seen(addr, len(run.addrs) - 1, holes, waiting, m.trace_events()[mark:])
+
+
+# ---- the topics -----------------------------------------------------------------------------
+def _ask_placement(q: Question, run: _Run) -> None:
+    m = run.m
+    seen = _watch(run, q.probe)
+    addr, n = seen.addr, seen.n
     if not isinstance(addr, int):
         q.answer = [f"p{n} = NULL: the allocation fails"]
     else:
@@ -233,7 +251,7 @@ def _ask_placement(q: Question, run: _Run) -> None:
         q.answer = [f"p{n} = {addr:#x}: area [{area.addr:#x}, {area.end:#x}), {area.nr_pages} page(s) "
                     f"mapped, guard page at {guard:#x}"]
         q.facts["guard"] = guard
-    q.rule = _placement_rule(m, holes, events, q.probe.size, waiting)
+    q.rule = _placement_rule(m, seen.holes, seen.events, q.probe.size, seen.waiting)
     q.function = _search_function(m)
     q.facts["addr"] = addr
 
@@ -311,18 +329,16 @@ def _ask_lazy(q: Question, cfg: QuizConfig) -> None:
     lines: dict[bool, list[str]] = {}
     for lazy in (True, False):
         m, addrs = replay(cfg, q.history, lazy_purge=lazy)
-        holes = _holes(m)
-        waiting = m.lazy_areas()
-        mark = len(m.trace_events())
+        before = m.trace_events()
         run = _Run(m)
         run.addrs, run.kinds = list(addrs), ["a"] * len(addrs)
-        addr = run.apply(q.probe)
-        got[lazy] = addr if isinstance(addr, int) else None
-        events = m.trace_events()[mark:]
-        why = _placement_rule(m, holes, events, q.probe.size, [])[1:]
+        seen = _watch(run, q.probe)
+        waiting = seen.waiting
+        got[lazy] = seen.addr if isinstance(seen.addr, int) else None
+        why = _placement_rule(m, seen.holes, seen.events, q.probe.size, [])[1:]
         if lazy:
-            frees = [e for e in m.trace_events()[:mark] if e.event == "free_vmap_area_noflush"]
-            purges = [e for e in m.trace_events()[:mark] if e.event == "purge_vmap_area_lazy"]
+            frees = [e for e in before if e.event == "free_vmap_area_noflush"]
+            purges = [e for e in before if e.event == "purge_vmap_area_lazy"]
             note = (f"{len(waiting)} freed area(s) still wait for the lazy purge "
                     f"(free_vmap_area_noflush: nr_lazy {frees[-1]['nr_lazy']} of nr_lazy_max "
                     f"{frees[-1]['nr_lazy_max']} pages)" if frees and waiting else
@@ -343,14 +359,11 @@ def _ask_lazy(q: Question, cfg: QuizConfig) -> None:
 
 def _ask_fits(q: Question, run: _Run) -> None:
     m = run.m
-    holes, waiting = _holes(m), m.lazy_areas()
-    mark = len(m.trace_events())
-    addr = run.apply(q.probe)
-    events = m.trace_events()[mark:]
-    n = len(run.addrs) - 1
-    searches = _searches(events)
+    seen = _watch(run, q.probe)
+    addr, n = seen.addr, seen.n
+    searches = _searches(seen.events)
     q.answer = [f"p{n} = {addr:#x}: it fits" if isinstance(addr, int) else f"p{n} = NULL: it does not fit"]
-    q.rule = _placement_rule(m, holes, events, q.probe.size, waiting)
+    q.rule = _placement_rule(m, seen.holes, seen.events, q.probe.size, seen.waiting)
     if searches:
         rule = "ioremap_count_order" if has(m.kernel, "ioremap_count_order") else None
         how = ("1 << get_count_order(PAGE_ALIGN(size))" if rule else "1 << fls(size)")
