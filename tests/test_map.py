@@ -51,6 +51,17 @@ def test_a_dump_draws_at_its_own_addresses(tmp_path: Path, capsys: pytest.Captur
     assert name in page and page.count('class="area"') > 50
 
 
+def test_a_trace_replays_to_a_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = EXAMPLES.parent / "trace" / "i386-kva.trace"
+    pages = []
+    for step in ("5", "72"):
+        out = tmp_path / f"t{step}.html"
+        assert main(["map", "--trace", str(trace), "--arch", "i386", "--step", step, "-o", str(out)]) == 0
+        pages.append(out.read_text())
+    assert "After vmalloc event 5 of 72 of i386-kva.trace" in pages[0]
+    assert pages[0].count('class="area"') < pages[1].count('class="area"')
+
+
 def test_machine_renders_in_jupyter() -> None:
     m = pv.Machine(arch="arm64", ram="64M")
     a = m.vmalloc(10_000, caller="notebook")
@@ -63,7 +74,8 @@ def test_machine_renders_in_jupyter() -> None:
 
 @pytest.mark.parametrize("argv", [["--walk", "zz"], ["--step", "99"], ["--vmallocinfo", "/nonexistent"],
                                   ["-A", "q1"], ["--arch", "vax"], ["--ram", "lots"],
-                                  ["--vmallocinfo", "x", "--step", "1"], ["-o", "/nonexistent/dir/x.html"]])
+                                  ["--vmallocinfo", "x", "--step", "1"], ["-o", "/nonexistent/dir/x.html"],
+                                  ["--trace", "/nonexistent"], ["--trace", "x", "-A", "a4k"]])
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["map", *argv]) == 2
     err = capsys.readouterr().err.strip()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pyvmalloc.cli.cmd_analyze import read_text
-from pyvmalloc.course.mapping import DEMO_OPS, map_of_dump, map_of_ops, ops_arg
+from pyvmalloc.course.mapping import DEMO_OPS, map_of_dump, map_of_ops, map_of_trace, ops_arg
 from pyvmalloc.course.quiz import QuizConfig
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.sizes import parse_size
@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", default="-", help="the HTML file to write (default: standard output)")
     p.add_argument("-A", "--ops", default=None,
                    help=f"operations to run first, as for `pyvmalloc quiz -A` (default {DEMO_OPS})")
-    p.add_argument("--step", type=int, default=None, help="stop the replay of the operations after this many")
+    p.add_argument("--step", type=int, default=None,
+                   help="stop the replay after this many operations (-A) or vmalloc events (--trace)")
+    p.add_argument("--trace", default=None, help="replay an ftrace capture of events/vmalloc from boot instead")
     p.add_argument("--vmallocinfo", default=None, help="draw a real /proc/vmallocinfo dump instead")
     p.add_argument("--meminfo", default=None, help="the dump's /proc/meminfo (helps to place it)")
     p.add_argument("--walk", default=None, help="the address whose page-table walk is drawn, e.g. 0xffffc90000001000")
@@ -34,6 +36,13 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _read(path: str) -> str:
+    try:
+        return read_text(path)
+    except OSError as exc:
+        raise ConfigError(f"{exc.filename}: {exc.strerror}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the page; returns the exit code."""
     walk = None
@@ -42,15 +51,17 @@ def run(args: argparse.Namespace) -> int:
             walk = int(args.walk, 0)
         except ValueError:
             raise ConfigError(f"--walk {args.walk!r}: an address such as 0xffffc90000001000") from None
+    if args.vmallocinfo is not None and (args.ops is not None or args.step is not None or args.trace):
+        raise ConfigError("--vmallocinfo draws a dump: -A, --trace and --step are for a replay")
+    if args.trace is not None and args.ops is not None:
+        raise ConfigError("--trace and -A are two replays: give one")
     if args.vmallocinfo is not None:
-        if args.ops is not None or args.step is not None:
-            raise ConfigError("--vmallocinfo draws a dump: -A and --step are for a replay")
-        try:
-            meminfo = None if args.meminfo is None else read_text(args.meminfo)
-            text = read_text(args.vmallocinfo)
-        except OSError as exc:
-            raise ConfigError(f"{exc.filename}: {exc.strerror}") from None
-        data = map_of_dump(text, meminfo, args.arch, args.kernel, Path(args.vmallocinfo).name, walk)
+        meminfo = None if args.meminfo is None else _read(args.meminfo)
+        data = map_of_dump(_read(args.vmallocinfo), meminfo, args.arch, args.kernel,
+                           Path(args.vmallocinfo).name, walk)
+    elif args.trace is not None:
+        data = map_of_trace(_read(args.trace), Path(args.trace).name, args.step, args.arch or "x86_64",
+                            args.kernel, walk)
     else:
         parse_size(args.ram)
         cfg = QuizConfig(arch=args.arch or "x86_64", ram=args.ram, kernel=args.kernel, allocator=args.allocator)

@@ -1,14 +1,16 @@
-"""Maps to draw: a machine after a list of operations (the whole list, or a replay stopped at
-a step), or a real ``/proc/vmallocinfo`` dump restored as a machine."""
+"""Maps to draw: a machine after a list of operations or after the events of an ftrace capture
+(the whole of it, or a replay stopped at a step), or a real ``/proc/vmallocinfo`` dump."""
 
 from __future__ import annotations
 
 import pyvmalloc as pv
+from pyvmalloc.analysis.replay import replay_exact
 from pyvmalloc.course.quiz import Op, QuizConfig, parse_ops, replay
 from pyvmalloc.errors import ConfigError
+from pyvmalloc.formats.trace import TraceEvent, parse_trace
 from pyvmalloc.viz.html_map import MapData, map_data
 
-__all__ = ["DEMO_OPS", "map_of_dump", "map_of_ops", "ops_arg"]
+__all__ = ["DEMO_OPS", "map_of_dump", "map_of_ops", "map_of_trace", "ops_arg"]
 
 # A small workload with every kind the map colours: vmallocs, an ioremap window, a freed area
 # waiting for the lazy purge, and a hole it leaves.
@@ -45,6 +47,25 @@ def map_of_dump(vmallocinfo: str, meminfo: str | None, arch: str | None, kernel:
     report = m.snapshot_report
     if report is not None:
         data.notes.append(f"Restored from {source}: {report}".splitlines()[0][:300])
+    return data
+
+
+def map_of_trace(text: str, source: str, step: int | None, arch: str, kernel: str | None,
+                 walk_addr: int | None = None) -> MapData:
+    """The map after the first ``step`` vmalloc events of an ftrace capture (all when None),
+    replayed from boot through one machine (``analysis.replay.replay_exact``)."""
+    events: list[TraceEvent] = [ev for ev in parse_trace(text, source)
+                                if ev.event in ("alloc_vmap_area", "free_vmap_area_noflush", "purge_vmap_area_lazy")]
+    if step is not None and not 1 <= step <= len(events):
+        raise ConfigError(f"--step {step}: the trace has vmalloc events 1..{len(events)}")
+    done = events if step is None else events[:step]
+    result = replay_exact(done, kernel=kernel, arch=arch, source=source)
+    m = result.machine
+    assert m is not None
+    data = map_data(m, walk_addr=walk_addr)
+    data.title = f"{source} ({m.profile.name}, Linux {m.kernel})"
+    data.notes.append(f"After vmalloc event {len(done)} of {len(events)} of {source}, replayed from boot: "
+                      f"{result.whole.text()} traced addresses reproduced.")
     return data
 
 
