@@ -199,8 +199,10 @@ def _placement_rule(m: pv.Machine, holes: list[tuple[int, int]], events: list[Tr
                    f"\"lazy_purge\"")
     last = searches[-1]
     if last["failed"]:
-        largest = max((s for _, s in holes), default=0)
-        out.append(f"no hole holds it: the largest free block was {human_bytes(largest)}")
+        # The free space as the last search saw it (after any purge), not as it was before.
+        largest = max((n for _, n in _holes(m)), default=0)
+        out.append(f"no hole holds it: the largest free block is {human_bytes(largest)}"
+                   + (", big enough but not at that alignment" if largest >= size else ""))
         return out
     addr = last["addr"]
     fit = next(((s, n) for s, n in holes if s <= addr < s + n), None)
@@ -487,7 +489,7 @@ def _fault_stores(rng: random.Random, run: _Run, n: int, size: int) -> list[Op]:
     area = m.find_vm_area(addr)
     assert area is not None
     guard = area.nr_pages * m.PAGE_SIZE
-    far = (m.VMALLOC_END - m.PAGE_SIZE) - addr
+    far = ((m.VMALLOC_END - m.PAGE_SIZE) & -m.PAGE_SIZE) - addr   # the last whole page of the range
     stores = [Op("w", index=n, offset=0), Op("w", index=n, offset=size - 1),
               Op("w", index=n, offset=guard), Op("w", index=n, offset=far)]
     rng.shuffle(stores)
