@@ -53,6 +53,8 @@ def _verify(cfg: QuizConfig, q: Question) -> None:
         return
     area = m.find_vm_area(addr)
     assert area is not None
+    if q.probe.kind == "i":   # the alignment the rule names is the machine's ioremap rule
+        assert addr % m.ioremap_align(q.probe.size) == 0
     if "guard" in q.facts:
         guard = q.facts["guard"]
         assert guard == area.addr + area.nr_pages * m.PAGE_SIZE == area.end - m.PAGE_SIZE

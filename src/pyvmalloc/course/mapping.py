@@ -46,7 +46,9 @@ def map_of_dump(vmallocinfo: str, meminfo: str | None, arch: str | None, kernel:
     data.title = f"{source} ({m.profile.name}, Linux {m.kernel})"
     report = m.snapshot_report
     if report is not None:
-        data.notes.append(f"Restored from {source}: {report}".splitlines()[0][:300])
+        data.notes.append(f"Restored from {source}: {report.placed} areas at their own addresses, "
+                          f"{len(report.relocated)} moved, {len(report.dropped) + len(report.unplaced)} "
+                          f"left out; the kernel is the one the dump allows (--kernel to choose).")
     return data
 
 
