@@ -61,6 +61,8 @@ def _verify(cfg: QuizConfig, q: Question) -> None:
         with pytest.raises(pv.PageFault):
             m.write(guard, b"x")
     if q.topic == "pagetable":
+        before, _ = replay(cfg, list(q.history))
+        assert len(m.phys.pfns_owned_by("pgtable")) - len(before.phys.pfns_owned_by("pgtable")) == q.facts["new_tables"]
         for va, entry, pfn in q.facts["ptes"]:  # type: ignore[attr-defined]
             assert m.walk(va)[-1].entry == entry and m.translate(va) == pfn * m.PAGE_SIZE
     if q.topic == "fault":

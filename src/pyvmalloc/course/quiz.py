@@ -290,6 +290,8 @@ def _ask_pagetable(q: Question, run: _Run) -> None:
         else:
             q.answer.append(f"  {leaf.level:<4} index {leaf.index:>3}: entry {leaf.entry:#x} (the guard "
                             f"page {addr + i * ps:#x}: no entry)")
+    if len(q.answer) > 12:   # a big area: its first and last entries say it all
+        q.answer[7:-3] = [f"  ... {len(q.answer) - 10} more {leaf.level} entries like these ..."]
     q.answer[1:1] = upper or ["  (every upper-level table was already there)"]
     q.rule = [
         f"vmap_pte_range writes one {m.walk(addr)[-1].level} entry per page with PAGE_KERNEL: the bits "
