@@ -127,7 +127,7 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], capsys: pytest.Captur
 
 def test_the_readme_shows_real_output(capsys: pytest.CaptureFixture[str]) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    shown = readme.split("--arch i386 --topic fault` prints, after its parameters:\n\n```text\n", 1)[1]
-    shown = shown.split("```", 1)[0]
-    out = _quiz(["-s", "4", "-c", "-n", "1", "--arch", "i386", "--topic", "fault"], capsys)
+    shown = readme.split("lazy purge):\n\n```text\n", 1)[1].split("```", 1)[0]
+    out = _quiz(["-c", "--topic", "fault", "-A", "a16k,f0,a8k", "--arch", "i386"], capsys)
+    assert "0xc8800000 (p0+0x0, freed, waiting for the lazy purge): no fault" in shown
     assert out.split("\n", 12)[12] == shown

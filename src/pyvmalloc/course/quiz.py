@@ -309,11 +309,16 @@ def _ask_fault(q: Question, run: _Run, rng: random.Random, asked_stores: list[Op
     addr = run.addrs[q.probe.index]
     assert addr is not None
     results: list[tuple[str, int, str]] = []
+    freed_result = None
     for store in asked_stores:
+        label = _store_label(run, store)
+        base = run.addrs[store.index]
+        assert base is not None
         fault = run.apply(store)
-        where = addr + store.offset
-        results.append((f"store at {where:#x}", where,
-                        "no fault" if fault is None else f"faults: {fault.reason}"))  # type: ignore[attr-defined]
+        result = "no fault" if fault is None else f"faults: {fault.reason}"  # type: ignore[attr-defined]
+        results.append((label, base + store.offset, result))
+        if store.index in run.freed:
+            freed_result = (store.index, fault is None)
     q.answer = [f"({chr(97 + i)}) {t}: {r}" for i, (t, w, r) in enumerate(results)]
     area = m.find_vm_area(addr)
     nr = area.nr_pages if area is not None else 0
@@ -322,6 +327,13 @@ def _ask_fault(q: Question, run: _Run, rng: random.Random, asked_stores: list[Op
     if any(s.offset == nr * m.PAGE_SIZE for s in asked_stores):
         q.rule.append("the page after them is the guard page: __get_vm_area_node adds PAGE_SIZE to every "
                       "area and vmap_pte_range leaves it unmapped, so the walk finds a none pte")
+    if freed_result is not None:
+        k, went_through = freed_result
+        q.rule.append(
+            f"p{k} was vfree'd: its ptes were cleared at once, but the TLB flush waits for the lazy purge; "
+            + (f"this CPU still held p{k}'s old translation, so the store went through to a freed frame "
+               "(a stale TLB entry)" if went_through else
+               "this CPU held no translation of it, so the walk met the cleared pte"))
     q.rule.append("a fault names the level where the walk met a none entry: a pte in a table that "
                   "exists, or a whole upper-level entry where no area ever was")
     q.function = "__get_vm_area_node (size += PAGE_SIZE: the guard page); the fault is the CPU's walk"
@@ -445,9 +457,7 @@ def make_quiz(cfg: QuizConfig) -> tuple[pv.Machine, list[Question]]:
             q.topic, q.probe = "fault", Op("a", size=probe.size, index=n)
             q.asked = [f"p{n} = {probe.text()} = {run.addrs[-1]:#x}. Which of these one-byte stores "
                        f"fault, and at which level of the page tables?"]
-            base = run.addrs[-1]
-            q.asked += [f"  ({chr(97 + i)}) store at {base + s.offset:#x} (p{n}+{s.offset:#x})"
-                        for i, s in enumerate(stores)]
+            q.asked += [f"  ({chr(97 + i)}) {_store_label(run, s)}" for i, s in enumerate(stores)]
             q.answer, q.rule, q.facts = [], [], {"addr": run.addrs[-1]}
             _ask_fault(q, run, rng, stores)
             history.extend(stores)
@@ -484,7 +494,8 @@ def make_quiz(cfg: QuizConfig) -> tuple[pv.Machine, list[Question]]:
 
 
 def _fault_stores(rng: random.Random, run: _Run, n: int, size: int) -> list[Op]:
-    """Four stores around p<n>: first byte, last asked-for byte, the guard page, a far hole."""
+    """Stores around p<n> (first byte, last asked-for byte, the guard page, the range's last
+    page) and, when a freed vmalloc area waits for the lazy purge, its first byte."""
     m = run.m
     addr = run.addrs[n]
     assert addr is not None
@@ -494,8 +505,20 @@ def _fault_stores(rng: random.Random, run: _Run, n: int, size: int) -> list[Op]:
     far = ((m.VMALLOC_END - m.PAGE_SIZE) & -m.PAGE_SIZE) - addr   # the last whole page of the range
     stores = [Op("w", index=n, offset=0), Op("w", index=n, offset=size - 1),
               Op("w", index=n, offset=guard), Op("w", index=n, offset=far)]
+    lazy = {va.va_start for va in m.lazy_areas()}
+    waiting = [i for i in sorted(run.freed) if run.kinds[i] == "a" and run.addrs[i] in lazy]
+    if waiting:
+        stores.append(Op("w", index=waiting[-1], offset=0))
     rng.shuffle(stores)
     return stores
+
+
+def _store_label(run: _Run, store: Op) -> str:
+    """``store at ADDR (pN+OFF)``, saying when pN is a freed area."""
+    where = run.addrs[store.index]
+    assert where is not None
+    freed = ", freed, waiting for the lazy purge" if store.index in run.freed else ""
+    return f"store at {where + store.offset:#x} (p{store.index}+{store.offset:#x}{freed})"
 
 
 # ---- the transcript -------------------------------------------------------------------------
