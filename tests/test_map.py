@@ -68,6 +68,7 @@ def test_machine_renders_in_jupyter() -> None:
     assert a is not None
     frag = m._repr_html_()
     assert "<svg" in frag and "<script" not in frag and "caller notebook" in frag
+    assert "<td>notebook</td><td>16.0 KiB</td><td>3</td>" in frag
     assert f"the page-table walk of {a:#x}" in frag
     assert map_data(m).rows[0].blocks[0].guard == a + 3 * m.PAGE_SIZE
 

@@ -282,10 +282,22 @@ def _legend(data: MapData) -> str:
     ) + '<span style="background:#222;color:#fff">guard page</span></div>'
 
 
+def _area_table(data: MapData, limit: int = 16) -> str:
+    """The areas as a table (the first ``limit``), for a notebook where hovering is not obvious."""
+    blocks = [(r.name, b) for r in data.rows for b in r.blocks]
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{b.start:#x}-{b.end:#x}</td><td>{html.escape(b.kind)}</td>"
+        f"<td>{html.escape(b.caller)}</td><td>{human_bytes(b.end - b.start)}</td><td>{b.pages}</td>"
+        f"<td>{'' if b.guard is None else hex(b.guard)}</td></tr>" for name, b in blocks[:limit])
+    more = f"<p>... and {len(blocks) - limit} more areas</p>" if len(blocks) > limit else ""
+    return ("<table><tr><th>range</th><th>area</th><th>kind</th><th>caller</th><th>size</th>"
+            f"<th>pages</th><th>guard page</th></tr>{rows}</table>{more}")
+
+
 def render_fragment(data: MapData) -> str:
     """The map and walk as an HTML fragment with no script (Jupyter's ``_repr_html_``): the log
     layout, hover text as SVG titles."""
-    parts = [f"<div><b>{html.escape(data.title)}</b>", _legend(data), _map_svg(data)]
+    parts = [f"<div><b>{html.escape(data.title)}</b>", _legend(data), _map_svg(data), _area_table(data)]
     if data.walk is not None:
         parts.append(_walk_svg(data.walk))
     return "\n".join(parts) + "</div>"
