@@ -31,6 +31,7 @@ COLORS: dict[str, str] = {
     "hole": "url(#hatch)",
 }
 _W = 1000.0    # drawing width of a row, in SVG units
+_MODULE_CALLERS = ("module_alloc", "load_module", "execmem_alloc", "move_module")
 _ROW_H = 46.0  # height of one row
 
 
@@ -118,10 +119,13 @@ def map_data(m: Machine, title: str = "", walk_addr: int | None = None) -> MapDa
             row = next((r for r in rows[::-1] if r.start <= va.va_start < r.end), None)
             if row is None:
                 continue
-            if row.name == "modules" and kind in ("vmalloc", "other"):
+            caller = "" if vm is None else vm.caller
+            # In the module area every vmalloc is a module; where modules share the vmalloc
+            # range, only the caller tells them apart.
+            if kind in ("vmalloc", "other") and (row.name == "modules" or caller.startswith(_MODULE_CALLERS)):
                 kind = "module"
             guard = va.va_end - ps if vm is not None else None
-            row.blocks.append(Block(va.va_start, va.va_end, kind, "" if vm is None else vm.caller,
+            row.blocks.append(Block(va.va_start, va.va_end, kind, caller,
                                     0 if vm is None else vm.nr_pages, guard))
             if kind == "vmalloc" and first_vmalloc is None and vm is not None and vm.nr_pages:
                 first_vmalloc = va.va_start
