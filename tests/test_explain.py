@@ -1,0 +1,140 @@
+"""``pyvmalloc explain`` on real kernel logs (tests/data/logs, SOURCES gives each address)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pyvmalloc.cli.main import main
+from pyvmalloc.formats.kernel_log import parse_kernel_log, strip_prefix
+from pyvmalloc.versions import vmap_failure_lines, vmalloc_failure_lines, parse_version
+
+LOGS = Path(__file__).parent / "data" / "logs"
+
+
+def _explain(capsys, *argv: str) -> tuple[int, dict, str]:
+    code = main(["explain", *map(str, argv), "--json"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else {}), err
+
+
+# file, range, vmalloc_param_helps, fits_ever, request
+REAL = [
+    ("armada385-module.log", "module", False, True, "module_alloc"),
+    ("rpi4-module-warn-alloc.log", "module", False, True, "module_alloc"),
+    ("rpi-bpf-jit-syslog.log", "bpf", False, None, "bpf_jit"),
+    ("rpi-3.2-zero-size.log", "module", False, False, "module_alloc"),
+    ("arm64-zfs-module.log", "module", False, True, "module_alloc"),
+    ("i386-insmod-highmem.log", "vmalloc", True, True, "module_alloc"),
+    ("ipq4019-openwrt-no-trace.log", "module", False, True, "module_alloc"),
+]
+
+
+@pytest.mark.parametrize("name,rng,helps,ever,asker", REAL)
+def test_real_logs_range_and_verdict(capsys, name, rng, helps, ever, asker):
+    code, doc, err = _explain(capsys, LOGS / name)
+    assert code == 0, err
+    (f,) = doc["failures"]
+    assert (f["range"], f["vmalloc_param_helps"], f["fits_ever"], f["request"]) == \
+        (rng, helps, ever, asker)
+    assert (f["cmdline"] is not None) == helps
+    assert f["confidence"] in ("high", "medium", "low")
+
+
+def test_guard_page_and_asked_size(capsys):
+    _, doc, _ = _explain(capsys, LOGS / "armada385-module.log")
+    f = doc["failures"][0]
+    assert f["size"] == 430080 and f["asked"] == 425984 and f["size_counts_guard_page"]
+    assert doc["machine"]["arch"] == "arm" and doc["machine"]["kernel"] == "4.14.107"
+    assert f["range_start"] == "0xbf000000"
+    assert f["confidence"] == "high"
+
+
+def test_repeated_failures_are_one_with_a_count_and_leak_advice(capsys):
+    _, doc, _ = _explain(capsys, LOGS / "rpi4-module-warn-alloc.log")
+    f = doc["failures"][0]
+    assert f["count"] == 4
+    assert any("leak" in a for a in f["advice"])
+
+
+def test_i386_vmalloc_value_is_proven_on_the_model(capsys):
+    _, doc, _ = _explain(capsys, LOGS / "i386-insmod-highmem.log", "--arch", "i386",
+                         "--kernel", "3.13")
+    f = doc["failures"][0]
+    assert f["cmdline"] == "vmalloc=157M"
+    assert f["proof"].startswith("booted Linux 3.13 i386")
+    # one step smaller is not enough: 120 MiB full + 36.1 MiB needs 157 MiB
+    assert "the lowest place that holds" in f["proof"]
+
+
+def test_64bit_vmalloc_area_never_takes_vmalloc_param(capsys, tmp_path):
+    log = tmp_path / "x.log"
+    log.write_text("[ 5.1] vmalloc error: size 1048576, vm_struct allocation failed, "
+                   "mode:0xcc0(GFP_KERNEL), nodemask=(null)\n")
+    _, doc, _ = _explain(capsys, log, "--arch", "x86_64")
+    f = doc["failures"][0]
+    assert f["range"] == "vmalloc" and not f["vmalloc_param_helps"] and f["cmdline"] is None
+
+
+def test_restricted_message_of_611_names_the_range(capsys, tmp_path):
+    (line,) = vmap_failure_lines(parse_version("6.12"), 8192, 0xbf000000, 0xbfe00000)
+    log = tmp_path / "x.log"
+    log.write_text(f"[ 5.1] {line}\n")
+    _, doc, _ = _explain(capsys, log, "--arch", "arm", "--kernel", "6.12")
+    f = doc["failures"][0]
+    assert f["range"] == "module" and f["range_start"] == "0xbf000000"
+    assert not f["vmalloc_param_helps"]
+
+
+def test_no_failure_is_said(capsys, tmp_path):
+    log = tmp_path / "x.log"
+    log.write_text("[ 0.0] Linux version 6.1.0 (x) #1\n")
+    code = main(["explain", str(log)])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "no vmalloc failure found" in out
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--arch", "foo"], "known:"),
+    (["--ram", "lots"], "--ram"),
+    (["--kernel", "1.0"], "kernel="),
+])
+def test_bad_options_are_one_line_exit_2(capsys, argv, words):
+    code = main(["explain", str(LOGS / "armada385-module.log"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_missing_file_exit_2(capsys, tmp_path):
+    code = main(["explain", str(tmp_path / "nope.log")])
+    assert code == 2 and "nope.log" in capsys.readouterr().err
+
+
+# The model's own failure messages, every era, are found with the right size.
+@settings(max_examples=30, deadline=None)
+@given(version=st.sampled_from(["2.6.22", "2.6.30", "3.4", "4.14", "5.15", "6.1", "6.12"]),
+       pages=st.integers(1, 1 << 16),
+       prefix=st.sampled_from(["", "[ 1234.567890] ", "<4>[    0.100000] ",
+                               "Dec  1 12:00:00 host kernel: ",
+                               "Sun Jun  6 16:14:57 2021 kern.warn kernel: [  164.087315] "]))
+def test_every_era_message_is_found(version, pages, prefix):
+    v = parse_version(version)
+    size = pages * 4096
+    text = "".join(prefix + ln + "\n" for ln in vmap_failure_lines(v, size + 4096, 0xf0000000,
+                                                                   0xff000000))
+    text += "".join(prefix + ln + "\n" for ln in vmalloc_failure_lines(v, size, ["WAIT"], "GFP_KERNEL"))
+    facts = parse_kernel_log(text)
+    assert len(facts.failures) == 1
+    f = facts.failures[0]
+    if version != "2.6.22":
+        assert f.size == size + 4096
+    if vmalloc_failure_lines(v, size, ["WAIT"], "GFP_KERNEL") and version != "2.6.22":
+        assert f.asked == size
+
+
+def test_prefixes_are_stripped():
+    assert strip_prefix("Sun Jun  6 16:14:57 2021 kern.warn kernel: [  164.087315] x") == "x"
+    assert strip_prefix("<4>[    1.000000] x") == "x"
