@@ -39,6 +39,9 @@ FORMATS = ("proc", "proc-in-text", "android-bugreport", "crash-kmem-v", "gdb-lx-
            "drgn-vmallocinfo", "ramdump-parser", "ramdump-parser-table")
 
 _AREA = re.compile(r"^\s*0x[0-9a-fA-F]+-0x[0-9a-fA-F]+\s+\d+")
+# A line that begins like an area line: part of the block, parsed strictly (a truncated or
+# malformed area line is an error, not text around the block).
+_AREA_START = re.compile(r"^\s*0x[0-9a-fA-F]")
 _ANDROID_HEAD = re.compile(r"^------ VMALLOC INFO \(/proc/vmallocinfo\)(?: ------)?\s*$")
 _ANDROID_END = re.compile(r"^------ ")
 _CRASH_HEAD = re.compile(r"^\s*VMAP_AREA\s+VM_STRUCT\s+ADDRESS RANGE(?:\s+SIZE)?\s*$")
@@ -159,7 +162,7 @@ def _table(text: str, callers: dict[int, str]) -> tuple[str, int] | None:
 def _kernel_shaped(text: str, callers: dict[int, str]) -> tuple[str, int, str, bool]:
     """The block of kernel-shaped area lines (plain, gdb's, drgn's): (text, lines kept, format,
     whether anything around the block was dropped)."""
-    area_lines = [n for n, raw in lines(text) if _AREA.match(raw)]
+    area_lines = [n for n, raw in lines(text) if _AREA_START.match(raw)]
     first, last = (area_lines[0], area_lines[-1]) if area_lines else (0, -1)
     fmt = "proc"
     dropped = False
