@@ -425,8 +425,9 @@ def format_verdict(summary: Summary, fmt: str, fits: Mapping[str, Any] | None = 
 def _what_to_do(s: Summary, plan: Mapping[str, Any] | None, fits: Mapping[str, Any] | None
                 ) -> str:
     if not s.addresses_trusted:
-        return ("read /proc/vmallocinfo as root with kernel.kptr_restrict=1 (or 0) to get real "
-                "addresses (%pK hashes them for other readers)")
+        return ("read /proc/vmallocinfo as root (CAP_SYSLOG) with `sysctl kernel.kptr_restrict=1`: "
+                "%pK then prints real addresses to root (with 0 it hashes them for everyone, "
+                "with 2 it prints zeros)")
     if plan is not None and plan.get("reason"):
         return str(plan["reason"])
     failed = [a for a in (fits or {}).get("answers", []) if not a["ok"]]

@@ -39,7 +39,7 @@ from pyvmalloc.analysis.plan import (
 from pyvmalloc.analysis.summary import format_summary, format_verdict, summarize, to_json
 from pyvmalloc.arch.profiles import PROFILES
 from pyvmalloc.sizes import format_size
-from pyvmalloc.cli.common import one_line
+from pyvmalloc.cli.common import live_arch, live_kernel, one_line
 from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
 from pyvmalloc.formats._text import count_lines, lines, quote
 from pyvmalloc.formats.meminfo import parse_meminfo
@@ -455,8 +455,16 @@ def _live_inputs(args: argparse.Namespace) -> tuple[str, str]:
         text = f.read()
     if args.meminfo is None and os.path.exists("/proc/meminfo"):
         args.meminfo = "/proc/meminfo"
-    if args.kernel is None and args.version_file is None and os.path.exists("/proc/version"):
-        args.version_file = "/proc/version"
+    args.live_note = None
+    if args.kernel is None and args.version_file is None:
+        args.kernel, args.live_note = live_kernel()
+    if args.arch is None:
+        args.arch, args.arch_how = live_arch()
+    try:
+        with open("/proc/sys/kernel/kptr_restrict", encoding="ascii") as f:
+            args.kptr_restrict = f.read().strip()
+    except OSError:
+        args.kptr_restrict = None
     return text, "/proc/vmallocinfo"
 
 
@@ -503,10 +511,17 @@ def _analyze(args: argparse.Namespace) -> int:
         summary.arch_reason = next((m.split("(", 1)[1].split("), Linux")[0]
                                     for m in layout.messages[:1] if "(" in m), summary.arch_reason)
     summary.kernel, summary.kernel_how = choice.text, choice.how
+    if getattr(args, "arch_how", None) and summary.arch == args.arch:
+        summary.arch_reason = args.arch_how
+    if getattr(args, "live_note", None):
+        summary.warnings.append(args.live_note)
+        summary.kernel_how += f" ({args.live_note})"
     if "hashed" in snapshot.address_reason and source == "/proc/vmallocinfo":
-        summary.warnings.append("this host hashes the addresses (%pK): run as root with "
-                                "`sysctl kernel.kptr_restrict=1` (root then sees real ones) for "
-                                "holes and what-if answers")
+        now = getattr(args, "kptr_restrict", None)
+        summary.warnings.append(f"this host hashes the addresses (%pK; kernel.kptr_restrict is "
+                                f"{now if now is not None else 'unreadable'}, uid {os.getuid()}): "
+                                f"run as root with `sysctl kernel.kptr_restrict=1` (root then sees "
+                                f"real ones) for holes and what-if answers")
     what_if, answer = _what_if(args, snapshot, meminfo, choice)
     module_area = None
     if layout is not None:

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from pyvmalloc.analysis.explain import explain, format_explanations, to_json
-from pyvmalloc.cli.common import one_line
+from pyvmalloc.cli.common import live_arch, live_kernel, one_line
 from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
 from pyvmalloc.formats.kernel_log import parse_kernel_log
 from pyvmalloc.formats.meminfo import parse_meminfo
@@ -76,6 +76,15 @@ def _explain(args: argparse.Namespace) -> int:
     from pyvmalloc.cli.cmd_analyze import read_text
 
     if args.log is None:
+        # This host: its kernel, arch and RAM unless given.
+        if args.kernel is None:
+            args.kernel, note = live_kernel()
+            if note:
+                print(f"note: {note}", file=sys.stderr)
+        if args.arch is None:
+            args.arch = live_arch()[0]
+        if args.meminfo is None and os.path.exists("/proc/meminfo"):
+            args.meminfo = "/proc/meminfo"
         try:
             text, source = _read_live_log()
         except PermissionError:

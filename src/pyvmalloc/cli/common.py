@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 import pyvmalloc as pv
-from pyvmalloc.versions import DEFAULT_KERNEL
+from pyvmalloc.errors import ConfigError
+from pyvmalloc.versions import DEFAULT_KERNEL, KNOWN_VERSIONS, parse_version
 from pyvmalloc.vmalloc.allocator import ALLOCATORS
 
 
@@ -36,3 +37,37 @@ def one_line(text: str) -> str:
     """``text`` with line breaks and other control characters escaped, so that an error
     message that quotes the user's input stays on one line."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def live_kernel() -> tuple[str | None, str | None]:
+    """This host's kernel version for the model (``uname -r``) and a note when the model has to
+    use another: a kernel newer than the newest it knows gets that one's rules."""
+    import platform
+
+    release = platform.release()
+    try:
+        parse_version(release)
+        return release, None
+    except ConfigError:
+        pass
+    newest = KNOWN_VERSIONS[-1]
+    try:
+        major, minor = (int(x) for x in release.split("-")[0].split(".")[:2])
+    except ValueError:
+        return None, f"this host's kernel {release!r} is not a version the model can read"
+    if (major, minor) > tuple(int(x) for x in newest.split(".")[:2]):
+        return newest, (f"this host runs Linux {release}, newer than the model knows: the rules "
+                        f"of Linux {newest}, the newest it has, are used")
+    return None, f"this host's kernel {release!r} is older than the model knows"
+
+
+def live_arch() -> tuple[str | None, str]:
+    """This host's arch as a profile name (``uname -m``), and how it was told."""
+    import platform
+
+    machine = platform.machine()
+    arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64",
+            "i386": "i386", "i586": "i386", "i686": "i386"}.get(machine)
+    if arch is None and machine.startswith("armv"):
+        arch = "arm"
+    return arch, f"this host (uname -m: {machine})"
