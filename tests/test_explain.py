@@ -138,3 +138,80 @@ def test_every_era_message_is_found(version, pages, prefix):
 def test_prefixes_are_stripped():
     assert strip_prefix("Sun Jun  6 16:14:57 2021 kern.warn kernel: [  164.087315] x") == "x"
     assert strip_prefix("<4>[    1.000000] x") == "x"
+
+
+# The model's own transcripts: an i386 machine of each era runs out of vmalloc space; explain
+# reads its dmesg, and the vmalloc= it gives makes the same request succeed on the model.
+@pytest.mark.parametrize("version", ["3.4", "4.14", "6.12"])
+def test_model_transcripts_round_trip(capsys, tmp_path, version):
+    import pyvmalloc as pv
+
+    m = pv.Machine(arch="i386", ram="1G", kernel=version)
+    assert m.vmalloc(200 << 20) is None
+    log = tmp_path / "dmesg.txt"
+    log.write_text("\n".join(m.dmesg()) + "\n")
+    _, doc, _ = _explain(capsys, log, "--arch", "i386", "--ram", "1G", "--kernel", version)
+    (f,) = doc["failures"]
+    assert f["range"] == "vmalloc" and f["vmalloc_param_helps"] and f["asked"] == 200 << 20
+    assert f["confidence"] in ("medium", "high")
+    fixed = pv.Machine(arch="i386", ram="1G", kernel=version, cmdline=f["cmdline"])
+    assert fixed.vmalloc(200 << 20) is not None
+
+
+def test_2622_message_has_no_size(capsys, tmp_path):
+    log = tmp_path / "old.txt"
+    log.write_text("allocation failed: out of vmalloc space - use vmalloc=<size> to increase size.\n")
+    _, doc, _ = _explain(capsys, log, "--arch", "i386")
+    f = doc["failures"][0]
+    assert f["size"] is None and f["range"] == "vmalloc" and f["vmalloc_param_helps"]
+    assert "2.6.22" in doc["machine"]["kernel_how"] or doc["machine"]["kernel"] == "2.6.22"
+
+
+def test_pages_failure_is_not_address_space(capsys, tmp_path):
+    log = tmp_path / "pages.txt"
+    log.write_text("[ 9.0] foo: vmalloc error: size 8388608, failed to allocate pages, "
+                   "mode:0xcc0(GFP_KERNEL), nodemask=(null)\n")
+    _, doc, _ = _explain(capsys, log, "--arch", "arm")
+    f = doc["failures"][0]
+    assert not f["vmalloc_param_helps"] and "memory shortage" in f["advice"][0]
+
+
+def test_arm64_execmem_and_x86_trace(capsys, tmp_path):
+    log = tmp_path / "x.txt"
+    log.write_text("[ 3.0] execmem: unable to allocate memory\n"
+                   "[ 9.0] vmap allocation for size 20480 failed: use vmalloc=<size> to increase size\n"
+                   "[ 9.0] Call Trace:\n"
+                   "[ 9.0]  <TASK>\n"
+                   "[ 9.0]  dump_stack_lvl+0x44/0x5c\n"
+                   "[ 9.0]  __vmalloc_node_range+0x5f7/0x800\n"
+                   "[ 9.0]  ? bpf_jit_alloc_exec+0x10/0x20\n"
+                   "[ 9.0]  bpf_jit_binary_alloc+0x64/0x110\n"
+                   "[ 9.0] RIP: 0033:0x7f00\n")
+    _, doc, _ = _explain(capsys, log)
+    a, b = doc["failures"]
+    assert doc["machine"]["arch"] == "x86_64"
+    assert a["range"] == "module" and not a["vmalloc_param_helps"]
+    assert b["range"] == "bpf" and b["confidence"] == "high"
+    assert any("bpf_jit_limit" in x for x in b["advice"])
+
+
+@pytest.mark.skipif(not Path("/dev/kmsg").exists(), reason="no kernel log on this host")
+def test_live_host_log(capsys):
+    # This machine's own kernel log (root here; elsewhere a clear exit-2 line).
+    code = main(["explain", "--json"])
+    out, err = capsys.readouterr()
+    if code == 2:
+        assert "not readable" in err or "no /dev/kmsg" in err
+        return
+    doc = json.loads(out)
+    assert doc["machine"]["arch"] is not None and isinstance(doc["failures"], list)
+
+
+def test_vmallocinfo_given_uses_the_planner(capsys, tmp_path):
+    zte = Path(__file__).parent / "data" / "vmallocinfo" / "arm32-zte-router-mt7615-4.1.25.txt"
+    log = tmp_path / "x.log"
+    log.write_text("[ 5.0] vmap allocation for size 2101248 failed: use vmalloc=<size> to "
+                   "increase size\n[ 5.0] vmalloc: allocation failure: 2097152 bytes\n")
+    _, doc, _ = _explain(capsys, log, "--arch", "arm", "--kernel", "4.1.25", "--vmallocinfo", zte)
+    f = doc["failures"][0]
+    assert f["proof"].startswith("the planner on --vmallocinfo: ")

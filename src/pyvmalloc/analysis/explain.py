@@ -369,6 +369,9 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
         rng = "vmalloc"
         bounds = None
     modules_in_vmalloc = family == "i386"
+    if modules_in_vmalloc and rng == "vmalloc" and not strong:
+        strong = True
+        clues.append("on i386 modules, BPF images and ioremaps all come from the vmalloc area")
     in_vmalloc_area = rng == "vmalloc" or (rng == "bpf" and modules_in_vmalloc) or (
         rng == "bpf" and "module_alloc" not in f.trace and "execmem_alloc" not in f.trace
         and family == "arm64")
@@ -412,7 +415,8 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
         change = CHANGES["vmap_range_restricted_message"]
         notes.append(f"the log's \"use vmalloc=<size>\" is the kernel's generic hint, printed "
                      f"for every range until Linux {change.since} replaced it ({change.commit})")
-    confidence = "high" if strong and arch is not None else \
+    arch_sure = arch is not None and not mf.arch_how.startswith("guessed")
+    confidence = "high" if strong and arch_sure else \
         "medium" if strong or (arch is not None and request != "unknown") else "low"
     if request == "unknown" and arch is not None and f.trace == () and rng == "vmalloc":
         notes.append("no call trace: if this happened while loading a module, the request was "
