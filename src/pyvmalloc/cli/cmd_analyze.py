@@ -39,7 +39,7 @@ from pyvmalloc.analysis.plan import (
 from pyvmalloc.analysis.summary import format_summary, format_verdict, summarize, to_json
 from pyvmalloc.arch.profiles import PROFILES
 from pyvmalloc.sizes import format_size
-from pyvmalloc.cli.common import live_arch, live_kernel, one_line
+from pyvmalloc.cli.common import live_arch, live_kernel, report_error
 from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
 from pyvmalloc.formats._text import count_lines, lines, quote
 from pyvmalloc.formats.meminfo import parse_meminfo
@@ -551,16 +551,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``analyze``; every failure is one line on stderr and exit code 2."""
     try:
         return _analyze(args)
-    except PyvmallocError as exc:
-        # FormatError already reads "FILE:LINE: what"; the others name no file.
-        prefix = "" if isinstance(exc, FormatError) else "pyvmalloc analyze: "
-        print(one_line(f"{prefix}{exc}"), file=sys.stderr)
-    except BrokenPipeError:
-        raise          # the reader of stdout went away (`| head`): main() ends quietly
-    except OSError as exc:
-        name = exc.filename if exc.filename is not None else args.snapshot
-        print(one_line(f"{os.fspath(name)}: {exc.strerror or exc}"), file=sys.stderr)
+    except (PyvmallocError, OSError) as exc:
+        return report_error("analyze", exc, args.snapshot)
     except ValueError as exc:
         # matplotlib refuses a --plot suffix it cannot write ("Format 'xyz' is not supported").
-        print(one_line(f"{args.plot or args.snapshot}: {exc}"), file=sys.stderr)
-    return 2
+        return report_error("analyze", exc, args.plot or args.snapshot)

@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 from pyvmalloc.analysis.explain import explain, format_explanations, to_json
-from pyvmalloc.cli.common import live_arch, live_kernel, one_line
-from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
+from pyvmalloc.cli.common import live_arch, live_kernel, report_error
+from pyvmalloc.errors import ConfigError, PyvmallocError
 from pyvmalloc.formats.kernel_log import parse_kernel_log
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import parse_vmallocinfo
@@ -120,10 +120,5 @@ def run(args: argparse.Namespace) -> int:
     """Run ``explain``; every failure is one line on stderr and exit code 2."""
     try:
         return _explain(args)
-    except PyvmallocError as exc:
-        prefix = "" if isinstance(exc, FormatError) else "pyvmalloc explain: "
-        print(one_line(f"{prefix}{exc}"), file=sys.stderr)
-    except OSError as exc:
-        name = exc.filename if exc.filename is not None else args.log
-        print(one_line(f"{os.fspath(name)}: {exc.strerror or exc}"), file=sys.stderr)
-    return 2
+    except (PyvmallocError, OSError) as exc:
+        return report_error("explain", exc, args.log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pyvmalloc as pv
-from pyvmalloc.errors import ConfigError
+from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
 from pyvmalloc.versions import DEFAULT_KERNEL, KNOWN_VERSIONS, parse_version
 from pyvmalloc.vmalloc.allocator import ALLOCATORS
 
@@ -31,6 +31,28 @@ def boot_from_args(args: argparse.Namespace) -> pv.Machine:
     """A machine booted from the parsed options (ConfigError on bad ones)."""
     return pv.Machine(arch=args.arch, ram=args.ram, nodes=args.nodes, cpus=args.cpus,
                       cmdline=args.cmdline, allocator=args.allocator, kernel=args.kernel)
+
+
+def report_error(command: str, exc: Exception, name: str | None) -> int:
+    """Print ``exc`` as the one line a subcommand ends with and return exit code 2:
+    ``FILE:LINE: what`` for a FormatError, ``pyvmalloc COMMAND: what`` for the other model
+    errors, ``NAME: strerror`` for a file that cannot be read.  A closed stdout pipe is raised
+    again for main(), which ends quietly."""
+    import os
+    import sys
+
+    if isinstance(exc, BrokenPipeError):
+        raise exc
+    if isinstance(exc, PyvmallocError):
+        # FormatError already reads "FILE:LINE: what"; the others name no file.
+        prefix = "" if isinstance(exc, FormatError) else f"pyvmalloc {command}: "
+        print(one_line(f"{prefix}{exc}"), file=sys.stderr)
+    elif isinstance(exc, OSError):
+        fname = exc.filename if exc.filename is not None else name
+        print(one_line(f"{os.fspath(fname or '-')}: {exc.strerror or exc}"), file=sys.stderr)
+    else:
+        print(one_line(f"{name}: {exc}"), file=sys.stderr)
+    return 2
 
 
 def one_line(text: str) -> str:

@@ -96,7 +96,7 @@ def strip_prefix(line: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
+@dataclass
 class LogFailure:
     """One failed request: the line(s) that say so, its size, the call trace after it.
 
@@ -105,7 +105,7 @@ class LogFailure:
     ``alloc``/``vm_struct``/``pages``: the size asked); ``asked`` the size asked when a follow-up
     line gives it; ``range`` the ``A - B`` of a 6.11+ message; ``trace`` the function names of
     the call trace that follows, innermost first; ``count`` how many identical lines in a row
-    this one stands for.
+    this one stands for.  :func:`parse_kernel_log` fills them in as it reads on.
     """
 
     lineno: int
@@ -158,28 +158,6 @@ def _match(text: str) -> tuple[str, re.Match[str]] | None:
     return None
 
 
-@dataclass
-class _Event:
-    lineno: int
-    text: str
-    kind: str
-    size: int | None
-    asked: int | None = None
-    range: tuple[int, int] | None = None
-    trace: list[str] = field(default_factory=list)
-    bits: int | None = None
-    comm: str | None = None
-    last: int = 0
-    count: int = 1
-    kinds: list[str] = field(default_factory=list)
-
-    def freeze(self) -> LogFailure:
-        return LogFailure(lineno=self.lineno, text=self.text, kind=self.kind, size=self.size,
-                          asked=self.asked, range=self.range, trace=tuple(self.trace),
-                          trace_bits=self.bits, comm=self.comm, count=self.count,
-                          kinds=tuple(self.kinds))
-
-
 def _size(m: re.Match[str]) -> int | None:
     return int(m.group(1)) if m.groups() and m.group(1) and len(m.group(1)) <= 20 else None
 
@@ -189,7 +167,8 @@ def parse_kernel_log(text: str, source: str = "<log>") -> KernelLogFacts:
     lists).  Identical failure lines in a row are one failure with ``count``; a call trace through
     ``__vmalloc_node_range`` with no message before it (the message scrolled off, or the paste
     began after it) is a failure of unknown size."""
-    events: list[_Event] = []
+    events: list[LogFailure] = []
+    last: list[int] = []          # the last line that belongs to each event
     facts: dict[str, str] = {}
     ram: int | None = None
     highmem: int | None = None
@@ -205,26 +184,28 @@ def parse_kernel_log(text: str, source: str = "<log>") -> KernelLogFacts:
             continue
         hit = _match(body)
         cur = events[-1] if events else None
+        cur_last = last[-1] if last else 0
         if hit is not None:
             kind, m = hit
             size = _size(m) if kind not in ("old", "execmem", "ioremap") else None
             if (cur is not None and kind in _FOLLOWERS and cur.kind in ("vmap", "restricted")
-                    and lineno - cur.last <= _JOIN_WINDOW and cur.asked is None):
-                cur.asked, cur.last = size, lineno
-                cur.kinds.append(kind)
+                    and lineno - cur_last <= _JOIN_WINDOW and cur.asked is None):
+                cur.asked, last[-1] = size, lineno
+                cur.kinds += (kind,)
                 c = _COMM.match(body)
                 cur.comm = cur.comm or (c.group(1) if c else None)
             elif (cur is not None and kind == cur.kind and size == cur.size and body == cur.text
                   and not cur.trace):
                 cur.count += 1
-                cur.last = lineno
+                last[-1] = lineno
             else:
                 rng = None
                 if kind == "restricted":
                     rng = (int(m.group(2), 16), int(m.group(3), 16))
                 c = _COMM.match(body)
-                events.append(_Event(lineno, body, kind, size, range=rng, last=lineno,
-                                     comm=c.group(1) if c else None, kinds=[kind]))
+                events.append(LogFailure(lineno, body, kind, size, range=rng,
+                                         comm=c.group(1) if c else None, kinds=(kind,)))
+                last.append(lineno)
             continue
         s = _SUPPRESSED.search(body)
         if s:
@@ -235,21 +216,22 @@ def parse_kernel_log(text: str, source: str = "<log>") -> KernelLogFacts:
             width = 64 if len(addr.group(1)) > 8 else 32
             bits = bits or width
         if frames:
-            if cur is None or (lineno - cur.last > 80):
+            if cur is None or (lineno - cur_last > 80):
                 if "__vmalloc_node_range" in frames or "__get_vm_area_node" in frames:
                     # A trace through the vmalloc core with its message missing.
-                    cur = _Event(lineno, body, "trace", None, last=lineno, kinds=["trace"])
+                    cur = LogFailure(lineno, body, "trace", None, kinds=("trace",))
                     events.append(cur)
+                    last.append(lineno)
                 else:
                     cur = None
             if cur is not None:
-                cur.trace += [f for f in frames if f not in cur.trace]
-                cur.last = lineno
+                cur.trace += tuple(f for f in frames if f not in cur.trace)
+                last[-1] = lineno
                 if addr:
-                    cur.bits = cur.bits or (64 if len(addr.group(1)) > 8 else 32)
-        elif addr and cur is not None and lineno - cur.last <= 80:
-            cur.last = lineno          # an old ARM "Function entered at [<...>]" frame
-            cur.bits = cur.bits or (64 if len(addr.group(1)) > 8 else 32)
+                    cur.trace_bits = cur.trace_bits or (64 if len(addr.group(1)) > 8 else 32)
+        elif addr and cur is not None and lineno - cur_last <= 80:
+            last[-1] = lineno          # an old ARM "Function entered at [<...>]" frame
+            cur.trace_bits = cur.trace_bits or (64 if len(addr.group(1)) > 8 else 32)
         for key, rx in (("version", _VERSION), ("version", _TAINT), ("hardware", _HARDWARE),
                         ("cmdline", _CMDLINE)):
             mm = rx.search(body)
@@ -276,7 +258,7 @@ def parse_kernel_log(text: str, source: str = "<log>") -> KernelLogFacts:
             highmem = int(h.group(1))
             evidence.append(f"{source}:{lineno}: {body[:100]}")
     return KernelLogFacts(
-        source=source, failures=tuple(e.freeze() for e in events),
+        source=source, failures=tuple(events),
         version=facts.get("version"), version_where=facts.get("version_where"),
         hardware=facts.get("hardware"), machine=facts.get("machine"),
         cmdline=facts.get("cmdline"), ram=ram, ram_how=facts.get("ram_how"),
