@@ -215,3 +215,21 @@ def test_vmallocinfo_given_uses_the_planner(capsys, tmp_path):
     _, doc, _ = _explain(capsys, log, "--arch", "arm", "--kernel", "4.1.25", "--vmallocinfo", zte)
     f = doc["failures"][0]
     assert f["proof"].startswith("the planner on --vmallocinfo: ")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789abcdefx[]().:+/- \n<>_vmalocsizefdtr")),
+               max_size=400))
+def test_any_text_parses_without_error(text):
+    facts = parse_kernel_log(text)
+    assert facts.lines_read >= 0 and all(f.lineno >= 1 for f in facts.failures)
+
+
+def test_ppc32_has_no_vmalloc_param(capsys, tmp_path):
+    log = tmp_path / "ppc.log"
+    log.write_text("[ 5.0] vmap allocation for size 1052672 failed: use vmalloc=<size> to "
+                   "increase size\n")
+    code, doc, _ = _explain(capsys, log, "--arch", "ppc32")
+    f = doc["failures"][0]
+    assert code == 0 and not f["vmalloc_param_helps"] and f["cmdline"] is None
+    assert any("ppc32 has no vmalloc=" in n for n in f["notes"])

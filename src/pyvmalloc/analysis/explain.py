@@ -38,6 +38,7 @@ from pyvmalloc.formats.kernel_log import KernelLogFacts, LogFailure
 from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot
 from pyvmalloc.kernel.machine import Machine
 from pyvmalloc.sizes import exact_bytes, format_size
+from pyvmalloc.snapshot.layout import LAYOUT_ONLY_ARCHES
 from pyvmalloc.versions import CHANGES, KernelVersion, has, parse_version
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC
 
@@ -140,7 +141,8 @@ def machine_facts(log: KernelLogFacts, text_lines: Sequence[str], *, arch: str |
     ConfigError for an unknown ``arch`` (the message lists the known ones) or ``kernel``."""
     a: str | None
     if arch is not None:
-        get_profile(arch)
+        if arch not in LAYOUT_ONLY_ARCHES:
+            get_profile(arch)
         a, a_how = arch, f"given: --arch {arch}"
     else:
         a, a_how = _arch_from_log(log, text_lines)
@@ -340,7 +342,7 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
     if bits is None and log.trace_bits:
         bits = log.trace_bits
     lay = None
-    if arch is not None:
+    if arch is not None and arch not in LAYOUT_ONLY_ARCHES:
         try:
             lay = _layout(arch, mf.ram, kernel, mf.cmdline)
         except ConfigError as exc:
@@ -395,7 +397,13 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
     else:
         fits_ever = None
     # Does vmalloc= help?
-    helps = bool(in_vmalloc_area and bits == 32 and f.kind != "pages" and fits_ever is not False)
+    helps = bool(in_vmalloc_area and bits == 32 and f.kind != "pages" and fits_ever is not False
+                 and arch not in LAYOUT_ONLY_ARCHES)
+    if arch in LAYOUT_ONLY_ARCHES:
+        # arch/powerpc and arch/mips parse no vmalloc=: the split is a build-time choice.
+        notes.append(f"{arch} has no vmalloc= parameter: the kernel/vmalloc split is chosen at "
+                     f"build time ({'CONFIG_LOWMEM_SIZE and CONFIG_PAGE_OFFSET (ADVANCED_OPTIONS)' if arch == 'ppc32' else 'KSEG2 is fixed; HIGHMEM moves lowmem out of it'}); "
+                     f"the model has no profile to boot it")
     if bits is None and in_vmalloc_area and f.kind != "pages" and fits_ever is not False:
         notes.append("vmalloc= helps only if this is a 32-bit kernel (i386 or ARM): give --arch")
     param, proof = None, None
