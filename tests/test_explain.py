@@ -233,3 +233,25 @@ def test_ppc32_has_no_vmalloc_param(capsys, tmp_path):
     f = doc["failures"][0]
     assert code == 0 and not f["vmalloc_param_helps"] and f["cmdline"] is None
     assert any("ppc32 has no vmalloc=" in n for n in f["notes"])
+
+
+def test_dmesg_dash_t_and_stdin_and_module_area_from_dump(capsys, tmp_path, monkeypatch):
+    import io
+    import sys as _sys
+
+    zte = Path(__file__).parent / "data" / "vmallocinfo" / "arm32-zte-router-mt7615-4.1.25.txt"
+    text = ("[Mon Dec  1 12:00:00 2025] vmap allocation for size 6295552 failed: use "
+            "vmalloc=<size> to increase size\n"
+            "[Mon Dec  1 12:00:00 2025] kmodloader: vmalloc: allocation failure: 6291456 "
+            "bytes, mode:0xcc0(GFP_KERNEL), nodemask=(null)\n")
+    monkeypatch.setattr(_sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    _, doc, _ = _explain(capsys, "-", "--arch", "arm", "--kernel", "4.1.25", "--vmallocinfo", zte)
+    f = doc["failures"][0]
+    assert f["range"] == "module" and f["size"] == 6295552 and f["line"] == "<stdin>:1"
+    assert any("does not fit in it" in n and "53.1% used" in n for n in f["notes"])
+
+
+def test_dmesg_x_prefix():
+    assert strip_prefix("kern  :warn  : [ 1.0] vmap allocation") == "vmap allocation"
+    assert strip_prefix("pyvmalloc: vmalloc: allocation failure") == \
+        "pyvmalloc: vmalloc: allocation failure"

@@ -64,7 +64,8 @@ _MODULE_WORDS = re.compile(r"\b(insmod|modprobe|kmodloader|\w+\.ko)\b|loading (?
                            r"(?:kernel )?module", re.IGNORECASE)
 # In the user's own words (a line that is not a kernel message): "the module", "a module".
 _PROSE_MODULE = re.compile(r"\b(?:the|a|my|this|latest|kernel) (?:\w+ )?modules?\b", re.IGNORECASE)
-_LOG_LINE = re.compile(r"^\s*(?:\[\s*\d+\.\d+\]|<\d>|\w{3} [ \d]\d \d\d:)")
+_LOG_LINE = re.compile(r"^\s*(?:\[\s*\d+\.\d+\]|<\d>|\w{3} [ \d]\d \d\d:|\[\w{3} \w{3} |"
+                       r"kern\s*:\s*\w+\s*:\s)")
 
 
 @dataclass(frozen=True)
@@ -419,6 +420,12 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
     # Advice and verdict.
     advice = _advice(f, rng, request, family, kernel, helps, param, proof, fits_ever, asked,
                      whole, lay, _uptime_days(f, text_lines))
+    if log.suppressed:
+        notes.append(f"the kernel suppressed {log.suppressed} more such warnings (printk "
+                     f"ratelimit): it failed more often than the log shows")
+    if snapshot is not None and snapshot.addresses_trusted and rng in ("module", "bpf") \
+            and bounds is not None:
+        notes.append(_module_area_in_dump(snapshot, bounds, f.size))
     if "use vmalloc=" in f.text and not helps:
         change = CHANGES["vmap_range_restricted_message"]
         notes.append(f"the log's \"use vmalloc=<size>\" is the kernel's generic hint, printed "
@@ -441,6 +448,23 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
                        vmalloc_param_helps=helps, cmdline=param, verdict=verdict,
                        advice=tuple(advice), confidence=confidence, clues=tuple(clues),
                        proof=proof, notes=tuple(notes))
+
+
+def _module_area_in_dump(snapshot: VmallocinfoSnapshot, bounds: tuple[int, int],
+                         size: int | None) -> str:
+    """How full the dump's module area is, and whether the failed size has a hole there."""
+    from pyvmalloc.snapshot.layout import find_holes, hole_stats
+
+    start, end = bounds
+    inside = [(ln.start, ln.end) for ln in snapshot.lines if start <= ln.start < end]
+    stats = hole_stats(find_holes(inside, start, end))
+    used = (end - start) - stats.total
+    text = (f"the dump's module area 0x{start:x}-0x{end:x}: {len(inside)} areas, "
+            f"{100.0 * used / (end - start):.1f}% used, largest hole {exact_bytes(stats.largest)}")
+    if size:
+        text += ("; the failed request fits in it now (the dump was taken at another moment)"
+                 if stats.largest >= size else "; the failed request does not fit in it")
+    return text
 
 
 def _plan_with_snapshot(snapshot: VmallocinfoSnapshot, asked: int, arch: str, mf: MachineFacts,

@@ -61,6 +61,9 @@ _PREFIXES = (
                r"(?:[\w.-]+\s+)?(?:kern\.\w+\s+)?kernel:\s?"),
     re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:?\d\d|Z)?\s+[\w.-]+\s+kernel:\s?"),
     re.compile(r"^<\d>"),
+    re.compile(r"^(?:kern|user|daemon|syslog)\s*:\s*(?:emerg|alert|crit|err|warn|notice|info|"
+               r"debug)\s*:\s"),                                           # dmesg -x
+    re.compile(r"^\s*\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\]\s?"),    # dmesg -T
     re.compile(r"^\s*\[\s*\d+\.\d+\]\s?"),
     re.compile(r"^\s*\[\s*[TC]\d+\]\s?"),
 )
