@@ -255,3 +255,28 @@ def test_dmesg_x_prefix():
     assert strip_prefix("kern  :warn  : [ 1.0] vmap allocation") == "vmap allocation"
     assert strip_prefix("pyvmalloc: vmalloc: allocation failure") == \
         "pyvmalloc: vmalloc: allocation failure"
+
+
+@pytest.mark.parametrize("lines,arch", [
+    (["[ 1.0] CPU: 0 PID: 1 Comm: modprobe Not tainted 4.19.0-5-686-pae #1 Debian"], "i386-pae"),
+    (["[ 1.0] CPU: 0 PID: 1 Comm: modprobe Not tainted 5.10.17-v7l+ #1403"], "arm"),
+    (["[ 1.0]  unwind_backtrace from show_stack+0x10/0x14",
+      "[ 1.0]  __vmalloc_node_range from module_alloc+0x80/0xa4"], "arm"),
+    (["[ 1.0] Call trace:", "[ 1.0]  dump_backtrace+0x0/0x1e0"], "arm64"),
+    (["[ 1.0] EIP: 0060:[<c1234567>]", "[ 1.0] Call Trace:"], "i386"),
+])
+def test_arch_from_the_log(lines, arch):
+    from pyvmalloc.analysis.explain import machine_facts
+
+    text = "\n".join(["[ 1.0] vmap allocation for size 8192 failed: use vmalloc=<size> to "
+                      "increase size", *lines]) + "\n"
+    mf = machine_facts(parse_kernel_log(text), text.splitlines())
+    assert mf.arch == arch
+
+
+def test_arm_518_unwinder_trace_names_module_alloc():
+    text = ("[ 1.0] vmap allocation for size 8192 failed: use vmalloc=<size> to increase size\n"
+            "[ 1.0]  __vmalloc_node_range from module_alloc+0x80/0xa4\n"
+            "[ 1.0]  module_alloc from load_module+0x9e8/0x2100\n")
+    (f,) = parse_kernel_log(text).failures
+    assert "module_alloc" in f.trace and "__vmalloc_node_range" in f.trace

@@ -34,7 +34,7 @@ from typing import Any
 
 from pyvmalloc.arch import PROFILES, boot_layout, get_profile
 from pyvmalloc.errors import ConfigError, PyvmallocError
-from pyvmalloc.formats.kernel_log import KernelLogFacts, LogFailure
+from pyvmalloc.formats.kernel_log import KernelLogFacts, LogFailure, strip_prefix
 from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot
 from pyvmalloc.kernel.machine import Machine
 from pyvmalloc.sizes import exact_bytes, format_size
@@ -110,23 +110,38 @@ _MACHINE_WORDS = {"armv": "arm", "aarch64": "arm64", "arm64": "arm64", "i386": "
                   "i486": "i386", "i586": "i386", "i686": "i386", "x86_64": "x86_64"}
 
 
+# Distribution and vendor kernel release suffixes that name the arch ("4.19.0-5-686-pae",
+# "5.10.0-8-amd64", "5.10.17-v7l+" of the Raspberry Pi kernels, Debian's "-armmp").
+_RELEASE_ARCH = (("686-pae", "i386-pae"), ("-686", "i386"), ("-486", "i386"), ("amd64", "x86_64"),
+                 ("x86_64", "x86_64"), ("aarch64", "arm64"), ("-arm64", "arm64"), ("-v8", "arm64"),
+                 ("armmp", "arm"), ("-v7", "arm"), ("armv7", "arm"), ("i686", "i386"))
+_ARM_UNWIND = re.compile(r"^\s*(?:\S+\s+)?[A-Za-z_][\w.]* from [A-Za-z_][\w.]*\+0x[0-9a-f]+/0x")
+
+
 def _arch_from_log(log: KernelLogFacts, lines: Sequence[str]) -> tuple[str | None, str]:
     if log.machine:
         for word, arch in _MACHINE_WORDS.items():
             if log.machine.startswith(word):
                 return arch, f"the log's `uname -a`: {log.machine}"
-    arm_style = any(") from [<" in ln for ln in lines)
+    for word, arch in _RELEASE_ARCH:
+        if log.version and word in log.version:
+            return arch, f"the kernel release {log.version} ({word!r})"
+    body = [strip_prefix(ln) for ln in lines]
+    if any(ln.lstrip().startswith("EIP:") for ln in body):
+        return "i386", "the call trace's i386 format (EIP)"
+    arm_style = any(") from [<" in ln for ln in body)
     if log.trace_bits == 32 and arm_style:
         return "arm", "the call trace's ARM unwinder format ('(func) from [<...>]'), 32-bit addresses"
-    if any("Function entered at [<" in ln for ln in lines):
+    if any(_ARM_UNWIND.match(ln) for ln in body):
+        return "arm", "the call trace's ARM unwinder format of 5.18+ ('func from caller+0x...')"
+    if any("Function entered at [<" in ln for ln in body):
         return "arm", "the call trace's old ARM format ('Function entered at [<...>]')"
-    if log.trace_bits == 64 and any("dump_backtrace" in ln or "Call trace:" in ln for ln in lines):
-        return "arm64", "the call trace's arm64 format (dump_backtrace, 'Call trace:'), 64-bit addresses"
-    if any(ln.lstrip().startswith(("RIP:", "RIP ")) or "Call Trace:" in ln for ln in lines) \
+    if any("Call trace:" in ln for ln in body) or (
+            log.trace_bits == 64 and any("dump_backtrace" in ln for ln in body)):
+        return "arm64", "the call trace's arm64 format ('Call trace:', dump_backtrace)"
+    if any(ln.lstrip().startswith(("RIP:", "RIP ")) or "Call Trace:" in ln for ln in body) \
             and log.trace_bits != 32:
         return "x86_64", "the call trace's x86_64 format (RIP, 'Call Trace:')"
-    if any(ln.lstrip().startswith("EIP:") for ln in lines):
-        return "i386", "the call trace's i386 format (EIP)"
     if log.highmem_pages and log.ram and log.ram >= 2 << 30:
         return "i386", ("guessed: a 32-bit kernel with highmem (pages HighMem) and "
                         f"{format_size(log.ram)} of RAM, no ARM trace; give --arch if not")

@@ -70,7 +70,9 @@ _PREFIXES = (
 
 # Function names in call traces: x86/arm64 "func+0x1a/0x40", ARM "(func) from [<...>]".
 _FRAME = re.compile(r"(?:^|[\s(>\]])([A-Za-z_][\w.]*)\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+|"
-                    r"\(([A-Za-z_][\w.]*)\) from \[<")
+                    r"\(([A-Za-z_][\w.]*)\) from \[<|"
+                    # ARM's unwinder from 5.18 on, without addresses: "f from g+0x10/0x14"
+                    r"(?:^|\s)([A-Za-z_][\w.]*) from [A-Za-z_][\w.]*\+0x")
 _TRACE_ADDR = re.compile(r"\[<([0-9a-fA-F]{8,16})>\]")
 _VERSION = re.compile(r"Linux version (\S+)")
 _TAINT = re.compile(r"\bComm: \S+ (?:Not tainted|Tainted: [A-Z ]+?)\s+(\d+\.\d+\S*)")
@@ -147,7 +149,7 @@ class KernelLogFacts:
 def _frames(text: str) -> list[str]:
     out = []
     for m in _FRAME.finditer(text):
-        name = m.group(1) or m.group(2)
+        name = m.group(1) or m.group(2) or m.group(3)
         if name and name not in out:
             out.append(name)
     return out
