@@ -280,3 +280,17 @@ def test_arm_518_unwinder_trace_names_module_alloc():
             "[ 1.0]  module_alloc from load_module+0x9e8/0x2100\n")
     (f,) = parse_kernel_log(text).failures
     assert "module_alloc" in f.trace and "__vmalloc_node_range" in f.trace
+
+
+@pytest.mark.parametrize("start,end,rng", [
+    (0xffff800080000000, 0xfffffbfff0000000, "vmalloc"),     # arm64 6.11+, KASLR'd layout
+    (0xffffffffc0000000, 0xffffffffff000000, "module"),      # x86_64 module map
+    (0xbf000000, 0xbfe00000, "module"),                      # ARM, without --arch
+    (0xe0000000, 0xe8000000, "restricted"),                  # a driver's own range
+])
+def test_restricted_ranges_without_a_layout(capsys, tmp_path, start, end, rng):
+    log = tmp_path / "r.log"
+    log.write_text(f"[ 2.0] vmalloc_node_range for size 8192 failed: Address range restricted "
+                   f"to {start:#x} - {end:#x}\n")
+    _, doc, _ = _explain(capsys, log)
+    assert doc["failures"][0]["range"] == rng

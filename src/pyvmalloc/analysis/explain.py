@@ -375,6 +375,13 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
             rng = "module"
         elif request in ("module_alloc", "bpf_jit"):
             rng = "module" if request == "module_alloc" else "bpf"
+        elif f.range[1] - f.range[0] >= 16 << 30:
+            # Only a 64-bit vmalloc area is that large (module areas are 2 GiB at most).
+            rng = "vmalloc"
+        elif f.range[0] >= 0xFFFFFFFF80000000 or (f.range[1] <= 0xC0000000 <= f.range[1] + (256 << 20)):
+            # x86_64's module map above __START_KERNEL_map; a 32-bit range that ends at or
+            # just below PAGE_OFFSET (ARM's, ppc32's module areas).
+            rng = "module"
         clues.append(f"the message names the range 0x{f.range[0]:x} - 0x{f.range[1]:x}")
         strong = True
     elif request == "module_alloc":
