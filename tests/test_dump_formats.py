@@ -141,4 +141,5 @@ def test_live_host(capsys):
     assert lines[0].startswith("/proc/vmallocinfo: ") and " areas, " in lines[0]
     if "addresses not usable" in lines[0]:
         assert "kptr_restrict=1" in lines[3] and "kernel.kptr_restrict is" in out
+    assert "kernel log" in out
     assert "kernel Linux " in lines[4]

@@ -39,7 +39,7 @@ from pyvmalloc.analysis.plan import (
 from pyvmalloc.analysis.summary import format_summary, format_verdict, summarize, to_json
 from pyvmalloc.arch.profiles import PROFILES
 from pyvmalloc.sizes import format_size
-from pyvmalloc.cli.common import live_arch, live_kernel, report_error
+from pyvmalloc.cli.common import live_arch, live_kernel, read_kmsg, report_error
 from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
 from pyvmalloc.formats._text import count_lines, lines, quote
 from pyvmalloc.formats.meminfo import parse_meminfo
@@ -468,6 +468,23 @@ def _live_inputs(args: argparse.Namespace) -> tuple[str, str]:
     return text, "/proc/vmallocinfo"
 
 
+def _live_log_note() -> str:
+    """What this host's kernel log says about vmalloc failures, in one sentence."""
+    from pyvmalloc.formats.kernel_log import parse_kernel_log
+
+    try:
+        text, where = read_kmsg()
+    except OSError as exc:
+        return (f"this host's kernel log (/dev/kmsg) is not readable ({exc.strerror or exc}; "
+                f"kernel.dmesg_restrict): its vmalloc failures, if any, are not shown")
+    log = parse_kernel_log(text, where)
+    if not log.failures:
+        return f"this host's kernel log ({log.lines_read} lines) has no vmalloc failure"
+    last = log.failures[-1]
+    return (f"this host's kernel log has {len(log.failures)} vmalloc failures, the last "
+            f"{where}:{last.lineno}: {last.text[:80]!r}: `pyvmalloc explain` says what they mean")
+
+
 def _one_layout(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
                 meminfo: dict[str, int] | None, choice: KernelChoice) -> Any:
     """The device's layout, worked out once (arch, VMALLOC_START/END for the chosen kernel):
@@ -513,6 +530,8 @@ def _analyze(args: argparse.Namespace) -> int:
     summary.kernel, summary.kernel_how = choice.text, choice.how
     if getattr(args, "arch_how", None) and summary.arch == args.arch:
         summary.arch_reason = args.arch_how
+    if source == "/proc/vmallocinfo" and args.snapshot is None:
+        summary.warnings.append(_live_log_note())
     if getattr(args, "live_note", None):
         summary.warnings.append(args.live_note)
         summary.kernel_how += f" ({args.live_note})"

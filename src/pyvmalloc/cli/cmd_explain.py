@@ -15,11 +15,11 @@ import sys
 from typing import Any
 
 from pyvmalloc.analysis.explain import explain, format_explanations, to_json
-from pyvmalloc.cli.common import live_arch, live_kernel, report_error
+from pyvmalloc.cli.common import live_arch, live_kernel, read_kmsg, report_error
 from pyvmalloc.errors import ConfigError, PyvmallocError
 from pyvmalloc.formats.kernel_log import parse_kernel_log
 from pyvmalloc.formats.meminfo import parse_meminfo
-from pyvmalloc.formats.vmallocinfo import parse_vmallocinfo
+from pyvmalloc.formats.dumps import read_dump
 from pyvmalloc.sizes import parse_size
 
 __all__ = ["register", "run"]
@@ -47,31 +47,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _read_live_log() -> tuple[str, str]:
-    """The running kernel's log: /dev/kmsg read without blocking (records "pri,seq,ts,-;text")."""
-    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-    out: list[str] = []
-    try:
-        while True:
-            try:
-                rec = os.read(fd, 8192)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno == 32:      # EPIPE: a record was overwritten; keep reading
-                    continue
-                raise
-            if not rec:
-                break
-            head, _, body = rec.decode("utf-8", "replace").partition(";")
-            fields = head.split(",")
-            ts = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else 0
-            out.append(f"[{ts // 1000000:5d}.{ts % 1000000:06d}] {body.splitlines()[0] if body else ''}")
-    finally:
-        os.close(fd)
-    return "\n".join(out) + "\n", "/dev/kmsg"
-
-
 def _explain(args: argparse.Namespace) -> int:
     from pyvmalloc.cli.cmd_analyze import read_text
 
@@ -86,7 +61,7 @@ def _explain(args: argparse.Namespace) -> int:
         if args.meminfo is None and os.path.exists("/proc/meminfo"):
             args.meminfo = "/proc/meminfo"
         try:
-            text, source = _read_live_log()
+            text, source = read_kmsg()
         except PermissionError:
             raise ConfigError("no LOG given and the running kernel's log (/dev/kmsg) is not "
                               "readable by this user (kernel.dmesg_restrict=1): run as root, "
@@ -105,7 +80,7 @@ def _explain(args: argparse.Namespace) -> int:
     meminfo = parse_meminfo(read_text(args.meminfo), args.meminfo) if args.meminfo else None
     snapshot = None
     if args.vmallocinfo:
-        snapshot = parse_vmallocinfo(read_text(args.vmallocinfo), args.vmallocinfo)
+        snapshot = read_dump(read_text(args.vmallocinfo), args.vmallocinfo)[0]
     log = parse_kernel_log(text, source)
     mf, answers = explain(log, text, arch=args.arch, kernel=args.kernel, ram=ram,
                           meminfo=meminfo, cmdline=args.cmdline, snapshot=snapshot)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import pyvmalloc as pv
 from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
@@ -93,3 +94,28 @@ def live_arch() -> tuple[str | None, str]:
     if arch is None and machine.startswith("armv"):
         arch = "arm"
     return arch, f"this host (uname -m: {machine})"
+
+
+def read_kmsg() -> tuple[str, str]:
+    """The running kernel's log: /dev/kmsg read without blocking (records "pri,seq,ts,-;text")."""
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    out: list[str] = []
+    try:
+        while True:
+            try:
+                rec = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == 32:      # EPIPE: a record was overwritten; keep reading
+                    continue
+                raise
+            if not rec:
+                break
+            head, _, body = rec.decode("utf-8", "replace").partition(";")
+            fields = head.split(",")
+            ts = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else 0
+            out.append(f"[{ts // 1000000:5d}.{ts % 1000000:06d}] {body.splitlines()[0] if body else ''}")
+    finally:
+        os.close(fd)
+    return "\n".join(out) + "\n", "/dev/kmsg"
