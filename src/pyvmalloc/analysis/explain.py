@@ -34,15 +34,17 @@ from typing import Any
 
 from pyvmalloc.arch import PROFILES, boot_layout, get_profile
 from pyvmalloc.errors import ConfigError, PyvmallocError
+from pyvmalloc.formats._text import lines
 from pyvmalloc.formats.kernel_log import KernelLogFacts, LogFailure, strip_prefix
 from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot
 from pyvmalloc.kernel.machine import Machine
 from pyvmalloc.sizes import exact_bytes, format_size
-from pyvmalloc.snapshot.layout import LAYOUT_ONLY_ARCHES
+from pyvmalloc.snapshot.layout import KNOWN_ARCHES, LAYOUT_ONLY_ARCHES
 from pyvmalloc.versions import CHANGES, KernelVersion, has, parse_version
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC
 
-__all__ = ["RANGES", "Explanation", "MachineFacts", "explain", "machine_facts", "to_json"]
+__all__ = ["RANGES", "Explanation", "MachineFacts", "explain", "format_explanations",
+           "machine_facts", "to_json"]
 
 MiB = 1 << 20
 PAGE = 4096
@@ -118,7 +120,7 @@ _RELEASE_ARCH = (("686-pae", "i386-pae"), ("-686", "i386"), ("-486", "i386"), ("
 _ARM_UNWIND = re.compile(r"^\s*(?:\S+\s+)?[A-Za-z_][\w.]* from [A-Za-z_][\w.]*\+0x[0-9a-f]+/0x")
 
 
-def _arch_from_log(log: KernelLogFacts, lines: Sequence[str]) -> tuple[str | None, str]:
+def _arch_from_log(log: KernelLogFacts, text_lines: Sequence[str]) -> tuple[str | None, str]:
     if log.machine:
         for word, arch in _MACHINE_WORDS.items():
             if log.machine.startswith(word):
@@ -126,7 +128,7 @@ def _arch_from_log(log: KernelLogFacts, lines: Sequence[str]) -> tuple[str | Non
     for word, arch in _RELEASE_ARCH:
         if log.version and word in log.version:
             return arch, f"the kernel release {log.version} ({word!r})"
-    body = [strip_prefix(ln) for ln in lines]
+    body = [strip_prefix(ln) for ln in text_lines]
     if any(ln.lstrip().startswith("EIP:") for ln in body):
         return "i386", "the call trace's i386 format (EIP)"
     arm_style = any(") from [<" in ln for ln in body)
@@ -157,8 +159,8 @@ def machine_facts(log: KernelLogFacts, text_lines: Sequence[str], *, arch: str |
     ConfigError for an unknown ``arch`` (the message lists the known ones) or ``kernel``."""
     a: str | None
     if arch is not None:
-        if arch not in LAYOUT_ONLY_ARCHES:
-            get_profile(arch)
+        if arch not in KNOWN_ARCHES:
+            raise ConfigError(f"--arch {arch}: unknown arch; known: {', '.join(KNOWN_ARCHES)}")
         a, a_how = arch, f"given: --arch {arch}"
     else:
         a, a_how = _arch_from_log(log, text_lines)
@@ -587,16 +589,10 @@ def explain(log: KernelLogFacts, text: str, *, arch: str | None = None,
             ) -> tuple[MachineFacts, list[Explanation]]:
     """The machine and one :class:`Explanation` per failure of ``log`` (``text`` is the log's
     text, for the words around each failure)."""
-    text_lines = [ln for _, ln in _lines(text)]
+    text_lines = [ln for _, ln in lines(text)]
     mf = machine_facts(log, text_lines, arch=arch, kernel=kernel, ram=ram, meminfo=meminfo,
                        cmdline=cmdline)
     return mf, [_explain_one(f, mf, log, text_lines, snapshot, meminfo) for f in log.failures]
-
-
-def _lines(text: str) -> list[tuple[int, str]]:
-    from pyvmalloc.formats._text import lines
-
-    return list(lines(text))
 
 
 def _hex(n: int | None) -> str | None:

@@ -176,7 +176,7 @@ def choose_kernel(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
 def register(subparsers: Any) -> None:
     """Add the ``analyze`` subcommand."""
     p = subparsers.add_parser(
-        "analyze", help="summarize a /proc/vmallocinfo snapshot",
+        "analyze", help="where the vmalloc space went, verdict first (any vmalloc dump format)",
         description="Summarize a /proc/vmallocinfo snapshot: bytes by kind, top callers, pages "
                     "per node, free holes, fragmentation and VmallocUsed/VmallocChunk.")
     p.add_argument("snapshot", metavar="SNAPSHOT", nargs="?",
