@@ -294,3 +294,9 @@ def test_restricted_ranges_without_a_layout(capsys, tmp_path, start, end, rng):
                    f"to {start:#x} - {end:#x}\n")
     _, doc, _ = _explain(capsys, log)
     assert doc["failures"][0]["range"] == rng
+
+
+def test_module_oops_without_vmalloc_failure_is_not_one(capsys):
+    code = main(["explain", str(LOGS / "arm64-module-plt-oops-no-vmalloc.log")])
+    out = capsys.readouterr().out
+    assert code == 0 and "no vmalloc failure found" in out
