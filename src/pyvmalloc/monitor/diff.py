@@ -260,7 +260,6 @@ def series(samples: Sequence[Sample], sizes: Sequence[int] = ()) -> Series:
                      "rates are per hour of the times given; pass --times or --interval")
     steps = [diff(a, b) for a, b in zip(samples, samples[1:])]
     overall = diff(samples[0], samples[-1])
-    notes.extend(overall.notes)
     for d in steps:
         notes.extend(f"{d.old.source} -> {d.new.source}: {n}" for n in d.notes
                      if n not in overall.notes)
@@ -290,7 +289,8 @@ def _change_line(c: Change, width: int) -> str:
     if c.appeared is not None and c.disappeared is not None:
         moved = f"   +{c.appeared.areas} / -{c.disappeared.areas} areas"
     return (f"  {c.name:<{width}} {signed_bytes(c.bytes):>12} {c.areas:+6d} areas   "
-            f"{human_bytes(c.before.bytes):>10} -> {human_bytes(c.after.bytes):<10}{moved}")
+            f"{human_bytes(c.before.bytes):>10} -> {human_bytes(c.after.bytes):<10}{moved}"
+            ).rstrip()
 
 
 def format_diff(d: Diff, top: int = 15) -> str:

@@ -25,7 +25,7 @@ from pyvmalloc.formats._text import count_lines
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot, parse_vmallocinfo
 
-__all__ = ["AreaKey", "Sample", "Total", "area_key", "caller_group", "read_sample", "read_text_file",
+__all__ = ["AreaKey", "Sample", "Total", "area_key", "caller_group", "meminfo_beside", "read_sample", "read_text_file",
            "sample_from_snapshot", "totals_by_caller", "sample_from_text"]
 
 # (start, end, size, caller as printed, caller group): the group is how callers are totalled.
@@ -136,18 +136,28 @@ def read_text_file(path: str) -> str:
     raise FormatError(f"{path}:{count_lines(raw, bad)}", reason)
 
 
+def meminfo_beside(path: str) -> str | None:
+    """The meminfo of the same moment, if there is one: ``meminfo`` in the same folder as a file
+    named ``vmallocinfo`` (``/proc``, a sosreport's ``proc/``), else ``NAME.meminfo`` next to
+    ``NAME.txt`` (how ``examples/`` and the simulated series keep them)."""
+    folder, name = os.path.split(path)
+    candidates = [os.path.splitext(path)[0] + ".meminfo"]
+    if name == "vmallocinfo":
+        candidates.insert(0, os.path.join(folder, "meminfo"))
+    return next((c for c in candidates if c != path and os.path.isfile(c)), None)
+
+
 def read_sample(path: str, t: float | None = None, meminfo_path: str | None = None) -> Sample:
     """Read a dump file (``/proc/vmallocinfo`` or a saved copy) as a sample.
 
     ``t`` defaults to now for a file under ``/proc`` and to the file's modification time
-    otherwise (when the copy was saved).  A meminfo file next to the dump (same name with the
-    suffix ``.meminfo``) is read when ``meminfo_path`` is None and it exists.
+    otherwise (when the copy was saved).  Without ``meminfo_path``, :func:`meminfo_beside`
+    finds one.
     """
     text = read_text_file(path)
     if t is None:
         t = time.time() if path.startswith("/proc/") else os.stat(path).st_mtime
     if meminfo_path is None:
-        sibling = os.path.splitext(path)[0] + ".meminfo"
-        meminfo_path = sibling if os.path.isfile(sibling) else None
+        meminfo_path = meminfo_beside(path)
     meminfo_text = read_text_file(meminfo_path) if meminfo_path else None
     return sample_from_text(text, path, t, meminfo_text, meminfo_path or "<meminfo>")
