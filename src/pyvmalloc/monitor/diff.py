@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyvmalloc.errors import ConfigError
-from pyvmalloc.monitor.sample import Sample, Total, totals_by_caller
+from pyvmalloc.monitor.sample import ZERO_TOTAL, Sample, Total, totals_by_caller
 from pyvmalloc.monitor.units import (
     format_duration,
     format_moment,
@@ -34,7 +34,7 @@ from pyvmalloc.sizes import human_bytes
 __all__ = ["Change", "Diff", "HoleTrend", "Series", "Trend", "diff", "format_diff",
            "format_series", "least_squares", "series", "series_to_json"]
 
-ZERO = Total(0, 0)
+ZERO = ZERO_TOTAL
 # Lazily freed areas are no caller's: they fall and rise with every purge.
 NOT_SUSPECT_PREFIX = "(no caller: unpurged"
 

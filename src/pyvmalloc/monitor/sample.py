@@ -25,7 +25,7 @@ from pyvmalloc.formats._text import count_lines
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot, parse_vmallocinfo
 
-__all__ = ["AreaKey", "Sample", "Total", "area_key", "caller_group", "meminfo_beside", "read_sample", "read_text_file",
+__all__ = ["AreaKey", "Sample", "Total", "ZERO_TOTAL", "area_key", "caller_group", "meminfo_beside", "read_sample", "read_text_file",
            "sample_from_snapshot", "totals_by_caller", "sample_from_text"]
 
 # (start, end, size, caller as printed, caller group): the group is how callers are totalled.
@@ -66,6 +66,9 @@ class Sample:
     vmalloc_total: int | None = None
     vmalloc_used: int | None = None
     keys: Counter[AreaKey] = field(default_factory=Counter, repr=False)
+
+
+ZERO_TOTAL = Total(0, 0)
 
 
 def caller_group(line: VmallocinfoLine) -> str:
