@@ -64,13 +64,16 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 
 @contextmanager
-def _sigterm_stops() -> Iterator[None]:
-    """SIGTERM (systemd, docker stop, kill) stops the watch as Ctrl-C does."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+def _signals_stop() -> Iterator[None]:
+    """SIGINT and SIGTERM (systemd, docker stop, kill) stop the watch as Ctrl-C does.  SIGINT is
+    set too because a shell starts a background job with SIGINT ignored, and Python keeps an
+    ignored SIGINT ignored: ``kill -INT`` would then do nothing."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     live_mode = console.is_terminal and not args.plain
     seen: list[Alert] = []
-    with Store(args.store) as store, _sigterm_stops():
+    with Store(args.store) as store, _signals_stop():
         live = Live(console=console, refresh_per_second=4, transient=False) if live_mode else None
 
         def on_sample(s: Sample, recent: list[Sample], alerts: list[Alert]) -> None:

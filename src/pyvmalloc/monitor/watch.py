@@ -176,6 +176,10 @@ class Watcher:
                         break
                 else:
                     self.store.add(s)
+                    if self.recent:
+                        # Only totals are needed of the past: identities would hold every
+                        # area of every sample in the window.
+                        self.recent[-1].keys.clear()
                     self.recent.append(s)
                     result.samples += 1
                     alerts = self._alerts(s)
