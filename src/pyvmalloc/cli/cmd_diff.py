@@ -63,7 +63,7 @@ def load(args: argparse.Namespace) -> list[Sample]:
         raise ConfigError("give at least two dumps (OLD NEW [NEWER...]) or --store FILE")
     if args.times is not None and len(args.times) != len(args.dumps):
         raise ConfigError(f"--times gives {len(args.times)} times for {len(args.dumps)} dumps")
-    out = []
+    out: list[Sample] = []
     for i, path in enumerate(args.dumps):
         t = args.times[i] if args.times is not None else None
         s = read_sample(path, t)

@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_rows(columns, rows), end="")
         return 0
     h = load_history(args.store, args.since, args.last)
-    print(format_history(h, args.top, args.sort, args.caller, args.width), end="")
+    text = format_history(h, args.top, args.sort, args.caller, args.width)
     if args.plot:
         plot_history(h, args.plot, args.top, args.sort, args.caller)
-        print(f"plot written to {args.plot}")
+        text += f"plot written to {args.plot}\n"
+    print(text, end="")
     return 0

@@ -102,12 +102,18 @@ def plot_history(h: History, path: str, top: int = 8, sort: str = "bytes",
                  match: Sequence[str] = ()) -> None:
     """Draw the total and the chosen callers' bytes over time (and the largest hole where the
     addresses are real) into a PNG (or any format matplotlib writes, by the suffix)."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    when = [datetime.fromtimestamp(t, tz=timezone.utc) for t in h.times]
+    suffix = os.path.splitext(path)[1][1:].lower()
+    known = FigureCanvasAgg.get_supported_filetypes()
+    if suffix not in known:
+        # Said before drawing: matplotlib would say it only after the whole figure is laid out.
+        raise FormatError(path, f"format {suffix!r} is not supported (supported formats: "
+                                f"{', '.join(sorted(known))})")
+    when = [datetime.fromtimestamp(t, tz=UTC) for t in h.times]
     holes = h.largest_hole if all(v is not None for v in h.largest_hole) else None
     fig = Figure(figsize=(11, 7 if holes else 5), layout="constrained")
     FigureCanvasAgg(fig)
@@ -131,10 +137,7 @@ def plot_history(h: History, path: str, top: int = 8, sort: str = "bytes",
         axes[1].legend(fontsize="small", loc="lower left")
         axes[1].grid(alpha=0.3)
     axes[-1].set_xlabel("time (UTC)")
-    try:
-        fig.savefig(os.fspath(path))
-    except ValueError as exc:   # an unknown suffix: "Format 'xyz' is not supported"
-        raise FormatError(path, str(exc)) from None
+    fig.savefig(os.fspath(path))
 
 
 def format_rows(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -119,7 +119,8 @@ def registry(read: Callable[[], Sample], top: int = 10) -> CollectorRegistry:
 def exposition(sample: Sample, top: int = 10, openmetrics: bool = False) -> str:
     """The text a scrape of ``sample`` gives (Prometheus 0.0.4, or OpenMetrics with ``# EOF``)."""
     reg = registry(lambda: sample, top)
-    data = generate_openmetrics(reg) if openmetrics else generate_latest(reg)
+    # The OpenMetrics writer has no annotations in prometheus_client 0.26.
+    data = generate_openmetrics(reg) if openmetrics else generate_latest(reg)  # type: ignore[no-untyped-call]
     return data.decode("utf-8")
 
 

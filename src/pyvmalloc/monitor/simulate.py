@@ -65,7 +65,8 @@ def bpf_leak_series(outdir: str, steps: int = 6, interval: float = 600.0, *,
     for caller, size in _BOOT_CALLERS:
         m.vmalloc(size, caller=caller)
     stacks = [a for a in (m.vmalloc(16 << 10, caller=STACK_CALLER) for _ in range(12)) if a]
-    transient: int | None = None
+    # One short-lived program is always loaded, from before the first dump on.
+    transient = m.bpf_jit_alloc(rng.randrange(500, 3000), privileged=True, caller=BPF_CALLER)
     key = seed.to_bytes(8, "little")
     paths: list[str] = []
     for step in range(steps + 1):

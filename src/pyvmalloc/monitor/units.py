@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.sizes import human_bytes
@@ -40,7 +40,7 @@ def parse_moment(text: str) -> float:
             raise ConfigError(f"{text!r} is not a time: give seconds since the epoch or ISO "
                               f"8601 (2026-01-01T10:00, 2026-01-01 10:00+02:00)") from None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         return when.timestamp()
     if not math.isfinite(value):
         raise ConfigError(f"{text!r} is not a time")
@@ -49,7 +49,7 @@ def parse_moment(text: str) -> float:
 
 def format_moment(t: float) -> str:
     """``2026-01-01 10:00:00`` in UTC, the way reports print a sample's time."""
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def format_duration(seconds: float) -> str:
@@ -65,7 +65,7 @@ def signed_bytes(n: float) -> str:
     """``+12.0 KiB``, ``-3.0 MiB``, ``0 B``: a change in bytes with its sign."""
     if n == 0:
         return "0 B"
-    return ("+" if n > 0 else "-") + human_bytes(int(round(abs(n))))
+    return ("+" if n > 0 else "-") + human_bytes(round(abs(n)))
 
 
 def signed_rate(bytes_per_hour: float) -> str:
