@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pyvmalloc.errors import ConfigError, FormatError
 from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot, parse_vmallocinfo
-from pyvmalloc.monitor.diff import diff, format_series, least_squares, series, series_to_json
+from pyvmalloc.monitor.diff import Diff, diff, format_series, least_squares, series, series_to_json
 from pyvmalloc.monitor.history import format_history, format_rows, load_history, plot_history
 from pyvmalloc.monitor.sample import Sample, read_sample, sample_from_snapshot
 from pyvmalloc.monitor.simulate import BPF_CALLER, STACK_CALLER, bpf_leak_series
@@ -147,8 +147,8 @@ def test_diffs_compose_and_a_dump_against_itself_is_empty(pa: list[bool], pb: li
     assert diff(a, a).empty
     ab, bc, ac = diff(a, b), diff(b, c), diff(a, c)
 
-    def net(d: object) -> dict[str, int]:
-        return {ch.name: ch.bytes for ch in getattr(d, "callers")}
+    def net(d: Diff) -> dict[str, int]:
+        return {ch.name: ch.bytes for ch in d.callers}
 
     names = set(net(ab)) | set(net(bc)) | set(net(ac))
     for name in names:
