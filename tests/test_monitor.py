@@ -248,3 +248,22 @@ def test_sparkline_durations_and_moments() -> None:
     assert parse_moment("2026-01-01T02:00+02:00") == 1_767_225_600.0
     with pytest.raises(ConfigError, match="not a time"):
         parse_moment("yesterday")
+
+
+def test_the_live_panel_and_the_plain_line(leak: list[str]) -> None:
+    from rich.console import Console
+
+    from pyvmalloc.monitor.live import panel, plain_line, streak
+    from pyvmalloc.monitor.watch import Alert
+
+    samples = [read_sample(p) for p in leak]
+    assert streak(samples, BPF) == 6 and streak(samples, "load_module") == 0
+    console = Console(width=100, record=True, color_system=None)
+    alert = Alert(samples[3].t, "growth", BPF, f"{BPF} grew at each of the last 3 samples")
+    console.print(panel(samples[-1], samples, [alert], "w.db", top=10))
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if BPF in line)
+    assert "+216.0 KiB/h" in row and "▁▂▃▅▆▇█" in row
+    assert "ALERT 2026-01-01 00:30:00 growth: bpf_jit_alloc_exec grew" in text
+    line = plain_line(samples[-1], samples)
+    assert line.startswith("2026-01-01 01:00:00  ") and "module area 1.5 GiB" in line

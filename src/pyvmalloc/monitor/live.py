@@ -78,18 +78,18 @@ def panel(s: Sample, recent: Sequence[Sample], alerts: Sequence[Alert], store: s
     if s.vmalloc_used is not None:
         head.append(f"   VmallocUsed {human_bytes(s.vmalloc_used)}")
     table = Table(expand=True, show_edge=False, pad_edge=False)
-    for name, justify in (("caller", "left"), ("areas", "right"), ("bytes", "right"),
-                          ("change", "right"), ("per hour", "right"), ("grew in a row", "right"),
-                          ("trend", "left")):
-        table.add_column(name, justify=justify, no_wrap=True)   # type: ignore[arg-type]
+    # The numbers keep their width; the caller's name takes what is left of the terminal.
+    table.add_column("caller", ratio=1, no_wrap=True, overflow="ellipsis")
+    for name, width in (("areas", 6), ("bytes", 10), ("per hour", 13), ("grew", 4)):
+        table.add_column(name, justify="right", no_wrap=True, min_width=width)
+    table.add_column("trend", no_wrap=True, min_width=12)
     for caller, t in list(s.callers.items())[:top]:
         run = streak(recent, caller)
         r = rate_per_hour(recent, caller)
         style = "red" if run >= 3 and not caller.startswith(NOT_SUSPECT_PREFIX) else ""
         table.add_row(caller, str(t.areas), human_bytes(t.bytes),
-                      signed_bytes(t.bytes - first.callers.get(caller, ZERO_TOTAL).bytes),
                       "" if r is None else signed_rate(r), str(run),
-                      sparkline([x.callers.get(caller, ZERO_TOTAL).bytes for x in recent], 24),
+                      sparkline([x.callers.get(caller, ZERO_TOTAL).bytes for x in recent], 12),
                       style=style)
     parts: list[RenderableType] = [head, table]
     if alerts:
