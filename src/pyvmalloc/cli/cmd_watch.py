@@ -108,6 +108,6 @@ def run(args: argparse.Namespace) -> int:
             result = watcher.run()
         total = len(store)
     print(f"pyvmalloc watch: stopped ({result.stopped}): {result.samples} samples added to "
-          f"{args.store} ({total} in all), {len(result.alerts)} alerts",
+          f"{args.store} ({total} in all), {len(result.alerts)} alert{'' if len(result.alerts) == 1 else 's'}",
           file=sys.stderr)
     return 1 if result.alerts else 0

@@ -224,8 +224,9 @@ def _caller_trend(name: str, samples: Sequence[Sample], hours: Sequence[float]) 
     byte_rate, r2 = least_squares(hours, [t.bytes for t in totals])
     area_rate, _ = least_squares(hours, [t.areas for t in totals])
     pairs = list(zip(totals, totals[1:]))
+    # A line through two points always fits: R² says something from three samples on.
     return Trend(caller=name, first=totals[0], last=totals[-1], bytes_per_hour=byte_rate,
-                 areas_per_hour=area_rate, r2=r2, steps=len(pairs),
+                 areas_per_hour=area_rate, r2=r2 if len(totals) >= 3 else None, steps=len(pairs),
                  grew=sum(1 for a, b in pairs if b.bytes > a.bytes),
                  shrank=sum(1 for a, b in pairs if b.bytes < a.bytes))
 

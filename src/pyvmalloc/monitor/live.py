@@ -55,11 +55,14 @@ def _hole(s: Sample) -> str:
 
 
 def plain_line(s: Sample, recent: Sequence[Sample]) -> str:
-    """One line per sample for logs and pipes."""
-    rate = rate_per_hour(recent)
+    """One line per sample for logs and pipes: the change is since the previous sample (a rate
+    from seconds apart would only magnify the churn of thread stacks)."""
     top = next(iter(s.callers.items()), None)
-    parts = [format_moment(s.t), f"{s.areas} areas", human_bytes(s.bytes),
-             "" if rate is None else signed_rate(rate), _hole(s)]
+    change = ""
+    if len(recent) >= 2:
+        prev = recent[-2]
+        change = f"({s.areas - prev.areas:+d}, {signed_bytes(s.bytes - prev.bytes)})"
+    parts = [format_moment(s.t), f"{s.areas} areas", human_bytes(s.bytes), change, _hole(s)]
     if top is not None:
         parts.append(f"top {top[0]} {human_bytes(top[1].bytes)}")
     return "  ".join(p for p in parts if p)
