@@ -234,3 +234,15 @@ def test_watch_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     stored = sqlite3.connect(store).execute("SELECT count(*) FROM samples").fetchone()[0]
     assert stored == printed and f"{stored} samples added" in err
     assert sqlite3.connect(store).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_the_readme_shows_what_diff_prints_today(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (ROOT / "README.md").read_text()
+    command = "pyvmalloc diff leak/*.txt --size 64M --top 5\n```\n\n```text\n"
+    shown = text.split(command, 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    bpf_leak_series("leak")                         # what `python3 -m ...simulate leak` writes
+    dumps = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "leak").glob("*.txt"))
+    code, out, _ = _run(capsys, "diff", *dumps, "--size", "64M", "--top", "5")
+    assert code == 0 and out == shown
