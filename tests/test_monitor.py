@@ -155,7 +155,7 @@ def test_diffs_compose_and_a_dump_against_itself_is_empty(pa: list[bool], pb: li
         assert net(ab).get(name, 0) + net(bc).get(name, 0) == net(ac).get(name, 0)
     for d in (ab, bc, ac):
         assert d.appeared is not None and d.disappeared is not None
-        assert d.appeared.bytes - d.disappeared.bytes == d.bytes
+        assert d.appeared.bytes - d.disappeared.bytes == d.total.bytes
         for ch in d.callers:
             assert ch.appeared is not None and ch.disappeared is not None
             assert ch.appeared.areas - ch.disappeared.areas == ch.areas

@@ -93,7 +93,7 @@ def test_diff_of_a_real_hashed_dump_with_itself(capsys: pytest.CaptureFixture[st
     (["diff", str(HASHED), str(HASHED), "--interval", "fast"], "argument --interval: 'fast' is not a duration"),
     (["diff", "--store", str(HASHED)], "x86_64-rhel8-sosreport-hashed.txt: not a pyvmalloc watch store"),
     (["metrics", str(ROOT / "pyproject.toml")], "pyproject.toml:1: start address '[build' does not begin with 0x"),
-    (["metrics", "--top", "-1"], "argument --top: must be 0 or more"),
+    (["metrics", "--top", "-1"], "argument --top: not a whole number of 0 or more"),
     (["watch", "/nonexistent", "--store", "/nonexistent/s.db"], "/nonexistent/s.db"),
     (["history", "/nonexistent.db"], "/nonexistent.db: no such store"),
 ])

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from pyvmalloc.analysis.plan import parse_sizes
 from pyvmalloc.cli.common import one_line
-from pyvmalloc.errors import FormatError, PyvmallocError
+from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
 from pyvmalloc.monitor.units import parse_duration, parse_moment
 from pyvmalloc.sizes import parse_size
 
@@ -35,15 +35,13 @@ size = _typed(parse_size)
 sizes = _typed(parse_sizes)
 
 
-def count(text: str) -> int:
-    """A whole number, 0 or more (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+def _whole(text: str) -> int:
+    if not text.strip().isdigit():
+        raise ConfigError(f"not a whole number of 0 or more: {text!r}")
+    return int(text)
+
+
+count = _typed(_whole)
 
 
 def guarded(command: str, run: Callable[[argparse.Namespace], int]

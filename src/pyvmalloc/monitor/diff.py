@@ -79,12 +79,10 @@ class Diff:
         return self.new.t - self.old.t
 
     @property
-    def bytes(self) -> int:
-        return self.new.bytes - self.old.bytes
-
-    @property
-    def areas(self) -> int:
-        return self.new.areas - self.old.areas
+    def total(self) -> Change:
+        """Every area of the two samples, as one change."""
+        return Change("total", Total(self.old.areas, self.old.bytes),
+                      Total(self.new.areas, self.new.bytes), self.appeared, self.disappeared)
 
     @property
     def empty(self) -> bool:
@@ -299,8 +297,9 @@ def format_diff(d: Diff, top: int = 15) -> str:
     span = format_duration(d.seconds) if d.seconds > 0 else "no time"
     out = [f"{d.old.source} ({format_moment(d.old.t)}) -> {d.new.source} "
            f"({format_moment(d.new.t)}), {span} apart",
-           f"  areas {d.old.areas} -> {d.new.areas} ({d.areas:+d}), bytes "
-           f"{human_bytes(d.old.bytes)} -> {human_bytes(d.new.bytes)} ({signed_bytes(d.bytes)})"]
+           f"  areas {d.old.areas} -> {d.new.areas} ({d.total.areas:+d}), bytes "
+           f"{human_bytes(d.old.bytes)} -> {human_bytes(d.new.bytes)} "
+           f"({signed_bytes(d.total.bytes)})"]
     if d.exact:
         out.append(f"  appeared {_total(d.appeared)}, disappeared {_total(d.disappeared)}")
     if d.empty:
