@@ -267,3 +267,39 @@ def test_the_live_panel_and_the_plain_line(leak: list[str]) -> None:
     assert "ALERT 2026-01-01 00:30:00 growth: bpf_jit_alloc_exec grew" in text
     line = plain_line(samples[-1], samples)
     assert line.startswith("2026-01-01 01:00:00  ") and "module area 1.5 GiB" in line
+
+
+def test_dumps_of_two_boots_are_said_to_be(leak_hashed: list[str]) -> None:
+    d = diff(read_sample(str(HASHED), t=0.0), read_sample(leak_hashed[0], t=60.0))
+    assert any("another boot" in n for n in d.notes)
+
+
+def test_a_followed_folder_takes_new_dumps_until_interrupted(leak: list[str],
+                                                             tmp_path: Path) -> None:
+    import shutil
+
+    from pyvmalloc.monitor.watch import WatchConfig, Watcher
+
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    pending = list(leak)
+    seen: list[Sample] = []
+
+    def sleep(_seconds: float) -> None:
+        # Each wait brings the next dump, as a cron job saving /proc/vmallocinfo would.
+        if not pending:
+            raise KeyboardInterrupt
+        path = pending.pop(0)
+        shutil.copy2(path, folder)
+        shutil.copy2(path.replace(".txt", ".meminfo"), folder)
+
+    with Store(str(tmp_path / "f.db")) as store:
+        watcher = Watcher(WatchConfig(source=str(folder), interval=60.0, follow=True,
+                                      grow_steps=4, command="exit 3"), store,
+                          on_sample=lambda s, recent, alerts: seen.append(s), sleep=sleep)
+        result = watcher.run()
+        assert len(store) == len(leak)
+    assert result.stopped == "interrupted" and result.samples == len(leak)
+    assert [s.source for s in seen] == [str(folder / Path(p).name) for p in leak]
+    # A failing alert command does not stop the watch; the alert is raised once per streak.
+    assert [(a.kind, a.subject) for a in result.alerts] == [("growth", BPF)]

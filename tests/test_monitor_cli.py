@@ -94,7 +94,8 @@ def test_diff_of_a_real_hashed_dump_with_itself(capsys: pytest.CaptureFixture[st
     (["diff", "--store", str(HASHED)], "x86_64-rhel8-sosreport-hashed.txt: not a pyvmalloc watch store"),
     (["metrics", str(ROOT / "pyproject.toml")], "pyproject.toml:1: start address '[build' does not begin with 0x"),
     (["metrics", "--top", "-1"], "argument --top: not a whole number of 0 or more"),
-    (["watch", "/nonexistent", "--store", "/nonexistent/s.db"], "/nonexistent/s.db"),
+    (["watch", "/nonexistent", "--store", "/nonexistent/s.db"], "/nonexistent: No such file or directory"),
+    (["watch", str(HASHED), "--store", "/nonexistent/s.db"], "/nonexistent/s.db: cannot open the store: unable to open database file"),
     (["history", "/nonexistent.db"], "/nonexistent.db: no such store"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str,

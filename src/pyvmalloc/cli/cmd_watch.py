@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                       count=args.count, follow=args.follow, min_hole=args.min_hole,
                       grow_steps=args.grow_alert or None, command=args.command,
                       exit_on_alert=args.exit_on_alert)
+    os.stat(args.source)   # a missing source is said before the store is made
     console = Console(highlight=False)
     live_mode = console.is_terminal and not args.plain
     seen: list[Alert] = []

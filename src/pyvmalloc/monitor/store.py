@@ -79,6 +79,9 @@ class Store:
                     self.db.executemany("INSERT INTO meta VALUES (?, ?)",
                                         [("format", _MAGIC), ("schema", SCHEMA_VERSION)])
             meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError as exc:
+            # Not a question of content: the folder is missing, or not writable.
+            raise FormatError(path, f"cannot open the store: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise FormatError(path, f"not a {_MAGIC} ({exc})") from None
         if meta.get("format") != _MAGIC or meta.get("schema") != SCHEMA_VERSION:
