@@ -100,12 +100,17 @@ def run(args: argparse.Namespace) -> int:
                 print(plain_line(s, recent), flush=True)
 
         def on_alert(alert: Alert) -> None:
-            print(alert.line, file=sys.stderr, flush=True)
+            # The live panel shows alerts itself (a line on stderr would tear its redraw);
+            # they go to stderr when it closes, to stay in the terminal's scrollback.
+            if live is None:
+                print(alert.line, file=sys.stderr, flush=True)
 
         watcher = Watcher(cfg, store, on_sample, on_alert)
         if live is not None:
             with live:
                 result = watcher.run()
+            for alert in result.alerts:
+                print(alert.line, file=sys.stderr)
         else:
             result = watcher.run()
         total = len(store)
