@@ -5,10 +5,10 @@ A :class:`Sample` holds, for one moment, the totals by kind and by caller (funct
 unpurged bytes, the largest hole and fragmentation of the vmalloc range (only where the
 addresses are real), meminfo's VmallocTotal/VmallocUsed, and the multiset of area identities.
 
-Identities are ``(start, end, size, caller, kinds)``.  Addresses hashed by ``%pK`` are hashed
-with a key chosen once per boot (``ptr_to_id``: siphash), so within one boot the same area
-prints the same hashed pair in every dump and identities still tell which areas appeared and
-which went away; only across a reboot do they all change.
+Identities are ``(start, end, size, caller as printed, caller group)``.  Addresses hashed by
+``%pK`` are hashed with a key chosen once per boot (``ptr_to_id``: siphash), so within one boot
+the same area prints the same hashed pair in every dump and identities still tell which areas
+appeared and which went away; only across a reboot do they all change.
 """
 
 from __future__ import annotations
