@@ -1,0 +1,135 @@
+"""Sweeps and fleets on a real Dask cluster: two worker processes on loopback, shared by the module.
+
+The rows a cluster gives are the rows the runs give in this process; a restarted sweep skips
+what it has; a worker killed mid-sweep neither loses nor duplicates a run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("pyarrow")
+
+from pyvmalloc.cli.main import main  # noqa: E402
+from pyvmalloc.scale.engine import local_cluster, worker_code  # noqa: E402
+from pyvmalloc.scale.runner import HOST_COLUMNS, execute  # noqa: E402
+from pyvmalloc.scale.spec import parse_spec  # noqa: E402
+from pyvmalloc.scale.sweep import run_sweep, runs_table, series_table  # noqa: E402
+
+SPEC = """
+[sweep]
+name = "tiny"
+arch = "i386"
+steps = 20
+samples = 3
+[axes]
+kernels = ["2.6.22", "6.12"]
+workloads = ["module_churn", "ioremap_churn", "test_vmalloc:fix_size_alloc_test"]
+seeds = 2
+[axes.params]
+lazy_max_pages = [64, 4096]
+"""
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    from dask.distributed import Client
+
+    with local_cluster(2) as cluster, Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, dict[str, Any]]:
+    """Every run of SPEC executed in this process: the rows a local run gives."""
+    rows = {}
+    for run in parse_spec(SPEC).runs:
+        row, _ = execute(run)
+        rows[row["run_id"]] = _deterministic(row)
+    return rows
+
+
+def _deterministic(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in HOST_COLUMNS}
+
+
+def _rows(out: str) -> list[dict[str, Any]]:
+    return [_deterministic(r) for r in runs_table(out).read().to_pylist()]
+
+
+def test_workers_run_this_checkout(client: Any) -> None:
+    import pyvmalloc
+
+    here = os.path.abspath(pyvmalloc.__file__)
+    assert set(worker_code(client).values()) == {here}
+
+
+def test_cluster_rows_equal_local_rows(client: Any, expected: dict[str, dict[str, Any]],
+                                       tmp_path: Any) -> None:
+    spec = parse_spec(SPEC)
+    done = run_sweep(spec, str(tmp_path), client)
+    assert (done.total, done.ran, done.lost) == (24, 24, 0)
+    rows = _rows(str(tmp_path))
+    assert {r["run_id"]: r for r in rows} == expected
+    assert len(rows) == 24
+    # The series: one row per sample and run (the start, then `samples` points).
+    series = series_table(str(tmp_path)).read().to_pylist()
+    assert {p["run_id"] for p in series} == set(expected)
+    assert all(r["status"] == "ok" for r in rows)
+    assert any(r["tlb_flushes"] for r in rows) and any(r["purge_runs"] for r in rows)
+
+
+def test_restart_skips_finished_runs(client: Any, expected: dict[str, dict[str, Any]],
+                                     tmp_path: Any) -> None:
+    spec = parse_spec(SPEC)
+    half = parse_spec(SPEC)
+    half.runs = half.runs[:10]   # a sweep stopped after 10 runs
+    assert run_sweep(half, str(tmp_path), client).ran == 10
+    again = run_sweep(spec, str(tmp_path), client)
+    assert (again.skipped, again.ran) == (10, 14)
+    assert run_sweep(spec, str(tmp_path), client).ran == 0
+    rows = _rows(str(tmp_path))
+    assert len(rows) == 24 and {r["run_id"]: r for r in rows} == expected
+
+
+def test_worker_killed_mid_sweep(client: Any, expected: dict[str, dict[str, Any]],
+                                 tmp_path: Any) -> None:
+    spec = parse_spec(SPEC)
+    pids = client.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_one(n: int) -> None:
+        if n == 3 and not killed:
+            info = client.processing()   # worker -> the tasks it holds now
+            busy = [w for w, tasks in info.items() if tasks] or list(pids)
+            killed.append(pids[busy[0]])
+            os.kill(pids[busy[0]], signal.SIGKILL)
+
+    done = run_sweep(spec, str(tmp_path), client, on_result=kill_one)
+    assert killed, "no worker was killed"
+    assert (done.ran, done.lost) == (24, 0)
+    rows = _rows(str(tmp_path))
+    assert len(rows) == len({r["run_id"] for r in rows}) == 24
+    assert {r["run_id"]: r for r in rows} == expected
+    client.wait_for_workers(2, timeout=30)   # the nanny brings the worker back for the others
+
+
+def test_cli_sweep_on_scheduler_and_report(client: Any, tmp_path: Any, capsys: Any) -> None:
+    spec = tmp_path / "small.toml"
+    spec.write_text(SPEC.replace('seeds = 2', 'seeds = 1').replace(
+        '"module_churn", "ioremap_churn", ', '').replace('"2.6.22", ', '"2.6.22", "6.1", '))
+    out = tmp_path / "out"
+    addr = client.scheduler.address
+    assert main(["sweep", str(spec), "--out", str(out), "--scheduler", addr, "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert "6 runs, 0 already done, 6 run now" in said and "on 2 workers" in said
+    assert main(["sweep-report", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "test_vmalloc:fix_size_alloc_test" in table and "6.12 kva-rbtree" in table
+    assert (out / "plots" / "test_vmalloc_fix_size_alloc_test.png").stat().st_size > 10_000
