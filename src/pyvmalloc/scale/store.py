@@ -22,10 +22,11 @@ from pyvmalloc.errors import ConfigError
 __all__ = ["Table", "schema"]
 
 _PART = re.compile(r"part-(\d+)\.parquet\Z")
+# Column types by name, for the sweep's and the fleet's tables (every other column is int64).
 _STRINGS = {"run_id", "kernel", "allocator", "workload", "arch", "ram", "cmdline", "status",
-            "error", "top_caller"}
-_FLOATS = {"fragmentation", "host_seconds"}
-_BOOLS = {"lazy_purge"}
+            "error", "top_caller", "device", "taken", "source", "group", "leak_suspect", "callers"}
+_FLOATS = {"fragmentation", "host_seconds", "headroom"}
+_BOOLS = {"lazy_purge", "at_risk"}
 
 
 def schema(columns: Sequence[str], types: Mapping[str, Any] | None = None) -> Any:
@@ -99,6 +100,11 @@ class Table:
                 seen.add(k)
                 keep.append(i)
         return table.take(pa.array(keep, pa.int64())) if len(keep) != table.num_rows else table
+
+    def clear(self) -> None:
+        """Remove every part (a new analysis replaces the table)."""
+        for f in self._parts():
+            os.remove(os.path.join(self.path, f))
 
     def keys(self) -> set[Any]:
         """The first key column's values already written (the finished runs)."""
