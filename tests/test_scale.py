@@ -16,11 +16,11 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("pyarrow")
 
-from pyvmalloc.cli.main import main  # noqa: E402
-from pyvmalloc.scale.engine import local_cluster, worker_code  # noqa: E402
-from pyvmalloc.scale.runner import HOST_COLUMNS, execute  # noqa: E402
-from pyvmalloc.scale.spec import parse_spec  # noqa: E402
-from pyvmalloc.scale.sweep import run_sweep, runs_table, series_table  # noqa: E402
+from pyvmalloc.cli.main import main
+from pyvmalloc.scale.engine import local_cluster, worker_code
+from pyvmalloc.scale.runner import HOST_COLUMNS, execute
+from pyvmalloc.scale.spec import parse_spec
+from pyvmalloc.scale.sweep import run_sweep, runs_table, series_table
 
 SPEC = """
 [sweep]
@@ -133,3 +133,28 @@ def test_cli_sweep_on_scheduler_and_report(client: Any, tmp_path: Any, capsys: A
     table = capsys.readouterr().out
     assert "test_vmalloc:fix_size_alloc_test" in table and "6.12 kva-rbtree" in table
     assert (out / "plots" / "test_vmalloc_fix_size_alloc_test.png").stat().st_size > 10_000
+
+
+def test_fleet_ranks_injected_devices_on_top(client: Any, tmp_path: Any, capsys: Any) -> None:
+    from pyvmalloc.scale.fleet_gen import fleet_plan, load_bases, write_fleet
+
+    examples = os.path.join(os.path.dirname(__file__), "..", "examples", "vmallocinfo")
+    plan = fleet_plan(load_bases(examples), devices=24, at_risk=3, leaks=1, seed=7)
+    fleet = tmp_path / "fleet"
+    assert write_fleet(plan, str(fleet), client, per_archive=8) == 24 + 3   # a leak leaves 4
+    injected = {d.name for d in plan if d.kind != "healthy"}
+    out = tmp_path / "report"
+    addr = client.scheduler.address
+    assert main(["fleet", str(fleet / "reports"), str(fleet / "*.tar.gz"), "--out", str(out),
+                 "--scheduler", addr, "--no-progress", "--top", "6"]) == 0
+    table = capsys.readouterr().out
+    top = [line.split()[1].split("@")[0] for line in table.splitlines()[2:6]]
+    assert set(top) == injected
+    assert "leak suspect: leaky_stats_grow" in table and "27 dumps" in table
+    import pyarrow.parquet as pq
+
+    devices = pq.read_table(str(out / "devices")).to_pylist()   # the folder read as one table
+    assert len(devices) == 27
+    ranked = sorted((r for r in devices if r["rank"]), key=lambda r: r["rank"])
+    assert {r["device"] for r in ranked[:4]} == injected
+    assert (out / "fleet.html").read_text().count("data:image/png;base64,") == 2

@@ -53,7 +53,7 @@ def local_cluster(workers: int | None = None, **kwargs: Any) -> Any:
                                 processes=True, host="127.0.0.1", dashboard_address=None,
                                 silence_logs=logging.ERROR, env={"PYTHONPATH": path})
     opts.update(kwargs)
-    return LocalCluster(**opts)
+    return LocalCluster(**opts)  # type: ignore[no-untyped-call]
 
 
 @contextmanager
@@ -64,11 +64,11 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     from dask.distributed import Client
 
     if scheduler is None:
-        with local_cluster(workers) as cluster, Client(cluster) as client:
+        with local_cluster(workers) as cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
         return
     try:
-        client = Client(scheduler, timeout="10s")
+        client = Client(scheduler, timeout="10s")  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError) as exc:
         raise ConfigError(f"--scheduler {scheduler}: cannot reach a Dask scheduler there "
                           f"({exc})") from None

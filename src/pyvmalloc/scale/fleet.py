@@ -2,8 +2,9 @@
 
 Each dump goes through ``analysis.summary.summarize`` on a Dask worker (batches of dumps per
 task).  Devices are grouped by kernel (the release series its version text names, else the range
-its dump allows) and arch.  A group's *typical request* is the 99th percentile of the sizes of
-the areas its devices hold in the vmalloc range: the large requests that group of devices makes.
+its dump allows) and arch.  A group's *typical request* is the median, over its devices, of the
+99th percentile of the sizes of the areas each holds in the vmalloc range: the large request a
+typical device of the group makes (a median, so that one odd device does not move it).
 A device's *headroom* is its largest free hole divided by that size; under 1, the next such
 request fails (or needs a purge to succeed), under ``AT_RISK`` it is at risk.  Devices that left
 a series of dumps are also checked for leaks: a caller whose bytes grow from every dump to the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -119,10 +121,6 @@ def _leaks(series: list[dict[str, Any]]) -> str | None:
 def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fill ``typical_request``, ``headroom``, ``at_risk``, ``leak_suspect`` and ``rank`` (1 =
     most at risk; latest dump of each device only) and return the rows, ranked ones first."""
-    sizes: dict[str, list[int]] = defaultdict(list)
-    for r in rows:
-        sizes[r["group"]].extend(r.get("_sizes") or [])
-    typical = {g: _percentile(v, 0.99) for g, v in sizes.items() if v}
     by_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_device[r["device"]].append(r)
@@ -132,6 +130,11 @@ def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         last = dev_rows[-1]
         last["leak_suspect"] = _leaks([r for r in dev_rows if r["status"] == "ok"])
         latest.append(last)
+    large: dict[str, list[int]] = defaultdict(list)   # group -> each device's large request
+    for r in latest:
+        if r.get("_sizes"):
+            large[r["group"]].append(_percentile(r["_sizes"], 0.99))
+    typical = {g: int(statistics.median(v)) for g, v in large.items()}
     for r in rows:
         r.pop("_sizes", None)
         t = typical.get(r["group"])
@@ -173,7 +176,7 @@ def analyse_fleet(dumps: Sequence[Dump], client: Any, batch: int = 25,
     chunks = [list(dumps[i:i + batch]) for i in range(0, len(dumps), batch)]
     futures = [client.submit(analyse_batch, c, pure=False) for c in chunks]
     rows: list[dict[str, Any]] = []
-    for fut in as_completed(futures):
+    for fut in as_completed(futures):  # type: ignore[no-untyped-call]
         rows.extend(fut.result())
         fut.release()
         if progress is not None:

@@ -72,6 +72,14 @@ def split_bugreport(text: str) -> tuple[str | None, str | None, str | None]:
     return find("/proc/vmallocinfo"), find("/proc/meminfo"), version.group(1) if version else None
 
 
+def _version(text: str | None) -> str | None:
+    """The release of a ``/proc/version`` line, or the ``uname -r`` text itself."""
+    if text is None:
+        return None
+    match = _VERSION.search(text)
+    return match.group(1) if match else (text.strip() or None)
+
+
 def _looks_like_vmallocinfo(text: str) -> bool:
     first = next((ln for ln in text.split("\n", 20)[:20] if ln.strip()), "")
     return first.startswith("0x") and "-0x" in first
@@ -111,7 +119,7 @@ def _classify(files: dict[str, bytes], label: str) -> Iterator[Dump | str]:
                     for k in ("meminfo", "version") if os.path.join(folder, k) in files}
             owner = os.path.dirname(folder) if os.path.basename(folder) == "proc" else folder
             device, taken = _device(owner or label or name)
-            yield Dump(device, taken, where, text, side.get("meminfo"), side.get("version"))
+            yield Dump(device, taken, where, text, side.get("meminfo"), _version(side.get("version")))
         elif "------ VMALLOC INFO" in text or "(/proc/vmallocinfo) ------" in text:
             vm, mem, ver = split_bugreport(text)
             device, taken = _device(name)
@@ -122,11 +130,8 @@ def _classify(files: dict[str, bytes], label: str) -> Iterator[Dump | str]:
         elif _looks_like_vmallocinfo(text):
             stem = os.path.splitext(name)[0]
             side = {ext: _decode(files[stem + ext], where) for ext in _SIDE if stem + ext in files}
-            version = side.get(".version")
-            match = _VERSION.search(version) if version else None
             device, taken = _device(name)
-            yield Dump(device, taken, where, text, side.get(".meminfo"),
-                       match.group(1) if match else (version.strip() if version else None))
+            yield Dump(device, taken, where, text, side.get(".meminfo"), _version(side.get(".version")))
         else:
             yield where
 

@@ -26,7 +26,7 @@ def _size(n: int | None) -> str:
 
 
 def _ranking_rows(rows: Sequence[dict[str, Any]], top: int) -> list[tuple[str, ...]]:
-    out = [("rank", "device", "group", "largest hole", "typical request", "headroom",
+    out: list[tuple[str, ...]] = [("rank", "device", "group", "largest hole", "typical request", "headroom",
             "fragmentation", "why")]
     for r in rows[:top]:
         if r["rank"] is None:
@@ -74,7 +74,7 @@ def group_table(rows: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     for r in rows:
         if r["rank"] is not None:
             groups[r["group"]].append(r)
-    out = [("group", "devices", "typical request", "median headroom", "at risk")]
+    out: list[tuple[str, ...]] = [("group", "devices", "typical request", "median headroom", "at risk")]
     for g, rs in sorted(groups.items()):
         out.append((g, str(len(rs)), _size(rs[0]["typical_request"]),
                     f"{statistics.median(r['headroom'] for r in rs):.2f}",
@@ -95,7 +95,8 @@ def _plots(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     ranked = [r for r in rows if r["rank"] is not None]
     groups = sorted({r["group"] for r in ranked})
     plots = []
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(11, 4))
+    fig.subplots_adjust(bottom=0.2)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for i, g in enumerate(groups):
@@ -111,7 +112,8 @@ def _plots(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     ax.set_title("headroom of every device, by kernel and arch (red: at risk or leaking)")
     plots.append(("headroom", _png(fig)))
 
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(11, 4))
+    fig.subplots_adjust(bottom=0.2)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for g in groups:

@@ -107,7 +107,8 @@ def plot_sweep(groups: Sequence[Group], series: Sequence[dict[str, Any]], out_di
               ("largest_hole_series", "largest hole over the run (MiB, median)", "line"))
     for w in workloads:
         mine = [g for g in groups if g.workload == w]
-        fig = Figure(figsize=(15, 3.4 * len(panels)), layout="constrained")
+        fig = Figure(figsize=(12, 3 * len(panels)))
+        fig.subplots_adjust(hspace=0.6, top=0.97, bottom=0.05)
         FigureCanvasAgg(fig)
         for i, (col, title, kind) in enumerate(panels):
             ax = fig.add_subplot(len(panels), 1, i + 1)
@@ -117,10 +118,10 @@ def plot_sweep(groups: Sequence[Group], series: Sequence[dict[str, Any]], out_di
                 scale = 1 / (1 << 20) if col == "largest_hole" else 1.0
                 data = [[v * scale for v in g.values(col)] or [0.0] for g in mine]
                 ax.boxplot(data)
-                ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20, fontsize=8)
+                ax.set_xticks(range(1, len(labels) + 1), labels, rotation=10, fontsize=7)
             elif kind == "bar":
                 ax.bar(range(len(mine)), [g.mean(col) or 0.0 for g in mine])
-                ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
+                ax.set_xticks(range(len(labels)), labels, rotation=10, fontsize=7)
             else:
                 for g in mine:
                     steps: dict[int, list[float]] = defaultdict(list)

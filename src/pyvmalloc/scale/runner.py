@@ -104,7 +104,7 @@ def execute(run: RunSpec, trace_text: str | None = None) -> tuple[dict[str, Any]
             row.update(calls=rec.calls, failures=rec.failures)
             _final(m, row)
             series = rec.series
-    except Exception as exc:  # noqa: BLE001 - any refusal is the run's result, recorded
+    except Exception as exc:  # any refusal (ConfigError, ValueError, a BUG) is the run's result
         row.update(status="error", error=f"{type(exc).__name__}: {exc}")
     row["host_seconds"] = round(time.perf_counter() - t0, 6)
     for point in series:

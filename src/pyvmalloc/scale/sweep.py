@@ -92,7 +92,7 @@ def run_sweep(spec: SweepSpec, out: str, client: Any, progress: bool = False,
 
     bar = _bar(len(futures), spec.name) if progress else None
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(futures):  # type: ignore[no-untyped-call]
             if fut.status != "finished":
                 lost += 1          # KilledWorker after repeated deaths: the restart retries it
             else:
