@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from typing import Any
 
-from pyvmalloc.cli.common import one_line
+from pyvmalloc.cli.cmd_sweep import fail
 from pyvmalloc.errors import PyvmallocError
+from pyvmalloc.scale.engine import add_engine_args
 
 __all__ = ["register", "run"]
 
-_ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://[^\s/:]+:\d{1,5}\Z")
 
 
 def register(sub: Any) -> None:
@@ -32,31 +31,23 @@ def register(sub: Any) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="dump, bug report, folder, glob or tar archive")
     p.add_argument("--out", default="fleet-report", help="result folder (default fleet-report)")
-    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
-                   help="a Dask scheduler to run on (default: a local cluster on every core)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local worker processes (default: one per core)")
+    add_engine_args(p)
     p.add_argument("--top", type=int, default=20, help="devices shown in the terminal (default 20)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def _fail(text: str) -> int:
-    print(one_line(f"pyvmalloc fleet: {text}"), file=sys.stderr)
-    return 2
+    return fail("fleet", text)
 
 
 def run(args: argparse.Namespace) -> int:
     """Analyse and rank the fleet; print the table; write the page and the Parquet table."""
-    from pyvmalloc.scale.engine import require
+    from pyvmalloc.scale.engine import check_options, require
 
     try:
         require()
-        if args.scheduler is not None and not _ADDRESS.match(args.scheduler):
-            return _fail(f"--scheduler {args.scheduler!r}: give a Dask scheduler's address such "
-                         f"as tcp://HOST:8786")
-        if args.workers is not None and not 1 <= args.workers <= 1024:
-            return _fail(f"--workers {args.workers}: from 1 to 1024")
+        check_options(args.scheduler, args.workers)
         if not 0 <= args.top <= 100_000:
             return _fail(f"--top {args.top}: from 0 to 100000")
         if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -102,9 +93,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _bar(total: int) -> tuple[Any, Any]:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
-    p = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
+    p = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                 console=Console(stderr=True))
     task = p.add_task("fleet", total=total)
     p.start()
     return p, task

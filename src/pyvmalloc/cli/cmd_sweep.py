@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from typing import Any
 
 from pyvmalloc.cli.common import one_line
 from pyvmalloc.errors import PyvmallocError
+from pyvmalloc.scale.engine import add_engine_args
 
-__all__ = ["register", "run_report", "run_sweep_cmd"]
+__all__ = ["fail", "register", "run_report", "run_sweep_cmd"]
 
-_ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://[^\s/:]+:\d{1,5}\Z")
 SPEC_EXAMPLE = """\
 [sweep]
 name = "lazy"          # default: the spec's file name
@@ -44,10 +43,7 @@ def register(sub: Any) -> None:
                        epilog="A spec:\n\n" + SPEC_EXAMPLE)
     p.add_argument("spec", metavar="SPEC", help="the sweep's TOML file")
     p.add_argument("--out", default=None, help="result folder (default: SPEC's name + .sweep)")
-    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
-                   help="a Dask scheduler to run on (default: a local cluster on every core)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local worker processes (default: one per core)")
+    add_engine_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="list how many runs, run nothing")
     p.set_defaults(func=run_sweep_cmd)
@@ -60,23 +56,20 @@ def register(sub: Any) -> None:
     r.set_defaults(func=run_report)
 
 
-def _fail(cmd: str, text: str) -> int:
+def fail(cmd: str, text: str) -> int:
+    """Print ``pyvmalloc CMD: text`` as one line on stderr; exit code 2."""
     print(one_line(f"pyvmalloc {cmd}: {text}"), file=sys.stderr)
     return 2
 
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
     """Run the sweep; print what it did and the comparison; the exit code."""
-    from pyvmalloc.scale.engine import require
+    from pyvmalloc.scale.engine import check_options, require
     from pyvmalloc.scale.spec import load_spec
 
     try:
         require()
-        if args.scheduler is not None and not _ADDRESS.match(args.scheduler):
-            return _fail("sweep", f"--scheduler {args.scheduler!r}: give a Dask scheduler's "
-                         f"address such as tcp://HOST:8786")
-        if args.workers is not None and not 1 <= args.workers <= 1024:
-            return _fail("sweep", f"--workers {args.workers}: from 1 to 1024")
+        check_options(args.scheduler, args.workers)
         spec = load_spec(args.spec)
         out = args.out or os.path.splitext(args.spec)[0] + ".sweep"
         if args.dry_run:
@@ -90,9 +83,9 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
             progress = not args.no_progress and sys.stderr.isatty()
             done = run_sweep(spec, out, client, progress=progress)
     except PyvmallocError as exc:
-        return _fail("sweep", str(exc))
+        return fail("sweep", str(exc))
     except OSError as exc:
-        return _fail("sweep", f"{exc.filename or args.spec}: {exc.strerror or exc}")
+        return fail("sweep", f"{exc.filename or args.spec}: {exc.strerror or exc}")
     print(f"{spec.name}: {done.total} runs, {done.skipped} already done, {done.ran} run now "
           f"({done.errors} refused by the model, {done.lost} lost) in {done.seconds:.1f} s "
           f"on {nworkers} workers: {done.runs_per_second:.1f} runs/s -> {out}")
@@ -113,7 +106,7 @@ def run_report(args: argparse.Namespace) -> int:
         from pyvmalloc.scale.sweep import runs_table, series_table
 
         if not os.path.isdir(os.path.join(args.out, "runs")):
-            return _fail("sweep-report", f"{args.out}: no sweep results here (no runs folder)")
+            return fail("sweep-report", f"{args.out}: no sweep results here (no runs folder)")
         rows = runs_table(args.out).read().to_pylist()
         groups = group_runs(rows)
         sys.stdout.write(format_table(groups))
@@ -122,7 +115,7 @@ def run_report(args: argparse.Namespace) -> int:
             plots = plot_sweep(groups, series, args.plots or os.path.join(args.out, "plots"))
             print(f"{len(plots)} plots: {', '.join(plots)}")
     except PyvmallocError as exc:
-        return _fail("sweep-report", str(exc))
+        return fail("sweep-report", str(exc))
     except OSError as exc:
-        return _fail("sweep-report", f"{exc.filename or args.out}: {exc.strerror or exc}")
+        return fail("sweep-report", f"{exc.filename or args.out}: {exc.strerror or exc}")
     return 0

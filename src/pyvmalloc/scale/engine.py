@@ -9,8 +9,10 @@ has its workers run the same code; ``worker_code`` tells where each worker's com
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +20,11 @@ from typing import Any
 import pyvmalloc
 from pyvmalloc.errors import ConfigError
 
-__all__ = ["MissingScale", "local_cluster", "open_client", "require", "worker_code"]
+__all__ = ["MissingScale", "add_engine_args", "check_options", "local_cluster", "open_client",
+           "require", "worker_code"]
+
+_ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://[^\s/:]+:\d{1,5}\Z")
+MAX_WORKERS = 1024
 
 
 class MissingScale(ConfigError):
@@ -38,6 +44,23 @@ def require() -> None:
                            f"(pip install 'pyvmalloc[scale]')")
 
 
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """``--scheduler`` and ``--workers``, as ``sweep`` and ``fleet`` both take them."""
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="a Dask scheduler to run on (default: a local cluster on every core)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per core)")
+
+
+def check_options(scheduler: str | None, workers: int | None) -> None:
+    """ConfigError naming the option when ``scheduler`` is no address or ``workers`` is off."""
+    if scheduler is not None and not _ADDRESS.match(scheduler):
+        raise ConfigError(f"--scheduler {scheduler!r}: give a Dask scheduler's address such as "
+                          f"tcp://HOST:8786")
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers {workers}: from 1 to {MAX_WORKERS}")
+
+
 def _source_root() -> str:
     """The folder that holds this ``pyvmalloc`` package (``src`` of a checkout)."""
     return os.path.dirname(os.path.dirname(os.path.abspath(pyvmalloc.__file__)))
@@ -50,7 +73,7 @@ def local_cluster(workers: int | None = None, **kwargs: Any) -> Any:
 
     path = os.pathsep.join(p for p in (_source_root(), os.environ.get("PYTHONPATH", "")) if p)
     opts: dict[str, Any] = dict(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                processes=True, host="127.0.0.1", dashboard_address=None,
+                                processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                 silence_logs=logging.ERROR, env={"PYTHONPATH": path})
     opts.update(kwargs)
     return LocalCluster(**opts)  # type: ignore[no-untyped-call]

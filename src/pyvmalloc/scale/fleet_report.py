@@ -147,8 +147,9 @@ td,th{{border:1px solid #ccc;padding:2px 8px;font-size:13px;text-align:left}} im
 </head><body>
 <h1>{html.escape(title)}</h1>
 <p>{len(rows)} dumps; a device is at risk when its largest free hole holds fewer than {AT_RISK:g}
-of the requests typical for its kernel and arch (the 99th percentile of the area sizes its group
-holds), or when a caller grows through its series of dumps.</p>
+of the requests typical for its kernel and arch (the median over the group's devices of the
+99th percentile of the area sizes each holds), or when a caller grows through its series of
+dumps.</p>
 <h2>Devices most at risk</h2>{_html_table(_ranking_rows(rows, top))}
 <h2>Groups</h2>{_html_table(group_table(rows))}
 <h2>Plots</h2>{plots}

@@ -118,10 +118,12 @@ def run_sweep(spec: SweepSpec, out: str, client: Any, progress: bool = False,
 
 
 def _bar(total: int, name: str) -> tuple[Any, Any]:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    # On stderr: stdout carries the summary line, which scripts read.
     p = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                 TimeRemainingColumn(), transient=False)
+                 TimeRemainingColumn(), console=Console(stderr=True))
     task = p.add_task(f"sweep {name}", total=total)
     p.start()
     return p, task
