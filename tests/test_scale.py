@@ -122,13 +122,15 @@ def test_worker_killed_mid_sweep(client: Any, expected: dict[str, dict[str, Any]
 
 def test_cli_sweep_on_scheduler_and_report(client: Any, tmp_path: Any, capsys: Any) -> None:
     spec = tmp_path / "small.toml"
+    trace = os.path.join(os.path.dirname(__file__), "..", "examples", "trace", "i386-kva.trace")
     spec.write_text(SPEC.replace('seeds = 2', 'seeds = 1').replace(
-        '"module_churn", "ioremap_churn", ', '').replace('"2.6.22", ', '"2.6.22", "6.1", '))
+        '"module_churn", "ioremap_churn"', f'"trace:{os.path.abspath(trace)}"').replace(
+        '"2.6.22", ', '"2.6.22", "6.1", '))
     out = tmp_path / "out"
     addr = client.scheduler.address
     assert main(["sweep", str(spec), "--out", str(out), "--scheduler", addr, "--no-progress"]) == 0
     said = capsys.readouterr().out
-    assert "6 runs, 0 already done, 6 run now" in said and "on 2 workers" in said
+    assert "12 runs, 0 already done, 12 run now" in said and "on 2 workers" in said
     assert main(["sweep-report", str(out)]) == 0
     table = capsys.readouterr().out
     assert "test_vmalloc:fix_size_alloc_test" in table and "6.12 kva-rbtree" in table

@@ -72,9 +72,11 @@ def run_sweep(spec: SweepSpec, out: str, client: Any, progress: bool = False,
         if run.run_id not in done:
             todo.setdefault(run.run_id, run)
     skipped = len({r.run_id for r in spec.runs}) - len(todo)
-    # Each trace travels to the workers once, not once per run.
+    # Each trace travels to the workers once, not once per run, and to every worker, so that
+    # a worker that dies does not take the only copy with it.
     used = {r.workload for r in todo.values()}
-    traces = {name: client.scatter(text) for name, text in spec.traces.items() if name in used}
+    traces = {name: client.scatter(text, broadcast=True) for name, text in spec.traces.items()
+              if name in used}
     futures = [client.submit(execute, run, traces.get(run.workload), key=f"run-{rid}", pure=False)
                for rid, run in todo.items()]
 
