@@ -50,6 +50,8 @@ lazy_max_pages = [32, 64]
     ("[axes]\nworkloads = ['test_vmalloc:nope']", "no such scenario"),
     ("[axes]\nworkloads = ['trace:missing.trace']", "cannot read"),
     ("[sweep]\nsteps = 'x'\n[axes]\nworkloads = ['module_churn']", "sweep.steps"),
+    ("[sweep]\nsteps = 100000000000\n[axes]\nworkloads = ['module_churn']", "at most"),
+    ("[axes]\nworkloads = ['module_churn']\nseeds = 2000000", "axes.seeds"),
     ("[axes\n", "not valid TOML"),
     ("[sweep]\n", "missing: a spec needs an [axes] table"),
 ])
@@ -96,6 +98,7 @@ def test_fleet_inputs_files_folders_globs_tars(tmp_path: Any) -> None:
     for when in range(3):   # a series: dev1@00, dev1@01, dev1@02
         (reports / f"dev1@{when:02d}.txt").write_text(_bugreport("dev1", "4.1.25", body))
     (reports / "README").write_text("not a dump\n")
+    (reports / "broken.txt").write_text(body.replace("\n0x", "\n0xZZ", 1))   # a bad line 2
     with tarfile.open(tmp_path / "sos.tar.gz", "w:gz") as tar:   # a sosreport's layout
         for member, text in (("sosreport-host9/proc/vmallocinfo", body),
                              ("sosreport-host9/proc/meminfo", "VmallocTotal: 647168 kB\n"),
@@ -106,13 +109,16 @@ def test_fleet_inputs_files_folders_globs_tars(tmp_path: Any) -> None:
             tar.addfile(info, io.BytesIO(data))
     found = collect([str(reports), str(tmp_path / "*.tar.gz"), ZTE])
     assert sorted((d.device, d.taken) for d in found.dumps) == [
-        ("arm32-zte-router-mt7615-4.1.25", ""), ("dev1", "00"), ("dev1", "01"), ("dev1", "02"),
-        ("sosreport-host9", "")]
+        ("arm32-zte-router-mt7615-4.1.25", ""), ("broken", ""), ("dev1", "00"), ("dev1", "01"),
+        ("dev1", "02"), ("sosreport-host9", "")]
     assert found.skipped == [str(reports / "README")]
     sos = next(d for d in found.dumps if d.device == "sosreport-host9")
     assert sos.version and sos.version.startswith("4.1.25") and sos.meminfo
     rows = rank(analyse_batch(found.dumps))
-    groups = {r["device"]: r["group"] for r in rows}
+    broken = next(r for r in rows if r["device"] == "broken")
+    assert broken["status"] == "error" and f"{reports / 'broken.txt'}:2:" in broken["error"]
+    assert broken["rank"] is None
+    groups = {r["device"]: r["group"] for r in rows if r["status"] == "ok"}
     assert groups["dev1"] == groups["sosreport-host9"] == "Linux 4.1 arm"
     assert "4.1" not in groups["arm32-zte-router-mt7615-4.1.25"]   # no version: inferred range
 

@@ -37,6 +37,7 @@ PARAMS: dict[str, type | tuple[type, ...]] = {
 _SWEEP_KEYS = ("name", "arch", "ram", "cpus", "steps", "samples")
 _AXES_KEYS = ("kernels", "allocators", "workloads", "seeds", "params")
 MAX_RUNS = 1_000_000  # a typo such as seeds = 10**9 is refused, not expanded
+MAX_STEPS = 10_000_000  # a run's length: hours of model time, not years
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def _check_param(source: str, key: str, name: str, value: Any) -> None:
             parse_size(value)
         if name in ("cpus", "steps", "lazy_max_pages") and value < 1:
             raise ConfigError(f"{value} must be at least 1")
+        if name == "steps" and value > MAX_STEPS:
+            raise ConfigError(f"{value} steps: at most {MAX_STEPS} per run")
     except PyvmallocError as exc:
         raise _fail(source, key, str(exc)) from None
 
