@@ -118,6 +118,7 @@ def test_worker_killed_mid_sweep(client: Any, expected: dict[str, dict[str, Any]
     assert len(rows) == len({r["run_id"] for r in rows}) == 24
     assert {r["run_id"]: r for r in rows} == expected
     client.wait_for_workers(2, timeout=30)   # the nanny brings the worker back for the others
+    assert killed[0] not in client.run(os.getpid).values()
 
 
 def test_cli_sweep_on_scheduler_and_report(client: Any, tmp_path: Any, capsys: Any) -> None:
