@@ -85,14 +85,23 @@ def test_cluster_rows_equal_local_rows(client: Any, expected: dict[str, dict[str
     assert any(r["tlb_flushes"] for r in rows) and any(r["purge_runs"] for r in rows)
 
 
+class Stop(Exception):
+    """The driver dies mid-sweep."""
+
+
 def test_restart_skips_finished_runs(client: Any, expected: dict[str, dict[str, Any]],
                                      tmp_path: Any) -> None:
     spec = parse_spec(SPEC)
-    half = parse_spec(SPEC)
-    half.runs = half.runs[:10]   # a sweep stopped after 10 runs
-    assert run_sweep(half, str(tmp_path), client).ran == 10
+
+    def die(n: int) -> None:
+        if n == 10:
+            raise Stop
+
+    with pytest.raises(Stop):    # written every 4 runs: 8 rows are on disk when it dies
+        run_sweep(spec, str(tmp_path), client, on_result=die, flush_rows=4, flush_seconds=60)
+    assert len(_rows(str(tmp_path))) == 8
     again = run_sweep(spec, str(tmp_path), client)
-    assert (again.skipped, again.ran) == (10, 14)
+    assert (again.skipped, again.ran) == (8, 16)
     assert run_sweep(spec, str(tmp_path), client).ran == 0
     rows = _rows(str(tmp_path))
     assert len(rows) == 24 and {r["run_id"]: r for r in rows} == expected

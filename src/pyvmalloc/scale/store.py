@@ -64,8 +64,8 @@ class Table:
         return sorted(f for f in os.listdir(self.path) if _PART.match(f))
 
     def _next_name(self) -> str:
-        parts = self._parts()
-        last = int(_PART.match(parts[-1]).group(1)) if parts else -1  # type: ignore[union-attr]
+        numbers = [int(m.group(1)) for f in self._parts() if (m := _PART.match(f))]
+        last = max(numbers, default=-1)
         return os.path.join(self.path, f"part-{last + 1:05d}.parquet")
 
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -22,8 +22,6 @@ from pyvmalloc.scale.store import Table, schema
 
 __all__ = ["SweepOutcome", "run_sweep", "runs_table", "series_table"]
 
-_FLUSH_ROWS = 50
-_FLUSH_SECONDS = 2.0
 
 
 def runs_table(out: str) -> Table:
@@ -55,11 +53,13 @@ class SweepOutcome:
 
 
 def run_sweep(spec: SweepSpec, out: str, client: Any, progress: bool = False,
-              on_result: Callable[[int], None] | None = None) -> SweepOutcome:
+              on_result: Callable[[int], None] | None = None, flush_rows: int = 50,
+              flush_seconds: float = 2.0) -> SweepOutcome:
     """Run every run of ``spec`` not already in ``out`` on ``client``'s cluster.
 
     ``progress`` shows a progress bar (rich) on the terminal; ``on_result(n)`` is called after
-    the n-th result arrives (tests use it to kill a worker mid-sweep).
+    the n-th result arrives (tests use it to kill a worker, or stop the sweep, mid-sweep).
+    Results are written every ``flush_rows`` runs or ``flush_seconds``, whichever comes first.
     """
     from dask.distributed import as_completed
 
@@ -106,7 +106,7 @@ def run_sweep(spec: SweepSpec, out: str, client: Any, progress: bool = False,
             fut.release()
             if bar is not None:
                 bar[0].advance(bar[1])
-            if len(rows) >= _FLUSH_ROWS or time.monotonic() - last > _FLUSH_SECONDS:
+            if len(rows) >= flush_rows or time.monotonic() - last > flush_seconds:
                 flush()
             if on_result is not None:
                 on_result(ran + lost)
