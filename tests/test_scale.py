@@ -122,7 +122,7 @@ def test_worker_killed_mid_sweep(client: Any, expected: dict[str, dict[str, Any]
 
     done = run_sweep(spec, str(tmp_path), client, on_result=kill_one)
     assert killed, "no worker was killed"
-    assert (done.ran, done.lost) == (24, 0)
+    assert (done.ran, done.lost, done.lost_why) == (24, 0, [])
     rows = _rows(str(tmp_path))
     assert len(rows) == len({r["run_id"] for r in rows}) == 24
     assert {r["run_id"]: r for r in rows} == expected

@@ -92,6 +92,8 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
     if done.lost:
         print(f"{done.lost} runs were lost (workers died repeatedly): run the sweep again to "
               f"finish them", file=sys.stderr)
+        for why in done.lost_why[:5]:
+            print(one_line(f"  {why}"), file=sys.stderr)
         return 1
     return 0
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyvmalloc.scale.runner import RUN_COLUMNS, SERIES_COLUMNS, execute
@@ -45,6 +46,7 @@ class SweepOutcome:
     errors: int
     lost: int
     seconds: float
+    lost_why: list[str] = field(default_factory=list)   # each lost task's status and error
 
     @property
     def runs_per_second(self) -> float:
@@ -77,12 +79,16 @@ def run_sweep(spec: SweepSpec, out: str, client: Any, progress: bool = False,
     used = {r.workload for r in todo.values()}
     traces = {name: client.scatter(text, broadcast=True) for name, text in spec.traces.items()
               if name in used}
-    futures = [client.submit(execute, run, traces.get(run.workload), key=f"run-{rid}", pure=False)
-               for rid, run in todo.items()]
+    # Keys name the run and this sweep: a task of an earlier sweep that is still being
+    # cancelled (its driver died) cannot be taken for this one's.
+    token = uuid.uuid4().hex[:8]
+    futures = [client.submit(execute, run, traces.get(run.workload), key=f"run-{rid}-{token}",
+                             pure=False) for rid, run in todo.items()]
 
     rows: list[dict[str, Any]] = []
     points: list[dict[str, Any]] = []
     ran = errors = lost = 0
+    lost_why: list[str] = []
     last = time.monotonic()
 
     def flush() -> None:
@@ -97,6 +103,7 @@ def run_sweep(spec: SweepSpec, out: str, client: Any, progress: bool = False,
         for fut in as_completed(futures):  # type: ignore[no-untyped-call]
             if fut.status != "finished":
                 lost += 1          # KilledWorker after repeated deaths: the restart retries it
+                lost_why.append(f"{fut.key}: {fut.status} {fut.exception() if fut.status == 'error' else ''}".strip())
             else:
                 row, series = fut.result()
                 rows.append(row)
@@ -114,9 +121,11 @@ def run_sweep(spec: SweepSpec, out: str, client: Any, progress: bool = False,
     finally:
         if bar is not None:
             bar[0].stop()
+        client.cancel([f for f in futures if not f.done()])   # the driver stops: so do its tasks
     runs_t.compact(sort_by=("run_id",))
     series_t.compact(sort_by=("run_id", "step"))
-    return SweepOutcome(len(spec.runs), skipped, ran, errors, lost, time.perf_counter() - t0)
+    return SweepOutcome(len(spec.runs), skipped, ran, errors, lost, time.perf_counter() - t0,
+                        lost_why)
 
 
 def _bar(total: int, name: str) -> tuple[Any, Any]:
