@@ -1,6 +1,6 @@
 """A sweep on Dask: every run of a spec not yet in the results, written to Parquet as they finish.
 
-Each run is one task keyed by its ``run_id``.  A worker that dies mid-run loses nothing: the
+Each run is one task (keyed by its ``run_id`` and the sweep's token).  A worker that dies mid-run loses nothing: the
 scheduler gives its task to another worker, and the run, being deterministic, gives the same row
 there; the driver takes each task's result once (``as_completed``) and the tables keep one row
 per ``run_id``, so nothing is duplicated either.  Results are appended in parts every few
