@@ -131,8 +131,11 @@ class Stacks(_Pool):
         self.cache: list[int] = []
 
     def act(self, m: Machine, rng: random.Random, rec: Recorder) -> None:
-        # THREAD_SIZE: 16 KiB on 64-bit (x86_64, arm64), 8 KiB on 32-bit; THREAD_ALIGN the same.
+        # THREAD_SIZE: 16 KiB on 64-bit (x86_64, arm64), 8 KiB on 32-bit.  THREAD_ALIGN is
+        # THREAD_SIZE on x86 (asm/page_*_types.h) and twice it with VMAP_STACK on arm64 and ARM
+        # (asm/memory.h, asm/thread_info.h), so that overflow checks find the stack's base.
         size = (16 << 10) if m.profile.bits == 64 else (8 << 10)
+        align = size * (2 if m.profile.name in ("arm64", "arm") else 1)
         cached = 2 * m.nr_cpus          # kernel/fork.c NR_CACHED_STACKS per CPU
         if self.want_free(rng):
             for _ in range(min(rng.randint(1, 16), len(self.live))):
@@ -146,7 +149,7 @@ class Stacks(_Pool):
             if self.cache:
                 self.live.append(self.cache.pop())
                 continue
-            addr = m.vmalloc_node_range(size, size, m.VMALLOC_START, m.VMALLOC_END,
+            addr = m.vmalloc_node_range(size, align, m.VMALLOC_START, m.VMALLOC_END,
                                         G.GFP_KERNEL | getattr(G, "__GFP_ZERO"), "PAGE_KERNEL", -1,
                                         caller="alloc_thread_stack_node")
             rec.call(addr is not None)
