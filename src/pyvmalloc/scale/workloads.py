@@ -102,6 +102,12 @@ class _Pool:
     def take(self, rng: random.Random) -> Any:
         return self.live.pop(rng.randrange(len(self.live)))
 
+    def keep(self, rec: Recorder, obj: Any) -> None:
+        """Count an allocating call; hold what it returned (None: it failed)."""
+        rec.call(obj is not None)
+        if obj is not None:
+            self.live.append(obj)
+
 
 class Modules(_Pool):
     """Modules loaded and unloaded: 64 KiB median core image, a smaller init image."""
@@ -152,9 +158,7 @@ class Stacks(_Pool):
             addr = m.vmalloc_node_range(size, align, m.VMALLOC_START, m.VMALLOC_END,
                                         G.GFP_KERNEL | getattr(G, "__GFP_ZERO"), "PAGE_KERNEL", -1,
                                         caller="alloc_thread_stack_node")
-            rec.call(addr is not None)
-            if addr is not None:
-                self.live.append(addr)
+            self.keep(rec, addr)
 
 
 class Bpf(_Pool):
@@ -168,9 +172,7 @@ class Bpf(_Pool):
             return
         addr = m.bpf_jit_alloc(_size(rng, 3 << 10, 1.2, 64, 512 << 10), privileged=True,
                                caller="bpf_jit_binary_alloc")
-        rec.call(addr is not None)
-        if addr is not None:
-            self.live.append(addr)
+        self.keep(rec, addr)
 
 
 # BAR sizes a server's devices map (registers, doorbells, NVMe, GPUs' small windows), weighted.
@@ -190,9 +192,7 @@ class Devices(_Pool):
             return
         size = rng.choices([s for s, _ in _BARS], [w for _, w in _BARS])[0]
         got = m.get_vm_area(size, VM_IOREMAP, caller="ioremap")
-        rec.call(got is not None)
-        if got is not None:
-            self.live.append(got)
+        self.keep(rec, got)
 
 
 class Buffers(_Pool):
@@ -205,9 +205,7 @@ class Buffers(_Pool):
             m.vfree(self.take(rng))
             return
         addr = m.vmalloc(rng.randint(1, 256) * m.PAGE_SIZE, caller="kvmalloc_node")
-        rec.call(addr is not None)
-        if addr is not None:
-            self.live.append(addr)
+        self.keep(rec, addr)
 
 
 Actor = Modules | Stacks | Bpf | Devices | Buffers
