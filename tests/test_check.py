@@ -269,7 +269,7 @@ def test_an_area_outside_the_allowed_ranges_is_named_unless_a_snapshot_recorded_
     assert m.reserve_vmap_area(vmap_area(addr, addr + 2 * PAGE, VM_VM_AREA, area))
     with pytest.raises(pv.Inconsistency, match="outside every allowed range"):
         m.check()
-    m.extra_vm_ranges = [FixedRange(addr, m.VMALLOC_START, "snapshot")]
+    m.extra_vm_ranges[:] = [FixedRange(addr, m.VMALLOC_START, "snapshot")]
     m.check()
 
 
@@ -277,12 +277,12 @@ def test_a_purge_list_that_disagrees_with_the_allocator_is_named() -> None:
     m = machine(allocator="kva")
     m.vfree(m.vmalloc(PAGE))
     m.check()
-    m._nr_lazy_pages += 1
+    m.vm.nr_lazy_pages += 1
     with pytest.raises(pv.Inconsistency, match="the purge list holds 2 pages, the lazy counter says 3"):
         m.check()
-    m._nr_lazy_pages -= 1
+    m.vm.nr_lazy_pages -= 1
     top = m.VMALLOC_END & ~(PAGE - 1)
-    m._purge_list.append(vmap_area(top - 16 * PAGE, top - 14 * PAGE, VM_LAZY_FREE))
+    m.vm.purge_list.append(vmap_area(top - 16 * PAGE, top - 14 * PAGE, VM_LAZY_FREE))
     with pytest.raises(pv.Inconsistency, match="on the purge list is not reserved in the allocator"):
         m.check()
 

@@ -28,6 +28,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,6 +39,7 @@ from pyvmalloc.errors import Inconsistency
 from pyvmalloc.formats.trace import TraceEvent, parse_trace
 from pyvmalloc.kernel.machine import Machine
 from pyvmalloc.vmalloc.allocator import make_allocator
+from pyvmalloc.vmalloc.vm_struct import vm_struct, vmap_area
 from pyvmalloc.vmalloc.kva_allocator import KvaAllocator
 from pyvmalloc.vmalloc.kva_rbtree import KvaRbtreeAllocator
 
@@ -299,19 +301,31 @@ def model_shapes(capture: str, monkeypatch: pytest.MonkeyPatch) -> tuple[list[tu
         return m.vmap_allocator.shape()
 
     class Recording(Machine):
-        def _alloc_vmap_range(self, size: int, align: int, start: int, end: int, va: object) -> int | None:
-            got = super()._alloc_vmap_range(size, align, start, end, va)  # type: ignore[arg-type]
-            shapes.append(("alloc_vmap_area", shape(self)))
-            return got
+        """The core's search, area removal and purge, each followed by a look at the tree (the
+        core calls them itself too: they are wrapped on the core, not on the facade)."""
 
-        def remove_vm_area(self, addr: int) -> object:
-            got = super().remove_vm_area(addr)
-            shapes.append(("free_vmap_area_noflush", shape(self)))
-            return got
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            core = self.vm
+            alloc, remove, purge = core.alloc_vmap_range, core.remove_vm_area, core.vm_unmap_aliases
 
-        def vm_unmap_aliases(self) -> None:
-            super().vm_unmap_aliases()
-            shapes.append(("purge_vmap_area_lazy", shape(self)))
+            def alloc_vmap_range(size: int, align: int, start: int, end: int, va: vmap_area) -> int | None:
+                got = alloc(size, align, start, end, va)
+                shapes.append(("alloc_vmap_area", shape(self)))
+                return got
+
+            def remove_vm_area(addr: int) -> vm_struct | None:
+                got = remove(addr)
+                shapes.append(("free_vmap_area_noflush", shape(self)))
+                return got
+
+            def vm_unmap_aliases() -> None:
+                purge()
+                shapes.append(("purge_vmap_area_lazy", shape(self)))
+
+            core.alloc_vmap_range = alloc_vmap_range  # type: ignore[method-assign]
+            core.remove_vm_area = remove_vm_area  # type: ignore[method-assign]
+            core.vm_unmap_aliases = vm_unmap_aliases  # type: ignore[method-assign]
 
     monkeypatch.setattr(exact_replay, "Machine", Recording)
     path = DATA / capture / "trace_after.txt"

@@ -115,7 +115,7 @@ class NewCallsMachine(RuleBasedStateMachine):
         areas and objects when it took an area and gave it back (the area then waits on the
         lazy list, maybe taken from a 6.9+ pool; page tables stay)."""
         m = self.m
-        live = (sorted((a.addr, a.size, a.flags) for a in m.areas()), sorted(kv_objects(m)))
+        live = (sorted((a.addr, a.size, a.flags) for a in m.areas()), sorted(kv_objects(m.vm)))
         return live + ((tuple(va.va_start for va in m.pooled_areas()), m.meminfo()) if whole else ())
 
     def _vmalloc(self, addr: int | None, how: str, size: int, zeroed: bool) -> Obj:
@@ -359,7 +359,7 @@ class NewCallsMachine(RuleBasedStateMachine):
         if o.kind == "vmalloc":  # 6.12+: vrealloc for a vmalloc address
             self._resize_vmalloc(p, size, G.GFP_KERNEL, m.kvrealloc(p, size), "kvrealloc")
             return
-        with m._page_lock:
+        with m.vm.page_lock:
             ks = m.slab.ksize(self._handle(p))
         ret = m.kvrealloc(p, size)
         if size <= ks:  # krealloc: the object already holds it
@@ -476,7 +476,7 @@ class NewCallsMachine(RuleBasedStateMachine):
                 if area.pages_array is not None and area.pages_array[0] == "vmalloc":
                     want.add(area.pages_array[1])  # its page array, vmalloc'ed (> PAGE_SIZE)
         assert {x.addr for x in m.areas()} == want
-        assert set(kv_objects(m)) == {self._handle(a) for a, o in self.objs.items() if o.kind == "slab"}
+        assert set(kv_objects(m.vm)) == {self._handle(a) for a, o in self.objs.items() if o.kind == "slab"}
         for a, o in self.objs.items():
             if o.kind == "slab":
                 got = m.phys.frames.read(self._handle(a), len(o.data))
@@ -515,7 +515,7 @@ class NewCallsMachine(RuleBasedStateMachine):
         m.vm_unmap_aliases()
         m.vmap_node_shrink()
         m.check()
-        assert not list(m.areas()) and not kv_objects(m) and not m.pooled_areas()
+        assert not list(m.areas()) and not kv_objects(m.vm) and not m.pooled_areas()
 
 
 SETTINGS = settings(max_examples=12, stateful_step_count=25, deadline=None)

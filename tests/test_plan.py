@@ -92,7 +92,7 @@ def test_fits_agrees_with_first_fit_over_recomputed_holes(path: Path, sizes: lis
         need = -(-size // PAGE) * PAGE + PAGE
         total, largest = sum(h[1] for h in holes), max((h[1] for h in holes), default=0)
         assert (answer.total_free, answer.largest_hole) == (total, largest)
-        want = _vmalloc_like(holes, size, m._ptr_size)
+        want = _vmalloc_like(holes, size, m.vm.ptr_size)
         assert answer.ok == (want is not None) and answer.address == want
         assert answer.reserved == need
         if want is None and total < need:

@@ -32,10 +32,10 @@ def test_block_geometry_follows_the_build_nr_cpus() -> None:
     assert VB.vmap_bbmap_bits(64, 12, 64) == 1024           # VMAP_BBMAP_BITS_MAX
     assert VB.vmap_bbmap_bits(32, 12, 32) == 64             # VMAP_BBMAP_BITS_MIN
     m = _machine()
-    st_ = VB.blocks_of(m)
+    st_ = VB.blocks_of(m.vm)
     assert (st_.bits, st_.block_size, st_.max_alloc) == (256, 1 << 20, 64)
     # The machine's CPU count does not enter it (the kernel uses CONFIG_NR_CPUS).
-    assert VB.blocks_of(pv.Machine(kernel="6.1", cpus=8, ram="256M")).bits == 256
+    assert VB.blocks_of(pv.Machine(kernel="6.1", cpus=8, ram="256M").vm).bits == 256
 
 
 def test_pieces_are_power_of_two_orders_one_after_the_other() -> None:
@@ -48,7 +48,7 @@ def test_pieces_are_power_of_two_orders_one_after_the_other() -> None:
     assert (b - a, c - a) == (4 * PS, 36 * PS)               # orders 2, 5, 0 at the bump offset
     va = m.find_vmap_area(a)
     assert va is not None and va.flags == VMAP_RAM | VMAP_BLOCK and va.size == 1 << 20
-    vb = VB.blocks_of(m).by_index[VB.blocks_of(m).index(m.VMALLOC_START, a)]
+    vb = VB.blocks_of(m.vm).by_index[VB.blocks_of(m.vm).index(m.VMALLOC_START, a)]
     assert (vb.free, vb.dirty) == (256 - 37, 0)
     m.check()
 
@@ -70,7 +70,7 @@ def test_dirty_accounting_and_a_fully_dirty_block_is_freed_lazily() -> None:
     m = _machine()
     addrs = [m.vm_map_ram(_pages(m, 64), 64) for _ in range(4)]
     assert all(x is not None for x in addrs)
-    st_ = VB.blocks_of(m)
+    st_ = VB.blocks_of(m.vm)
     vb = st_.by_index[st_.index(m.VMALLOC_START, addrs[0])]
     assert vb.free == 0 and vb not in st_.queues[0]          # full: off the free list
     for i, a in enumerate(addrs[:3]):
@@ -93,7 +93,7 @@ def test_vm_unmap_aliases_frees_fragmented_blocks() -> None:
     m.vm_unmap_ram(a, 3)                                     # free 252 + dirty 4 == 256
     m.check()                                                # stale TLB allowed in the dirty range
     m.vm_unmap_aliases()
-    assert not VB.blocks_of(m).by_index and _ram_lines(m) == []
+    assert not VB.blocks_of(m.vm).by_index and _ram_lines(m) == []
     m.check()
 
 
@@ -104,7 +104,7 @@ def test_vmap_purge_threshold_keeps_usable_blocks() -> None:
     assert a is not None
     m.vm_unmap_ram(a, 3)
     m.vm_unmap_aliases()
-    st_ = VB.blocks_of(m)
+    st_ = VB.blocks_of(m.vm)
     (vb,) = st_.by_index.values()
     assert (vb.dirty_min, vb.dirty_max) == (256, 0)           # flushed once, forgotten
     m.check()
@@ -123,8 +123,8 @@ def test_the_purge_of_a_failed_search_frees_fragmented_blocks() -> None:
     assert a is not None
     m.vm_unmap_ram(a, 1)
     with m.vmlist_lock.write():
-        VB.purge_fragmented_blocks_allcpus(m)
-    assert not VB.blocks_of(m).by_index
+        VB.purge_fragmented_blocks_allcpus(m.vm)
+    assert not VB.blocks_of(m.vm).by_index
     assert m.lazy_areas()[0].va_start == a
     m.check()
 
@@ -173,7 +173,7 @@ def test_check_catches_a_corrupted_block() -> None:
     m = _machine()
     a = m.vm_map_ram(_pages(m, 4), 4)
     assert a is not None
-    st_ = VB.blocks_of(m)
+    st_ = VB.blocks_of(m.vm)
     vb = st_.by_index[st_.index(m.VMALLOC_START, a)]
     vb.dirty += 1
     with pytest.raises(pv.Inconsistency, match=r"free .* dirty"):
@@ -181,7 +181,7 @@ def test_check_catches_a_corrupted_block() -> None:
     vb.dirty -= 1
     m.check()
     # A page mapped in the free part of a block.
-    m.init_mm.map_range(a + 10 * PS, [m.translate(a) >> 12], m._pgprot("PAGE_KERNEL"))
+    m.init_mm.map_range(a + 10 * PS, [m.translate(a) >> 12], m.vm.pgprot("PAGE_KERNEL"))
     with pytest.raises(pv.Inconsistency, match="page 10"):
         m.check()
 

@@ -306,11 +306,11 @@ def test_check_names_a_leaked_kmalloc_object() -> None:
     a = m.vmalloc(3 * PAGE)
     assert a is not None
     m.check()
-    leaked = m._kmalloc(48, G.GFP_KERNEL, -1)
+    leaked = m.vm.kmalloc(48, G.GFP_KERNEL, -1)
     assert leaked
     with pytest.raises(pv.Inconsistency, match=f"kmalloc object {leaked:#x}.*leak"):
         m.check()
-    m._kfree(leaked)
+    m.vm.kfree(leaked)
     m.check()
 
 

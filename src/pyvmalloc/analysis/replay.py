@@ -256,7 +256,7 @@ def _replay_one(wl: Workload, name: str, arch: str, kernel: str | None) -> Alloc
     m = Machine(arch=arch, ram=get_profile(arch).min_ram, allocator=name, kernel=kernel,
                 lazy_purge=name != "list")
     if m.lazy_purge and wl.nr_lazy_max:
-        m.lazy_max_pages = wl.nr_lazy_max  # the traced kernel's lazy_max_pages()
+        m.vm.lazy_max_pages = wl.nr_lazy_max  # the traced kernel's lazy_max_pages()
     page = m.PAGE_SIZE
     res = AllocatorResult(name, m.lazy_purge, range=wl.main_range)
     live: dict[int, vm_struct] = {}  # the trace's address -> the replay's area
@@ -273,7 +273,7 @@ def _replay_one(wl: Workload, name: str, arch: str, kernel: str | None) -> Alloc
             va = vmap_area(0, 0, VM_VM_AREA, area)
             t0 = clock()
             with m.vmlist_lock.write():
-                addr = m._alloc_vmap_range(op.size, max(op.align, page), op.vstart, op.vend, va)
+                addr = m.vm.alloc_vmap_range(op.size, max(op.align, page), op.vstart, op.vend, va)
             res.alloc_ns += clock() - t0
             res.allocs += 1
             res.addresses.append((op.addr, addr))
@@ -574,7 +574,7 @@ def replay_exact(events: Sequence[TraceEvent], kernel: str | None = None, arch: 
     m = Machine(arch=arch, ram=get_profile(arch).min_ram, kernel=kernel, cpus=cpus)
     for ev in events:
         if ev.event == "free_vmap_area_noflush":
-            m.lazy_max_pages = ev["nr_lazy_max"]  # the traced kernel's lazy_max_pages()
+            m.vm.lazy_max_pages = ev["nr_lazy_max"]  # the traced kernel's lazy_max_pages()
             break
     page = m.PAGE_SIZE
     out = ExactReplay(source, str(m.kernel), m.profile.name, cpus, m.allocator_name,
@@ -641,7 +641,7 @@ def _model_alloc(m: Machine, size: int, align: int, vstart: int, vend: int) -> i
     area = vm_struct(addr=0, size=size, flags=VM_ALLOC, caller="replay", handle=0)
     va = vmap_area(0, 0, VM_VM_AREA, area)
     with m.vmlist_lock.write():
-        addr = m._alloc_vmap_range(size, align, vstart, vend, va)
+        addr = m.vm.alloc_vmap_range(size, align, vstart, vend, va)
     if addr is not None:
         area.addr = va.va_start = addr
         va.va_end = addr + size

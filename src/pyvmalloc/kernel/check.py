@@ -105,7 +105,7 @@ def check_machine(m: Machine) -> None:
     meminfo_text = proc.meminfo(m, "vmlist")  # the walk the recount below repeats
     records = proc.vmallocinfo_records(m)
     # Lock order of the model: vmlist_lock, then the page-table lock, then the page lock.
-    with m.vmlist_lock.write(), m._pgtable_lock, m._page_lock:
+    with m.vmlist_lock.write(), m.vm.pgtable_lock, m.vm.page_lock:
         _Checker(m).run(meminfo_text, records)
 
 
@@ -195,9 +195,10 @@ class _Checker:
         if pending and not m.lazy_purge:
             raise Inconsistency(f"{len(pending)} areas wait for a lazy purge with lazy purge off")
         npages = sum(x.size >> self.shift for x in pending)
-        if npages != m._nr_lazy_pages:
-            raise Inconsistency(f"the purge list holds {npages} pages, the lazy counter says {m._nr_lazy_pages}")
-        if npages > m.lazy_max_pages and not m._drain_pending:
+        counted, drain_pending = m.vm.lazy_state()
+        if npages != counted:
+            raise Inconsistency(f"the purge list holds {npages} pages, the lazy counter says {counted}")
+        if npages > m.lazy_max_pages and not drain_pending:
             raise Inconsistency(f"{npages} lazily freed pages exceed lazy_max_pages {m.lazy_max_pages} "
                                 "without a purge")
 
@@ -222,7 +223,7 @@ class _Checker:
                 handles[handle] = f"area {area.addr:#x}"
             if area.flags & VM_ALLOC and area.nr_pages:
                 self._check_vm_alloc_area(area)
-        for handle in kv_objects(self.m):  # kvmalloc()'s kmalloc objects (vmalloc/kvmalloc.py)
+        for handle in kv_objects(self.m.vm):  # kvmalloc()'s kmalloc objects (vmalloc/kvmalloc.py)
             handles[handle] = "kvmalloc"
         self.handles = handles
 
@@ -236,13 +237,7 @@ class _Checker:
         live = slab.statistics().objects
         if live == len(handles):
             return
-        objects: dict[int, int] = {}  # handle -> requested size
-        base = slab.page_offset
-        for pfn, sl in slab._slabs.items():
-            for idx, size in sl.used.items():
-                objects[base + pfn * self.ps + idx * sl.size] = size
-        for pfn, (_order, size) in slab._large.items():
-            objects[base + pfn * self.ps] = size
+        objects = slab.live_objects()  # handle -> requested size
         leaked = sorted(set(objects) - set(handles))
         if leaked:
             h = leaked[0]
@@ -261,9 +256,9 @@ class _Checker:
     def _kmalloc_objects(self, area: vm_struct) -> list[tuple[str, int]]:
         """The live kmalloc objects ``area`` holds (its vm_struct, a kmalloc'ed page array)."""
         out = []
-        want = [("vm_struct", area.handle, self.m._vm_struct_size)]
+        want = [("vm_struct", area.handle, self.m.vm.vm_struct_size)]
         if area.pages_array is not None and area.pages_array[0] == "kmalloc":
-            want.append(("page array", area.pages_array[1], area.nr_pages * self.m._ptr_size))
+            want.append(("page array", area.pages_array[1], area.nr_pages * self.m.vm.ptr_size))
         for what, handle, need in want:
             if not handle:
                 continue  # areas a snapshot inserted have no kmalloc'ed vm_struct
@@ -294,13 +289,13 @@ class _Checker:
         holder = self.m.find_vm_area_locked(where)
         if holder is None or not holder.flags & VM_ALLOC:
             raise Inconsistency(f"the page array of area {area!r} at {where:#x} is not a vmalloc area")
-        nbytes = area.nr_pages * self.m._ptr_size
+        nbytes = area.nr_pages * self.m.vm.ptr_size
         if nbytes > holder.nr_pages * self.ps or len(holder.pages) < holder.nr_pages:
             raise Inconsistency(f"the page array of area {area!r} does not fit its area {holder!r}")
         # The array's bytes are in the array area's frames: read them from the frames directly.
         nframes = -(-nbytes // self.ps)
         raw = self.m.phys.frames.gather(holder.pages[:nframes]).reshape(-1)[:nbytes]
-        stored = raw.view(np.uint64 if self.m._ptr_size == 8 else np.uint32).astype(_I64)
+        stored = raw.view(np.uint64 if self.m.vm.ptr_size == 8 else np.uint32).astype(_I64)
         bad = stored != area.pages[: area.nr_pages]
         if bad.any():
             i = _first(bad)
@@ -310,7 +305,7 @@ class _Checker:
     def _check_vmap_blocks(self) -> None:
         """vm_map_ram space the model made: blocks and large areas (``vmap_block.check_vm_map_ram``);
         the blocks' structs are kmalloc objects of their own."""
-        handles, self.vb_dirty = vmap_block.check_vm_map_ram(self.m, self.map_ram)
+        handles, self.vb_dirty = vmap_block.check_vm_map_ram(self.m.vm, self.map_ram)
         for h in handles:
             if h in self.handles:
                 raise Inconsistency(f"kmalloc object {h:#x} is a vmap block and {self.handles[h]}")
@@ -357,7 +352,7 @@ class _Checker:
                 raise Inconsistency(f"pfn {int(pages[i]):#x} of area {self.areas[int(where[i])].addr:#x} "
                                     f"has page_count {int(phys.refcount[pages[i]])}")
         # Pages a user mapping still pins (vm_insert_page took a reference).
-        pinned_parts = [np.asarray(mm.inserted, dtype=_I64) for mm in m._user_mms if mm.inserted]
+        pinned_parts = [np.asarray(mm.inserted, dtype=_I64) for mm in m.vm.user_mms if mm.inserted]
         pinned = np.concatenate(pinned_parts) if pinned_parts else np.zeros(0, _I64)
         if len(pinned):
             uniq, counts = np.unique(pinned, return_counts=True)
@@ -374,7 +369,7 @@ class _Checker:
                                 f"(a leak of {len(extra)} page(s))")
         # Page-table frames: exactly the tables of init_mm and of every user mm.
         spaces: list[tuple[str, PageTables]] = [("init_mm", m.init_mm)]
-        spaces += [(f"user mm {i}", mm.page_tables) for i, mm in enumerate(m._user_mms)]
+        spaces += [(f"user mm {i}", mm.page_tables) for i, mm in enumerate(m.vm.user_mms)]
         tparts = [np.asarray(pt.table_pfns(), dtype=_I64) for _, pt in spaces]
         tables = np.concatenate(tparts) if tparts else np.zeros(0, _I64)
         st = np.sort(tables)

@@ -2,38 +2,37 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pyvmalloc.arch import PROFILES, ArchProfile, boot_layout, get_profile
+from pyvmalloc.arch import PROFILES, ArchProfile, BootLayout, boot_layout, get_profile
 from pyvmalloc.sizes import parse_size
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.formats.trace import TraceEvent
 from pyvmalloc.kernel import proc
 from pyvmalloc.kernel.check import check_machine
-from pyvmalloc.kernel.inject import FaultInjector
-from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING, Clock, KernelLog
+from pyvmalloc.kernel.env import KernelEnv
+from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING
 from pyvmalloc.kernel.trace import DEFAULT_BUFFER_SIZE, TraceBuffer
 from pyvmalloc.mmu import Mmu, PageTables
 from pyvmalloc.phys import Kmalloc, PhysMem
 from pyvmalloc.phys import gfp as G
+from pyvmalloc.phys import Page
 from pyvmalloc.vmalloc.allocator import ALLOCATORS, make_allocator
 from pyvmalloc.versions import KernelVersion, allocator_for, has, meminfo_generation, resolve
-from pyvmalloc.vmalloc.api import Vmalloc
-from pyvmalloc.vmalloc.vm_struct import FixedRange
+from pyvmalloc.vmalloc.api import KERNEL_NAMES, PageLike, Vmalloc
+from pyvmalloc.vmalloc.user import UserMm, Vma
+from pyvmalloc.vmalloc.vm_struct import VM_MAP, FixedRange, vm_struct, vmap_area
 
 
 MAX_CPUS = 4096  # NR_CPUS of the largest distribution configs
 
-_PGTABLE_GFP = G.GFP_KERNEL | getattr(G, "__GFP_ZERO")
 
-
-class Machine(Vmalloc):
+class Machine:
     """A simulated machine running Linux's vmalloc: ``pv.Machine(arch="x86_64", ram="2G")``.
 
     ``kernel`` is the Linux version the machine runs ("2.6.22", "3.4.5", "6.1"...; default
@@ -77,23 +76,55 @@ class Machine(Vmalloc):
             raise ConfigError(f"unknown allocator {allocator!r}: choose one of {', '.join(ALLOCATORS)}")
         if lazy_purge is not None and not isinstance(lazy_purge, bool):
             raise ConfigError(f"lazy_purge={lazy_purge!r}: True, False or None (the kernel's choice)")
-        self.layout = boot_layout(self.profile, ram_bytes, cmdline, kaslr_seed, self.kernel)
-        self.clock = Clock()
-        self.log = KernelLog(self.clock)
-        self.faults = FaultInjector(lambda text: self.log.printk(KERN_WARNING, text))
-        self._irq = threading.local()
+        layout = boot_layout(self.profile, ram_bytes, cmdline, kaslr_seed, self.kernel)
+        # The kernel services mm/vmalloc.c is handed (vmalloc.env.KernelServices).
+        env = self.env = KernelEnv(self.profile, layout, self.kernel, cpus)
+        self.clock = env.clock
+        self.log = env.log
+        self.faults = env.faults
         self.allocator_name = allocator
-        self._vmalloc_init(has(self.kernel, "lazy_purge") if lazy_purge is None else lazy_purge, cpus)
-        self.phys = PhysMem(self.profile.page_size, self.layout.zones, nodes, fail_hook=self.faults.allow)
-        self.slab = Kmalloc(self.phys)
+        self.phys = env.phys = PhysMem(self.profile.page_size, layout.zones, nodes, fail_hook=self.faults.allow)
+        self.slab = env.slab = Kmalloc(self.phys)
         self.nr_cpus = cpus
-        self.init_mm = PageTables(self.profile, self.phys.frames, self._alloc_pgtable_frame, self._free_pgtable_frame)
-        self.mmu = Mmu(self.init_mm, self.phys.frames, cpus)
-        self.vmap_allocator = make_allocator(allocator, self.profile.page_size)
+        self.init_mm = env.init_mm = PageTables(self.profile, self.phys.frames, env.alloc_pgtable_frame,
+                                                env.free_pgtable_frame)
+        self.mmu = env.mmu = Mmu(self.init_mm, self.phys.frames, cpus)
+        # mm/vmalloc.c, the private core behind this facade.
+        vm = self.vm = Vmalloc(env, make_allocator(allocator, self.profile.page_size),
+                               has(self.kernel, "lazy_purge") if lazy_purge is None else lazy_purge)
+        # Its state that never changes identity, shared: the same objects as the core's.
+        self.PAGE_SIZE = vm.PAGE_SIZE
+        self.PAGE_SHIFT = vm.PAGE_SHIFT
+        self.vmap_allocator = vm.vmap_allocator
+        self.vmlist_lock = vm.vmlist_lock
+        self.vm_stats = vm.vm_stats
+        self.vmap_nodes = vm.vmap_nodes
+        self.lazy_purge = vm.lazy_purge
         # Areas a restored snapshot holds outside the vmalloc and module ranges (static maps,
         # vendor maps): check() accepts them there.  Empty on a machine booted afresh.
-        self.extra_vm_ranges: list[FixedRange] = []
+        self.extra_vm_ranges: list[FixedRange] = vm.extra_vm_ranges
         self._boot_messages(cmdline)
+
+    # ---- the core's state that may change -------------------------------------------------------
+    @property
+    def layout(self) -> BootLayout:
+        """The boot layout (a restored snapshot may have moved its vmalloc range)."""
+        return self.env.layout
+
+    @property
+    def VMALLOC_START(self) -> int:  # noqa: N802 - the kernel's name
+        """The start of the vmalloc range."""
+        return self.vm.VMALLOC_START
+
+    @property
+    def VMALLOC_END(self) -> int:  # noqa: N802 - the kernel's name
+        """The end of the vmalloc range."""
+        return self.vm.VMALLOC_END
+
+    @property
+    def lazy_max_pages(self) -> int:
+        """``lazy_max_pages()``: lazily freed pages that start a purge."""
+        return self.vm.lazy_max_pages
 
     # ---- booting ----------------------------------------------------------------------------
     @staticmethod
@@ -118,89 +149,52 @@ class Machine(Vmalloc):
             f"    vmalloc : {lay.vmalloc_start:#x} - {lay.vmalloc_end:#x}   ({vsize} MB)",
         )
 
-    # ---- kernel services used by the layers below -------------------------------------------
+    # ---- kernel services -----------------------------------------------------------------------
     def in_interrupt(self) -> bool:
         """Whether the calling thread is inside ``with m.interrupt():``."""
-        return getattr(self._irq, "depth", 0) > 0
+        return self.env.in_interrupt()
 
-    @contextmanager
-    def interrupt(self) -> Iterator[None]:
+    def interrupt(self) -> AbstractContextManager[None]:
         """Run the block in interrupt context (where vfree/vunmap are a BUG in 2.6.22)."""
-        self._irq.depth = getattr(self._irq, "depth", 0) + 1
-        try:
-            yield
-        finally:
-            self._irq.depth -= 1
+        return self.env.interrupt()
 
     def printk(self, level: int, text: str) -> None:
         """Append a line to the kernel log."""
-        self.log.printk(level, text)
+        self.env.printk(level, text)
 
     def printk_ratelimit(self) -> bool:
         """The kernel's printk rate limit (10 messages per 5 s of simulated time)."""
-        return self.log.printk_ratelimit()
+        return self.env.printk_ratelimit()
 
     def WARN_ON(self, condition: bool, where: str) -> bool:  # noqa: N802 - the kernel's name
         """Log ``WARNING: at where`` when ``condition`` holds."""
-        if condition:
-            self.log.warn_on(where)
-        return bool(condition)
-
-    def _fault_allow(self, point: str, n: int = 1) -> int:
-        self.clock.tick()
-        return self.faults.allow(point, n)
-
-    def _alloc_pgtable_frame(self, order: int) -> int | None:
-        """The page source of page tables: zeroed frames, counted as PageTables."""
-        if self.faults.allow("pgtable_alloc") == 0:
-            self._page_alloc_failure(_PGTABLE_GFP, order)
-            return None
-        with self._page_lock:
-            pfn = self.phys.alloc_pages_node(-1, _PGTABLE_GFP, order, owner="pgtable")
-        if pfn is None:
-            self._page_alloc_failure(_PGTABLE_GFP, order)
-        return pfn
-
-    def _free_pgtable_frame(self, pfn: int, order: int) -> None:
-        with self._page_lock:
-            self.phys.free_pages(pfn, order)
-
-    def _get_page(self, pfn: int) -> None:
-        with self._page_lock:
-            self.phys.get_page(pfn)
+        return self.vm.WARN_ON(condition, where)
 
     # ---- tracing (ftrace's vmalloc events, 6.2+) ----------------------------------------------
-    _trace_buffer: TraceBuffer | None = None
-
-    def _trace(self, event: str, **fields: int) -> None:
-        """Record a tracepoint hit on the current CPU (called only while tracing is on)."""
-        if self._trace_buffer is not None:
-            # The irq-info column: 'h' (hardirq) inside ``with m.interrupt():``.
-            flags = "d.h.." if self.in_interrupt() else "....."
-            self._trace_buffer.record(event, self.current_cpu, flags, fields)
-
     def trace_on(self, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Record the vmalloc tracepoints (``echo 1 > events/vmalloc/enable``) into per-CPU
         rings of ``buffer_size`` events; a full ring overwrites its oldest events, as ftrace
         does by default.  Turning tracing on again keeps what was recorded unless the size
         changes (a new size starts empty rings, as writing ``buffer_size_kb`` does)."""
-        buf = self._trace_buffer
+        buf = self.env.trace_buffer
         if buf is None or buf.size != buffer_size:
-            self._trace_buffer = TraceBuffer(self.nr_cpus, buffer_size, self.clock)
-        self._tracing = True
+            self.env.trace_buffer = TraceBuffer(self.nr_cpus, buffer_size, self.clock)
+        self.vm.set_tracing(True)
 
     def trace_off(self) -> None:
         """Stop recording (``echo 0 > tracing_on``); what was recorded stays readable."""
-        self._tracing = False
+        self.vm.set_tracing(False)
 
     def trace(self, header: bool = False) -> list[str]:
         """The recorded events as ftrace prints them (``cat trace``), one string per line;
         with ``header``, ftrace's comment lines first.  Empty when tracing never ran."""
-        return [] if self._trace_buffer is None else self._trace_buffer.lines(header)
+        buf = self.env.trace_buffer
+        return [] if buf is None else buf.lines(header)
 
     def trace_events(self) -> list[TraceEvent]:
         """The recorded events as ``formats.trace.TraceEvent`` objects, in time order."""
-        return [] if self._trace_buffer is None else self._trace_buffer.events()
+        buf = self.env.trace_buffer
+        return [] if buf is None else buf.events()
 
     # ---- what a person sees -----------------------------------------------------------------
     def dmesg(self) -> list[str]:
@@ -282,7 +276,7 @@ class Machine(Vmalloc):
         out["vmlist_lock.read"] = self.vmlist_lock.read_acquisitions
         out["vmlist_lock.write"] = self.vmlist_lock.write_acquisitions
         out["vmlist_lock.max_concurrent_readers"] = self.vmlist_lock.max_concurrent_readers
-        out["lazy.pending_pages"] = self._nr_lazy_pages
+        out["lazy.pending_pages"] = self.vm.nr_lazy_pages
         out["lazy.max_pages"] = self.lazy_max_pages
         out["printk.suppressed"] = self.log.suppressed
         if self.vmap_nodes is not None:  # 6.9+ vmap nodes: pools, searches, purge batches, locks
@@ -291,9 +285,255 @@ class Machine(Vmalloc):
             out["vmap_node.pooled_now"] = self.vmap_nodes.shrink_count()
         return out
 
+    # ---- mm/vmalloc.c: the facade ------------------------------------------------------------
+    # The kernel's functions, each a typed one-line forward to the core (``self.vm``); their
+    # docstrings are the core's (set below the class).
+    def PAGE_ALIGN(self, size: int) -> int:  # noqa: N802 - the kernel's name
+        return self.vm.PAGE_ALIGN(size)
+
+    def vm_ranges(self) -> list[tuple[int, int, str]]:
+        return self.vm.vm_ranges()
+
+    @property
+    def num_physpages(self) -> int:
+        return self.vm.num_physpages
+
+    def unmap_kernel_range(self, addr: int, size: int) -> None:
+        return self.vm.unmap_kernel_range(addr, size)
+
+    def flush_tlb_kernel_range(self, start: int, end: int) -> None:
+        return self.vm.flush_tlb_kernel_range(start, end)
+
+    def map_vm_area(self, area: vm_struct, prot: int | str | None, pages: Sequence[PageLike] | npt.NDArray[np.int64]) -> int:
+        return self.vm.map_vm_area(area, prot, pages)
+
+    def get_vm_area_node_range(self, size: int, flags: int, start: int, end: int, node: int = -1, gfp: int = G.GFP_KERNEL, caller: str | None = None, align: int | None = None) -> vm_struct | None:
+        return self.vm.get_vm_area_node_range(size, flags, start, end, node, gfp, caller, align)
+
+    def ioremap_align(self, size: int) -> int:
+        return self.vm.ioremap_align(size)
+
+    def get_vm_area_range(self, size: int, flags: int, start: int, end: int, caller: str | None = None) -> vm_struct | None:
+        return self.vm.get_vm_area_range(size, flags, start, end, caller)
+
+    def get_vm_area(self, size: int, flags: int, caller: str | None = None) -> vm_struct | None:
+        return self.vm.get_vm_area(size, flags, caller)
+
+    def get_vm_area_node(self, size: int, flags: int, node: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> vm_struct | None:
+        return self.vm.get_vm_area_node(size, flags, node, gfp, caller)
+
+    def find_vmap_area(self, addr: int) -> vmap_area | None:
+        return self.vm.find_vmap_area(addr)
+
+    def for_each_vmap_area(self, start: int = 0) -> Iterator[vmap_area]:
+        return self.vm.for_each_vmap_area(start)
+
+    def find_vm_area_locked(self, addr: int) -> vm_struct | None:
+        return self.vm.find_vm_area_locked(addr)
+
+    def find_vm_area(self, addr: int) -> vm_struct | None:
+        return self.vm.find_vm_area(addr)
+
+    def areas(self) -> Iterator[vm_struct]:
+        return self.vm.areas()
+
+    def remove_vm_area_locked(self, addr: int) -> vm_struct | None:
+        return self.vm.remove_vm_area_locked(addr)
+
+    def remove_vm_area(self, addr: int) -> vm_struct | None:
+        return self.vm.remove_vm_area(addr)
+
+    def run_workers(self) -> None:
+        return self.vm.run_workers()
+
+    def vm_unmap_aliases(self) -> None:
+        return self.vm.vm_unmap_aliases()
+
+    def vmap_node_shrink(self) -> int:
+        return self.vm.vmap_node_shrink()
+
+    def pooled_areas(self) -> list[vmap_area]:
+        return self.vm.pooled_areas()
+
+    def lazy_areas(self) -> list[vmap_area]:
+        return self.vm.lazy_areas()
+
+    def reserve_vmap_area(self, va: vmap_area) -> bool:
+        return self.vm.reserve_vmap_area(va)
+
+    def lazy_areas_kept(self) -> AbstractContextManager[None]:
+        return self.vm.lazy_areas_kept()
+
+    def vunmap_area(self, addr: int | None, deallocate_pages: bool, caller: str = 'vfree') -> None:
+        return self.vm.vunmap_area(addr, deallocate_pages, caller)
+
+    def vfree(self, addr: int | None) -> None:
+        return self.vm.vfree(addr)
+
+    def vunmap(self, addr: int | None) -> None:
+        return self.vm.vunmap(addr)
+
+    def vmap(self, pages: Sequence[PageLike] | npt.NDArray[np.int64], count: int, flags: int = VM_MAP, prot: int | str | None = None, caller: str | None = None) -> int | None:
+        return self.vm.vmap(pages, count, flags, prot, caller)
+
+    def vm_map_ram(self, pages: Sequence[PageLike] | npt.NDArray[np.int64], count: int, node: int = -1) -> int | None:
+        return self.vm.vm_map_ram(pages, count, node)
+
+    def vm_unmap_ram(self, addr: int, count: int) -> None:
+        return self.vm.vm_unmap_ram(addr, count)
+
+    def vmalloc_area_node(self, area: vm_struct, gfp: int, prot: int | str | None, node: int) -> int | None:
+        return self.vm.vmalloc_area_node(area, gfp, prot, node)
+
+    def vmalloc_area(self, area: vm_struct, gfp: int, prot: int | str | None) -> int | None:
+        return self.vm.vmalloc_area(area, gfp, prot)
+
+    def vmalloc_node_gfp(self, size: int, gfp: int, prot: int | str | None, node: int, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_node_gfp(size, gfp, prot, node, caller)
+
+    def vmalloc_node_range(self, size: int, align: int, start: int, end: int, gfp: int, prot: int | str | None, node: int, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_node_range(size, align, start, end, gfp, prot, node, caller)
+
+    def module_alloc(self, size: int, caller: str | None = None) -> int | None:
+        return self.vm.module_alloc(size, caller)
+
+    def execmem_alloc(self, type: str, size: int, caller: str | None = None) -> int | None:
+        return self.vm.execmem_alloc(type, size, caller)
+
+    def execmem_free(self, addr: int | None) -> None:
+        return self.vm.execmem_free(addr)
+
+    def bpf_jit_alloc(self, proglen: int, privileged: bool = False, caller: str | None = None) -> int | None:
+        return self.vm.bpf_jit_alloc(proglen, privileged, caller)
+
+    def bpf_jit_free(self, addr: int) -> None:
+        return self.vm.bpf_jit_free(addr)
+
+    def bpf_jit_limit(self, value: int | None = None) -> int:
+        return self.vm.bpf_jit_limit(value)
+
+    def bpf_jit_current(self) -> int:
+        return self.vm.bpf_jit_current()
+
+    def vmalloc_gfp(self, size: int, gfp: int, prot: int | str | None = None, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_gfp(size, gfp, prot, caller)
+
+    def vmalloc(self, size: int, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc(size, caller)
+
+    def vmalloc_user(self, size: int, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_user(size, caller)
+
+    def vmalloc_node(self, size: int, node: int, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_node(size, node, caller)
+
+    def vmalloc_exec(self, size: int, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_exec(size, caller)
+
+    @property
+    def GFP_VMALLOC32(self) -> int:  # noqa: N802 - the kernel's name
+        return self.vm.GFP_VMALLOC32
+
+    def vmalloc_32(self, size: int, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_32(size, caller)
+
+    def vmalloc_32_user(self, size: int, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_32_user(size, caller)
+
+    def vread_into(self, addr: int, buffer: Any) -> int:
+        return self.vm.vread_into(addr, buffer)
+
+    def vread(self, addr: int, count: int) -> bytes:
+        return self.vm.vread(addr, count)
+
+    def vwrite(self, addr: int, data: bytes | bytearray | memoryview) -> int:
+        return self.vm.vwrite(addr, data)
+
+    def user_mm(self) -> UserMm:
+        return self.vm.user_mm()
+
+    def remap_vmalloc_range(self, vma: Vma, addr: int, pgoff: int = 0) -> int:
+        return self.vm.remap_vmalloc_range(vma, addr, pgoff)
+
+    def vmalloc_to_page(self, addr: int) -> Page | None:
+        return self.vm.vmalloc_to_page(addr)
+
+    def vmalloc_to_pfn(self, addr: int) -> int | None:
+        return self.vm.vmalloc_to_pfn(addr)
+
+    def vmalloc_sync_all(self) -> None:
+        return self.vm.vmalloc_sync_all()
+
+    def alloc_vm_area(self, size: int, caller: str | None = None) -> vm_struct | None:
+        return self.vm.alloc_vm_area(size, caller)
+
+    def free_vm_area(self, area: vm_struct) -> None:
+        return self.vm.free_vm_area(area)
+
+    def alloc_page(self, gfp: int = G.GFP_KERNEL) -> Page | None:
+        return self.vm.alloc_page(gfp)
+
+    def free_page(self, page: PageLike) -> None:
+        return self.vm.free_page(page)
+
+    def vzalloc(self, size: int, caller: str | None = None) -> int | None:
+        return self.vm.vzalloc(size, caller)
+
+    def vzalloc_node(self, size: int, node: int, caller: str | None = None) -> int | None:
+        return self.vm.vzalloc_node(size, node, caller)
+
+    def vmalloc_array(self, n: int, size: int, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_array(n, size, caller)
+
+    def vcalloc(self, n: int, size: int, caller: str | None = None) -> int | None:
+        return self.vm.vcalloc(n, size, caller)
+
+    def vmalloc_node_range_flags(self, size: int, align: int, start: int, end: int, gfp: int, prot: int | str | None, vm_flags: int, node: int, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_node_range_flags(size, align, start, end, gfp, prot, vm_flags, node, caller)
+
+    def vmalloc_huge(self, size: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> int | None:
+        return self.vm.vmalloc_huge(size, gfp, caller)
+
+    def vmap_pfn(self, pfns: Sequence[int] | npt.NDArray[np.int64], count: int, prot: int | str | None = None, caller: str | None = None) -> int | None:
+        return self.vm.vmap_pfn(pfns, count, prot, caller)
+
+    def vrealloc(self, p: int | None, size: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> int | None:
+        return self.vm.vrealloc(p, size, gfp, caller)
+
+    def kvmalloc(self, size: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> int | None:
+        return self.vm.kvmalloc(size, gfp, caller)
+
+    def kvzalloc(self, size: int, gfp: int = G.GFP_KERNEL, caller: str | None = None) -> int | None:
+        return self.vm.kvzalloc(size, gfp, caller)
+
+    def kvmalloc_node(self, size: int, gfp: int, node: int, caller: str | None = None) -> int | None:
+        return self.vm.kvmalloc_node(size, gfp, node, caller)
+
+    def kvfree(self, addr: int | None) -> None:
+        return self.vm.kvfree(addr)
+
+    def kvfree_rcu(self, addr: int | None) -> None:
+        return self.vm.kvfree_rcu(addr)
+
+    def rcu_barrier(self) -> None:
+        return self.vm.rcu_barrier()
+
+    def kvrealloc(self, p: int | None, size: int, gfp: int = G.GFP_KERNEL, oldsize: int | None = None, caller: str | None = None) -> int | None:
+        return self.vm.kvrealloc(p, size, gfp, oldsize, caller)
+
     def __repr__(self) -> str:
         return (
             f"Machine(arch={self.profile.name!r}, kernel={str(self.kernel)!r}, "
             f"ram={self.layout.ram_bytes >> 20}M, "
             f"cpus={self.nr_cpus}, allocator={self.allocator_name!r}, lazy_purge={self.lazy_purge})"
         )
+
+
+# The facade's forwards carry the core's docstrings; the kernel's ``__``-names are aliases of
+# their Python spellings here too (``getattr(m, "__vmalloc")``, as on ``Vmalloc``).
+for _name, _member in list(vars(Machine).items()):
+    _core = getattr(Vmalloc, _name, None)
+    if not _name.startswith("_") and _core is not None and getattr(_member, "__doc__", None) is None:
+        _member.__doc__ = _core.__doc__
+for _kname, _pyname in KERNEL_NAMES.items():
+    setattr(Machine, _kname, vars(Machine)[_pyname])

@@ -139,7 +139,7 @@ def meminfo_fields(m: Machine, generation: str = "vmlist") -> dict[str, int]:
         fields["LowTotal"] = fields["MemTotal"] - fields["HighTotal"]
         fields["LowFree"] = fields["MemFree"] - fields["HighFree"]
     fields["Slab"] = m.slab.statistics().slab_bytes >> 10
-    fields["PageTables"] = (m.init_mm.nr_table_frames + sum(mm.page_tables.nr_table_frames for mm in m._user_mms)) * kb
+    fields["PageTables"] = (m.init_mm.nr_table_frames + sum(mm.page_tables.nr_table_frames for mm in m.vm.user_mms)) * kb
     info = vmalloc_meminfo(vmallocinfo_records(m), (m.VMALLOC_START, m.VMALLOC_END), generation,
                            page_size=m.PAGE_SIZE, bits=m.profile.bits)
     fields["VmallocTotal"] = info.total_kb or 0

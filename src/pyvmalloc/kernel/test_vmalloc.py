@@ -136,8 +136,8 @@ def full_fit_alloc_test(m: Machine, p: Params, rng: random.Random, out: Outcome)
     ptrs = junk_ptrs = None
     keep: list[int | None] = []
     try:
-        ptrs = _vmalloc(m, out, junk * m._ptr_size)
-        junk_ptrs = _vmalloc(m, out, junk * m._ptr_size)
+        ptrs = _vmalloc(m, out, junk * m.vm.ptr_size)
+        junk_ptrs = _vmalloc(m, out, junk * m.vm.ptr_size)
         if ptrs is None or junk_ptrs is None:
             out.failed += 1
             return

@@ -36,6 +36,11 @@ class FrameStore:
             chunk = self._chunks.setdefault(c, np.zeros((CHUNK_FRAMES, self.page_size), dtype=np.uint8))
         return chunk
 
+    def chunk_of(self, pfn: int, create: bool) -> npt.NDArray[np.uint8] | None:
+        """The store row block (``CHUNK_FRAMES`` frames) holding ``pfn``, whose slices are the
+        frames' bytes; made (zeroed) when ``create``, else None while never written."""
+        return self._chunk(pfn) if create else self._chunks.get(pfn >> CHUNK_SHIFT)
+
     def frame(self, pfn: int) -> npt.NDArray[np.uint8]:
         """A writable view of one frame's bytes (creates its chunk: use for writes)."""
         self._check(pfn)

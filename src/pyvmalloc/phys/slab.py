@@ -280,6 +280,18 @@ class Kmalloc:
             empty.clear()
         return freed
 
+    def live_objects(self) -> dict[int, int]:
+        """Every live object: handle -> the size it was requested with (a walk of the slabs,
+        for checkers; not a hot path)."""
+        out: dict[int, int] = {}
+        base, ps = self.page_offset, self.page_size
+        for pfn, sl in self._slabs.items():
+            for idx, size in sl.used.items():
+                out[base + pfn * ps + idx * sl.size] = size
+        for pfn, (_order, size) in self._large.items():
+            out[base + pfn * ps] = size
+        return out
+
     def ksize(self, handle: int) -> int:
         """Usable size of the object at ``handle`` (its size class); 0 for NULL."""
         if handle == 0:

@@ -368,10 +368,7 @@ def set_vmalloc_range(m: Machine, start: int, end: int, why: str) -> None:
         raise ConfigError("the vmalloc range can only be moved on a machine without areas")
     params = dict(lay.params)
     params["vmalloc_from_snapshot"] = why
-    m.layout = dataclasses.replace(lay, vmalloc_start=start, vmalloc_end=end, params=params)
-    m.VMALLOC_START, m.VMALLOC_END = start, end
-    if m.vmap_nodes is not None:  # 6.9+: the pools serve requests for exactly this range
-        m.vmap_nodes.vstart, m.vmap_nodes.vend = start, end
+    m.vm.set_vmalloc_range(dataclasses.replace(lay, vmalloc_start=start, vmalloc_end=end, params=params))
     m.printk(KERN_INFO, f"snapshot: booted vmalloc 0x{lay.vmalloc_start:x}-0x{lay.vmalloc_end:x} "
                         f"moved to 0x{start:x}-0x{end:x} ({(end - start) >> 20} MB): {why}")
 
@@ -431,16 +428,16 @@ def _alloc_frames(m: Machine, ln: VmallocinfoLine, n: int, owner: str = "vmalloc
     for node, count in sorted(ln.numa.items()):
         take = min(count, left)
         if take and node < nodes:
-            got = m._alloc_pages(_GFP_VMALLOC, take, node, owner)
+            got = m.vm.alloc_pages(_GFP_VMALLOC, take, node, owner)
             parts.append(got)
             left -= len(got)
             if len(got) < take:
                 break
     if left:
-        parts.append(m._alloc_pages(_GFP_VMALLOC, left, -1, owner))
+        parts.append(m.vm.alloc_pages(_GFP_VMALLOC, left, -1, owner))
     pfns = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     if len(pfns) < n:
-        m._free_pages(pfns)
+        m.vm.free_pages(pfns)
         return None
     return pfns.astype(np.int64, copy=False)
 
@@ -459,25 +456,25 @@ def _populate(m: Machine, area: SnapshotArea, n: int, ln: VmallocinfoLine, exec_
     pfns = _alloc_frames(m, ln, n, "vmalloc" if vm_alloc else "other")
     if pfns is None:
         return False
-    prot = m._pgprot("PAGE_KERNEL_EXEC" if exec_ else "PAGE_KERNEL")
-    with m._pgtable_lock:
+    prot = m.vm.pgprot("PAGE_KERNEL_EXEC" if exec_ else "PAGE_KERNEL")
+    with m.vm.pgtable_lock:
         err = m.init_mm.map_range(area.addr, pfns, prot)
     if err:
-        m._unmap_range(area.addr, n << m.PAGE_SHIFT)
-        m._free_pages(pfns)
+        m.vm.unmap_range(area.addr, n << m.PAGE_SHIFT)
+        m.vm.free_pages(pfns)
         return False
     area.pages = pfns
     area.nr_pages = n
     if area.flags & VM_MAP or not vm_alloc:
         area.mapped = pfns
-    if vm_alloc and n * m._ptr_size <= m.PAGE_SIZE:
+    if vm_alloc and n * m.vm.ptr_size <= m.PAGE_SIZE:
         _kmalloc_array(m, area)
     # A larger array was vmalloc'ed by the kernel (``vpages``): _link_page_arrays finds it.
     return True
 
 
 def _kmalloc_array(m: Machine, area: SnapshotArea) -> None:
-    handle = m._kmalloc(area.nr_pages * m._ptr_size, G.GFP_KERNEL | getattr(G, "__GFP_ZERO"), -1)
+    handle = m.vm.kmalloc(area.nr_pages * m.vm.ptr_size, G.GFP_KERNEL | getattr(G, "__GFP_ZERO"), -1)
     if handle:
         area.pages_array = ("kmalloc", handle)
 
@@ -509,7 +506,7 @@ def _link_page_arrays(m: Machine, areas: Sequence[SnapshotArea]) -> int:
                 area.flags &= ~VM_VPAGES
                 area.extra_words += ("vpages",)
             continue
-        nbytes = area.nr_pages * m._ptr_size
+        nbytes = area.nr_pages * m.vm.ptr_size
         want = ((nbytes + ps - 1) & -ps) + ps
         holder = None
         if area.flags & VM_VPAGES and nbytes > ps:
@@ -520,7 +517,7 @@ def _link_page_arrays(m: Machine, areas: Sequence[SnapshotArea]) -> int:
         if holder is not None:
             used.add(id(holder))
             area.pages_array = ("vmalloc", holder.addr)
-            m._store_page_array(area)
+            m.vm.store_page_array(area)
             linked += 1
             continue
         if area.flags & VM_VPAGES:
@@ -538,7 +535,7 @@ def _vmap_area(m: Machine, ln: VmallocinfoLine, addr: int) -> vmap_area:
     if VM_MAP_RAM in ln.kinds:
         return vmap_area(addr, addr + ln.size, VMAP_RAM)
     flags, extra = _flags(ln)
-    handle = m._kmalloc(m._vm_struct_size, G.GFP_KERNEL, -1)
+    handle = m.vm.kmalloc(m.vm.vm_struct_size, G.GFP_KERNEL, -1)
     area = SnapshotArea(addr=addr, size=ln.size, flags=flags, caller=ln.caller or "",
                         phys_addr=ln.phys or 0, handle=handle, extra_words=extra,
                         static=is_static_area(ln), lineno=ln.lineno)
@@ -547,7 +544,7 @@ def _vmap_area(m: Machine, ln: VmallocinfoLine, addr: int) -> vmap_area:
 
 def _drop(m: Machine, va: vmap_area) -> None:
     if va.vm is not None:
-        m._kfree(va.vm.handle)
+        m.vm.kfree(va.vm.handle)
 
 
 def _check_line(m: Machine, ln: VmallocinfoLine, source: str) -> None:

@@ -10,16 +10,18 @@ Locking model (2.6.22):
   other CPUs may read: taken for write to insert/remove an area and to set ``VM_USERMAP``,
   for read by ``vread``/``vwrite``, ``remap_vmalloc_range`` and the lookups.  As in the seed,
   ``__remove_vm_area`` unmaps and flushes the TLB with the lock held for write.
-- The page allocator has its own lock (``zone->lock``): here ``_page_lock``, held around every
+- The page allocator has its own lock (``zone->lock``): here ``page_lock``, held around every
   call into ``phys`` and the small-object allocator, never across a call that takes
   ``vmlist_lock`` (lock order: vmlist_lock, then page lock).
-- ``init_mm.page_table_lock`` (``_pgtable_lock``) serialises page-table allocation and
+- ``init_mm.page_table_lock`` (``pgtable_lock``) serialises page-table allocation and
   PTE updates; TLB flushes take the MMU's own lock.
 An area under construction (pages being allocated and mapped) is reachable from the list but
 owned by the thread building it, exactly as in the kernel.
 
-The concrete layers are attached by ``kernel.Machine``; this class only uses them through
-the attributes documented in ``Vmalloc.__init__``.
+``Vmalloc`` is a component: ``kernel.Machine`` builds the kernel services it is handed
+(``vmalloc.env.KernelServices``: physical memory and kmalloc, page tables and the MMU, the log
+and the clock, fault injection, interrupt state, the trace buffer) and exposes its public
+functions as a thin facade.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from pyvmalloc.phys import gfp as G
 from pyvmalloc.phys.frames import CHUNK_FRAMES, CHUNK_SHIFT
 from pyvmalloc.phys.memory import NO_ZONE
 from pyvmalloc.versions import (
-    KernelVersion,
     has,
     ioremap_align,
     vmalloc_failure_lines,
@@ -69,9 +70,9 @@ from pyvmalloc.vmalloc.vm_struct import (
 )
 
 if TYPE_CHECKING:
-    from pyvmalloc.arch import ArchProfile, BootLayout
-    from pyvmalloc.mmu import Mmu, PageTables
-    from pyvmalloc.phys import Kmalloc, Page, PhysMem
+    from pyvmalloc.arch import BootLayout
+    from pyvmalloc.phys import Page
+    from pyvmalloc.vmalloc.env import KernelServices
 
 
 # printk levels (include/linux/kernel.h); the kernel layer's log uses the same numbers.
@@ -113,50 +114,58 @@ VM_COUNTERS = (
 
 
 class Vmalloc:
-    """mm/vmalloc.c over the machine's layers (see the module docstring for the locking)."""
+    """mm/vmalloc.c, handed its kernel services (``vmalloc.env.KernelServices``): the machine's
+    private core, behind ``kernel.Machine``'s facade (see the module docstring for the locking).
 
-    # Attached by kernel.Machine before any call:
-    profile: ArchProfile
-    layout: BootLayout
-    phys: PhysMem
-    slab: Kmalloc
-    init_mm: PageTables
-    mmu: Mmu
-    vmap_allocator: VmapAllocator
-    kernel: KernelVersion
-    extra_vm_ranges: list[FixedRange]
+    Its methods without a leading underscore are of two kinds: the kernel's functions, which
+    ``Machine`` forwards one by one, and the small internal API of the code beside mm/vmalloc.c
+    (the section "internal API" below: snapshot restoring, planning, checking, replay, and the
+    modules of this package that hold parts of mm/vmalloc.c).
+    """
 
-    def _vmalloc_init(self, lazy_purge: bool, cpus: int) -> None:
+    def __init__(self, env: KernelServices, allocator: VmapAllocator, lazy_purge: bool) -> None:
         """State of mm/vmalloc.c itself: the lock, the lazy-purge list, counters."""
+        self.env = env
+        self.profile = env.profile
+        self.kernel = env.kernel
+        self.phys = env.phys
+        self.slab = env.slab
+        self.init_mm = env.init_mm
+        self.mmu = env.mmu
+        self.page_lock = env.page_lock
+        self.pgtable_lock = env.pgtable_lock
+        self.vmap_allocator = allocator
+        cpus = env.nr_cpus
         self.PAGE_SIZE = self.profile.page_size
         self.PAGE_SHIFT = self.profile.page_shift
         self.VMALLOC_START = self.layout.vmalloc_start
         self.VMALLOC_END = self.layout.vmalloc_end
         self.vmlist_lock = RWLock()
-        self._page_lock = threading.RLock()
-        self._pgtable_lock = threading.RLock()
-        self._ptr_size = self.profile.bits // 8
-        self._vm_struct_size = 7 * self._ptr_size  # next, addr, size, flags, pages, nr_pages, phys_addr
+        self.ptr_size = self.profile.bits // 8
+        self.vm_struct_size = 7 * self.ptr_size  # next, addr, size, flags, pages, nr_pages, phys_addr
         self.lazy_purge = lazy_purge
         # mm/vmalloc.c, 2.6.28+: lazy_max_pages() = fls(num_online_cpus()) * (32 MiB / PAGE_SIZE).
         self.lazy_max_pages = cpus.bit_length() * ((32 << 20) >> self.PAGE_SHIFT)
-        self._purge_list: list[vmap_area] = []
-        self._nr_lazy_pages = 0
+        self.purge_list: list[vmap_area] = []
+        self.nr_lazy_pages = 0
         # Work items (system_wq in the kernel): the lazy drain (drain_vmap_work, 5.19+) and
         # vfree()s deferred from interrupt context (3.10+).  They run at the next call outside
         # interrupt context, as a worker on another CPU usually does (run_workers()).
-        self._drain_pending = False
+        self.drain_pending = False
         self._deferred_vfree: list[int] = []
         # State of the later subsystems, made on first use by their modules (declared here so
-        # that no attribute appears on the machine after boot): vmap blocks of vm_map_ram
-        # (vmap_block.py), the BPF JIT accounting of execmem.py, kvmalloc's slab objects.
-        self._vmap_blocks: vmap_block.VmapBlocks | None = None
-        self._execmem_state: _execmem.ExecmemState | None = None
-        self._kv_slab: dict[int, int] = {}
+        # that no attribute appears after boot): vmap blocks of vm_map_ram (vmap_block.py), the
+        # BPF JIT accounting of execmem.py, kvmalloc's slab objects.
+        self.vmap_blocks: vmap_block.VmapBlocks | None = None
+        self.execmem_state: _execmem.ExecmemState | None = None
+        self.kv_slab: dict[int, int] = {}
         # kvfree_rcu() objects waiting for a grace period (freed by run_workers()).
         self._rcu_pending: list[int] = []
         self._purge_lock = threading.Lock()
-        self._user_mms: list[UserMm] = []
+        self.user_mms: list[UserMm] = []
+        # Areas a restored snapshot holds outside the vmalloc and module ranges (static maps,
+        # vendor maps): vm_ranges() and check() accept them there.  Empty on a machine booted afresh.
+        self.extra_vm_ranges: list[FixedRange] = []
         self.vm_stats: Counter[str] = Counter(dict.fromkeys(VM_COUNTERS, 0))
         # 6.9+: vmap nodes with their pools of freed areas (vmalloc/vmap_node.py).
         self.vmap_nodes: VmapNodes | None = None
@@ -164,41 +173,54 @@ class Vmalloc:
             self.vmap_nodes = VmapNodes(nr_vmap_nodes(cpus, self.profile.bits), self.PAGE_SIZE,
                                         self.VMALLOC_START, self.VMALLOC_END)
 
-    # ---- hooks the kernel layer provides ----------------------------------------------------
-    def in_interrupt(self) -> bool:  # pragma: no cover - overridden by Machine
+    @property
+    def layout(self) -> BootLayout:
+        """Where the machine's ranges lie (the environment's; a restored snapshot may move the
+        vmalloc range: :meth:`set_vmalloc_range`)."""
+        return self.env.layout
+
+    # ---- the kernel services, as mm/vmalloc.c calls them ----------------------------------------
+    def in_interrupt(self) -> bool:
         """Whether the calling thread is in interrupt context."""
-        raise NotImplementedError
+        return self.env.in_interrupt()
 
-    def printk(self, level: int, text: str) -> None:  # pragma: no cover - overridden
+    def printk(self, level: int, text: str) -> None:
         """Log one kernel message."""
-        raise NotImplementedError
+        self.env.printk(level, text)
 
-    def printk_ratelimit(self) -> bool:  # pragma: no cover - overridden
+    def printk_ratelimit(self) -> bool:
         """Whether a rate-limited message may print now."""
-        raise NotImplementedError
+        return self.env.printk_ratelimit()
 
     def WARN_ON(self, condition: bool, where: str) -> bool:  # noqa: N802 - the kernel's name
-        """Log a warning when ``condition`` holds; returns it (as the macro does)."""
-        raise NotImplementedError  # pragma: no cover - overridden
+        """Log ``WARNING: at where`` when ``condition`` holds; returns it (as the macro does)."""
+        if condition:
+            self.env.warn_on(where)
+        return bool(condition)
 
-    def _fault_allow(self, point: str, n: int = 1) -> int:  # pragma: no cover - overridden
+    def _fault_allow(self, point: str, n: int = 1) -> int:
         """Fault-injection seam: how many of ``n`` calls at ``point`` may succeed."""
-        raise NotImplementedError
+        return self.env.fault_allow(point, n)
 
     # Tracepoints (include/trace/events/vmalloc.h, 6.2+).  Like the kernel's static keys, a
-    # disabled tracepoint costs one test of ``_tracing`` at the call site; Machine.trace_on()
-    # sets it and implements ``_trace``.
+    # disabled tracepoint costs one test of ``_tracing`` at the call site; the machine turns it
+    # on with set_tracing() and the environment records the hits.
     _tracing = False
 
+    def set_tracing(self, on: bool) -> None:
+        """Turn the vmalloc tracepoints on or off (the environment's trace buffer records them)."""
+        self._tracing = bool(on)
+
     def _trace(self, event: str, **fields: int) -> None:
-        """Record one hit of tracepoint ``event`` with its TP_STRUCT fields (no-op here)."""
+        """Record one hit of tracepoint ``event`` with its TP_STRUCT fields."""
+        self.env.trace(event, fields)
 
     # ---- small helpers ----------------------------------------------------------------------
     def PAGE_ALIGN(self, size: int) -> int:  # noqa: N802 - the kernel's name
         """``size`` rounded up to a whole number of pages."""
         return (size + self.PAGE_SIZE - 1) & ~(self.PAGE_SIZE - 1)
 
-    def _bug_on(self, condition: bool, what: str) -> None:
+    def bug_on(self, condition: bool, what: str) -> None:
         if condition:
             self.printk(0, f"kernel BUG at mm/vmalloc.c: {what}")
             raise KernelBug(what)
@@ -207,7 +229,7 @@ class Vmalloc:
                     caller: object) -> tuple[int, int, int, int, str | None]:
         """The checked (size, gfp, prot, node, caller) of an allocating entry point (``_args``)."""
         return (_args.integer(fn, "size", size), _args.integer(fn, "gfp", gfp), _args.prot(fn, prot, self.profile),
-                _args.node(fn, node, self._nr_nodes()), _args.caller(fn, caller))
+                _args.node(fn, node, self.nr_nodes()), _args.caller(fn, caller))
 
     def vm_ranges(self) -> list[tuple[int, int, str]]:
         """``(start, end, name)`` of the ranges where areas may lie: the vmalloc area, the arch's
@@ -224,17 +246,17 @@ class Vmalloc:
             out.append((int(start), int(end), str(name[0]) if name else "snapshot"))
         return out
 
-    def _nr_nodes(self) -> int:
+    def nr_nodes(self) -> int:
         return len(self.phys.nodes)
 
-    def _pgprot(self, prot: int | str | None) -> int:
+    def pgprot(self, prot: int | str | None) -> int:
         if prot is None:
             return self.profile.pgprot("PAGE_KERNEL")
         if isinstance(prot, str):
             return self.profile.pgprot(prot)
         return int(prot)
 
-    def _fmt_ptr(self, addr: int) -> str:
+    def fmt_ptr(self, addr: int) -> str:
         # lib/vsprintf.c, 2.6.22: %p is zero-padded hex of pointer width, without "0x".
         return f"{addr & ((1 << self.profile.bits) - 1):0{self.profile.bits // 4}x}"
 
@@ -250,14 +272,14 @@ class Vmalloc:
         mm/vmalloc.c, 2.6.22: ``BUG_ON(addr >= end)``; ``flush_cache_vunmap`` first, the TLB
         flush of the whole range after; page-table frames stay allocated.
         """
-        self._unmap_range(addr, size)
+        self.unmap_range(addr, size)
         self.flush_tlb_kernel_range(addr, addr + size)
 
-    def _unmap_range(self, addr: int, size: int) -> npt.NDArray[np.int64]:
+    def unmap_range(self, addr: int, size: int) -> npt.NDArray[np.int64]:
         end = addr + size
-        self._bug_on(addr >= end, "unmap_kernel_range: addr >= end")
+        self.bug_on(addr >= end, "unmap_kernel_range: addr >= end")
         self.vm_stats["cache_flushes"] += 1  # flush_cache_vunmap(): a no-op on PIPT caches
-        with self._pgtable_lock:
+        with self.pgtable_lock:
             return self.init_mm.unmap_range(addr, size)
 
     def flush_tlb_kernel_range(self, start: int, end: int) -> None:
@@ -275,28 +297,28 @@ class Vmalloc:
         bits = _args.prot("map_vm_area", prot, self.profile)
         addr = area.addr
         end = addr + area.size - self.PAGE_SIZE
-        self._bug_on(addr >= end, "map_vm_area: addr >= end")
+        self.bug_on(addr >= end, "map_vm_area: addr >= end")
         nr = (end - addr) >> self.PAGE_SHIFT
         pfns = _args.pages("map_vm_area", pages)[:nr]
-        self._check_pages(pfns, "map_vm_area")
+        self.check_pages(pfns, "map_vm_area")
         bad = np.flatnonzero(pfns < 0)
         valid = pfns if not len(bad) else pfns[: int(bad[0])]
         err = 0
         if len(valid):  # a NULL first page maps nothing: vmap_pte_range returns -ENOMEM at once
-            with self._pgtable_lock:
+            with self.pgtable_lock:
                 err = self.init_mm.map_range(addr, valid, bits)
         self.vm_stats["cache_flushes"] += 1  # flush_cache_vmap()
         if err:
             return err
         return 0 if len(valid) == nr else -ENOMEM
 
-    def _check_pages(self, pfns: npt.NDArray[np.int64], what: str) -> None:
+    def check_pages(self, pfns: npt.NDArray[np.int64], what: str) -> None:
         """BUG on a ``struct page *`` that is no page of this machine (the kernel would map
         garbage); NULL entries (-1) are the callers' business."""
         given = pfns[pfns >= 0]
         if len(given) and (int(given.max()) >= self.phys.nr_frames or np.any(self.phys.zid[given] == NO_ZONE)):
             bad_pfn = next(int(p) for p in given if not self.phys.pfn_valid(int(p)))
-            self._bug_on(True, f"{what}: pfn {bad_pfn:#x} is not a page of this machine")
+            self.bug_on(True, f"{what}: pfn {bad_pfn:#x} is not a page of this machine")
 
     # ---- the area list ----------------------------------------------------------------------
     def get_vm_area_node_range(
@@ -320,10 +342,10 @@ class Vmalloc:
         fn = "get_vm_area_node_range"
         size, flags, gfp = (_args.integer(fn, n, v) for n, v in (("size", size), ("flags", flags), ("gfp", gfp)))
         start, end = _args.vrange(fn, start, end, self.PAGE_SIZE, self.vm_ranges())
-        node = _args.node(fn, node, self._nr_nodes())
+        node = _args.node(fn, node, self.nr_nodes())
         caller = _args.caller(fn, caller)
         align = None if align is None else _args.integer(fn, "align", align)
-        self._bug_on(self.in_interrupt(), "__get_vm_area_node() in interrupt context")
+        self.bug_on(self.in_interrupt(), "__get_vm_area_node() in interrupt context")
         self.run_workers()
         if size < 0:
             return None
@@ -332,23 +354,23 @@ class Vmalloc:
             if flags & VM_IOREMAP:
                 align = self.ioremap_align(size)
         elif align <= 0 or align & (align - 1):
-            self._bug_on(True, f"alloc_vmap_area: align {align} is not a power of two")
+            self.bug_on(True, f"alloc_vmap_area: align {align} is not a power of two")
         size = self.PAGE_ALIGN(size)
         if not size:
             return None
-        handle = self._kmalloc(self._vm_struct_size, gfp & G.GFP_LEVEL_MASK, node)
+        handle = self.kmalloc(self.vm_struct_size, gfp & G.GFP_LEVEL_MASK, node)
         if not handle:
             return None
         size += self.PAGE_SIZE  # mm/vmalloc.c, 2.6.22: "We always allocate a guard page."
         area = vm_struct(addr=0, size=size, flags=flags, caller=caller or "get_vm_area", handle=handle)
         va = vmap_area(0, 0, VM_VM_AREA, area)
         with self.vmlist_lock.write():
-            addr = self._alloc_vmap_range(size, max(align, self.PAGE_SIZE), start, end, va)
+            addr = self.alloc_vmap_range(size, max(align, self.PAGE_SIZE), start, end, va)
             if addr is not None:
                 area.addr = va.va_start = addr
                 va.va_end = addr + size
         if addr is None:
-            self._kfree(handle)
+            self.kfree(handle)
             if not gfp & _GFP_NOWARN and self.printk_ratelimit():
                 for line in vmap_failure_lines(self.kernel, size, start, end):
                     self.printk(KERN_WARNING, line)
@@ -362,7 +384,7 @@ class Vmalloc:
         boot layout)."""
         return ioremap_align(self.kernel, size, self.PAGE_SHIFT, self.layout.ioremap_max_order)
 
-    def _alloc_vmap_range(self, size: int, align: int, start: int, end: int, va: vmap_area) -> int | None:
+    def alloc_vmap_range(self, size: int, align: int, start: int, end: int, va: vmap_area) -> int | None:
         """The address search; with lazy purge, one purge of the lazy areas and a second search."""
         if self._fault_allow("vmap_area") == 0:
             return None
@@ -379,7 +401,7 @@ class Vmalloc:
                                 vstart=start, vend=end, failed=0)
                 return pooled.va_start
         addr = self._search_vmap_range(size, align, start, end, va)
-        if addr is None and (self.lazy_purge or self._purge_list):
+        if addr is None and (self.lazy_purge or self.purge_list):
             # mm/vmalloc.c, 2.6.28+: alloc_vmap_area purges the lazy areas once, then retries
             # (whether or not any were waiting: its ``purged`` flag, not the list, decides);
             # purge_vmap_area_lazy() frees the fragmented vmap blocks first (2.6.33+);
@@ -457,9 +479,9 @@ class Vmalloc:
             return None
         area = va.vm
         # mm/vmalloc.c, 2.6.22 unmap_vm_area(): the whole area, guard included.
-        self._unmap_range(area.addr, area.size)
+        self.unmap_range(area.addr, area.size)
         if self.lazy_purge:
-            self._free_vmap_area_noflush(va)
+            self.free_vmap_area_noflush(va)
         else:
             self.flush_tlb_kernel_range(area.addr, area.addr + area.size)
             self.vmap_allocator.remove(area.addr)
@@ -479,16 +501,16 @@ class Vmalloc:
             return self.remove_vm_area_locked(addr)
 
     # ---- lazy TLB purge (2.6.28+, Nick Piggin, db64fe02258f) ---------------------------------
-    def _free_vmap_area_noflush(self, va: vmap_area) -> None:
+    def free_vmap_area_noflush(self, va: vmap_area) -> None:
         """Keep the range reserved until a purge flushes it (free_vmap_area_noflush): the
         vmap_area loses its vm_struct and waits on the purge list."""
         va.flags, va.vm = VM_LAZY_FREE | (va.flags & VN_ID_MASK), None  # 6.9+: the node stays
         if self.vmap_nodes is not None:
             self.vmap_nodes.note_lazy(va)
         with self._purge_lock:
-            self._purge_list.append(va)
-            self._nr_lazy_pages += va.size >> self.PAGE_SHIFT
-            nr_lazy = self._nr_lazy_pages
+            self.purge_list.append(va)
+            self.nr_lazy_pages += va.size >> self.PAGE_SHIFT
+            nr_lazy = self.nr_lazy_pages
             over = nr_lazy > self.lazy_max_pages
         self.vm_stats["lazy_frees"] += 1
         if self._tracing:
@@ -497,7 +519,7 @@ class Vmalloc:
                         nr_lazy_max=self.lazy_max_pages)
         if over:
             if has(self.kernel, "drain_in_worker"):
-                self._drain_pending = True   # schedule_work(&drain_vmap_work)
+                self.drain_pending = True   # schedule_work(&drain_vmap_work)
             else:
                 self._purge_vmap_area_lazy()
 
@@ -511,8 +533,8 @@ class Vmalloc:
         while self._deferred_vfree:
             self.vunmap_area(self._deferred_vfree.pop(0), True, "vfree")
         self.rcu_barrier()
-        if self._drain_pending:
-            self._drain_pending = False
+        if self.drain_pending:
+            self.drain_pending = False
             with self.vmlist_lock.write():
                 self._purge_vmap_area_lazy()
 
@@ -525,8 +547,8 @@ class Vmalloc:
             for decayed in nodes.decay_nodes(full_decay):
                 reclaim_decayed(self.vmap_allocator, decayed)
         with self._purge_lock:
-            purge, self._purge_list = self._purge_list, []
-            npages, self._nr_lazy_pages = self._nr_lazy_pages, 0
+            purge, self.purge_list = self.purge_list, []
+            npages, self.nr_lazy_pages = self.nr_lazy_pages, 0
         if not purge:
             if self._tracing:
                 # 6.2+ __purge_vmap_area_lazy(ULONG_MAX, 0) traces even an empty purge.
@@ -548,7 +570,7 @@ class Vmalloc:
     def vm_unmap_aliases(self) -> None:
         """Purge every lazily freed area now, after flushing the vmap blocks' dirty ranges and
         freeing the fragmented blocks (mm/vmalloc.c, 2.6.28+: ``vmap_block.flush_dirty_blocks``)."""
-        self._drain_pending = False
+        self.drain_pending = False
         with self.vmlist_lock.write():
             vmap_block.flush_dirty_blocks(self)
             self._purge_vmap_area_lazy()
@@ -572,7 +594,31 @@ class Vmalloc:
     def lazy_areas(self) -> list[vmap_area]:
         """The vmap_areas waiting for a lazy purge, oldest first."""
         with self._purge_lock:
-            return list(self._purge_list)
+            return list(self.purge_list)
+
+    # ---- internal API -----------------------------------------------------------------------
+    # What the code beside mm/vmalloc.c may use, and nothing else of this class that is not a
+    # kernel function: snapshot restoring (reserve_vmap_area, set_vmalloc_range, alloc_pages,
+    # free_pages, kmalloc, kfree, pgprot, unmap_range, store_page_array, ptr_size,
+    # vm_struct_size), planning (lazy_areas_kept, kfree), checking (the locks, lazy_state,
+    # user_mms, kv_slab), replay (alloc_vmap_range, lazy_max_pages).
+    def set_vmalloc_range(self, layout: BootLayout) -> None:
+        """Boot with ``layout``'s VMALLOC_START/END instead (a restored snapshot's range, before
+        any area exists): the environment's layout, the range and the 6.9+ pools' range."""
+        self.env.layout = layout
+        self.VMALLOC_START, self.VMALLOC_END = layout.vmalloc_start, layout.vmalloc_end
+        if self.vmap_nodes is not None:  # 6.9+: the pools serve requests for exactly this range
+            self.vmap_nodes.vstart, self.vmap_nodes.vend = layout.vmalloc_start, layout.vmalloc_end
+
+    def lazy_state(self) -> tuple[int, bool]:
+        """(pages the lazy counter says wait for a purge, whether a drain is scheduled)."""
+        with self._purge_lock:
+            return self.nr_lazy_pages, self.drain_pending
+
+    def get_page(self, pfn: int) -> None:
+        """Take a reference to page ``pfn`` (``get_page``, under the page lock)."""
+        with self.page_lock:
+            self.phys.get_page(pfn)
 
     # ---- the internal API of snapshot restoring and planning -----------------------------------
     def reserve_vmap_area(self, va: vmap_area) -> bool:
@@ -583,8 +629,8 @@ class Vmalloc:
             return False
         if va.flags & VM_LAZY_FREE:
             with self._purge_lock:
-                self._purge_list.append(va)
-                self._nr_lazy_pages += va.size >> self.PAGE_SHIFT
+                self.purge_list.append(va)
+                self.nr_lazy_pages += va.size >> self.PAGE_SHIFT
         return True
 
     @contextmanager
@@ -592,7 +638,7 @@ class Vmalloc:
         """Run a what-if (``analysis.plan.fits``) and put back afterwards every lazily freed
         range that a purge inside it gave back, with the purge list as it was."""
         with self._purge_lock:
-            saved, saved_nr = list(self._purge_list), self._nr_lazy_pages
+            saved, saved_nr = list(self.purge_list), self.nr_lazy_pages
         try:
             yield
         finally:
@@ -601,7 +647,7 @@ class Vmalloc:
                     if self.vmap_allocator.find(va.va_start) is None:
                         self.vmap_allocator.insert(va.va_start, va.size, va)
             with self._purge_lock:
-                self._purge_list, self._nr_lazy_pages = saved, saved_nr
+                self.purge_list, self.nr_lazy_pages = saved, saved_nr
 
     # ---- freeing ----------------------------------------------------------------------------
     def vunmap_area(self, addr: int | None, deallocate_pages: bool, caller: str = "vfree") -> None:
@@ -611,20 +657,20 @@ class Vmalloc:
             return
         self.run_workers()
         if addr & (self.PAGE_SIZE - 1):
-            self.printk(KERN_ERR, f"Trying to {caller}() bad address ({self._fmt_ptr(addr)})")
+            self.printk(KERN_ERR, f"Trying to {caller}() bad address ({self.fmt_ptr(addr)})")
             self.WARN_ON(True, f"mm/vmalloc.c:__vunmap() [{caller}]")
             return
         area = self.remove_vm_area(addr)
         if area is None:
-            self.printk(KERN_ERR, f"Trying to {caller}() nonexistent vm area ({self._fmt_ptr(addr)})")
+            self.printk(KERN_ERR, f"Trying to {caller}() nonexistent vm area ({self.fmt_ptr(addr)})")
             self.WARN_ON(True, f"mm/vmalloc.c:__vunmap() [{caller}]")
             return
         if deallocate_pages:
             pages = area.pages[: area.nr_pages]
-            self._bug_on(bool(np.any(pages < 0)), "__vunmap: NULL page in area->pages")
-            self._free_pages(pages)
+            self.bug_on(bool(np.any(pages < 0)), "__vunmap: NULL page in area->pages")
+            self.free_pages(pages)
             self._free_page_array(area)
-        self._kfree(area.handle)
+        self.kfree(area.handle)
 
     def _free_page_array(self, area: vm_struct) -> None:
         if area.pages_array is None:
@@ -634,7 +680,7 @@ class Vmalloc:
         if kind == "vmalloc":  # VM_VPAGES: the bounded recursion of __vmalloc_area_node
             self.vfree(where)
         else:
-            self._kfree(where)
+            self.kfree(where)
 
     def vfree(self, addr: int | None) -> None:
         """Release memory from vmalloc(): unmap, free the pages, the page array and the area.
@@ -649,7 +695,7 @@ class Vmalloc:
             if addr:
                 self._deferred_vfree.append(addr)
             return
-        self._bug_on(self.in_interrupt(), "vfree() in interrupt context")
+        self.bug_on(self.in_interrupt(), "vfree() in interrupt context")
         self.vm_stats["vfree"] += 1
         self.vunmap_area(addr, True, "vfree")
 
@@ -659,7 +705,7 @@ class Vmalloc:
         The 2.6.22 messages say ``vfree()`` for both paths (``__vunmap`` is shared).
         """
         addr = _args.address("vunmap", "addr", addr)
-        self._bug_on(self.in_interrupt(), "vunmap() in interrupt context")
+        self.bug_on(self.in_interrupt(), "vunmap() in interrupt context")
         self.vm_stats["vunmap"] += 1
         self.vunmap_area(addr, False, "vfree")
 
@@ -680,7 +726,7 @@ class Vmalloc:
         pfns = _args.pages(fn, pages, count if in_range else 0)
         if not in_range:
             return None
-        self._check_pages(pfns, "vmap")
+        self.check_pages(pfns, "vmap")
         area = self.get_vm_area_node_range(
             count << self.PAGE_SHIFT, flags, self.VMALLOC_START, self.VMALLOC_END, -1, G.GFP_KERNEL, caller or "vmap"
         )
@@ -715,26 +761,26 @@ class Vmalloc:
         """
         gfp, prot, node = self._alloc_args("vmalloc_area_node", 0, gfp, prot, node, None)[1:4]
         nr_pages = (area.size - self.PAGE_SIZE) >> self.PAGE_SHIFT
-        if not self._alloc_page_array(area, nr_pages, gfp, node):
+        if not self.alloc_page_array(area, nr_pages, gfp, node):
             return None
-        pfns = self._alloc_pages(gfp, nr_pages, node)
+        pfns = self.alloc_pages(gfp, nr_pages, node)
         area.pages = pfns
         if len(pfns) < nr_pages:
             area.nr_pages = len(pfns)  # "Successfully allocated i pages, free them in __vunmap()"
             self.vfree(area.addr)
             return None
         if area.flags & VM_VPAGES:
-            self._store_page_array(area)
+            self.store_page_array(area)
         if self.map_vm_area(area, prot, pfns):
             self.vfree(area.addr)
             return None
         return area.addr
 
-    def _alloc_page_array(self, area: vm_struct, nr_pages: int, gfp: int, node: int) -> bool:
+    def alloc_page_array(self, area: vm_struct, nr_pages: int, gfp: int, node: int) -> bool:
         """The page-pointer array of ``area`` (``nr_pages`` entries, zeroed): kmalloc when it
         fits in a page, else a recursive vmalloc (VM_VPAGES).  False, with the area removed
         and its vm_struct freed, when it cannot be had."""
-        array_size = nr_pages * self._ptr_size
+        array_size = nr_pages * self.ptr_size
         area.nr_pages = nr_pages
         if array_size > self.PAGE_SIZE:
             where = self.vmalloc_node_gfp(array_size, gfp | _GFP_ZERO, "PAGE_KERNEL", node, caller=area.caller)
@@ -742,20 +788,20 @@ class Vmalloc:
             if where is not None:
                 area.pages_array = ("vmalloc", where)
         else:
-            handle = self._kmalloc(array_size, (gfp & G.GFP_LEVEL_MASK) | _GFP_ZERO, node)
+            handle = self.kmalloc(array_size, (gfp & G.GFP_LEVEL_MASK) | _GFP_ZERO, node)
             if handle:
                 area.pages_array = ("kmalloc", handle)
         if area.pages_array is None:
             self.remove_vm_area(area.addr)
-            self._kfree(area.handle)
+            self.kfree(area.handle)
             return False
         return True
 
-    def _store_page_array(self, area: vm_struct) -> None:
+    def store_page_array(self, area: vm_struct) -> None:
         """Write the page array's contents (pfns, one pointer-sized word each) into its memory."""
-        dtype = np.uint64 if self._ptr_size == 8 else np.uint32
+        dtype = np.uint64 if self.ptr_size == 8 else np.uint32
         assert area.pages_array is not None
-        self._kernel_write(area.pages_array[1], area.pages.astype(dtype).tobytes())
+        self.kernel_write(area.pages_array[1], area.pages.astype(dtype).tobytes())
 
     def vmalloc_area(self, area: vm_struct, gfp: int, prot: int | str | None) -> int | None:
         """``__vmalloc_area``: ``__vmalloc_area_node`` on any node."""
@@ -773,7 +819,7 @@ class Vmalloc:
             return None
         area = self.get_vm_area_node(size, VM_ALLOC, node, gfp, caller=caller or "__vmalloc_node")
         if area is None:
-            self._vmalloc_failure(real_size, gfp)
+            self.vmalloc_failure(real_size, gfp)
             return None
         area.requested_size = real_size  # 6.15 __get_vm_area_node(real_size, ...) (vrealloc reads it)
         return self.vmalloc_area_node(area, gfp, prot, node)
@@ -794,7 +840,7 @@ class Vmalloc:
         area = self.get_vm_area_node_range(size, VM_ALLOC, start, end, node, gfp,
                                            caller or "__vmalloc_node_range", align=align)
         if area is None:
-            self._vmalloc_failure(real_size, gfp)
+            self.vmalloc_failure(real_size, gfp)
             return None
         return self.vmalloc_area_node(area, gfp, prot, node)
 
@@ -1097,7 +1143,6 @@ class Vmalloc:
         consecutive frames, in address order; unmapped pages read as zeros and are not written."""
         ps, shift = self.PAGE_SIZE, self.PAGE_SHIFT
         frames = self.phys.frames
-        chunks = frames._chunks  # the frame store's rows: slices of them are the frames' bytes
         pos = 0
         while pos < n:
             va = addr + pos
@@ -1125,7 +1170,7 @@ class Vmalloc:
                 if pfn + (e - s) > frames.nr_frames:
                     raise IndexError("pfn outside physical memory")
                 row = pfn & (CHUNK_FRAMES - 1)
-                chunk = frames._chunk(pfn) if write else chunks.get(pfn >> CHUNK_SHIFT)
+                chunk = frames.chunk_of(pfn, create=write)  # slices of it are the frames' bytes
                 if chunk is None:  # never written: zeros
                     where[:] = 0
                     continue
@@ -1147,7 +1192,7 @@ class Vmalloc:
             raise PageFault(bad, access, "not present (kernel paging request in vmalloc space)")
         return pfns, addr & (self.PAGE_SIZE - 1)
 
-    def _kernel_write(self, addr: int, data: bytes) -> None:
+    def kernel_write(self, addr: int, data: bytes) -> None:
         """Store ``data`` at kernel virtual ``addr`` (PageFault on a hole, before any store)."""
         n = len(data)
         if n <= 0:
@@ -1158,9 +1203,9 @@ class Vmalloc:
     # ---- user space -------------------------------------------------------------------------
     def user_mm(self) -> UserMm:
         """A new user address space whose kernel half is shared with init_mm (``pgd_alloc``)."""
-        with self._page_lock:
+        with self.page_lock:
             mm = UserMm(self)
-        self._user_mms.append(mm)
+        self.user_mms.append(mm)
         return mm
 
     def remap_vmalloc_range(self, vma: Vma, addr: int, pgoff: int = 0) -> int:
@@ -1206,7 +1251,7 @@ class Vmalloc:
     def vmalloc_to_pfn(self, addr: int) -> int | None:
         """The pfn mapped at vmalloc address ``addr``, or None when nothing is mapped there."""
         addr = _args.integer("vmalloc_to_pfn", "addr", addr)
-        with self._pgtable_lock:
+        with self.pgtable_lock:
             pfn = int(self.init_mm.lookup(addr & ~(self.PAGE_SIZE - 1), 1)[0])
         return None if pfn < 0 else pfn
 
@@ -1217,8 +1262,8 @@ class Vmalloc:
         override it to do this, which is what makes alloc_vm_area's tables visible in every
         process.  The model does the arch version on every profile.
         """
-        with self._pgtable_lock:
-            for mm in self._user_mms:
+        with self.pgtable_lock:
+            for mm in self.user_mms:
                 mm.page_tables.copy_kernel_entries(self.init_mm, self.VMALLOC_START, self.VMALLOC_END)
         self.vm_stats["vmalloc_sync_all"] += 1
 
@@ -1233,7 +1278,7 @@ class Vmalloc:
         )
         if area is None:
             return None
-        with self._pgtable_lock:
+        with self.pgtable_lock:
             err = self.init_mm.populate_range(area.addr, area.size)
         if err:
             self.free_vm_area(area)
@@ -1245,14 +1290,14 @@ class Vmalloc:
         """Remove ``area``; BUG when the area registered at its address is another one."""
         _args.area("free_vm_area", area)
         ret = self.remove_vm_area(area.addr)
-        self._bug_on(ret is not area, "free_vm_area: area is not the one registered")
-        self._kfree(area.handle)
+        self.bug_on(ret is not area, "free_vm_area: area is not the one registered")
+        self.kfree(area.handle)
 
     # ---- pages, for drivers -------------------------------------------------------------------
     def alloc_page(self, gfp: int = G.GFP_KERNEL) -> Page | None:
         """One page from the buddy allocator (for vmap), or None."""
         gfp = _args.integer("alloc_page", "gfp", gfp)
-        pfns = self._alloc_pages(gfp, 1, -1, owner="other")
+        pfns = self.alloc_pages(gfp, 1, -1, owner="other")
         return self.phys.page(int(pfns[0])) if len(pfns) else None
 
     def free_page(self, page: PageLike) -> None:
@@ -1262,22 +1307,22 @@ class Vmalloc:
         a TypeError/ValueError before anything changes."""
         if page is not None:
             _args.pages("free_page", [page], 1)
-        self._free_pages(_as_pfns([page]))
+        self.free_pages(_as_pfns([page]))
 
     # ---- the page allocator and kmalloc, under the page lock ---------------------------------
-    def _alloc_pages(self, gfp: int, nr: int, node: int, owner: str = "vmalloc") -> npt.NDArray[np.int64]:
-        with self._page_lock:
+    def alloc_pages(self, gfp: int, nr: int, node: int, owner: str = "vmalloc") -> npt.NDArray[np.int64]:
+        with self.page_lock:
             pfns = self.phys.alloc_pages_bulk(gfp, nr, node, owner=owner)
         if len(pfns) < nr:
             self._page_alloc_failure(gfp, 0)
         return pfns
 
-    def _free_pages(self, pfns: npt.NDArray[np.int64]) -> None:
+    def free_pages(self, pfns: npt.NDArray[np.int64]) -> None:
         if len(pfns):
-            with self._page_lock:
+            with self.page_lock:
                 self.phys.free_pages_bulk(pfns)
 
-    def _vmalloc_failure(self, real_size: int, gfp: int) -> None:
+    def vmalloc_failure(self, real_size: int, gfp: int) -> None:
         # __vmalloc_node_range's own warn_alloc lines when no area was had (2.6.38+).
         if gfp & _GFP_NOWARN:
             return
@@ -1290,18 +1335,17 @@ class Vmalloc:
                 self.printk(KERN_WARNING, line)
 
     def _page_alloc_failure(self, gfp: int, order: int) -> None:
-        # mm/page_alloc.c, 2.6.22: __alloc_pages() warns unless __GFP_NOWARN (rate limited).
-        if not gfp & _GFP_NOWARN and self.printk_ratelimit():
-            self.printk(KERN_WARNING, f"vmalloc: page allocation failure. order:{order}, mode:{gfp:#x}")
+        # mm/page_alloc.c's warning: the page allocator's, so the environment's.
+        self.env.page_alloc_failure(gfp, order)
 
-    def _kmalloc(self, size: int, gfp: int, node: int) -> int:
-        with self._page_lock:
+    def kmalloc(self, size: int, gfp: int, node: int) -> int:
+        with self.page_lock:
             handle = self.slab.kmalloc(size, gfp, node)
         return handle or 0
 
-    def _kfree(self, handle: int) -> None:
+    def kfree(self, handle: int) -> None:
         if handle:
-            with self._page_lock:
+            with self.page_lock:
                 self.slab.kfree(handle)
 
     # ---- today's API (2.6.37+ ... 6.15) ----
@@ -1367,7 +1411,7 @@ class Vmalloc:
         size, gfp, _prot, _node, caller = self._alloc_args("vmalloc_huge", size, gfp, None, -1, caller)
         _kv.require(self, "vmalloc_huge", "vmalloc_huge")
         return _kv.vmalloc_node_range_flags(self, size, 1, self.VMALLOC_START, self.VMALLOC_END, gfp,
-                                            self._pgprot(None), VM_ALLOW_HUGE_VMAP, -1, caller or "vmalloc_huge")
+                                            self.pgprot(None), VM_ALLOW_HUGE_VMAP, -1, caller or "vmalloc_huge")
 
     def vmap_pfn(self, pfns: Sequence[int] | npt.NDArray[np.int64], count: int,
                  prot: int | str | None = None, caller: str | None = None) -> int | None:

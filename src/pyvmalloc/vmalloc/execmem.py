@@ -255,9 +255,9 @@ def default_bpf_jit_limit(m: Vmalloc) -> int:
 
 def state(m: Vmalloc) -> ExecmemState:
     """The machine's BPF JIT accounting, made at first use."""
-    st = m._execmem_state
+    st = m.execmem_state
     if st is None:
-        st = m._execmem_state = ExecmemState(default_bpf_jit_limit(m))
+        st = m.execmem_state = ExecmemState(default_bpf_jit_limit(m))
     return st
 
 

@@ -121,7 +121,7 @@ def vmalloc_node_range_flags(m: Vmalloc, size: int, align: int, start: int, end:
         area = m.get_vm_area_node_range(size, VM_ALLOC | vm_flags, start, end, node, gfp,
                                         caller, align=align)
         if area is None:
-            m._vmalloc_failure(real_size, gfp)
+            m.vmalloc_failure(real_size, gfp)
         else:
             area.requested_size = real_size
             if shift == m.PAGE_SHIFT:
@@ -150,11 +150,11 @@ def vmalloc_area_huge(m: Vmalloc, area: vm_struct, gfp: int, prot: int, node: in
     order = shift - m.PAGE_SHIFT
     nr_pages = (area.size - ps) >> m.PAGE_SHIFT
     area.page_order = order
-    if not m._alloc_page_array(area, nr_pages, gfp, node):
+    if not m.alloc_page_array(area, nr_pages, gfp, node):
         return None
     block_gfp = (gfp & ~_GFP_NOFAIL) | _GFP_NOWARN
     heads: list[int] = []
-    with m._page_lock:
+    with m.page_lock:
         for _ in range(nr_pages >> order):
             pfn = m.phys.alloc_pages_node(node, block_gfp, order, owner="vmalloc")
             if pfn is None:
@@ -169,7 +169,7 @@ def vmalloc_area_huge(m: Vmalloc, area: vm_struct, gfp: int, prot: int, node: in
         m.vfree(area.addr)
         return None
     if area.flags & VM_VPAGES:
-        m._store_page_array(area)
+        m.store_page_array(area)
     if map_huge_area(m, area, prot, heads, shift):
         m.vfree(area.addr)
         return None
@@ -180,9 +180,9 @@ def map_huge_area(m: Vmalloc, area: vm_struct, prot: int, heads: list[int], shif
     """``vmap_pages_range_noflush`` with ``page_shift = shift``: one leaf per block; 0 or an errno."""
     level = HUGE_VMALLOC_ARCHES[m.profile.name]
     step = 1 << shift
-    bits = m._pgprot(prot)
+    bits = m.pgprot(prot)
     npb = step >> m.PAGE_SHIFT
-    with m._pgtable_lock:
+    with m.pgtable_lock:
         for i, head in enumerate(heads):
             addr = area.addr + i * step
             slot = [s for s in m.init_mm.walk(addr) if s.level == level]
@@ -211,7 +211,7 @@ def vmap_pfn(m: Vmalloc, pfns: npt.NDArray[np.int64], count: int, prot: int, cal
         m.WARN_ON(True, f"mm/vmalloc.c:vmap_pfn_apply() (pfn {ram[0]:#x} is RAM)")
         m.free_vm_area(area)
         return None
-    with m._pgtable_lock:
+    with m.pgtable_lock:
         err = m.init_mm.map_range(area.addr, pfns[:count], prot) if count else 0
     if err:
         m.free_vm_area(area)
@@ -239,7 +239,7 @@ def vrealloc(m: Vmalloc, p: int | None, size: int, gfp: int, caller: str) -> int
     if p:
         vm = m.find_vm_area(p)
         if vm is None:
-            m.printk(4, f"Trying to vrealloc() nonexistent vm area ({m._fmt_ptr(p)})")
+            m.printk(4, f"Trying to vrealloc() nonexistent vm area ({m.fmt_ptr(p)})")
             m.WARN_ON(True, "mm/vmalloc.c:vrealloc()")
             return None
         alloced = vm.size - m.PAGE_SIZE  # get_vm_area_size()
@@ -249,7 +249,7 @@ def vrealloc(m: Vmalloc, p: int | None, size: int, gfp: int, caller: str) -> int
     granular = has(m.kernel, "vrealloc_requested_size")
     if p and vm is not None and size <= old_size:
         if gfp & _GFP_ZERO:  # want_init_on_alloc(flags); init_on_free is off
-            m._kernel_write(p + size, bytes(old_size - size))
+            m.kernel_write(p + size, bytes(old_size - size))
         if granular:
             vm.requested_size = size
         return p
@@ -263,7 +263,7 @@ def vrealloc(m: Vmalloc, p: int | None, size: int, gfp: int, caller: str) -> int
     if new is not None:
         new.requested_size = size
     if p and old_size:
-        m._kernel_write(n, m.vread(p, old_size))
+        m.kernel_write(n, m.vread(p, old_size))
         m.vfree(p)
     return n
 
@@ -272,7 +272,7 @@ def vrealloc(m: Vmalloc, p: int | None, size: int, gfp: int, caller: str) -> int
 def kv_objects(m: Vmalloc) -> dict[int, int]:
     """The live kmalloc objects kvmalloc handed out: handle -> requested size (check() counts
     them as held, not leaked)."""
-    return m._kv_slab
+    return m.kv_slab
 
 
 def is_vmalloc_addr(m: Vmalloc, addr: int) -> bool:
@@ -303,7 +303,7 @@ def kmalloc(m: Vmalloc, size: int, gfp: int, node: int) -> int | None:
     """kmalloc_node for kvmalloc: the object's direct-map address, ZERO_SIZE_PTR for 0 bytes."""
     if size == 0:
         return ZERO_SIZE_PTR
-    handle = m._kmalloc(size, gfp, node)
+    handle = m.kmalloc(size, gfp, node)
     if not handle:
         return None
     kv_objects(m)[handle] = size
@@ -329,7 +329,7 @@ def kvmalloc_node(m: Vmalloc, size: int, gfp: int, node: int, caller: str) -> in
         return None
     flags = VM_ALLOW_HUGE_VMAP if has(m.kernel, "kvmalloc_huge") else 0
     return vmalloc_node_range_flags(m, size, 1, m.VMALLOC_START, m.VMALLOC_END, gfp,
-                                    m._pgprot(None), flags, node, caller)
+                                    m.pgprot(None), flags, node, caller)
 
 
 def kvfree(m: Vmalloc, addr: int | None) -> None:
@@ -341,7 +341,7 @@ def kvfree(m: Vmalloc, addr: int | None) -> None:
         return
     handle = _kv_handle(m, addr)
     kv_objects(m).pop(handle, None)
-    m._kfree(handle)  # an unknown object is kfree's own BUG (KernelBug)
+    m.kfree(handle)  # an unknown object is kfree's own BUG (KernelBug)
 
 
 def _kv_read(m: Vmalloc, addr: int, n: int) -> bytes:
@@ -352,7 +352,7 @@ def _kv_read(m: Vmalloc, addr: int, n: int) -> bytes:
 
 def _kv_write(m: Vmalloc, addr: int, data: bytes) -> None:
     if is_vmalloc_addr(m, addr):
-        m._kernel_write(addr, data)
+        m.kernel_write(addr, data)
     else:
         m.phys.frames.write(_kv_handle(m, addr), data)
 
@@ -385,7 +385,7 @@ def kvrealloc(m: Vmalloc, p: int | None, size: int, gfp: int, oldsize: int | Non
     if p is None or p <= ZERO_SIZE_PTR:
         return kvmalloc_node(m, size, gfp, -1, caller)  # krealloc(NULL), then kvmalloc
     handle = _kv_handle(m, p)
-    with m._page_lock:
+    with m.page_lock:
         ks = m.slab.ksize(handle)
     if not size:
         kvfree(m, p)

@@ -50,7 +50,7 @@ class UserMm:
         self._k = kernel
         page_tables_cls = type(kernel.init_mm)
         self.page_tables: PageTables = page_tables_cls(
-            kernel.profile, kernel.phys.frames, kernel._alloc_pgtable_frame, kernel._free_pgtable_frame
+            kernel.profile, kernel.phys.frames, kernel.env.alloc_pgtable_frame, kernel.env.free_pgtable_frame
         )
         lay, prof = kernel.layout, kernel.profile
         kernel_start = min(lay.page_offset, lay.vmalloc_start, lay.modules_start or lay.page_offset)
@@ -100,11 +100,11 @@ class UserMm:
         if int(pt.lookup(addr, 1)[0]) >= 0:
             return -EBUSY
         prot = self._k.profile.pgprot("PAGE_SHARED" if vma.flags & VM_WRITE else "PAGE_READONLY")
-        with self._k._pgtable_lock:
+        with self._k.pgtable_lock:
             err = pt.map_range(addr, np.array([page.pfn], dtype=np.int64), prot)
         if err:
             return err
-        self._k._get_page(page.pfn)
+        self._k.get_page(page.pfn)
         self.inserted.append(page.pfn)
         return 0
 
@@ -128,11 +128,11 @@ class UserMm:
             raise TypeError(f"munmap(): vma must be a Vma (UserMm.mmap), not {type(vma).__name__} {vma!r}")
         if not any(v is vma for v in self.vmas):
             return 0
-        with self._k._pgtable_lock:
+        with self._k.pgtable_lock:
             pfns = self.page_tables.unmap_range(vma.start, vma.end - vma.start)
         self._k.mmu.flush_tlb_range(self.page_tables, vma.start, vma.end)
         for pfn in pfns.tolist():
             self.inserted.remove(pfn)
-        self._k._free_pages(pfns)
+        self._k.free_pages(pfns)
         self.vmas.remove(vma)
         return 0

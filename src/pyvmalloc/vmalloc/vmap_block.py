@@ -139,11 +139,11 @@ class VmapBlocks:
 
 def blocks_of(m: Vmalloc) -> VmapBlocks:
     """The machine's vmap-block state (made on first use)."""
-    state = m._vmap_blocks
+    state = m.vmap_blocks
     if state is None:
         bits = vmap_bbmap_bits(m.profile.bits, m.PAGE_SHIFT, NR_CPUS.get(m.profile.name, 64))
         state = VmapBlocks(bits=bits, block_size=bits << m.PAGE_SHIFT, max_alloc=m.profile.bits)
-        m._vmap_blocks = state
+        m.vmap_blocks = state
     return state
 
 
@@ -151,7 +151,7 @@ def _vb_struct_size(m: Vmalloc, st: VmapBlocks) -> int:
     """sizeof(struct vmap_block): lock, va, free, dirty, dirty_min/max, three list heads and an
     rcu_head (12 words), plus the bitmaps of the version (alloc_map and dirty_map before 4.0,
     used_map from 6.4)."""
-    words = 12 * m._ptr_size
+    words = 12 * m.ptr_size
     bitmap = -(-st.bits // 8)
     if not has(m.kernel, "vmap_block_bump_alloc"):
         return words + 2 * bitmap
@@ -163,14 +163,14 @@ def vm_map_ram(m: Vmalloc, pages: object, count: object, node: object = -1) -> i
     """``vm_map_ram(pages, count, node)``: map ``count`` pages (PAGE_KERNEL); the address or None."""
     fn = "vm_map_ram"
     count = _args.integer(fn, "count", count)
-    node = _args.node(fn, node, m._nr_nodes())
+    node = _args.node(fn, node, m.nr_nodes())
     if not has(m.kernel, "vm_map_ram"):
         raise NotImplementedError(f"vm_map_ram() does not exist in Linux {m.kernel} (2.6.28+)")
     count &= 0xFFFFFFFF                                    # unsigned int count
     pfns = _args.pages(fn, pages, count if count <= m.num_physpages else 0)
     if count > m.num_physpages:
         return None                                        # no room anywhere for such a map
-    m._check_pages(pfns, fn)
+    m.check_pages(pfns, fn)
     m.run_workers()
     st = blocks_of(m)
     size = count << m.PAGE_SHIFT
@@ -178,7 +178,7 @@ def vm_map_ram(m: Vmalloc, pages: object, count: object, node: object = -1) -> i
         # vb_alloc: WARN_ON(size == 0) returns NULL, which is no ERR_PTR: vmap_pages_range(0, 0)
         # then hits BUG_ON(addr >= end) (6.1 vmap_small_pages_range_noflush).
         m.WARN_ON(True, "mm/vmalloc.c:vb_alloc() size == 0")
-        m._bug_on(True, "vmap_pages_range: addr >= end")
+        m.bug_on(True, "vmap_pages_range: addr >= end")
     with m.vmlist_lock.write():
         if count <= st.max_alloc:
             addr = _vb_alloc(m, st, count)
@@ -189,8 +189,8 @@ def vm_map_ram(m: Vmalloc, pages: object, count: object, node: object = -1) -> i
     valid = pfns if not np.any(pfns < 0) else pfns[: int(np.flatnonzero(pfns < 0)[0])]
     err = 0
     if len(valid):
-        with m._pgtable_lock:
-            err = m.init_mm.map_range(addr, valid, m._pgprot("PAGE_KERNEL"))
+        with m.pgtable_lock:
+            err = m.init_mm.map_range(addr, valid, m.pgprot("PAGE_KERNEL"))
     m.vm_stats["cache_flushes"] += 1                       # flush_cache_vmap()
     if err or len(valid) < count:
         # vmap_pages_pte_range: WARN_ON(!page) -> -ENOMEM; vm_map_ram undoes the map.
@@ -215,7 +215,7 @@ def _alloc_large(m: Vmalloc, st: VmapBlocks, size: int, pfns: npt.NDArray[np.int
 
 
 def _alloc_area(m: Vmalloc, va: vmap_area, size: int, align: int) -> int | None:
-    addr = m._alloc_vmap_range(size, align, m.VMALLOC_START, m.VMALLOC_END, va)
+    addr = m.alloc_vmap_range(size, align, m.VMALLOC_START, m.VMALLOC_END, va)
     if addr is None:
         if m.printk_ratelimit():
             for line in vmap_failure_lines(m.kernel, size, m.VMALLOC_START, m.VMALLOC_END):
@@ -278,12 +278,12 @@ def _vb_alloc(m: Vmalloc, st: VmapBlocks, count: int) -> int | None:
 def _new_vmap_block(m: Vmalloc, st: VmapBlocks, cpu: int, first: int) -> vmap_block | None:
     """``new_vmap_block``: kmalloc the struct, ``alloc_vmap_area(VMAP_BLOCK_SIZE,
     VMAP_BLOCK_SIZE, ...)``, register it; ``first`` pages are already handed out (4.0+)."""
-    handle = m._kmalloc(_vb_struct_size(m, st), 0, -1)
+    handle = m.kmalloc(_vb_struct_size(m, st), 0, -1)
     if not handle:
         return None
     va = vmap_area(0, 0, VMAP_RAM | VMAP_BLOCK)
     if _alloc_area(m, va, st.block_size, st.block_size) is None:
-        m._kfree(handle)
+        m.kfree(handle)
         return None
     vb = vmap_block(va=va, bits=st.bits, cpu=cpu, handle=handle, free=st.bits - first,
                     dirty_min=st.bits, dirty_max=0)
@@ -302,8 +302,8 @@ def _free_vmap_block(m: Vmalloc, st: VmapBlocks, vb: vmap_block) -> None:
     queue = st.queues.get(vb.cpu, [])
     if vb in queue:
         queue.remove(vb)
-    m._free_vmap_area_noflush(vb.va)
-    m._kfree(vb.handle)
+    m.free_vmap_area_noflush(vb.va)
+    m.kfree(vb.handle)
 
 
 def _purgeable(vb: vmap_block, force: bool) -> bool:
@@ -322,7 +322,7 @@ def _purge_fragmented_blocks(m: Vmalloc, st: VmapBlocks, cpu: int, force: bool) 
 def purge_fragmented_blocks_allcpus(m: Vmalloc) -> None:
     """``purge_fragmented_blocks_allcpus`` (2.6.33+; a no-op before and with no block made):
     the purge ``alloc_vmap_area`` runs when it finds no room starts with it.  vmlist_lock held."""
-    st = m._vmap_blocks
+    st = m.vmap_blocks
     if st is None or not has(m.kernel, "vmap_purge_fragmented_blocks"):
         return
     for cpu in sorted(st.queues):
@@ -332,7 +332,7 @@ def purge_fragmented_blocks_allcpus(m: Vmalloc) -> None:
 def flush_dirty_blocks(m: Vmalloc) -> None:
     """The vmap-block half of ``_vm_unmap_aliases``: free the fragmented blocks and flush the
     TLB over every block's dirty range.  vmlist_lock held."""
-    st = m._vmap_blocks
+    st = m.vmap_blocks
     if st is None:
         return
     threshold = has(m.kernel, "vmap_purge_threshold")
@@ -362,10 +362,10 @@ def vm_unmap_ram(m: Vmalloc, addr: object, count: object) -> None:
     fn = "vm_unmap_ram"
     a = _args.address(fn, "addr", addr)
     count = _args.integer(fn, "count", count) & 0xFFFFFFFF
-    m._bug_on(not a, "vm_unmap_ram: !addr")
+    m.bug_on(not a, "vm_unmap_ram: !addr")
     assert a is not None
-    m._bug_on(a < m.VMALLOC_START or a > m.VMALLOC_END, "vm_unmap_ram: addr outside VMALLOC_START..END")
-    m._bug_on(bool(a & (m.PAGE_SIZE - 1)), "vm_unmap_ram: addr not page aligned")
+    m.bug_on(a < m.VMALLOC_START or a > m.VMALLOC_END, "vm_unmap_ram: addr outside VMALLOC_START..END")
+    m.bug_on(bool(a & (m.PAGE_SIZE - 1)), "vm_unmap_ram: addr not page aligned")
     m.run_workers()
     st = blocks_of(m)
     size = count << m.PAGE_SHIFT
@@ -374,12 +374,12 @@ def vm_unmap_ram(m: Vmalloc, addr: object, count: object) -> None:
             _vb_free(m, st, a, size)
         else:
             va = m.find_vmap_area(a)
-            m._bug_on(va is None or not va.flags & VMAP_RAM or bool(va.flags & VMAP_BLOCK),
+            m.bug_on(va is None or not va.flags & VMAP_RAM or bool(va.flags & VMAP_BLOCK),
                       "vm_unmap_ram: no vm_map_ram area at addr")
             assert va is not None
             st.large.pop(a, None)
-            m._unmap_range(va.va_start, va.size)     # free_unmap_vmap_area: unmap, then lazily free
-            m._free_vmap_area_noflush(va)
+            m.unmap_range(va.va_start, va.size)     # free_unmap_vmap_area: unmap, then lazily free
+            m.free_vmap_area_noflush(va)
     m.vm_stats["vm_unmap_ram"] += 1
 
 
@@ -387,17 +387,17 @@ def _vb_free(m: Vmalloc, st: VmapBlocks, addr: int, size: int) -> None:
     order = _get_order(size >> m.PAGE_SHIFT)
     n = 1 << order
     vb = st.by_index.get(st.index(m.VMALLOC_START, addr))
-    m._bug_on(vb is None, f"vb_free: no vmap block holds {addr:#x} (NULL vmap_block)")
+    m.bug_on(vb is None, f"vb_free: no vmap block holds {addr:#x} (NULL vmap_block)")
     assert vb is not None
     off = (addr & (st.block_size - 1)) >> m.PAGE_SHIFT
     vb.used &= ~(((1 << n) - 1) << off)
     vb.pieces.pop(off, None)
-    m._unmap_range(addr, size)                        # vunmap_range_noflush: no TLB flush
+    m.unmap_range(addr, size)                        # vunmap_range_noflush: no TLB flush
     vb.dirty_min = min(vb.dirty_min, off)
     vb.dirty_max = max(vb.dirty_max, off + n)
     vb.dirty += n
     if vb.dirty == vb.bits:
-        m._bug_on(vb.free != 0, "vb_free: a fully dirty block has free pages")
+        m.bug_on(vb.free != 0, "vb_free: a fully dirty block has free pages")
         _free_vmap_block(m, st, vb)
 
 
@@ -420,7 +420,7 @@ def check_vm_map_ram(m: Vmalloc, map_ram: list[vmap_area]) -> tuple[list[int], l
     kmalloc objects of the blocks and the ranges whose stale TLB entries are allowed (the
     blocks' dirty ranges).  vm_map_ram areas a snapshot reserved are not the model's: not
     checked.  vmlist_lock held."""
-    st = m._vmap_blocks
+    st = m.vmap_blocks
     if st is None:
         return [], []
     ps, shift = m.PAGE_SIZE, m.PAGE_SHIFT
