@@ -302,7 +302,11 @@ class Vmalloc:
         pfns = _args.pages("map_vm_area", pages)[:nr]
         self.check_pages(pfns, "map_vm_area")
         bad = np.flatnonzero(pfns < 0)
-        valid = pfns if not len(bad) else pfns[: int(bad[0])]
+        return self._map_pages(addr, nr, bits, pfns if not len(bad) else pfns[: int(bad[0])])
+
+    def _map_pages(self, addr: int, nr: int, bits: int, valid: npt.NDArray[np.int64]) -> int:
+        """map_vm_area after its checks: map the pages ``valid`` (no NULL among them) of an
+        area of ``nr`` pages at ``addr``; -ENOMEM when fewer than ``nr`` or a table fails."""
         err = 0
         if len(valid):  # a NULL first page maps nothing: vmap_pte_range returns -ENOMEM at once
             with self.pgtable_lock:
@@ -341,7 +345,11 @@ class Vmalloc:
         """
         fn = "get_vm_area_node_range"
         size, flags, gfp = (_args.integer(fn, n, v) for n, v in (("size", size), ("flags", flags), ("gfp", gfp)))
-        start, end = _args.vrange(fn, start, end, self.PAGE_SIZE, self.vm_ranges())
+        if not (type(start) is int and type(end) is int and start == self.VMALLOC_START
+                and end == self.VMALLOC_END):
+            # VMALLOC_START..END, what vmalloc() asks, is vm_ranges()'s first range: only other
+            # ranges need the list built.
+            start, end = _args.vrange(fn, start, end, self.PAGE_SIZE, self.vm_ranges())
         node = _args.node(fn, node, self.nr_nodes())
         caller = _args.caller(fn, caller)
         align = None if align is None else _args.integer(fn, "align", align)
@@ -667,7 +675,7 @@ class Vmalloc:
             return
         if deallocate_pages:
             pages = area.pages[: area.nr_pages]
-            self.bug_on(bool(np.any(pages < 0)), "__vunmap: NULL page in area->pages")
+            self.bug_on(bool(len(pages)) and int(pages.min()) < 0, "__vunmap: NULL page in area->pages")
             self.free_pages(pages)
             self._free_page_array(area)
         self.kfree(area.handle)
@@ -771,7 +779,10 @@ class Vmalloc:
             return None
         if area.flags & VM_VPAGES:
             self.store_page_array(area)
-        if self.map_vm_area(area, prot, pfns):
+        # map_vm_area without its argument checks: the area is ours and the pages come from
+        # the page allocator (its checks would pass; only its BUG_ON can fire).
+        self.bug_on(nr_pages <= 0, "map_vm_area: addr >= end")
+        if self._map_pages(area.addr, nr_pages, prot, pfns):
             self.vfree(area.addr)
             return None
         return area.addr
