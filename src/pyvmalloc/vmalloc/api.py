@@ -353,6 +353,12 @@ class Vmalloc:
         node = _args.node(fn, node, self.nr_nodes())
         caller = _args.caller(fn, caller)
         align = None if align is None else _args.integer(fn, "align", align)
+        return self._get_vm_area_node_range(size, flags, start, end, node, gfp, caller, align)
+
+    def _get_vm_area_node_range(self, size: int, flags: int, start: int, end: int, node: int,
+                                gfp: int, caller: str | None, align: int | None) -> vm_struct | None:
+        """get_vm_area_node_range after its argument checks (the callers inside this module
+        pass values already checked)."""
         self.bug_on(self.in_interrupt(), "__get_vm_area_node() in interrupt context")
         self.run_workers()
         if size < 0:
@@ -767,7 +773,11 @@ class Vmalloc:
         (strictly bounded) recursive vmalloc, marked VM_VPAGES.  Every failure frees what was
         taken (pages so far, the array, the area); page-table frames stay, as in the kernel.
         """
-        gfp, prot, node = self._alloc_args("vmalloc_area_node", 0, gfp, prot, node, None)[1:4]
+        gfp, bits, node = self._alloc_args("vmalloc_area_node", 0, gfp, prot, node, None)[1:4]
+        return self._vmalloc_area_node(area, gfp, bits, node)
+
+    def _vmalloc_area_node(self, area: vm_struct, gfp: int, prot: int, node: int) -> int | None:
+        """vmalloc_area_node after its argument checks (``prot`` already the pgprot bits)."""
         nr_pages = (area.size - self.PAGE_SIZE) >> self.PAGE_SHIFT
         if not self.alloc_page_array(area, nr_pages, gfp, node):
             return None
@@ -823,17 +833,23 @@ class Vmalloc:
 
         None for size 0, for more pages than ``num_physpages``, or when anything fails.
         """
-        size, gfp, prot, node, caller = self._alloc_args("vmalloc_node_gfp", size, gfp, prot, node, caller)
+        size, gfp, bits, node, caller = self._alloc_args("vmalloc_node_gfp", size, gfp, prot, node, caller)
+        return self._vmalloc_node_gfp(size, gfp, bits, node, caller)
+
+    def _vmalloc_node_gfp(self, size: int, gfp: int, prot: int, node: int, caller: str | None) -> int | None:
+        """vmalloc_node_gfp after its argument checks: the vmalloc() family's common path, one
+        call per step (get_vm_area_node, then __vmalloc_area_node) without checking again."""
         real_size = size
         size = self.PAGE_ALIGN(max(size, 0))
         if not size or (size >> self.PAGE_SHIFT) > self.num_physpages:
             return None
-        area = self.get_vm_area_node(size, VM_ALLOC, node, gfp, caller=caller or "__vmalloc_node")
+        area = self._get_vm_area_node_range(size, VM_ALLOC, self.VMALLOC_START, self.VMALLOC_END, node,
+                                            gfp, caller or "__vmalloc_node", None)
         if area is None:
             self.vmalloc_failure(real_size, gfp)
             return None
         area.requested_size = real_size  # 6.15 __get_vm_area_node(real_size, ...) (vrealloc reads it)
-        return self.vmalloc_area_node(area, gfp, prot, node)
+        return self._vmalloc_area_node(area, gfp, prot, node)
 
     def vmalloc_node_range(self, size: int, align: int, start: int, end: int, gfp: int,
                            prot: int | str | None, node: int, caller: str | None = None) -> int | None:
@@ -918,14 +934,15 @@ class Vmalloc:
 
     def vmalloc_gfp(self, size: int, gfp: int, prot: int | str | None = None, caller: str | None = None) -> int | None:
         """``__vmalloc(size, gfp_mask, prot)``."""
-        size, gfp, prot, _node, caller = self._alloc_args("vmalloc_gfp", size, gfp, prot, -1, caller)
+        size, gfp, bits, _node, caller = self._alloc_args("vmalloc_gfp", size, gfp, prot, -1, caller)
         self.vm_stats["vmalloc"] += 1
-        return self.vmalloc_node_gfp(size, gfp, prot, -1, caller or "__vmalloc")
+        return self._vmalloc_node_gfp(size, gfp, bits, -1, caller or "__vmalloc")
 
     def vmalloc(self, size: int, caller: str | None = None) -> int | None:
         """Virtually contiguous memory from any pages, HIGHMEM first where the arch has it."""
-        size, _gfp, _prot, _node, caller = self._alloc_args("vmalloc", size, 0, None, -1, caller)
-        return self.vmalloc_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM, "PAGE_KERNEL", caller or "vmalloc")
+        size, _gfp, bits, _node, caller = self._alloc_args("vmalloc", size, 0, "PAGE_KERNEL", -1, caller)
+        self.vm_stats["vmalloc"] += 1  # vmalloc() is __vmalloc(size, GFP_KERNEL | __GFP_HIGHMEM, PAGE_KERNEL)
+        return self._vmalloc_node_gfp(size, G.GFP_KERNEL | _GFP_HIGHMEM, bits, -1, caller or "vmalloc")
 
     def _set_usermap(self, addr: int | None) -> int | None:
         if addr is not None:
