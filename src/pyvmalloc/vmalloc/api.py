@@ -360,7 +360,7 @@ class Vmalloc:
         """get_vm_area_node_range after its argument checks (the callers inside this module
         pass values already checked)."""
         self.bug_on(self.in_interrupt(), "__get_vm_area_node() in interrupt context")
-        self.run_workers()
+        self._run_workers()
         if size < 0:
             return None
         if align is None:
@@ -542,8 +542,11 @@ class Vmalloc:
         ``free_vmap_area_noflush`` scheduled (5.19+) and the ``vfree()``s deferred from
         interrupt context (3.10+).  The model runs them at the next vmalloc call outside
         interrupt context and before /proc is read, as a worker usually has by then."""
-        if self.in_interrupt():
-            return
+        if not self.in_interrupt():
+            self._run_workers()
+
+    def _run_workers(self) -> None:
+        """run_workers for a caller that has just seen it is not in interrupt context."""
         while self._deferred_vfree:
             self.vunmap_area(self._deferred_vfree.pop(0), True, "vfree")
         self.rcu_barrier()
@@ -704,12 +707,13 @@ class Vmalloc:
         item from 3.10 (``vfree_deferred_in_interrupt``).
         """
         addr = _args.address("vfree", "addr", addr)
-        if self.in_interrupt() and has(self.kernel, "vfree_deferred_in_interrupt"):
+        irq = self.in_interrupt()
+        if irq and has(self.kernel, "vfree_deferred_in_interrupt"):
             self.vm_stats["vfree"] += 1
             if addr:
                 self._deferred_vfree.append(addr)
             return
-        self.bug_on(self.in_interrupt(), "vfree() in interrupt context")
+        self.bug_on(irq, "vfree() in interrupt context")
         self.vm_stats["vfree"] += 1
         self.vunmap_area(addr, True, "vfree")
 
