@@ -1059,23 +1059,32 @@ class Vmalloc:
     def _vread_locked(self, addr: int, out: npt.NDArray[np.uint8], count: int) -> tuple[int, int]:
         """The kernel's vread into ``out[:count]``: (its return value, bytes up to the end of
         the last area the walk reached); vmlist_lock held for read."""
-        holes = has(self.kernel, "vread_holes")
-        done = 0
-        for a, n, area in self._vwalk(addr, count):
-            dst = out[a - addr: a - addr + n]
-            if self._is_vread_hole(area):
-                dst[:] = 0
-            else:
-                if not holes:  # 2.6.22 oopses on an unmapped page of an area
-                    self._kernel_pfns(a, n, "read")
-                self._copy_runs(a, n, dst, write=False)
-            done = a - addr + n
-        if not holes:
+        runs: list[tuple[int, int, npt.NDArray[np.uint8] | None]] = []
+        done = self._vread_runs(addr, count, runs)
+        for off, n, src in runs:
+            out[off:off + n] = 0 if src is None else src
+        if not has(self.kernel, "vread_holes"):
             return done, done  # the seed: what was copied; the walk ends with the list
         if not done:
             return 0, 0  # no area ends above addr: "if (buf == buf_start) return 0;"
         out[done:count] = 0  # "zero-fill memory holes": the rest of the buffer
         return count, done
+
+    def _vread_runs(self, addr: int, count: int, runs: list[tuple[int, int, npt.NDArray[np.uint8] | None]]) -> int:
+        """What vread copies, as ``(offset, length, the frames' bytes or None for zeros)`` runs
+        appended to ``runs`` in order; returns the bytes up to the end of the last area the
+        walk reached.  2.6.22 oopses (PageFault) on an unmapped page of an area."""
+        holes = has(self.kernel, "vread_holes")
+        done = 0
+        for a, n, area in self._vwalk(addr, count):
+            if self._is_vread_hole(area):
+                runs.append((a - addr, n, None))
+            else:
+                if not holes:
+                    self._kernel_pfns(a, n, "read")
+                runs.extend((a - addr + off, length, src) for off, length, src in self._frame_runs(a, n, False))
+            done = a - addr + n
+        return done
 
     def vread_into(self, addr: int, buffer: Any) -> int:
         """``vread(buf, addr, count)`` into the caller's writable ``buffer`` (bytearray,
@@ -1123,9 +1132,11 @@ class Vmalloc:
                         f"vread({addr:#x}, ...): the {count} bytes up to the end of the last area are "
                         f"more than this host can hold ({room} bytes); read in pieces or pass a "
                         "buffer of your own to vread_into()")
-            out = np.empty(count, dtype=np.uint8)
-            n = self._vread_locked(addr, out, count)[1]
-        return out[:n].tobytes()
+            # One copy: the bytes are joined straight from the frames' runs (a buffer filled
+            # then turned into bytes would copy everything twice).
+            runs: list[tuple[int, int, npt.NDArray[np.uint8] | None]] = []
+            self._vread_runs(addr, count, runs)
+            return b"".join(bytes(n) if src is None else src.data for _off, n, src in runs)
 
     def vwrite(self, addr: int, data: bytes | bytearray | memoryview) -> int:
         """Write ``data`` into the vmalloc space at ``addr``; returns the bytes consumed.
@@ -1173,6 +1184,21 @@ class Vmalloc:
     def _copy_runs(self, addr: int, n: int, buf: npt.NDArray[np.uint8], write: bool) -> None:
         """Copy between ``buf`` and the ``n`` bytes at kernel ``addr``, one slice per run of
         consecutive frames, in address order; unmapped pages read as zeros and are not written."""
+        for off, length, frames in self._frame_runs(addr, n, write):
+            where = buf[off:off + length]
+            if frames is None:
+                if not write:
+                    where[:] = 0
+            elif write:
+                frames[:] = where
+            else:
+                where[:] = frames
+
+    def _frame_runs(self, addr: int, n: int, write: bool) -> Iterator[tuple[int, int, npt.NDArray[np.uint8] | None]]:
+        """The ``n`` bytes at kernel ``addr`` as ``(offset, length, view)`` runs of consecutive
+        frames in address order: ``view`` is the frames' own bytes (a slice of the frame store,
+        created for ``write``), or None for an unmapped page or, when reading, a never-written
+        one (zeros)."""
         ps, shift = self.PAGE_SIZE, self.PAGE_SHIFT
         frames = self.phys.frames
         pos = 0
@@ -1193,24 +1219,19 @@ class Vmalloc:
                 lo, hi = max(s * ps, vbase), min(e * ps, vbase + piece)
                 if lo >= hi:
                     continue
-                where = buf[pos + lo - vbase: pos + hi - vbase]
+                off = pos + lo - vbase
                 pfn = int(pfns[s])
                 if pfn < 0:
-                    if not write:
-                        where[:] = 0
+                    yield off, hi - lo, None
                     continue
                 if pfn + (e - s) > frames.nr_frames:
                     raise IndexError("pfn outside physical memory")
                 row = pfn & (CHUNK_FRAMES - 1)
                 chunk = frames.chunk_of(pfn, create=write)  # slices of it are the frames' bytes
                 if chunk is None:  # never written: zeros
-                    where[:] = 0
+                    yield off, hi - lo, None
                     continue
-                flat = chunk[row: row + e - s].reshape(-1)
-                if write:
-                    flat[lo - s * ps: hi - s * ps] = where
-                else:
-                    where[:] = flat[lo - s * ps: hi - s * ps]
+                yield off, hi - lo, chunk[row: row + e - s].reshape(-1)[lo - s * ps: hi - s * ps]
             pos += piece
 
     def _kernel_pfns(self, addr: int, n: int, access: str) -> tuple[npt.NDArray[np.int64], int]:
