@@ -273,6 +273,9 @@ class Machine:
         out.update({f"phys.{k}": int(v) for k, v in vars(self.phys.statistics()).items()})
         out.update({f"inject.{k}": int(v) for k, v in sorted(self.faults.injected.items())})
         out["inject.total"] = int(sum(self.faults.injected.values()))
+        # Work counters of the search and the page tables (kernel/work.py reads them here).
+        out["work.nodes_visited"] = int(self.vmap_allocator.visited)
+        out["work.ptes_touched"] = int(self.init_mm.ptes_touched)
         out["vmlist_lock.read"] = self.vmlist_lock.read_acquisitions
         out["vmlist_lock.write"] = self.vmlist_lock.write_acquisitions
         out["vmlist_lock.max_concurrent_readers"] = self.vmlist_lock.max_concurrent_readers

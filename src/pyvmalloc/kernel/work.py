@@ -2,7 +2,8 @@
 
 Host time on a shared machine varies by a quarter between runs; these counts do not, so a
 comparison of allocators (``pyvmalloc bench``, ``pyvmalloc replay``) can say how much work each
-did as well as how long it took.  Each counter reads one the layers keep anyway:
+did as well as how long it took.  Each counter reads ``Machine.stats()``, where the layers'
+own counters are gathered (``work.*`` are the allocator's and init_mm's):
 
 ``visited``
     tree nodes or list entries the address searches looked at (the allocator's ``visited``:
@@ -58,9 +59,9 @@ def work_counters(m: Machine) -> WorkCounters:
     """The machine's counters now."""
     st = m.stats()
     return WorkCounters(
-        visited=int(m.vmap_allocator.visited),
+        visited=st["work.nodes_visited"],
         pages=st["phys.pages_allocated"] + st["phys.pages_freed"],
-        ptes=int(m.init_mm.ptes_touched),
+        ptes=st["work.ptes_touched"],
         locks=st["vmlist_lock.read"] + st["vmlist_lock.write"],
         tlb_flushes=st["tlb.flushes"],  # full flushes are counted there too
     )
