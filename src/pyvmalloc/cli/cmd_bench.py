@@ -117,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     allocators = list(results)
     rows = []
     names = [n for i, n, _f in tv.scenarios() if params.run_test_mask & (1 << i)]
+    if interrupted:  # the scenarios the run reached
+        reached = {o.name for rep in results.values() for per_thread in rep.outcomes for o in per_thread}
+        names = [n for n in names if n in reached]
     for scen in names:
         row: dict[str, Any] = {"scenario": scen}
         for name, rep in results.items():

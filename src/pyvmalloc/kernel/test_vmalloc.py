@@ -378,7 +378,15 @@ def run(m: Machine, params: Params, progress: Callable[[int, int], None] | None 
     done = [0]
     lock = threading.Lock()
 
+    finished = [threading.Event() for _ in range(p.nr_threads)]
+
     def worker(tid: int) -> None:
+        try:
+            scenarios_of(tid)
+        finally:
+            finished[tid].set()
+
+    def scenarios_of(tid: int) -> None:
         rng = random.Random(p.seed * 1_000_003 + tid)
         order = list(chosen)
         if not p.sequential_test_order:
@@ -407,13 +415,18 @@ def run(m: Machine, params: Params, progress: Callable[[int, int], None] | None 
     threads = [threading.Thread(target=worker, args=(t,), name=f"vmalloc_test/{t}") for t in range(p.nr_threads)]
     for t in threads:
         t.start()
+    # Wait on events of our own: a join() that Ctrl-C interrupts can take a running thread for
+    # finished (CPython's _wait_for_tstate_lock), and the cleanup of the scenario that was
+    # running must be over before anyone looks at the machine.
     try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)  # a bare join() would not see Ctrl-C until the thread ends
+        for ev in finished:
+            while not ev.wait(0.2):  # a bare wait() would not see Ctrl-C until the thread ends
+                pass
     except KeyboardInterrupt:
         stop.set()
-        for t in threads:
-            t.join()
+        for ev in finished:
+            ev.wait()
+    for t in threads:
+        t.join()
     report.interrupted = stop.is_set()
     return report
