@@ -37,6 +37,7 @@ _NONE, _TABLE, _HUGE = 0, 1, 2
 # Up to this many pages, map_range/unmap_range work on plain ints: numpy's per-call overhead
 # costs more than the loop on one- or two-page areas, the most common vmalloc size.
 _FEW = 8
+_ABSENT = -1  # _pte_table: an absent upper entry covers the whole range (no table address is < 0)
 
 
 @dataclass(frozen=True)
@@ -507,10 +508,12 @@ class PageTables:
         n = self._npages(size, "unmap_range")
         self._check_range(addr, n, "unmap_range")
         fmt = self.fmt
-        if n <= _FEW:
-            table = self._pte_table(addr)
-            if table is not None and ((addr >> self._pshift) & self._mask[self._last]) + n <= self._mask[self._last] + 1:
-                return self._unmap_few(addr, 0, n, (table, (addr >> self._pshift) & self._mask[self._last]))
+        table = self._pte_table(addr, n)
+        if table == _ABSENT:  # no table reaches the range: nothing is mapped there
+            return np.zeros(0, dtype=np.int64)
+        idx = (addr >> self._pshift) & self._mask[self._last]
+        if table is not None and n <= _FEW and idx + n <= self._mask[self._last] + 1:
+            return self._unmap_few(addr, 0, n, (table, idx))
         pieces: list[npt.NDArray[np.int64]] = []
         for pos, count, kind, info in self._segments(addr, n):
             if kind == _TABLE and count <= _FEW:
@@ -539,14 +542,19 @@ class PageTables:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate(pieces)
 
-    def _pte_table(self, va: int) -> int | None:
-        """The pte table covering ``va`` when every level above has a table entry; else None
-        (absent entries and huge leaves are left to _segments)."""
+    def _pte_table(self, va: int, npages: int) -> int | None:
+        """The pte table covering ``va`` when every level above has a table entry;
+        _ABSENT when an absent entry covers all ``npages`` pages from ``va`` (nothing is mapped);
+        else None (a huge leaf, or a range that leaves the absent entry: left to _segments)."""
         fmt = self.fmt
         table = self._roots[va >> 63]
         for li in range(self._last):
-            e = int(self._view(table, li)[(va >> self._shift[li]) & self._mask[li]])
-            if not fmt.pte_present(e) or fmt.is_leaf(e, li):
+            shift = self._shift[li]
+            e = int(self._view(table, li)[(va >> shift) & self._mask[li]])
+            if not fmt.pte_present(e):
+                end = va + (npages << self._pshift) - 1
+                return _ABSENT if (end >> shift) == (va >> shift) and (end >> 63) == (va >> 63) else None
+            if fmt.is_leaf(e, li):
                 return None
             table = fmt.table_phys(e, li)
         return table
