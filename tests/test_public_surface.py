@@ -84,6 +84,13 @@ METHODS = {
     "user_mm",
     "vfree",
     "vm_map_ram",
+    "vm_area_map_pages",    # 6.9 VM_SPARSE (issue 12)
+    "pcpu_get_vm_areas",    # the per-CPU allocator's areas and the allocator (issue 12)
+    "pcpu_free_vm_areas",
+    "alloc_percpu",
+    "free_percpu",
+    "per_cpu_ptr",
+    "vm_area_unmap_pages",
     "vm_unmap_aliases",
     "vmap_node_shrink",
     "pooled_areas",

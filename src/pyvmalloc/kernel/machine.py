@@ -17,6 +17,7 @@ from pyvmalloc.kernel import proc
 from pyvmalloc.kernel.check import check_machine
 from pyvmalloc.kernel.env import KernelEnv
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING
+from pyvmalloc.kernel.percpu import PercpuAllocator
 from pyvmalloc.kernel.trace import DEFAULT_BUFFER_SIZE, TraceBuffer
 from pyvmalloc.mmu import Mmu, PageTables
 from pyvmalloc.phys import Kmalloc, PhysMem
@@ -24,7 +25,10 @@ from pyvmalloc.phys import gfp as G
 from pyvmalloc.phys import Page
 from pyvmalloc.vmalloc.allocator import ALLOCATORS, make_allocator
 from pyvmalloc.versions import KernelVersion, allocator_for, has, meminfo_generation, resolve
+from pyvmalloc.vmalloc import _args
+from pyvmalloc.vmalloc import kvmalloc as _kv
 from pyvmalloc.vmalloc.api import KERNEL_NAMES, PageLike, Vmalloc
+from pyvmalloc.vmalloc.pcpu_areas import PcpuArea
 from pyvmalloc.vmalloc.user import UserMm, Vma
 from pyvmalloc.vmalloc.vm_struct import VM_MAP, FixedRange, vm_struct, vmap_area
 
@@ -103,6 +107,8 @@ class Machine:
         # Areas a restored snapshot holds outside the vmalloc and module ranges (static maps,
         # vendor maps): check() accepts them there.  Empty on a machine booted afresh.
         self.extra_vm_ranges: list[FixedRange] = vm.extra_vm_ranges
+        # mm/percpu.c's dynamic chunks, in the vmalloc space (kernel/percpu.py).
+        self.percpu = PercpuAllocator(self)
         self._boot_messages(cmdline)
 
     # ---- the core's state that may change -------------------------------------------------------
@@ -197,6 +203,25 @@ class Machine:
         return [] if buf is None else buf.events()
 
     # ---- what a person sees -----------------------------------------------------------------
+    # ---- the per-CPU allocator (mm/percpu.c over pcpu_get_vm_areas; kernel/percpu.py) ----------
+    def alloc_percpu(self, size: int, align: int) -> int | None:
+        """``__alloc_percpu(size, align)`` (2.6.32+ chunks in the vmalloc space): a per-CPU
+        pointer (:meth:`per_cpu_ptr` gives each CPU's copy), or None."""
+        size, align = _args.integer("alloc_percpu", "size", size), _args.integer("alloc_percpu", "align", align)
+        _kv.require(self.vm, "pcpu_get_vm_areas", "__alloc_percpu")
+        return self.percpu.alloc(size, align)
+
+    def free_percpu(self, ptr: int | None) -> None:
+        """``free_percpu(ptr)``: NULL does nothing."""
+        self.percpu.free(_args.address("free_percpu", "ptr", ptr))
+
+    def per_cpu_ptr(self, ptr: int, cpu: int) -> int:
+        """``per_cpu_ptr(ptr, cpu)``: the kernel address of ``cpu``'s copy of the object."""
+        ptr = _args.integer("per_cpu_ptr", "ptr", ptr)
+        if not isinstance(cpu, int) or not 0 <= cpu < self.nr_cpus:
+            raise ConfigError(f"cpu {cpu!r} does not exist: this machine has CPUs 0..{self.nr_cpus - 1}")
+        return self.percpu.per_cpu_ptr(ptr, cpu)
+
     def dmesg(self) -> list[str]:
         """The kernel log, one string per line."""
         return self.log.text()
@@ -279,6 +304,7 @@ class Machine:
         out["lazy.pending_pages"] = self.vm.nr_lazy_pages
         out["lazy.max_pages"] = self.lazy_max_pages
         out["printk.suppressed"] = self.log.suppressed
+        out.update({f"percpu.{k}": int(v) for k, v in self.percpu.stats.items()})
         if self.vmap_nodes is not None:  # 6.9+ vmap nodes: pools, searches, purge batches, locks
             out.update({f"vmap_node.{k}": int(v) for k, v in sorted(self.vmap_nodes.stats.items())})
             out.update({f"vmap_node.lock.{k}": v for k, v in self.vmap_nodes.lock_counts().items()})
@@ -375,6 +401,18 @@ class Machine:
 
     def vmap(self, pages: Sequence[PageLike] | npt.NDArray[np.int64], count: int, flags: int = VM_MAP, prot: int | str | None = None, caller: str | None = None) -> int | None:
         return self.vm.vmap(pages, count, flags, prot, caller)
+
+    def pcpu_get_vm_areas(self, offsets: Sequence[int], sizes: Sequence[int], align: int) -> list[PcpuArea] | None:
+        return self.vm.pcpu_get_vm_areas(offsets, sizes, align)
+
+    def pcpu_free_vm_areas(self, vms: Sequence[vm_struct]) -> None:
+        return self.vm.pcpu_free_vm_areas(vms)
+
+    def vm_area_map_pages(self, area: vm_struct, start: int, end: int, pages: Sequence[PageLike] | npt.NDArray[np.int64]) -> int:
+        return self.vm.vm_area_map_pages(area, start, end, pages)
+
+    def vm_area_unmap_pages(self, area: vm_struct, start: int, end: int) -> None:
+        return self.vm.vm_area_unmap_pages(area, start, end)
 
     def vm_map_ram(self, pages: Sequence[PageLike] | npt.NDArray[np.int64], count: int, node: int = -1) -> int | None:
         return self.vm.vm_map_ram(pages, count, node)

@@ -20,8 +20,12 @@ The rules, as 6.12's mm/vmalloc.c has them (function names are the kernel's):
   ``addr_to_node(va_start)`` when none is encoded; each lazy list is kept in address order.
 - ``__purge_vmap_area_lazy(start, end, full_pool_decay)``: for every node, first
   ``decay_va_pool_node``, then the node's lazy list becomes its purge list; one TLB flush over
-  all of them; ``nr_purge_helpers = clamp(vmap_lazy_nr / lazy_max_pages(), 1, nodes) - 1``
-  nodes are purged by workers, the rest in the caller; ``purge_vmap_node`` walks a purge list in
+  all of them; ``nr_purge_helpers = clamp(vmap_lazy_nr / lazy_max_pages(), 1, nodes) - 1``:
+  the first that many nodes to purge (in node order) become ``purge_work`` items on
+  ``system_wq`` (``schedule_work_on(i)``: the CPU numbered like the node when it is online,
+  else the local CPU), the caller purges the rest itself, then ``flush_work``s the helpers
+  (:class:`PurgeWork`; the model runs them on the simulated clock, see :meth:`VmapNodes.purge`);
+  ``purge_vmap_node`` walks a purge list in
   address order and ``list_add``s every area with an encoded node and a pool to the head of that
   pool (so the highest address ends first) unless ``skip_populate`` (a full decay); the others
   are ``list_add``ed to a local list, which ``reclaim_list_global`` gives back to the free tree
@@ -64,13 +68,31 @@ MAX_VMAP_NODES = 128         # vmap_init_nodes: clamp(num_possible_cpus(), 1, 12
 VN_ID_SHIFT = 8              # encode_vn_id: (node_id + 1) << BITS_PER_BYTE
 VN_ID_MASK = 0xFF << VN_ID_SHIFT
 
-__all__ = ["MAX_VA_SIZE_PAGES", "VN_ID_MASK", "PoolState", "VmapNode", "VmapNodes", "apply_pool_state", "check_pools",
+__all__ = ["MAX_VA_SIZE_PAGES", "VN_ID_MASK", "PoolState", "PurgeWork", "VmapNode", "VmapNodes", "apply_pool_state", "check_pools",
            "hand_over", "nr_vmap_nodes", "pool_state_from_trace", "reclaim_decayed", "reclaim_list_global"]
 
 
 def nr_vmap_nodes(cpus: int, bits: int) -> int:
     """``nr_vmap_nodes`` of a kernel with ``cpus`` possible CPUs (one node on 32-bit)."""
     return max(1, min(cpus, MAX_VMAP_NODES)) if bits == 64 else 1
+
+
+@dataclass
+class PurgeWork:
+    """One node's ``purge_vmap_node`` in one ``__purge_vmap_area_lazy`` (6.9+).
+
+    ``cpu`` is the CPU whose ``system_wq`` worker ran it (a helper), None when the purging
+    caller ran it itself.  On the simulated clock a purge step is one area taken off a purge
+    list: helpers start together when they are scheduled, the caller's nodes run one after the
+    other from the same moment, and each node's ``reclaim_list_global`` happens at its
+    ``finish`` step -- the order in which the nodes' areas reach the free tree.
+    """
+
+    node: int
+    nr_purged: int                 # vn->nr_purged: areas on its purge list
+    back: list[vmap_area]          # its local_list, in reclaim_list_global's order
+    cpu: int | None
+    finish: int
 
 
 class VmapNode:
@@ -101,7 +123,10 @@ class VmapNodes:
         self.nodes = [VmapNode(i) for i in range(nr)]
         self.stats: Counter[str] = Counter(dict.fromkeys((
             "pool_hits", "pool_misses", "pool_align_misses", "global_searches", "pooled",
-            "decayed", "purge_batches", "purge_helpers", "shrinker_runs"), 0))
+            "decayed", "purge_batches", "purge_helpers", "purge_helper_areas", "purge_caller_areas",
+            "purge_steps", "purge_span", "shrinker_runs"), 0))
+        # The work of the last __purge_vmap_area_lazy, node by node in reclaim order.
+        self.last_purge: list[PurgeWork] = []
 
     # -- node ids --------------------------------------------------------------------------
     def addr_to_node_id(self, addr: int) -> int:
@@ -196,18 +221,24 @@ class VmapNodes:
         return [va for decayed in self.decay_nodes(full) for va in decayed]
 
     def purge(self, purge: Sequence[vmap_area], full: bool, lazy_pages: int,
-              lazy_max_pages: int) -> list[list[vmap_area]]:
+              lazy_max_pages: int, nr_cpus: int = 1, cpu: int = 0) -> list[list[vmap_area]]:
         """``__purge_vmap_area_lazy`` after the decay: every lazy area goes to its node's pool
         or back to the free tree (``purge_vmap_node``, node by node).  Returned: each purged
         node's ``local_list``, the areas to give back in the order ``reclaim_list_global``
-        gives them (``list_add`` of an address-ordered walk: descending addresses)."""
+        gives them (``list_add`` of an address-ordered walk: descending addresses), node after
+        node in the order the nodes finish on the simulated clock (:class:`PurgeWork`; without
+        helpers, node order).  ``lazy_pages`` is ``vmap_lazy_nr`` when the purge starts; the
+        helpers' work items run on CPU ``node`` when ``node < nr_cpus``, else on ``cpu`` (the
+        purging CPU: ``schedule_work``); :attr:`last_purge` tells who ran what."""
         by_node: dict[int, list[vmap_area]] = {}
         for va in purge:
             by_node.setdefault(self.lazy_node_id(va), []).append(va)
+        # "One extra worker is per a lazy_max_pages() full set minus one."
         helpers = max(1, min(lazy_pages // max(lazy_max_pages, 1), len(by_node))) - 1
         self.stats["purge_helpers"] += helpers
-        back: list[list[vmap_area]] = []
-        for node_id in sorted(by_node):
+        works: list[PurgeWork] = []
+        caller_steps = 0
+        for k, node_id in enumerate(sorted(by_node)):  # for_each_cpu(i, &purge_nodes)
             vn = self.nodes[node_id]
             vn.locks["lazy.lock"] += 1
             batch = sorted(by_node[node_id], key=lambda v: v.va_start)
@@ -223,8 +254,22 @@ class VmapNodes:
                     self.stats["pooled"] += 1
                 else:
                     local.insert(0, va)  # list_add(&va->list, &local_list)
-            back.append(local)
-        return back
+            nr = len(batch)
+            if k < helpers:  # INIT_WORK(purge_work); schedule_work_on(i) (or schedule_work)
+                wcpu = node_id if node_id < nr_cpus else cpu
+                works.append(PurgeWork(node_id, nr, local, wcpu, nr))
+                self.stats["purge_helper_areas"] += nr
+                self.stats[f"purge_work.cpu{wcpu}"] += 1
+            else:            # purge_vmap_node(&vn->purge_work) in the caller
+                caller_steps += nr
+                works.append(PurgeWork(node_id, nr, local, None, caller_steps))
+                self.stats["purge_caller_areas"] += nr
+        # flush_work() of every helper: the purge ends when the last node is done.
+        works.sort(key=lambda w: (w.finish, w.node))
+        self.stats["purge_steps"] += sum(w.nr_purged for w in works)
+        self.stats["purge_span"] += max((w.finish for w in works), default=0)
+        self.last_purge = works
+        return [w.back for w in works]
 
     def shrink(self) -> list[list[vmap_area]]:
         """``vmap_node_shrink_scan`` (the ``vmap-node`` shrinker): every pool fully decayed,
