@@ -236,8 +236,11 @@ def test_wrong_arch_is_named():
         summarize(zte, "x86_64")
     with pytest.raises(FormatError, match=r"x86:1: 64-bit pointers .* 32-bit arch arm"):
         summarize(parse_vmallocinfo(HASHED.read_text(), "x86"), "arm")
-    unknown = summarize(zte, "mips")
-    assert unknown.arch == "mips" and any("no machine profile" in w for w in unknown.warnings)
+    with pytest.raises(ConfigError, match=r"unknown arch 'mips': known: x86_64, .*, mips32"):
+        summarize(zte, "mips")
+    layout_only = summarize(zte, "mips32")
+    assert layout_only.arch == "mips32" and any("no machine profile" in w
+                                                for w in layout_only.warnings)
 
 
 def test_vmalloc_meminfo_rules():

@@ -84,12 +84,13 @@ def test_plot_writes_png_files(capsys, tmp_path: Path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_empty_snapshot_is_valid_and_warned(capsys, tmp_path: Path):
+def test_empty_snapshot_is_an_error(capsys, tmp_path: Path):
+    # issue 14: a text with no area exits 2 naming the file (a real kernel always has areas).
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     code, out, err = _run(capsys, empty)
-    assert code == 0 and err == ""
-    assert "0 areas" in out and "no areas: every booted kernel has some" in out
+    assert code == 2 and out == ""
+    assert err.startswith(f"{empty}: no vmalloc areas") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(("content", "expected"), [
@@ -181,8 +182,10 @@ def test_what_if_on_hashed_or_unknown_arch_answers_without_failing(capsys):
     assert code == 0
     assert not doc["fits"]["trusted"] and "cannot be trusted" in doc["fits"]["error"]
     assert "cannot be trusted" in doc["plan"]["error"]
-    code, out, _ = _run(capsys, ZTE, "--arch", "mips", "--fits", "8M")
-    assert code == 0 and "no machine profile for arch 'mips': give the arch (--arch" in out
+    code, out, err = _run(capsys, ZTE, "--arch", "mips", "--fits", "8M")
+    assert code == 2 and "unknown arch; known: x86_64" in err and "mips32" in err
+    code, out, _ = _run(capsys, ZTE, "--arch", "mips32", "--fits", "8M")
+    assert code == 0 and "mips32 has no machine profile" in out
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

@@ -115,7 +115,7 @@ def _tour(seed: int) -> str:
 def test_the_tour_prints_the_same_transcript_for_the_same_seed(seed: int) -> None:
     first = _tour(seed)
     assert _tour(seed) == first
-    assert "guard page" in first and "PageFault" in first and "vmalloc=256M" in first
+    assert "guard page" in first and "PageFault" in first and "vmalloc=" in first
 
 
 def test_machine_command_prints_layout_zones_and_meminfo(capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,9 @@ def test_readme_opens_with_the_install_and_test_commands_and_ci_runs_the_second(
     assert "pytest" in test_cmd and "[test]" in test_cmd
     for check in ("lint-imports", "ruff check", "mypy --strict"):
         assert check in test_cmd
-    commands = [ln for ln in CI.read_text().splitlines() if ln and not ln.startswith(("#", "set ", "cd "))]
+    # Besides the test command, CI may only install the browser the map's test draws in.
+    commands = [ln for ln in CI.read_text().splitlines()
+                if ln and not ln.startswith(("#", "set ", "cd ", "command -v chromium "))]
     assert commands == [test_cmd]
 
 

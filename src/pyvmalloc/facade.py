@@ -13,6 +13,7 @@ from typing import Any
 from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot
 from pyvmalloc.kernel.machine import Machine as KernelMachine
 from pyvmalloc.snapshot.restore import ReplayReport, SnapshotLayout, machine_from_snapshot
+from pyvmalloc.viz.html_map import map_data, render_fragment
 
 __all__ = ["Machine"]
 
@@ -44,3 +45,8 @@ class Machine(KernelMachine):
         m.snapshot_layout = layout
         m.snapshot_report = report
         return m
+
+    def _repr_html_(self) -> str:
+        """The machine in Jupyter: its areas on a map (hover for caller, size, pages, guard
+        page) and the page-table walk of its first vmalloc area (``viz/html_map.py``)."""
+        return render_fragment(map_data(self))

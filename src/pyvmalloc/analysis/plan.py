@@ -33,14 +33,18 @@ from pyvmalloc.versions import CHANGES, KernelVersion, parse_version
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_IOREMAP, vm_struct
 
 __all__ = ["FIT_KINDS", "PLAN_RULES", "FitAnswer", "PlanAnswer", "Trial", "fits",
-           "parse_headroom", "parse_sizes", "plan", "plan_by_kernel", "rules_between",
+           "parse_fit_requests", "parse_headroom", "parse_sizes", "plan", "plan_by_kernel", "rules_between",
            "version_rules"]
 
 MiB = 1 << 20
 
 # What each kind of request reserves, and where (mm/vmalloc.c: vmalloc and ioremap use
-# VMALLOC_START..END, ioremap with its alignment; module_alloc the arch's module area).
-FIT_KINDS = ("vmalloc", "ioremap", "module")
+# VMALLOC_START..END, ioremap with its alignment; module_alloc the arch's module area; a BPF JIT
+# image module_alloc's range, or on arm64 (5.16+, the model's profile) the vmalloc area).
+FIT_KINDS = ("vmalloc", "ioremap", "module", "bpf")
+# kernel/bpf/core.c bpf_jit_binary_alloc(): size = round_up(proglen + sizeof(*hdr) + 128,
+# PAGE_SIZE): the header (vmalloc/execmem.py BPF_HDR_SIZE) and up to 128 bytes of random start.
+_BPF_EXTRA = 8 + 128
 
 PLAN_RULES: tuple[str, ...] = (
     "areas outside the snapshot's vmalloc range (modules, static and vendor maps) keep their "
@@ -149,6 +153,20 @@ def parse_sizes(text: str | Sequence[int | str]) -> list[int]:
     return out
 
 
+def parse_fit_requests(text: str) -> list[tuple[str, int]]:
+    """``"8M,module:416K,bpf:64K,ioremap:16M"`` as ``(kind, bytes)`` pairs (no kind: vmalloc);
+    ConfigError names a bad kind (with the known ones) or size."""
+    out = []
+    for item in text.split(","):
+        kind, sep, size = item.strip().rpartition(":")
+        kind = kind.strip() if sep else "vmalloc"
+        if kind not in FIT_KINDS:
+            raise ConfigError(f"unknown kind {kind!r} in {item.strip()!r}: one of "
+                              f"{', '.join(FIT_KINDS)} (e.g. module:8M)")
+        out += [(kind, n) for n in parse_sizes(size)]
+    return out
+
+
 def parse_headroom(text: str | float) -> float:
     """``"25%"`` or ``0.25`` as a fraction in [0, 1); ConfigError otherwise."""
     if isinstance(text, bool):
@@ -170,7 +188,10 @@ def parse_headroom(text: str | float) -> float:
 def _kind_range(m: Machine, kind: str) -> tuple[int, int, int]:
     if kind not in FIT_KINDS:
         raise ConfigError(f"unknown kind {kind!r}: one of {', '.join(FIT_KINDS)}")
-    if kind == "module" and m.layout.modules_end > m.layout.modules_start:
+    family = m.profile.name.split("-")[0]
+    if kind == "bpf" and family == "arm64":
+        kind = "vmalloc"
+    if kind in ("module", "bpf") and m.layout.modules_end > m.layout.modules_start:
         return m.layout.modules_start, m.layout.modules_end, VM_ALLOC
     start, end = vmalloc_bounds(m)
     return start, end, VM_IOREMAP if kind == "ioremap" else VM_ALLOC
@@ -230,7 +251,8 @@ def _reserve_sequence(m: Machine, sizes: Sequence[int], kind: str
     answers: list[FitAnswer] = []
     made: list[vm_struct] = []
     pages_left = m.phys.nr_free()
-    for step, size in enumerate(sizes, start=1):
+    for step, asked in enumerate(sizes, start=1):
+        size = m.PAGE_ALIGN(asked + _BPF_EXTRA) if kind == "bpf" and asked > 0 else asked
         need = m.PAGE_ALIGN(size) + m.PAGE_SIZE
         align = m.ioremap_align(size) if flags & VM_IOREMAP else m.PAGE_SIZE
         before = _free_blocks(m, start, end)
@@ -265,7 +287,10 @@ def _reserve_sequence(m: Machine, sizes: Sequence[int], kind: str
                                              _free_blocks(m, vstart, vend)))
             else:
                 reason = _why_not(need, m.PAGE_SIZE, align, _free_blocks(m, start, end))
-        answers.append(FitAnswer(step=step, size=size, reserved=need if size > 0 else 0,
+        if size != asked:
+            reason += (f" (a BPF image of {exact_bytes(asked)} takes {exact_bytes(size)}: "
+                       f"round_up(proglen + header + 128, PAGE_SIZE), bpf_jit_binary_alloc)")
+        answers.append(FitAnswer(step=step, size=asked, reserved=need if size > 0 else 0,
                                  ok=bool(areas), address=areas[0].addr if areas else None,
                                  reason=reason, largest_hole=stats.largest, total_free=stats.total,
                                  holes=stats.count, pages_ok=pages_ok))
@@ -278,7 +303,8 @@ def fits(machine: Machine, sizes: Sequence[int | str], kind: str = "vmalloc") ->
     The requests are evaluated as a sequence: each one after the ones before it succeeded (as
     if the program made them in that order), with the machine's own allocator and the kernel's
     rules (page rounding, guard page, lowest-address fit, a purge of lazily freed areas before
-    giving up; ``kind="ioremap"`` with its alignment, ``"module"`` in the module area).
+    giving up; ``kind="ioremap"`` with its alignment, ``"module"`` in the module area, ``"bpf"``
+    a JIT image of that program size where bpf_jit_binary_alloc puts it).
     Afterwards every reservation is released and lazily freed areas that a failed search purged
     are put back, so the machine's areas are as before (counters and the kernel's warning for a
     failed request in dmesg remain, as they would).  Only address space is taken: ``pages_ok``

@@ -15,6 +15,8 @@ from typing import Any
 
 from pyvmalloc.snapshot.layout import (
     ARCH_NAMES,
+    KNOWN_ARCHES,
+    LAYOUT_ONLY_ARCHES,
     Bounds,
     HoleStats,
     KaslrGuess,
@@ -39,7 +41,8 @@ from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
 from pyvmalloc.sizes import bytes_and_human, human_bytes
 from pyvmalloc.viz.ascii import strip_map
 
-__all__ = ["CallerTotal", "KindTotal", "Summary", "format_summary", "summarize", "to_json"]
+__all__ = ["CallerTotal", "KindTotal", "Summary", "format_summary", "format_verdict", "summarize",
+           "to_json"]
 
 _MEMINFO_KEYS = ("VmallocTotal", "VmallocUsed", "VmallocChunk")
 
@@ -159,10 +162,13 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
         arch_reason = "given"
         if arch in ARCH_NAMES:
             check_arch(snapshot, arch)
+        elif arch in LAYOUT_ONLY_ARCHES:
+            check_arch(snapshot, arch)
+            warnings.append(f"{arch} ({LAYOUT_ONLY_ARCHES[arch]}) has no machine profile: its "
+                            f"dump is read with its layout rules, but the model cannot boot it "
+                            f"(no --fits/--plan answers)")
         else:
-            warnings.append(f"no machine profile for arch {arch!r} "
-                            f"(known: {', '.join(ARCH_NAMES)}): "
-                            f"its layout constants are not applied")
+            raise ConfigError(f"unknown arch {arch!r}: known: {', '.join(KNOWN_ARCHES)}")
     published = {k: v for k, v in (meminfo or {}).items() if k in _MEMINFO_KEYS}
     if meminfo is not None and "VmallocTotal" not in published:
         warnings.append("meminfo has no VmallocTotal line")
@@ -355,3 +361,88 @@ def format_summary(summary: Summary, map_rows: int = 4) -> str:
     if s.warnings:
         out += ["", "warnings:"] + [f"  {w}" for w in s.warnings]
     return "\n".join(out) + "\n"
+
+
+def _frag_word(frag: float | None) -> str:
+    if frag is None:
+        return "no free space"
+    return "low" if frag < 0.5 else "moderate" if frag < 0.9 else "high"
+
+
+def format_verdict(summary: Summary, fmt: str, fits: Mapping[str, Any] | None = None,
+                   plan: Mapping[str, Any] | None = None,
+                   module_area: tuple[int, int] | None = None) -> list[str]:
+    """The five lines ``analyze`` opens with: how full and fragmented, the module area, what
+    fits, what to do, and what the answer rests on (format, arch, kernel, range).
+
+    ``fits``/``plan`` are the what-if JSON documents when asked; ``module_area`` the arch's
+    module area when the layout knows it and the dump has no module in it."""
+    s = summary
+    head = f"{s.source}: {s.areas} areas, {bytes_and_human(s.bytes)}"
+    b, h = s.bounds, s.hole_stats
+    if b is None or h is None:
+        line1 = (f"{head}: addresses not usable ({s.address_reason}): no holes, fill or fit "
+                 f"answers; the counts below are address-free")
+    else:
+        used = b.size - h.total
+        frag = "n/a" if s.fragmentation is None else f"{s.fragmentation:.2f}"
+        line1 = (f"{head}: the vmalloc area is {100.0 * used / b.size:.1f}% used "
+                 f"({human_bytes(h.total)} free of {human_bytes(b.size)}), largest hole "
+                 f"{human_bytes(h.largest)}, fragmentation {frag} ({_frag_word(s.fragmentation)})")
+    if s.modules is not None and s.module_holes is not None:
+        m, mh = s.modules, s.module_holes
+        line2 = (f"module area 0x{m.start:x}-0x{m.end:x}: {100.0 * (m.size - mh.total) / m.size:.1f}% "
+                 f"used, largest hole {human_bytes(mh.largest)} (vmalloc= does not change it)")
+    elif module_area is not None and module_area[1] > module_area[0] and b is not None \
+            and module_area != (b.start, b.end):
+        line2 = (f"module area 0x{module_area[0]:x}-0x{module_area[1]:x}: no area of the dump in "
+                 f"it (empty, or modules built in)")
+    elif s.arch in ("i386", "i386-pae", "mips32"):
+        line2 = f"module area: none on {s.arch}: modules are allocated in the vmalloc area"
+    else:
+        line2 = "module area: not seen in the dump"
+    if h is None:
+        line3 = "fits now: unknown (addresses not usable)"
+    else:
+        largest = max(h.largest - s.page_size, 0)
+        line3 = (f"fits now: a vmalloc of up to {human_bytes(largest)} (the largest hole less "
+                 f"the guard page)")
+    if fits and fits.get("answers"):
+        said = [f"#{a['step']} {'' if a['kind'] == 'vmalloc' else a['kind'] + ':'}"
+                f"{human_bytes(a['size'])} {'fits' if a['ok'] else 'FAILS'}"
+                for a in fits["answers"]]
+        line3 += "; --fits: " + ", ".join(said)
+    elif fits and fits.get("error"):
+        line3 += f"; --fits: {fits['error']}"
+    elif fits and fits.get("by_kernel"):
+        line3 += "; --fits: the answer depends on the kernel version (below)"
+    line4 = "do: " + _what_to_do(s, plan, fits)
+    line5 = (f"read as {fmt}; arch {s.arch or 'unknown'} ({s.arch_reason}); kernel "
+             f"{s.kernel or 'unknown'}; range {b.how if b is not None else 'unknown'}")
+    return [line1, line2, line3, line4, line5]
+
+
+def _what_to_do(s: Summary, plan: Mapping[str, Any] | None, fits: Mapping[str, Any] | None
+                ) -> str:
+    if not s.addresses_trusted:
+        return ("read /proc/vmallocinfo as root (CAP_SYSLOG) with `sysctl kernel.kptr_restrict=1`: "
+                "%pK then prints real addresses to root (with 0 it hashes them for everyone, "
+                "with 2 it prints zeros)")
+    if plan is not None and plan.get("reason"):
+        return str(plan["reason"])
+    failed = [a for a in (fits or {}).get("answers", []) if not a["ok"]]
+    b, h = s.bounds, s.hole_stats
+    if b is None or h is None:
+        return "give --arch and --meminfo so the vmalloc range can be told"
+    bits64 = s.arch in ("x86_64", "x86_64-la57", "arm64")
+    full = (b.size - h.total) / b.size if b.size else 0.0
+    if failed and any(a["kind"] in ("module", "bpf") for a in failed):
+        return ("the module area is full for that request: unload modules or build them in; "
+                "vmalloc= does not change the module area")
+    if bits64:
+        return ("nothing about the size: a 64-bit vmalloc area does not run out; if a caller "
+                "keeps growing between two dumps, it leaks")
+    if failed or full > 0.9 or (s.fragmentation or 0) > 0.9:
+        return ("a larger vmalloc= (ask `--plan SIZE[,SIZE]` for the smallest value, proven by "
+                "booting the model), or find the caller that grows between two dumps (a leak)")
+    return f"nothing needed: {human_bytes(h.total)} free, largest hole {human_bytes(h.largest)}"

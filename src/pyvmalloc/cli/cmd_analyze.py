@@ -1,8 +1,13 @@
-"""``pyvmalloc analyze SNAPSHOT``: where did the vmalloc space go, read from /proc/vmallocinfo.
+"""``pyvmalloc analyze [SNAPSHOT]``: where did the vmalloc space go, verdict first.
 
-Any error is one line ``FILE[:LINE]: what is wrong`` on stderr and exit code 2.  An empty
-snapshot is not an error: it parses to no areas (as the model's freshly booted machine prints),
-and the report warns that a real kernel always has some.  ``--fits`` and ``--plan`` run on a
+The snapshot is any dump format of ``formats/dumps.py`` (plain /proc/vmallocinfo, an Android
+bugreport, crash ``kmem -v``, gdb/drgn, Qualcomm ramdump-parser), found inside a larger text;
+without SNAPSHOT on Linux the running kernel's /proc/vmallocinfo and /proc/meminfo are read.
+The first five lines are the verdict (how full and fragmented, the largest hole, the module
+area, what fits, what to do); the tables follow.  The device's layout (arch, VMALLOC_START/END,
+kernel) is worked out once (``snapshot_layout``) and used by the summary and every what-if.
+Any error is one line ``FILE[:LINE]: what is wrong`` on stderr and exit code 2; a text with no
+area in it is an error (a real kernel always has some).  ``--fits`` and ``--plan`` run on a
 machine rebuilt from the snapshot (``Machine.from_snapshot``); a snapshot whose addresses are
 hashed, or whose arch has no profile, still gets its summary and what-if answers that say why
 they cannot be given.
@@ -11,6 +16,7 @@ they cannot be given.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 
 from pyvmalloc.analysis.plan import (
     FitAnswer,
+    parse_fit_requests,
     PlanAnswer,
     Trial,
     fits,
@@ -29,14 +36,22 @@ from pyvmalloc.analysis.plan import (
     rules_between,
     version_rules,
 )
-from pyvmalloc.analysis.summary import format_summary, summarize, to_json
+from pyvmalloc.analysis.summary import format_summary, format_verdict, summarize, to_json
+from pyvmalloc.arch.profiles import PROFILES
 from pyvmalloc.sizes import format_size
-from pyvmalloc.cli.common import one_line
+from pyvmalloc.cli.common import live_arch, live_kernel, read_kmsg, report_error
 from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
 from pyvmalloc.formats._text import count_lines, lines, quote
 from pyvmalloc.formats.meminfo import parse_meminfo
-from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot, parse_vmallocinfo
-from pyvmalloc.snapshot.layout import KernelRange, infer_kernel
+from pyvmalloc.formats.dumps import read_dump
+from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot
+from pyvmalloc.snapshot.layout import (
+    KNOWN_ARCHES,
+    LAYOUT_ONLY_ARCHES,
+    Bounds,
+    KernelRange,
+    infer_kernel,
+)
 from pyvmalloc.versions import KernelVersion, parse_version
 
 __all__ = ["read_text", "register", "run"]
@@ -161,14 +176,18 @@ def choose_kernel(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
 def register(subparsers: Any) -> None:
     """Add the ``analyze`` subcommand."""
     p = subparsers.add_parser(
-        "analyze", help="summarize a /proc/vmallocinfo snapshot",
+        "analyze", help="where the vmalloc space went, verdict first (any vmalloc dump format)",
         description="Summarize a /proc/vmallocinfo snapshot: bytes by kind, top callers, pages "
                     "per node, free holes, fragmentation and VmallocUsed/VmallocChunk.")
-    p.add_argument("snapshot", metavar="SNAPSHOT", help="a /proc/vmallocinfo dump ('-': stdin)")
+    p.add_argument("snapshot", metavar="SNAPSHOT", nargs="?",
+                   help="a vmalloc dump in any format (/proc/vmallocinfo, Android bugreport, crash "
+                        "kmem -v, gdb/drgn, ramdump-parser), alone or inside a larger text ('-': "
+                        "stdin; none: this host's /proc/vmallocinfo and /proc/meminfo)")
     p.add_argument("--meminfo", metavar="FILE",
                    help="the /proc/meminfo of the same machine (VmallocTotal gives VMALLOC_END)")
     p.add_argument("--arch", metavar="A",
-                   help="x86_64, x86_64-la57, i386, i386-pae, arm or arm64 (default: guessed)")
+                   help=f"{', '.join(KNOWN_ARCHES)} (default: guessed; ppc32 and mips32 have no "
+                        f"machine profile: address-based results only)")
     ver = p.add_mutually_exclusive_group()
     ver.add_argument("--kernel", metavar="VERSION", type=_kernel,
                      help="the device's Linux version: a release (3.4.5) or `uname -r` output "
@@ -184,8 +203,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--top", metavar="N", type=_top, default=10, help="callers listed (10)")
     p.add_argument("--cmdline", metavar="'vmalloc=240M'", default="",
                    help="the device's kernel command line (vmalloc=, mem=) for --fits/--plan")
-    p.add_argument("--fits", metavar="SIZE[,SIZE...]",
-                   help="would these vmalloc sizes (16k, 8M, 1G) fit now, one after the other")
+    p.add_argument("--fits", metavar="[KIND:]SIZE[,...]",
+                   help="would these requests fit now, one after the other: vmalloc sizes (16k, "
+                        "8M) or module:416K, bpf:64K (a JIT image), ioremap:16M")
     p.add_argument("--plan", metavar="SIZE[,SIZE...]",
                    help="smallest vmalloc= at which the snapshot plus these sizes fit")
     p.add_argument("--headroom", metavar="PCT", default="0%",
@@ -197,8 +217,8 @@ def _hex(n: int | None) -> str | None:
     return None if n is None else f"0x{n:x}"
 
 
-def _fit_json(a: FitAnswer) -> dict[str, Any]:
-    return {"step": a.step, "size": a.size, "reserved": a.reserved, "ok": a.ok,
+def _fit_json(a: FitAnswer, kind: str = "vmalloc") -> dict[str, Any]:
+    return {"step": a.step, "kind": kind, "size": a.size, "reserved": a.reserved, "ok": a.ok,
             "address": _hex(a.address), "reason": a.reason, "largest_hole": a.largest_hole,
             "total_free": a.total_free, "holes": a.holes, "pages_ok": a.pages_ok}
 
@@ -225,14 +245,31 @@ _SEQUENCE = ("each request is evaluated after the ones before it succeeded, with
              "own allocator; all are undone afterwards")
 
 
+def _fits_kinds(m: Any, requests: list[tuple[str, int]]) -> list[tuple[str, FitAnswer]]:
+    """fits() for each run of requests of one kind (a kind's run sees the ones before it in
+    that run; each run starts from the snapshot's own state), steps numbered across runs."""
+    out: list[tuple[str, FitAnswer]] = []
+    i = 0
+    while i < len(requests):
+        kind = requests[i][0]
+        j = i
+        while j < len(requests) and requests[j][0] == kind:
+            j += 1
+        for a in fits(m, [n for _, n in requests[i:j]], kind):
+            out.append((kind, dataclasses.replace(a, step=a.step + i)))
+        i = j
+    return out
+
+
 def _fits_by_kernel(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
-                    meminfo: dict[str, int] | None, sizes: list[int],
-                    choice: KernelChoice) -> list[tuple[KernelRange, Any, list[FitAnswer]]]:
+                    meminfo: dict[str, int] | None, requests: list[tuple[str, int]],
+                    choice: KernelChoice
+                    ) -> list[tuple[KernelRange, Any, list[tuple[str, FitAnswer]]]]:
     """fits() on the snapshot's machine under each rule set the kernel choice allows (the
     allocator, VMALLOC_END); neighbouring kernels with the same answers merged."""
     import pyvmalloc as pv
 
-    out: list[tuple[KernelRange, Any, list[FitAnswer]]] = []
+    out: list[tuple[KernelRange, Any, list[tuple[str, FitAnswer]]]] = []
     arch = args.arch
     if arch is None:
         from pyvmalloc.snapshot.restore import resolve_arch
@@ -240,9 +277,9 @@ def _fits_by_kernel(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
     for part in choice.kernels.split(version_rules(arch, "fits")):
         m = pv.Machine.from_snapshot(snapshot, meminfo, arch=args.arch, cmdline=args.cmdline,
                                      kernel=choice.exact or part.lo)
-        answers = fits(m, sizes)
-        key = [(a.ok, a.address, a.reason) for a in answers]
-        if out and [(a.ok, a.address, a.reason) for a in out[-1][2]] == key \
+        answers = _fits_kinds(m, requests)
+        key = [(a.ok, a.address, a.reason) for _, a in answers]
+        if out and [(a.ok, a.address, a.reason) for _, a in out[-1][2]] == key \
                 and (out[-1][1].VMALLOC_START, out[-1][1].VMALLOC_END) == (m.VMALLOC_START,
                                                                            m.VMALLOC_END):
             out[-1] = (KernelRange(out[-1][0].lo, part.hi), out[-1][1], out[-1][2])
@@ -274,7 +311,7 @@ def _what_if(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
         except ConfigError as exc:
             raise ConfigError(f"{name}: {exc}") from None
 
-    fit_sizes = option("--fits", args.fits, parse_sizes)
+    fit_sizes = option("--fits", args.fits, parse_fit_requests)
     plan_sizes = option("--plan", args.plan, parse_sizes)
     headroom = option("--headroom", args.headroom, parse_headroom)
     if fit_sizes is None and plan_sizes is None:
@@ -283,6 +320,10 @@ def _what_if(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
     if not snapshot.addresses_trusted:
         error = (f"addresses cannot be trusted ({snapshot.address_reason}): what-if answers "
                  f"need the real addresses")
+    elif args.arch in LAYOUT_ONLY_ARCHES:
+        error = (f"{args.arch} has no machine profile ({LAYOUT_ONLY_ARCHES[args.arch]}): the "
+                 f"model cannot boot it, so no what-if answer; the summary is read from the "
+                 f"dump alone")
     else:
         try:
             resolve_arch(snapshot, args.arch)
@@ -298,9 +339,13 @@ def _what_if(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
         groups = _fits_by_kernel(args, snapshot, meminfo, fit_sizes, choice)
         by_kernel = [{"kernels": _kernels_label(choice, part, len(groups) == 1),
                       "vmalloc_start": _hex(m.VMALLOC_START), "vmalloc_end": _hex(m.VMALLOC_END),
-                      "answers": [_fit_json(a) for a in answers]}
+                      "modules_start": _hex(m.layout.modules_start),
+                      "modules_end": _hex(m.layout.modules_end),
+                      "answers": [_fit_json(a, kind) for kind, a in answers]}
                      for part, m, answers in groups]
-        out["fits"] = {"trusted": True, "sequence": _SEQUENCE, "kind": "vmalloc",
+        kinds = sorted({k for k, _ in fit_sizes})
+        out["fits"] = {"trusted": True, "sequence": _SEQUENCE,
+                       "kind": kinds[0] if len(kinds) == 1 else "mixed",
                        "kernel": choice.text, "by_kernel": by_kernel}
         if len(by_kernel) == 1:
             out["fits"].update({k: by_kernel[0][k] for k in ("vmalloc_start", "vmalloc_end",
@@ -352,7 +397,8 @@ def format_what_if(doc: dict[str, Any], args: argparse.Namespace) -> str:
                 indent = "    "
             for a in g["answers"]:
                 verdict = "fits" if a["ok"] else "FAILS"
-                out.append(f"{indent}#{a['step']} {format_size(a['size']):>6}: {verdict}: "
+                kind = "" if a["kind"] == "vmalloc" else f"{a['kind']}:"
+                out.append(f"{indent}#{a['step']} {kind}{format_size(a['size']):>6}: {verdict}: "
                            f"{a['reason']}")
     pl = doc.get("plan")
     if pl is not None:
@@ -385,28 +431,133 @@ def _format_plan_details(answers: list[tuple[KernelRange, PlanAnswer]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _check_arch(arch: str | None) -> None:
+    if arch is not None and arch not in KNOWN_ARCHES:
+        raise ConfigError(f"--arch {arch}: unknown arch; known: {', '.join(KNOWN_ARCHES)}")
+
+
+def _check_plot(path: str | None) -> None:
+    if path is None:
+        return
+    base = os.path.basename(path)
+    if path.endswith(("/", os.sep)) or os.path.isdir(path) or (base.startswith(".") and \
+            base.count(".") == 1):
+        raise ConfigError(f"--plot {path}: give a file name (e.g. {os.path.join(path, 'vmalloc.png')}"
+                          f"), not a directory")
+
+
+def _live_inputs(args: argparse.Namespace) -> tuple[str, str]:
+    """No SNAPSHOT: the running kernel's /proc/vmallocinfo (and /proc/meminfo, its version)."""
+    if not os.path.exists("/proc/vmallocinfo"):
+        raise ConfigError("no SNAPSHOT given and this host has no /proc/vmallocinfo: give a file "
+                          "or '-'")
+    with open("/proc/vmallocinfo", encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    if args.meminfo is None and os.path.exists("/proc/meminfo"):
+        args.meminfo = "/proc/meminfo"
+    args.live_note = None
+    if args.kernel is None and args.version_file is None:
+        args.kernel, args.live_note = live_kernel()
+    if args.arch is None:
+        args.arch, args.arch_how = live_arch()
+    try:
+        with open("/proc/sys/kernel/kptr_restrict", encoding="ascii") as f:
+            args.kptr_restrict = f.read().strip()
+    except OSError:
+        args.kptr_restrict = None
+    return text, "/proc/vmallocinfo"
+
+
+def _live_log_note() -> str:
+    """What this host's kernel log says about vmalloc failures, in one sentence."""
+    from pyvmalloc.formats.kernel_log import parse_kernel_log
+
+    try:
+        text, where = read_kmsg()
+    except OSError as exc:
+        return (f"this host's kernel log (/dev/kmsg) is not readable ({exc.strerror or exc}; "
+                f"kernel.dmesg_restrict): its vmalloc failures, if any, are not shown")
+    log = parse_kernel_log(text, where)
+    if not log.failures:
+        return f"this host's kernel log ({log.lines_read} lines) has no vmalloc failure"
+    last = log.failures[-1]
+    return (f"this host's kernel log has {len(log.failures)} vmalloc failures, the last "
+            f"{where}:{last.lineno}: {last.text[:80]!r}: `pyvmalloc explain` says what they mean")
+
+
+def _one_layout(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,
+                meminfo: dict[str, int] | None, choice: KernelChoice) -> Any:
+    """The device's layout, worked out once (arch, VMALLOC_START/END for the chosen kernel):
+    None when the addresses are hashed or the arch has no machine profile."""
+    from pyvmalloc.snapshot.restore import snapshot_layout
+
+    if not snapshot.addresses_trusted or (args.arch is not None and args.arch not in PROFILES):
+        return None
+    try:
+        return snapshot_layout(snapshot, meminfo, args.arch, args.cmdline,
+                               kernel=choice.exact or (choice.kernels.lo if choice.kernels.known
+                                                       else None))
+    except ConfigError:
+        return None
+
+
 def _analyze(args: argparse.Namespace) -> int:
-    source = "<stdin>" if args.snapshot == "-" else args.snapshot
-    snapshot = parse_vmallocinfo(read_text(args.snapshot), source)
+    _check_arch(args.arch)
+    _check_plot(args.plot)
+    if args.snapshot is None:
+        text, source = _live_inputs(args)
+    else:
+        source = "<stdin>" if args.snapshot == "-" else args.snapshot
+        text = read_text(args.snapshot)
+    snapshot, fmt = read_dump(text, source)
+    if not snapshot.lines:
+        raise FormatError(source, "no vmalloc areas in this text (a running kernel always has "
+                                  "some: was it captured as root, and is it /proc/vmallocinfo?)")
     meminfo = None
     if args.meminfo is not None:
         meminfo = parse_meminfo(read_text(args.meminfo), args.meminfo)
     choice = choose_kernel(args, snapshot, meminfo)
-    summary = summarize(snapshot, args.arch, meminfo=meminfo,
+    layout = _one_layout(args, snapshot, meminfo, choice)
+    bounds = None
+    if layout is not None:
+        bounds = Bounds(layout.vmalloc_start, layout.vmalloc_end, layout.bounds_how)
+    summary = summarize(snapshot, args.arch or (layout.arch if layout is not None else None),
+                        bounds=bounds, meminfo=meminfo,
                         kernel=None if choice.exact is None else str(choice.exact), top=args.top)
+    if layout is not None and args.arch is None:
+        summary.arch_reason = next((m.split("(", 1)[1].split("), Linux")[0]
+                                    for m in layout.messages[:1] if "(" in m), summary.arch_reason)
     summary.kernel, summary.kernel_how = choice.text, choice.how
+    if getattr(args, "arch_how", None) and summary.arch == args.arch:
+        summary.arch_reason = args.arch_how
+    if source == "/proc/vmallocinfo" and args.snapshot is None:
+        summary.warnings.append(_live_log_note())
+    if getattr(args, "live_note", None):
+        summary.warnings.append(args.live_note)
+        summary.kernel_how += f" ({args.live_note})"
+    if "hashed" in snapshot.address_reason and source == "/proc/vmallocinfo":
+        now = getattr(args, "kptr_restrict", None)
+        summary.warnings.append(f"this host hashes the addresses (%pK; kernel.kptr_restrict is "
+                                f"{now if now is not None else 'unreadable'}, uid {os.getuid()}): "
+                                f"run as root with `sysctl kernel.kptr_restrict=1` (root then sees "
+                                f"real ones) for holes and what-if answers")
     what_if, answer = _what_if(args, snapshot, meminfo, choice)
+    module_area = None
+    if layout is not None:
+        module_area = (layout.profile.modules_start or 0, layout.profile.modules_end or 0)
+    verdict = format_verdict(summary, fmt, what_if.get("fits"), what_if.get("plan"), module_area)
     if args.plot:
         from pyvmalloc.viz.plot import plot_snapshot
 
-        bounds = (summary.bounds.start, summary.bounds.end) if summary.bounds else None
-        plot_snapshot(snapshot, args.plot, bounds, summary.holes, summary.page_size)
+        b = (summary.bounds.start, summary.bounds.end) if summary.bounds else None
+        plot_snapshot(snapshot, args.plot, b, summary.holes, summary.page_size)
     if args.json:
-        doc = to_json(summary)
+        doc = {"verdict": verdict, "format": fmt}
+        doc.update(to_json(summary))
         doc.update(what_if)
         print(json.dumps(doc, indent=2))
     else:
-        text = format_summary(summary) + format_what_if(what_if, args)
+        text = "\n".join(verdict) + "\n\n" + format_summary(summary) + format_what_if(what_if, args)
         if answer is not None:
             text += _format_plan_details(answer)
         sys.stdout.write(text)
@@ -419,14 +570,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``analyze``; every failure is one line on stderr and exit code 2."""
     try:
         return _analyze(args)
-    except PyvmallocError as exc:
-        # FormatError already reads "FILE:LINE: what"; the others name no file.
-        prefix = "" if isinstance(exc, FormatError) else "pyvmalloc analyze: "
-        print(one_line(f"{prefix}{exc}"), file=sys.stderr)
-    except OSError as exc:
-        name = exc.filename if exc.filename is not None else args.snapshot
-        print(one_line(f"{os.fspath(name)}: {exc.strerror or exc}"), file=sys.stderr)
+    except (PyvmallocError, OSError) as exc:
+        return report_error("analyze", exc, args.snapshot)
     except ValueError as exc:
         # matplotlib refuses a --plot suffix it cannot write ("Format 'xyz' is not supported").
-        print(one_line(f"{args.plot or args.snapshot}: {exc}"), file=sys.stderr)
-    return 2
+        return report_error("analyze", exc, args.plot or args.snapshot)

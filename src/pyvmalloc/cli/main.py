@@ -14,7 +14,9 @@ from pyvmalloc.errors import PyvmallocError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func`` to a
 # callable taking the parsed namespace and returning the exit code.
-COMMANDS: tuple[str, ...] = ("cmd_machine", "cmd_tour", "cmd_bench", "cmd_analyze", "cmd_replay")
+COMMANDS: tuple[str, ...] = ("cmd_machine", "cmd_tour", "cmd_bench", "cmd_analyze", "cmd_replay",
+                             "cmd_quiz", "cmd_map", "cmd_explain", "cmd_diff", "cmd_watch",
+                             "cmd_metrics", "cmd_history")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,7 +1,10 @@
 """Layer formats: the kernel's text formats, parsed and rendered, with nothing of the model.
 
-``/proc/vmallocinfo`` (``vmallocinfo``), ``/proc/meminfo`` (``meminfo``) and its Vmalloc* lines
-by kernel generation (``vmalloc_meminfo``), and ftrace's ``vmalloc:*`` events (``trace``).  A leaf
+``/proc/vmallocinfo`` (``vmallocinfo``) and every other dump format found in the field
+(``dumps``: Android bugreports, crash ``kmem -v``, gdb/drgn, Qualcomm ramdump-parser, a dump
+inside a larger text), ``/proc/meminfo`` (``meminfo``) and its Vmalloc* lines by kernel
+generation (``vmalloc_meminfo``), ftrace's ``vmalloc:*`` events (``trace``), and kernel logs
+read for vmalloc failures (``kernel_log``).  A leaf
 of the layers: it imports only ``errors``, ``sizes`` and ``versions``.  See ``docs/design.md``.
 """
 

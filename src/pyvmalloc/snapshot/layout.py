@@ -28,6 +28,8 @@ from pyvmalloc.versions import (
 
 __all__ = [
     "ARCH_NAMES",
+    "KNOWN_ARCHES",
+    "LAYOUT_ONLY_ARCHES",
     "Bounds",
     "HoleStats",
     "KaslrGuess",
@@ -51,7 +53,39 @@ TiB = 1 << 40
 
 # The machine profiles' names; the 32-bit ones print 8 hex digits.
 ARCH_NAMES: tuple[str, ...] = tuple(PROFILES)
-_32BIT = frozenset(name for name, p in PROFILES.items() if p.bits == 32)
+# 32-bit arches whose dumps are read (bounds, holes, module area) but that have no machine
+# profile: the model cannot boot them, so what-if answers say so.
+#  ppc32: arch/powerpc/include/asm/book3s/32/pgtable.h and nohash/32/pgtable.h: VMALLOC_START =
+#    (high_memory + VMALLOC_OFFSET) & ~(VMALLOC_OFFSET - 1), VMALLOC_OFFSET 16 MiB; VMALLOC_END
+#    = ioremap_bot (early ioremaps are taken downwards from IOREMAP_TOP below it), with KASAN
+#    (CONFIG_KASAN_VMALLOC off) ALIGN_DOWN(ioremap_bot, SZ_256M) on book3s/32 — the top of the
+#    vmalloc range is the device's and is read from meminfo's VmallocTotal; modules (5.10+
+#    book3s/32, CONFIG_MODULES with STRICT_KERNEL_RWX) in MODULES_VADDR = PAGE_OFFSET - 256M
+#    .. MODULES_END = PAGE_OFFSET, before that in the vmalloc area.
+#  mips32: arch/mips/include/asm/pgtable-32.h: VMALLOC_START = MAP_BASE = KSEG2 0xc0000000,
+#    VMALLOC_END = PKMAP_BASE - 2 * PAGE_SIZE with highmem, else FIXADDR_START - 2 * PAGE_SIZE;
+#    modules are vmalloc'ed in that range (no module area).
+LAYOUT_ONLY_ARCHES: dict[str, str] = {
+    "ppc32": "32-bit PowerPC (book3s/32, 8xx, 40x/44x/e500): vmalloc from high_memory + 16 MiB "
+             "up to ioremap_bot",
+    "mips32": "32-bit MIPS: vmalloc in KSEG2 from 0xc0000000",
+}
+KNOWN_ARCHES: tuple[str, ...] = (*ARCH_NAMES, *LAYOUT_ONLY_ARCHES)
+_32BIT = frozenset([*(name for name, p in PROFILES.items() if p.bits == 32), *LAYOUT_ONLY_ARCHES])
+_PPC32_VMALLOC_OFFSET = 16 << 20
+_PPC32_MODULES_SIZE = 256 << 20
+_MIPS32_VMALLOC_START = 0xC0000000
+# Callers only a ppc32 kernel has (arch/powerpc: PCI bridges, MPIC, CPM/QE, early ioremap).
+_PPC_ONLY_CALLERS = frozenset({"__ioremap_at", "pci_process_bridge_OF_ranges",
+                               "pcibios_map_io_space", "mpic_alloc", "fsl_add_bridge",
+                               "setup_indirect_pci", "cpm_muram_init", "qe_reset", "udbg_init_",
+                               "mpc85xx_setup_arch", "ioremap_bot", "early_ioremap_range",
+                               "pmac_feature_init", "probe_one_macio", "find_via_cuda",
+                               "kasan_init_region"})
+# Callers only a MIPS kernel has.
+_MIPS_ONLY_CALLERS = frozenset({"r4k_cache_init", "plat_mem_setup", "ath79_setup",
+                                "ralink_of_remap", "ltq_soc_init", "bcm47xx_setup",
+                                "mips_cpc_probe", "mips_cm_probe", "plat_of_remap_node"})
 # The lowest kernel address of each 64-bit arch (the canonical upper half).
 _KERNEL_FLOOR = {
     "x86_64": 0xFFFF800000000000,        # 4-level paging, 48-bit canonical addresses
@@ -160,10 +194,22 @@ def guess_arch(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
     if snapshot.address_bits == 32 and high <= 1 << 32:
         callers = {ln.function for ln in snapshot.lines}
         arm_calls = sorted(c for c in callers if c in _ARM_ONLY_CALLERS)
+        ppc_calls = sorted(c for c in callers if c in _PPC_ONLY_CALLERS)
+        if ppc_calls and not arm_calls:
+            return "ppc32", f"32-bit addresses and PowerPC-only callers ({', '.join(ppc_calls)})"
+        mips_calls = sorted(c for c in callers if c in _MIPS_ONLY_CALLERS)
+        if mips_calls and not arm_calls:
+            return "mips32", f"32-bit addresses and MIPS-only callers ({', '.join(mips_calls)})"
         for page_offset in _ARM_PAGE_OFFSETS:
             lo = page_offset - _ARM_MODULES_SIZE
             mods = [ln for ln in snapshot.lines if lo <= ln.start < page_offset]
-            if mods and any(ln.start >= page_offset for ln in snapshot.lines):
+            # The ARM module area is [PAGE_OFFSET - 16M, PAGE_OFFSET - PMD_SIZE): an area in
+            # the last 2 MiB, or just below it, contradicts ARM (ppc32's 256 MiB module area
+            # reaches PAGE_OFFSET).
+            below = [ln for ln in snapshot.lines
+                     if page_offset - (256 << 20) <= ln.start < lo
+                     or page_offset - _ARM_MODULES_GAP <= ln.start < page_offset]
+            if mods and not below and any(ln.start >= page_offset for ln in snapshot.lines):
                 return "arm", (f"{len(mods)} areas in the ARM module area "
                                f"0x{lo:08x}-0x{page_offset:08x} "
                                f"(MODULES_VADDR = PAGE_OFFSET - 16 MiB)")
@@ -274,6 +320,8 @@ def infer_bounds(snapshot: VmallocinfoSnapshot, arch: str | None,
             else:
                 how += f", VMALLOC_END = START + {_X86_VMALLOC_SIZE[arch] // TiB} TiB - 1"
             return Bounds(start, start + size, how)
+    if arch in ("ppc32", "mips32"):
+        return _layout_only_bounds(snapshot, arch, total, vmalloc_total_kb)
     if arch in _32BIT or (arch is None and snapshot.address_bits == 32):
         floor = _arm_page_offset(snapshot) if arch in (None, "arm") else 0xC0000000
         first = _first_dynamic(snapshot, floor)
@@ -310,9 +358,42 @@ def infer_bounds(snapshot: VmallocinfoSnapshot, arch: str | None,
                               "(the arch's VMALLOC_START/END are not known here)", exact=False)
 
 
+def _layout_only_bounds(snapshot: VmallocinfoSnapshot, arch: str, total: int | None,
+                        total_kb: int | None) -> Bounds | None:
+    """VMALLOC_START/END of a ppc32 or mips32 dump (see :data:`LAYOUT_ONLY_ARCHES`)."""
+    if arch == "mips32":
+        start = _MIPS32_VMALLOC_START
+        how = "VMALLOC_START 0xc0000000 (MIPS32 MAP_BASE, KSEG2)"
+    else:
+        first = _first_dynamic(snapshot, 0xC0000000)
+        if first is None:
+            return None
+        start = first & ~(_PPC32_VMALLOC_OFFSET - 1)
+        how = (f"VMALLOC_START 0x{start:08x}: the lowest allocated area 0x{first:08x} rounded "
+               f"down to ppc32's VMALLOC_OFFSET (16 MiB)")
+    if total is not None:
+        return Bounds(start, start + total,
+                      how + f"; VMALLOC_END = START + VmallocTotal ({total_kb} kB)")
+    ends = [ln.end for ln in snapshot.lines if ln.start >= start and not is_static_area(ln)]
+    if not ends:
+        return None
+    end = max(ends)
+    return Bounds(start, end, how + f"; VMALLOC_END unknown ({'ioremap_bot' if arch == 'ppc32' else 'PKMAP_BASE'} "
+                                    f"is the device's; give --meminfo for VmallocTotal), taken as "
+                                    f"the last area's end 0x{end:08x}", exact=False)
+
+
 def module_range(snapshot: VmallocinfoSnapshot, arch: str | None) -> Bounds | None:
     """The arch's separate module area if the snapshot has areas there, else None."""
     if not snapshot.lines or not snapshot.addresses_trusted:
+        return None
+    if arch == "mips32":
+        return None
+    if arch == "ppc32":
+        lo, hi = 0xC0000000 - _PPC32_MODULES_SIZE, 0xC0000000
+        if any(lo <= s < hi for s in _starts(snapshot)):
+            return Bounds(lo, hi, "ppc32 book3s/32 MODULES_VADDR..MODULES_END (PAGE_OFFSET - "
+                                  "256 MiB .. PAGE_OFFSET, 5.10+)")
         return None
     if arch in ("x86_64", "x86_64-la57"):
         mods = [s for s in _starts(snapshot) if s >= _X86_KERNEL_MAP]
