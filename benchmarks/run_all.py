@@ -12,7 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["bench_machine.py", "bench_phys.py", "bench_mmu.py", "bench_allocators.py", "bench_vmalloc.py",
-         "soak.py"]
+         "bench_scale.py", "soak.py"]
 
 
 def main() -> int:
@@ -22,7 +22,7 @@ def main() -> int:
     for name in ORDER:
         print(f"\n##### {name}", flush=True)
         args = [sys.executable, str(HERE / name)]
-        if quick and name == "bench_vmalloc.py":
+        if quick and name in ("bench_vmalloc.py", "bench_scale.py"):
             args.append("--quick")
         if name == "soak.py":  # a short soak here; run it alone for longer (--seconds N)
             args += ["--seconds", "10" if quick else "30"]

@@ -16,7 +16,7 @@ from pyvmalloc.errors import PyvmallocError
 # callable taking the parsed namespace and returning the exit code.
 COMMANDS: tuple[str, ...] = ("cmd_machine", "cmd_tour", "cmd_bench", "cmd_analyze", "cmd_replay",
                              "cmd_quiz", "cmd_map", "cmd_explain", "cmd_diff", "cmd_watch",
-                             "cmd_metrics", "cmd_history")
+                             "cmd_metrics", "cmd_history", "cmd_sweep", "cmd_fleet")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,159 @@
+"""The scale layer's inputs without a cluster: sweep specs, fleet paths, bug reports, bad input."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tarfile
+from typing import Any
+
+import pytest
+
+from pyvmalloc.cli.main import main
+from pyvmalloc.errors import ConfigError
+from pyvmalloc.scale.fleet import analyse_batch, rank
+from pyvmalloc.scale.fleet_input import collect, split_bugreport
+from pyvmalloc.scale.runner import execute
+from pyvmalloc.scale.spec import parse_spec
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "examples", "vmallocinfo")
+ZTE = os.path.join(DATA, "arm32-zte-router-mt7615-4.1.25.txt")
+
+
+def test_spec_cross_product_and_stable_ids() -> None:
+    spec = parse_spec("""
+[sweep]
+steps = 10
+[axes]
+kernels = ["4.19", "6.12"]
+allocators = ["default", "list"]
+workloads = ["bpf_jit"]
+seeds = 3
+[axes.params]
+lazy_max_pages = [32, 64]
+""")
+    assert len(spec.runs) == 2 * 2 * 1 * 3 * 2
+    assert len({r.run_id for r in spec.runs}) == 24
+    again = parse_spec("[axes]\nkernels=['6.12']\nallocators=['list']\nworkloads=['bpf_jit']\n"
+                       "seeds=[2]\n[axes.params]\nlazy_max_pages=[64]\n[sweep]\nsteps=10\n")
+    assert again.runs[0].run_id in {r.run_id for r in spec.runs}
+
+
+@pytest.mark.parametrize("text, says", [
+    ("[axes]\nworkloads = ['nope']", "axes.workloads: unknown workload 'nope'"),
+    ("[axes]\nworkloads = ['module_churn']\nkernels = ['9.9']", "axes.kernels"),
+    ("[axes]\nworkloads = ['module_churn']\nallocators = ['slab']", "unknown allocator 'slab'"),
+    ("[axes]\nworkloads = ['module_churn']\n[axes.params]\nlazy = [1]", "axes.params.lazy: unknown"),
+    ("[axes]\nworkloads = ['module_churn']\n[axes.params]\ncpus = [0]", "axes.params.cpus"),
+    ("[axes]\nworkloads = ['module_churn']\nseeds = true", "axes.seeds"),
+    ("[axes]\nworkloads = ['test_vmalloc:nope']", "no such scenario"),
+    ("[axes]\nworkloads = ['trace:missing.trace']", "cannot read"),
+    ("[sweep]\nsteps = 'x'\n[axes]\nworkloads = ['module_churn']", "sweep.steps"),
+    ("[sweep]\nsteps = 100000000000\n[axes]\nworkloads = ['module_churn']", "at most"),
+    ("[axes]\nworkloads = ['module_churn']\nseeds = 2000000", "axes.seeds"),
+    ("[axes\n", "not valid TOML"),
+    ("[sweep]\n", "missing: a spec needs an [axes] table"),
+])
+def test_spec_errors_name_file_and_key(text: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=r"^my\.toml: ") as info:
+        parse_spec(text, "my.toml")
+    assert says in str(info.value)
+
+
+def test_run_refused_by_kernel_is_a_row_not_an_exception() -> None:
+    run = parse_spec("[sweep]\nsteps=5\n[axes]\nkernels=['2.6.22']\nworkloads=['bpf_jit']").runs[0]
+    row, _ = execute(run)
+    assert row["status"] == "error" and "Linux 3.18" in row["error"]
+    # The same run twice: the same row (host time aside).
+    row2, _ = execute(run)
+    assert {**row, "host_seconds": 0} == {**row2, "host_seconds": 0}
+
+
+def test_trace_workload_replays(tmp_path: Any) -> None:
+    trace = os.path.join(os.path.dirname(__file__), "..", "examples", "trace", "i386-kva.trace")
+    spec = tmp_path / "t.toml"
+    spec.write_text(f"[sweep]\narch='i386'\n[axes]\nworkloads=['trace:{os.path.abspath(trace)}']\n"
+                    f"allocators=['list', 'kva']\n")
+    from pyvmalloc.scale.spec import load_spec
+
+    s = load_spec(str(spec))
+    rows = [execute(r, s.traces[r.workload])[0] for r in s.runs]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert all(r["calls"] > 0 and r["largest_hole"] for r in rows)
+
+
+def _bugreport(name: str, version: str, body: str) -> str:
+    return (f"== dumpstate: {name}\nKernel: Linux version {version} (gcc) #1\n"
+            f"------ MEMORY INFO (/proc/meminfo) ------\nMemTotal: 94412 kB\nVmallocTotal: 647168 kB\n"
+            f"------ VMALLOC INFO (/proc/vmallocinfo) ------\n{body}"
+            f"------ 0.01s was the duration of 'VMALLOC INFO' ------\n")
+
+
+def test_fleet_inputs_files_folders_globs_tars(tmp_path: Any) -> None:
+    with open(ZTE, encoding="utf-8") as f:
+        body = f.read()
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for when in range(3):   # a series: dev1@00, dev1@01, dev1@02
+        (reports / f"dev1@{when:02d}.txt").write_text(_bugreport("dev1", "4.1.25", body))
+    (reports / "README").write_text("not a dump\n")
+    (reports / "broken.txt").write_text(body.replace("\n0x", "\n0xZZ", 1))   # a bad line 2
+    with tarfile.open(tmp_path / "sos.tar.gz", "w:gz") as tar:   # a sosreport's layout
+        for member, text in (("sosreport-host9/proc/vmallocinfo", body),
+                             ("sosreport-host9/proc/meminfo", "VmallocTotal: 647168 kB\n"),
+                             ("sosreport-host9/proc/version", "Linux version 4.1.25 (x)\n")):
+            data = text.encode()
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    found = collect([str(reports), str(tmp_path / "*.tar.gz"), ZTE])
+    assert sorted((d.device, d.taken) for d in found.dumps) == [
+        ("arm32-zte-router-mt7615-4.1.25", ""), ("broken", ""), ("dev1", "00"), ("dev1", "01"),
+        ("dev1", "02"), ("sosreport-host9", "")]
+    assert found.skipped == [str(reports / "README")]
+    sos = next(d for d in found.dumps if d.device == "sosreport-host9")
+    assert sos.version and sos.version.startswith("4.1.25") and sos.meminfo
+    rows = rank(analyse_batch(found.dumps))
+    broken = next(r for r in rows if r["device"] == "broken")
+    assert broken["status"] == "error" and f"{reports / 'broken.txt'}:2:" in broken["error"]
+    assert broken["rank"] is None
+    groups = {r["device"]: r["group"] for r in rows if r["status"] == "ok"}
+    assert groups["dev1"] == groups["sosreport-host9"] == "Linux 4.1 arm"
+    assert "4.1" not in groups["arm32-zte-router-mt7615-4.1.25"]   # no version: inferred range
+
+
+def test_split_bugreport() -> None:
+    vm, mem, ver = split_bugreport(_bugreport("d", "5.10.43-android12", "0xc0-0xc1 1 x\n"))
+    assert vm == "0xc0-0xc1 1 x\n" and mem is not None and "VmallocTotal" in mem
+    assert ver == "5.10.43-android12"
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["fleet", "/nonexistent/dumps"], "/nonexistent/dumps: no such file or folder"),
+    (["fleet", "/nonexistent/*.txt"], "the pattern matches no file"),
+    (["fleet", ZTE, "--scheduler", "localhost"], "--scheduler 'localhost'"),
+    (["sweep", "/nonexistent.toml"], "/nonexistent.toml: cannot read the spec"),
+    (["sweep-report", "/nonexistent"], "no sweep results here"),
+])
+def test_cli_bad_input_is_one_line_exit_2(argv: list[str], says: str, capsys: Any) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_tar_named(tmp_path: Any, capsys: Any) -> None:
+    bad = tmp_path / "broken.tar.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    assert main(["fleet", str(bad)]) == 2
+    assert f"{bad}: not a readable tar archive" in capsys.readouterr().err
+
+
+def test_missing_dask_says_what_to_install(monkeypatch: Any, capsys: Any, tmp_path: Any) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)   # import fails as when not installed
+    spec = tmp_path / "s.toml"
+    spec.write_text("[axes]\nworkloads=['module_churn']\n")
+    assert main(["sweep", str(spec)]) == 2
+    assert "install pyvmalloc[scale]" in capsys.readouterr().err
+    assert main(["fleet", ZTE]) == 2
+    assert "install pyvmalloc[scale]" in capsys.readouterr().err
