@@ -4,6 +4,8 @@ of these lists is a change of the API and shows up here in review."""
 from __future__ import annotations
 
 import inspect
+
+import pytest
 from types import FunctionType
 
 import pyvmalloc as pv
@@ -137,8 +139,9 @@ METHODS = {
 }
 
 # layout, VMALLOC_START/END and lazy_max_pages were instance attributes until mm/vmalloc.c became
-# a component behind the facade (issue 12): read-only properties now, since the core owns them
-# (a restored snapshot moves the range through ``m.vm.set_vmalloc_range``).
+# a component behind the facade (issue 12): properties now, since the core owns them (a restored
+# snapshot moves the range through ``m.vm.set_vmalloc_range``); lazy_max_pages alone has a setter,
+# the knob sweeps turn.
 PROPERTIES = {"GFP_VMALLOC32", "current_cpu", "num_physpages",
               "layout", "VMALLOC_START", "VMALLOC_END", "lazy_max_pages"}
 
@@ -168,3 +171,13 @@ def test_kernel_names_resolve_to_the_method_they_name() -> None:
         assert kernel_name.startswith("__")
         assert getattr(pv.Machine, kernel_name) is getattr(pv.Machine, python_name), kernel_name
         assert getattr(m, kernel_name) == getattr(m, python_name), kernel_name
+
+
+def test_lazy_max_pages_is_a_checked_knob() -> None:
+    m = pv.Machine(arch="x86_64", ram="64M")
+    m.lazy_max_pages = 64
+    assert m.lazy_max_pages == m.vm.lazy_max_pages == 64
+    for bad in (0, -1, 1.5, True, "64"):
+        with pytest.raises(pv.ConfigError):
+            m.lazy_max_pages = bad  # type: ignore[assignment]
+    assert m.lazy_max_pages == 64

@@ -132,6 +132,14 @@ class Machine:
         """``lazy_max_pages()``: lazily freed pages that start a purge."""
         return self.vm.lazy_max_pages
 
+    @lazy_max_pages.setter
+    def lazy_max_pages(self, pages: int) -> None:
+        # An experiment's knob (sweeps, replaying a traced kernel's nr_lazy_max): the kernel
+        # computes lazy_max_pages() from the CPU count and has no tunable for it.
+        if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
+            raise ConfigError(f"lazy_max_pages must be a positive number of pages, got {pages!r}")
+        self.vm.lazy_max_pages = pages
+
     # ---- booting ----------------------------------------------------------------------------
     @staticmethod
     def profiles() -> dict[str, str]:

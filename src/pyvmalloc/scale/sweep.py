@@ -54,6 +54,10 @@ class SweepOutcome:
         return self.ran / self.seconds if self.seconds else 0.0
 
 
+# How often one run whose result died with its worker is awaited again before it counts as lost.
+_LOST_RETRIES = 3
+
+
 def run_sweep(spec: SweepSpec, out: str, client: Any, progress: bool = False,
               on_result: Callable[[int], None] | None = None, flush_rows: int = 50,
               flush_seconds: float = 2.0) -> SweepOutcome:
@@ -99,8 +103,17 @@ def run_sweep(spec: SweepSpec, out: str, client: Any, progress: bool = False,
         rows, points, last = [], [], time.monotonic()
 
     bar = _bar(len(futures), spec.name) if progress else None
+    retried: dict[str, int] = {}
     try:
-        for fut in as_completed(futures):  # type: ignore[no-untyped-call]
+        pending = as_completed(futures)  # type: ignore[no-untyped-call]
+        for fut in pending:
+            if fut.status == "lost" and retried.get(fut.key, 0) < _LOST_RETRIES:
+                # The run finished, but the worker holding its row died before the row was
+                # fetched: the scheduler computes it again while this future wants it, so wait
+                # for it once more rather than count a run that Dask still brings back.
+                retried[fut.key] = retried.get(fut.key, 0) + 1
+                pending.add(fut)  # type: ignore[no-untyped-call]
+                continue
             if fut.status != "finished":
                 lost += 1          # KilledWorker after repeated deaths: the restart retries it
                 lost_why.append(f"{fut.key}: {fut.status} {fut.exception() if fut.status == 'error' else ''}".strip())
