@@ -322,6 +322,9 @@ SCENARIOS: tuple[tuple[str, Scenario], ...] = (
 # Tests of the module whose bit is past the seven above: (bit, name, function, the rule of
 # versions.py the kernel needs).  pcpu_alloc_test is bit 7 (128), the kvfree_rcu tests bits 8
 # and 9, vm_map_ram_test bit 10 (1024), vrealloc_test bit 12 (4096) in lib/test_vmalloc.c.
+# vrealloc_test is numbered after 6.19's no_block_alloc_test (2048), so the module gained it in
+# 6.19 or later, while vrealloc() itself is 6.12's: bench runs the scenario on every kernel that
+# has the call (the question it asks is about vrealloc, not about which module shipped it).
 LATER_SCENARIOS: tuple[tuple[int, str, Scenario, str], ...] = (
     (7, "pcpu_alloc_test", pcpu_alloc_test, "pcpu_get_vm_areas"),
     (8, "kvfree_rcu_1_arg_vmalloc_test", kvfree_rcu_1_arg_vmalloc_test, "kvfree_rcu_vmalloc"),
