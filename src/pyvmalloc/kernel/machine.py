@@ -45,8 +45,11 @@ class Machine:
     worker, vfree in interrupt context, messages, /proc formats).  ``allocator`` (``"list"``,
     ``"rbtree"``, ``"rbtree-cache"``, ``"kva-rbtree"``, ``"kva"``) and ``lazy_purge`` override
     the version's choice for experiments.  ``cmdline`` takes the boot parameters the model knows (``vmalloc=``,
-    ``mem=``); ``kaslr_seed`` boots a randomised x86_64 layout.  Bad configuration raises
-    ``pv.ConfigError`` with one sentence.
+    ``mem=``); ``kaslr_seed`` boots a randomised x86_64 layout.  ``nr_vmap_nodes`` and
+    ``vmap_pool_max_pages`` (6.9+, keyword only) are what-if knobs, not kernel tunables: the
+    number of vmap nodes (the kernel's follows the CPU count) and the largest area, in pages with
+    its guard, that the nodes' pools keep (the kernel's MAX_VA_SIZE_PAGES, 256; 0: none); see
+    ``vmalloc/vmap_node.py``.  Bad configuration raises ``pv.ConfigError`` with one sentence.
     """
 
     def __init__(
@@ -60,6 +63,9 @@ class Machine:
         lazy_purge: bool | None = None,
         kaslr_seed: int | None = None,
         kernel: str | KernelVersion | None = None,
+        *,
+        nr_vmap_nodes: int | None = None,
+        vmap_pool_max_pages: int | None = None,
     ) -> None:
         self.profile = get_profile(arch)
         self.kernel = resolve(kernel)
@@ -95,7 +101,8 @@ class Machine:
         self.mmu = env.mmu = Mmu(self.init_mm, self.phys.frames, cpus)
         # mm/vmalloc.c, the private core behind this facade.
         vm = self.vm = Vmalloc(env, make_allocator(allocator, self.profile.page_size),
-                               has(self.kernel, "lazy_purge") if lazy_purge is None else lazy_purge)
+                               has(self.kernel, "lazy_purge") if lazy_purge is None else lazy_purge,
+                               nr_vmap_nodes=nr_vmap_nodes, vmap_pool_max_pages=vmap_pool_max_pages)
         # Its state that never changes identity, shared: the same objects as the core's.
         self.PAGE_SIZE = vm.PAGE_SIZE
         self.PAGE_SHIFT = vm.PAGE_SHIFT

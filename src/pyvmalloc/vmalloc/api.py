@@ -55,7 +55,7 @@ from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.pcpu_areas import PcpuArea, find_base
 from pyvmalloc.vmalloc.rwlock import RWLock
 from pyvmalloc.vmalloc.user import UserMm, Vma, VM_RESERVED
-from pyvmalloc.vmalloc.vmap_node import VN_ID_MASK, VmapNodes, hand_over, nr_vmap_nodes, reclaim_decayed, reclaim_list_global
+from pyvmalloc.vmalloc.vmap_node import VN_ID_MASK, VmapNodes, boot_vmap_nodes, hand_over, reclaim_decayed, reclaim_list_global
 from pyvmalloc.vmalloc.vm_struct import (
     VM_ALLOC,
     VM_ALLOW_HUGE_VMAP,
@@ -128,7 +128,8 @@ class Vmalloc:
     modules of this package that hold parts of mm/vmalloc.c).
     """
 
-    def __init__(self, env: KernelServices, allocator: VmapAllocator, lazy_purge: bool) -> None:
+    def __init__(self, env: KernelServices, allocator: VmapAllocator, lazy_purge: bool, *,
+                 nr_vmap_nodes: int | None = None, vmap_pool_max_pages: int | None = None) -> None:
         """State of mm/vmalloc.c itself: the lock, the lazy-purge list, counters."""
         self.env = env
         self.profile = env.profile
@@ -175,11 +176,11 @@ class Vmalloc:
         # vendor maps): vm_ranges() and check() accept them there.  Empty on a machine booted afresh.
         self.extra_vm_ranges: list[FixedRange] = []
         self.vm_stats: Counter[str] = Counter(dict.fromkeys(VM_COUNTERS, 0))
-        # 6.9+: vmap nodes with their pools of freed areas (vmalloc/vmap_node.py).
-        self.vmap_nodes: VmapNodes | None = None
-        if lazy_purge and has(self.kernel, "vmap_nodes") and has(self.kernel, "vmap_node_pools"):
-            self.vmap_nodes = VmapNodes(nr_vmap_nodes(cpus, self.profile.bits), self.PAGE_SIZE,
-                                        self.VMALLOC_START, self.VMALLOC_END)
+        # 6.9+: vmap nodes with their pools of freed areas (vmalloc/vmap_node.py); the two
+        # experiment knobs (None: the kernel's nr_vmap_nodes and MAX_VA_SIZE_PAGES) are checked there.
+        self.vmap_nodes: VmapNodes | None = boot_vmap_nodes(
+            self.kernel, lazy_purge, cpus, self.profile.bits, self.PAGE_SIZE, self.VMALLOC_START,
+            self.VMALLOC_END, nr_vmap_nodes, vmap_pool_max_pages)
 
     @property
     def layout(self) -> BootLayout:

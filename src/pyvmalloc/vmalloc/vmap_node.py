@@ -56,8 +56,9 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from pyvmalloc.errors import Inconsistency
+from pyvmalloc.errors import ConfigError, Inconsistency
 from pyvmalloc.formats.trace import TraceEvent
+from pyvmalloc.versions import KernelVersion, has
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.kva_rbtree import KvaRbtreeAllocator
 from pyvmalloc.vmalloc.vm_struct import VA_POOLED, VM_LAZY_FREE, vmap_area
@@ -67,14 +68,48 @@ VMAP_ZONE_PAGES = 16         # vmap_init_nodes: "Node partition is 16 pages."
 MAX_VMAP_NODES = 128         # vmap_init_nodes: clamp(num_possible_cpus(), 1, 128)
 VN_ID_SHIFT = 8              # encode_vn_id: (node_id + 1) << BITS_PER_BYTE
 VN_ID_MASK = 0xFF << VN_ID_SHIFT
+MAX_VN_IDS = 255             # encode_vn_id: "Can store U8_MAX [0:254] nodes."
 
 __all__ = ["MAX_VA_SIZE_PAGES", "VN_ID_MASK", "PoolState", "PurgeWork", "VmapNode", "VmapNodes", "apply_pool_state", "check_pools",
-           "hand_over", "nr_vmap_nodes", "pool_state_from_trace", "reclaim_decayed", "reclaim_list_global"]
+           "boot_vmap_nodes", "hand_over", "nr_vmap_nodes", "pool_state_from_trace", "reclaim_decayed", "reclaim_list_global"]
 
 
 def nr_vmap_nodes(cpus: int, bits: int) -> int:
     """``nr_vmap_nodes`` of a kernel with ``cpus`` possible CPUs (one node on 32-bit)."""
     return max(1, min(cpus, MAX_VMAP_NODES)) if bits == 64 else 1
+
+
+def boot_vmap_nodes(kernel: KernelVersion, lazy_purge: bool, cpus: int, bits: int, page_size: int,
+                    vstart: int, vend: int, nr: int | None = None,
+                    pool_max_pages: int | None = None) -> VmapNodes | None:
+    """The vmap nodes a machine boots with (``vmap_init_nodes``), None before 6.9 or without
+    lazy purge (the nodes' lazy lists and pools live on it).
+
+    ``nr`` and ``pool_max_pages`` are what-if knobs for allocator experiments, not tunables:
+    the kernel has no sysctl or boot parameter for either.  ``nr`` replaces ``nr_vmap_nodes``
+    (the clamp of ``num_possible_cpus()``; one node on 32-bit), up to the 255 node ids
+    ``encode_vn_id`` can put in ``va->flags``; ``pool_max_pages`` replaces MAX_VA_SIZE_PAGES,
+    the page count (guard included) up to which ``size_to_va_pool`` gives an area a pool (0:
+    no area is pooled).  None keeps the kernel's value.  ConfigError on a bad value, and on a
+    kernel or machine without vmap nodes, where they would mean nothing.
+    """
+    if nr is not None and (isinstance(nr, bool) or not isinstance(nr, int) or not 1 <= nr <= MAX_VN_IDS):
+        raise ConfigError(f"nr_vmap_nodes={nr!r}: a number of vmap nodes from 1 to {MAX_VN_IDS} "
+                          "(encode_vn_id keeps a node id in 8 bits of va->flags)")
+    if pool_max_pages is not None and (isinstance(pool_max_pages, bool) or not isinstance(pool_max_pages, int)
+                                       or pool_max_pages < 0):
+        raise ConfigError(f"vmap_pool_max_pages={pool_max_pages!r}: a number of pages, 0 or more "
+                          "(0: no pools)")
+    on = lazy_purge and has(kernel, "vmap_nodes") and has(kernel, "vmap_node_pools")
+    if not on:
+        if nr is not None or pool_max_pages is not None:
+            knob = f"nr_vmap_nodes={nr}" if nr is not None else f"vmap_pool_max_pages={pool_max_pages}"
+            why = (f"Linux {kernel} has no vmap nodes (they came in 6.9)" if not has(kernel, "vmap_nodes")
+                   else "the vmap nodes live on lazy purge, which this machine has turned off")
+            raise ConfigError(f"{knob}: {why}")
+        return None
+    return VmapNodes(nr_vmap_nodes(cpus, bits) if nr is None else nr, page_size, vstart, vend,
+                     MAX_VA_SIZE_PAGES if pool_max_pages is None else pool_max_pages)
 
 
 @dataclass
@@ -115,9 +150,12 @@ class VmapNode:
 class VmapNodes:
     """The vmap nodes of one machine (see the module docstring for the rules)."""
 
-    def __init__(self, nr: int, page_size: int, vstart: int, vend: int) -> None:
+    def __init__(self, nr: int, page_size: int, vstart: int, vend: int,
+                 pool_max_pages: int = MAX_VA_SIZE_PAGES) -> None:
         self.nr = nr
         self.page_size = page_size
+        # MAX_VA_SIZE_PAGES, or an experiment's value (boot_vmap_nodes): the pools' size limit.
+        self.pool_max_pages = pool_max_pages
         self.zone_size = VMAP_ZONE_PAGES * page_size if nr > 1 else 1
         self.vstart, self.vend = vstart, vend
         self.nodes = [VmapNode(i) for i in range(nr)]
@@ -147,11 +185,10 @@ class VmapNodes:
         vn = self.decode(va.flags)
         return self.addr_to_node_id(va.va_start) if vn is None else vn
 
-    @staticmethod
-    def pool_index(size: int, page_size: int) -> int | None:
+    def pool_index(self, size: int) -> int | None:
         """``size_to_va_pool``: the pool of an area of ``size`` bytes, or None (too big)."""
-        idx = (size - 1) // page_size
-        return idx if idx < MAX_VA_SIZE_PAGES else None
+        idx = (size - 1) // self.page_size
+        return idx if idx < self.pool_max_pages else None
 
     # -- allocation --------------------------------------------------------------------------
     def node_alloc(self, size: int, align: int, vstart: int, vend: int,
@@ -168,7 +205,7 @@ class VmapNodes:
 
     def _pool_del(self, vn: VmapNode, size: int, align: int, vstart: int, vend: int) -> vmap_area | None:
         """``node_pool_del_va``."""
-        idx = self.pool_index(size, self.page_size)
+        idx = self.pool_index(size)
         pool = vn.pools.get(idx) if idx is not None else None
         if not pool:
             self.stats["pool_misses"] += 1
@@ -246,7 +283,7 @@ class VmapNodes:
             self.stats[f"purge_batch_areas.node{node_id}"] += len(batch)
             local: list[vmap_area] = []
             for va in batch:
-                idx = self.pool_index(va.size, self.page_size)
+                idx = self.pool_index(va.size)
                 if not full and self.decode(va.flags) is not None and idx is not None:
                     vn.locks["pool_lock"] += 1
                     va.flags = VA_POOLED | (va.flags & VN_ID_MASK)
@@ -297,7 +334,7 @@ class VmapNodes:
 
     def add_pooled(self, node_id: int, va: vmap_area) -> None:
         """Put a restored pooled area at the tail of its pool (snapshot restoring)."""
-        idx = self.pool_index(va.size, self.page_size)
+        idx = self.pool_index(va.size)
         if idx is None or not 0 <= node_id < self.nr:
             raise ValueError(f"no pool for {va!r} on node {node_id}")
         va.flags = VA_POOLED | self.encode(node_id)
@@ -471,7 +508,7 @@ def check_pools(nodes: VmapNodes | None, reserved: set[int]) -> None:
                     raise Inconsistency(f"{where} is not reserved in the address allocator")
                 if va.flags != VA_POOLED | nodes.encode(vn.id) or va.vm is not None:
                     raise Inconsistency(f"{where} does not carry VA_POOLED and node {vn.id} alone")
-                if nodes.pool_index(va.size, nodes.page_size) != idx:
+                if nodes.pool_index(va.size) != idx:
                     raise Inconsistency(f"{where} is in the pool of another size")
                 if va.va_start < nodes.vstart or va.va_end > nodes.vend + 1:
                     raise Inconsistency(f"{where} lies outside the vmalloc range")
