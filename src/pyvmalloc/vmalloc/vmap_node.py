@@ -71,12 +71,23 @@ VN_ID_MASK = 0xFF << VN_ID_SHIFT
 MAX_VN_IDS = 255             # encode_vn_id: "Can store U8_MAX [0:254] nodes."
 
 __all__ = ["MAX_VA_SIZE_PAGES", "VN_ID_MASK", "PoolState", "PurgeWork", "VmapNode", "VmapNodes", "apply_pool_state", "check_pools",
-           "boot_vmap_nodes", "hand_over", "nr_vmap_nodes", "pool_state_from_trace", "reclaim_decayed", "reclaim_list_global"]
+           "boot_vmap_nodes", "check_knobs", "hand_over", "nr_vmap_nodes", "pool_state_from_trace", "reclaim_decayed", "reclaim_list_global"]
 
 
 def nr_vmap_nodes(cpus: int, bits: int) -> int:
     """``nr_vmap_nodes`` of a kernel with ``cpus`` possible CPUs (one node on 32-bit)."""
     return max(1, min(cpus, MAX_VMAP_NODES)) if bits == 64 else 1
+
+
+def check_knobs(nr: int | None, pool_max_pages: int | None) -> None:
+    """ConfigError unless ``nr`` and ``pool_max_pages`` are values :func:`boot_vmap_nodes` takes."""
+    if nr is not None and (isinstance(nr, bool) or not isinstance(nr, int) or not 1 <= nr <= MAX_VN_IDS):
+        raise ConfigError(f"nr_vmap_nodes={nr!r}: a number of vmap nodes from 1 to {MAX_VN_IDS} "
+                          "(encode_vn_id keeps a node id in 8 bits of va->flags)")
+    if pool_max_pages is not None and (isinstance(pool_max_pages, bool) or not isinstance(pool_max_pages, int)
+                                       or pool_max_pages < 0):
+        raise ConfigError(f"vmap_pool_max_pages={pool_max_pages!r}: a number of pages, 0 or more "
+                          "(0: no pools)")
 
 
 def boot_vmap_nodes(kernel: KernelVersion, lazy_purge: bool, cpus: int, bits: int, page_size: int,
@@ -93,13 +104,7 @@ def boot_vmap_nodes(kernel: KernelVersion, lazy_purge: bool, cpus: int, bits: in
     no area is pooled).  None keeps the kernel's value.  ConfigError on a bad value, and on a
     kernel or machine without vmap nodes, where they would mean nothing.
     """
-    if nr is not None and (isinstance(nr, bool) or not isinstance(nr, int) or not 1 <= nr <= MAX_VN_IDS):
-        raise ConfigError(f"nr_vmap_nodes={nr!r}: a number of vmap nodes from 1 to {MAX_VN_IDS} "
-                          "(encode_vn_id keeps a node id in 8 bits of va->flags)")
-    if pool_max_pages is not None and (isinstance(pool_max_pages, bool) or not isinstance(pool_max_pages, int)
-                                       or pool_max_pages < 0):
-        raise ConfigError(f"vmap_pool_max_pages={pool_max_pages!r}: a number of pages, 0 or more "
-                          "(0: no pools)")
+    check_knobs(nr, pool_max_pages)
     on = lazy_purge and has(kernel, "vmap_nodes") and has(kernel, "vmap_node_pools")
     if not on:
         if nr is not None or pool_max_pages is not None:
