@@ -199,3 +199,17 @@ def test_knob_spec_errors_name_file_and_key(text: str, says: str) -> None:
     with pytest.raises(pv.ConfigError, match=r"^my\.toml: ") as info:
         parse_spec(text, "my.toml")
     assert says in str(info.value)
+
+
+def test_parts_written_before_the_knobs_still_read(tmp_path: Any) -> None:
+    pytest.importorskip("pyarrow")
+    from pyvmalloc.scale.runner import RUN_COLUMNS
+    from pyvmalloc.scale.store import Table, schema
+
+    old_columns = [c for c in RUN_COLUMNS if c not in ("nr_vmap_nodes", "vmap_pool_max_pages")]
+    Table(str(tmp_path), "runs", schema(old_columns)).append([{"run_id": "a", "seed": 1}])
+    new = Table(str(tmp_path), "runs", schema(RUN_COLUMNS))
+    new.append([{"run_id": "b", "seed": 2, "nr_vmap_nodes": 4}])
+    rows = {r["run_id"]: r for r in new.read().to_pylist()}
+    assert rows["a"]["nr_vmap_nodes"] is None and rows["a"]["seed"] == 1
+    assert rows["b"]["nr_vmap_nodes"] == 4 and new.keys() == {"a", "b"}
