@@ -61,7 +61,9 @@ def test_node_count_knob_spreads_zones_and_cpus() -> None:
     nodes = m.vmap_nodes
     assert nodes is not None and nodes.nr == 4 and nodes.zone_size == 16 * PS
     m.current_cpu = 1
-    va = m.find_vmap_area(m.vmalloc(3 * PS))
+    addr = m.vmalloc(3 * PS)
+    assert addr
+    va = m.find_vmap_area(addr)
     assert va is not None and nodes.decode(va.flags) == 1   # node_alloc: cpu % nr_vmap_nodes
     one = machine(4, nr_vmap_nodes=1)                       # one node: the global heap only
     one.vfree(one.vmalloc(3 * PS))
@@ -131,7 +133,9 @@ def test_any_valid_knobs_keep_check_clean(cpus: int, nr: int | None, limit: int 
             m.current_cpu = cpu % cpus
             m.vfree(m.vmalloc(n * PS))
             m.vm_unmap_aliases()
-            live.append(m.vmalloc(n * PS))
+            again = m.vmalloc(n * PS)
+            if again:
+                live.append(again)
         m.check()
     for addr in live:
         m.vfree(addr)
