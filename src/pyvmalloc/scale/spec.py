@@ -8,7 +8,8 @@ to the spec) and ``seeds`` (a list, or a count N for 0..N-1); ``[axes.params]`` 
 parameters (``lazy_max_pages``, ``cpus``, ``ram``, ``arch``, ``cmdline``, ``lazy_purge``,
 ``steps``, and the 6.9+ vmap-node knobs ``nr_vmap_nodes`` and ``vmap_pool_max_pages``, which a
 spec may cross only over kernels that have vmap nodes, with lazy purge on).  Every run gets a
-``run_id``, a hash of what defines it, so a restarted sweep knows which runs it already has.  Any mistake is one ``ConfigError`` naming the file and the key.
+``run_id``, a hash of what defines it, so a restarted sweep knows which runs it already has.
+Any mistake is one ``ConfigError`` naming the file and the key.
 """
 
 from __future__ import annotations

@@ -48,8 +48,9 @@ The model keeps one :class:`VmapNodes` per machine (``Vmalloc.vmap_nodes``, None
 without lazy purge), made by :func:`boot_vmap_nodes`, which also takes the two what-if knobs
 (``Machine(nr_vmap_nodes=, vmap_pool_max_pages=)``) that replace the node count and
 MAX_VA_SIZE_PAGES; the kernel has no tunable for either.  A pooled area is a ``vmap_area``
-with the model's flag :data:`VA_POOLED` (and its node bits); counters of what a real kernel does not tell (pool hits and misses, global
-searches, purge batches, lock acquisitions per node) are in :attr:`VmapNodes.stats`.
+with the model's flag :data:`VA_POOLED` (and its node bits); counters of what a real kernel
+does not tell (pool hits and misses, global searches, purge batches, lock acquisitions per
+node) are in :attr:`VmapNodes.stats`.
 """
 
 from __future__ import annotations
