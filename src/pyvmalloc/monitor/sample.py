@@ -158,6 +158,11 @@ def read_sample(path: str, t: float | None = None, meminfo_path: str | None = No
     finds one.
     """
     text = read_text_file(path)
+    if not text.strip():
+        # A running kernel always has areas: an empty read is a capture gone wrong (not root,
+        # a truncated copy), and a sample of it would show every area gone.
+        raise FormatError(path, "no vmalloc areas in this text (a running kernel always has "
+                                "some: was it captured as root, and is it /proc/vmallocinfo?)")
     if t is None:
         t = time.time() if path.startswith("/proc/") else os.stat(path).st_mtime
     if meminfo_path is None:
