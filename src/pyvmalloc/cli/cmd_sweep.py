@@ -89,6 +89,18 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
     print(f"{spec.name}: {done.total} runs, {done.skipped} already done, {done.ran} run now "
           f"({done.errors} refused by the model, {done.lost} lost) in {done.seconds:.1f} s "
           f"on {nworkers} workers: {done.runs_per_second:.1f} runs/s -> {out}")
+    if done.errors:
+        # A count alone leaves the user guessing (a trace that is not one, a kernel without
+        # that arch): say why, once per distinct reason.
+        from pyvmalloc.scale.sweep import runs_table
+
+        why = sorted({f"{r['workload']}: {r['error']}" for r in runs_table(out).read().to_pylist()
+                      if r["status"] != "ok"})
+        print(f"{done.errors} runs refused by the model:", file=sys.stderr)
+        for line in why[:5]:
+            print(one_line(f"  {line}"), file=sys.stderr)
+        if len(why) > 5:
+            print(f"  ... {len(why) - 5} more reasons (the runs table's error column)", file=sys.stderr)
     if done.lost:
         print(f"{done.lost} runs were lost (workers died repeatedly): run the sweep again to "
               f"finish them", file=sys.stderr)
