@@ -145,3 +145,15 @@ def test_a_table_with_no_rows_compacts_to_nothing(tmp_path: Path) -> None:
     t = Table(str(tmp_path), "series", schema(["run_id", "step"]))
     t.compact(sort_by=["run_id"])
     assert t.read().num_rows == 0 and not os.path.exists(t.path)
+
+
+def test_a_closed_pipe_reaches_main_from_the_monitoring_commands() -> None:
+    # `pyvmalloc diff ... | head` printed "pyvmalloc diff: Broken pipe" and exited 2: the
+    # guard took the closed pipe for a file error; main() ends quietly on it.
+    from pyvmalloc.cli.monitor_args import guarded
+
+    def closed(_: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        guarded("diff", closed)(None)  # type: ignore[arg-type]
