@@ -157,3 +157,21 @@ def test_a_closed_pipe_reaches_main_from_the_monitoring_commands() -> None:
 
     with pytest.raises(BrokenPipeError):
         guarded("diff", closed)(None)  # type: ignore[arg-type]
+
+
+def test_a_store_with_a_table_dropped_is_one_line_for_watch_diff_and_history(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Was an sqlite3.OperationalError traceback ("no such table: callers").
+    import sqlite3
+
+    store = tmp_path / "w.db"
+    code, _, err = _run(capsys, "watch", "--plain", "--count", "1", "--store", str(store), str(DUMP))
+    assert code == 0, err
+    db = sqlite3.connect(store)
+    db.execute("DROP TABLE callers")
+    db.commit()
+    db.close()
+    for argv in (["history", str(store)], ["diff", "--store", str(store)],
+                 ["watch", "--plain", "--count", "1", "--store", str(store), str(DUMP)]):
+        code, _, err = _run(capsys, *argv)
+        _one_error(code, err, str(store), "callers")
