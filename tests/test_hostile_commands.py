@@ -175,3 +175,18 @@ def test_a_store_with_a_table_dropped_is_one_line_for_watch_diff_and_history(
                  ["watch", "--plain", "--count", "1", "--store", str(store), str(DUMP)]):
         code, _, err = _run(capsys, *argv)
         _one_error(code, err, str(store), "callers")
+
+
+def test_explain_does_not_say_vmalloc_cannot_help_when_the_arch_is_unknown(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # The verdict said "vmalloc= cannot help" and "helps: no" while a note said it helps on
+    # a 32-bit kernel, which the log did not tell.
+    log = tmp_path / "log"
+    log.write_text("vmap allocation for size 1048576 failed: use vmalloc=<size> to increase size\r\n")
+    code, out, err = _run(capsys, "explain", str(log))
+    assert code == 0, err
+    first, second = out.splitlines()[:2]
+    assert "cannot help" not in first and "32-bit" in first
+    assert "vmalloc= helps: unknown" in second
+    code, out, _ = _run(capsys, "explain", "--arch", "x86_64", str(log))
+    assert "vmalloc= cannot help" in out.splitlines()[0]
