@@ -190,3 +190,15 @@ def test_explain_does_not_say_vmalloc_cannot_help_when_the_arch_is_unknown(
     assert "vmalloc= helps: unknown" in second
     code, out, _ = _run(capsys, "explain", "--arch", "x86_64", str(log))
     assert "vmalloc= cannot help" in out.splitlines()[0]
+
+
+def test_fleet_names_why_a_dump_was_not_ranked() -> None:
+    # Was "not ranked: 1 error (hashed addresses hide the holes; errors name the line)" with
+    # no error shown anywhere in the terminal.
+    from pyvmalloc.scale.fleet_report import format_ranking
+
+    rows = [{"rank": None, "status": "error", "error": "trunc.txt:38: truncated line\x1b[2J"},
+            {"rank": None, "status": "hashed", "error": "addresses hashed"}]
+    text = format_ranking(rows)
+    assert "not ranked: 1 error, 1 hashed (hashed addresses hide the holes)" in text
+    assert "  trunc.txt:38: truncated line\\x1b[2J\n" in text
