@@ -202,3 +202,14 @@ def test_fleet_names_why_a_dump_was_not_ranked() -> None:
     text = format_ranking(rows)
     assert "not ranked: 1 error, 1 hashed (hashed addresses hide the holes)" in text
     assert "  trunc.txt:38: truncated line\\x1b[2J\n" in text
+
+
+def test_the_tour_ends_with_commands_for_the_machine_it_ran(capsys: pytest.CaptureFixture[str]) -> None:
+    # Its "Next" screen offered `machine --arch arm ... vmalloc=384M` and a Python line without
+    # the kernel or allocator, whatever the reader had chosen.
+    code, out, err = _run(capsys, "tour", "--arch", "arm64", "--kernel", "4.19", "--allocator", "rbtree")
+    assert code == 0, err
+    nxt = out[out.index("== Next"):]
+    assert "--arch arm " not in nxt and "vmalloc=384M" not in nxt
+    assert "pyvmalloc machine --arch arm64 --kernel 4.19 --allocator rbtree" in nxt
+    assert "kernel='4.19', allocator='rbtree'" in nxt
