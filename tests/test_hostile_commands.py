@@ -213,3 +213,12 @@ def test_the_tour_ends_with_commands_for_the_machine_it_ran(capsys: pytest.Captu
     assert "--arch arm " not in nxt and "vmalloc=384M" not in nxt
     assert "pyvmalloc machine --arch arm64 --kernel 4.19 --allocator rbtree" in nxt
     assert "kernel='4.19', allocator='rbtree'" in nxt
+
+
+def test_history_plot_into_a_folder_says_to_give_a_file(capsys: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    store = tmp_path / "w.db"
+    assert _run(capsys, "watch", "--plain", "--count", "1", "--store", str(store), str(DUMP))[0] == 0
+    code, out, err = _run(capsys, "history", "--plot", str(tmp_path), str(store))
+    _one_error(code, err, "--plot", "not a directory")
+    assert out == ""
