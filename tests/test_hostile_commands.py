@@ -133,7 +133,7 @@ def test_map_reads_every_dump_format_and_names_the_file(capsys: pytest.CaptureFi
 def test_sweep_spec_refuses_no_ram(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     spec = tmp_path / "s.toml"
     spec.write_text('[sweep]\nram = "0"\n[axes]\nkernels = ["6.1"]\nworkloads = ["module_churn"]\nseeds = 1\n')
-    code, out, err = _run(capsys, "sweep", "--dry-run", str(spec))
+    code, _, err = _run(capsys, "sweep", "--dry-run", str(spec))
     _one_error(code, err, "sweep.ram")
 
 

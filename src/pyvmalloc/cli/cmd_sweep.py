@@ -94,13 +94,14 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         # that arch): say why, once per distinct reason.
         from pyvmalloc.scale.sweep import runs_table
 
-        why = sorted({f"{r['workload']}: {r['error']}" for r in runs_table(out).read().to_pylist()
-                      if r["status"] != "ok"})
+        reasons = sorted({f"{r['workload']}: {r['error']}" for r in runs_table(out).read().to_pylist()
+                          if r["status"] != "ok"})
         print(f"{done.errors} runs refused by the model:", file=sys.stderr)
-        for line in why[:5]:
+        for line in reasons[:5]:
             print(one_line(f"  {line}"), file=sys.stderr)
-        if len(why) > 5:
-            print(f"  ... {len(why) - 5} more reasons (the runs table's error column)", file=sys.stderr)
+        if len(reasons) > 5:
+            print(f"  ... {len(reasons) - 5} more reasons (the runs table's error column)",
+                  file=sys.stderr)
     if done.lost:
         print(f"{done.lost} runs were lost (workers died repeatedly): run the sweep again to "
               f"finish them", file=sys.stderr)
