@@ -222,3 +222,16 @@ def test_history_plot_into_a_folder_says_to_give_a_file(capsys: pytest.CaptureFi
     code, out, err = _run(capsys, "history", "--plot", str(tmp_path), str(store))
     _one_error(code, err, "--plot", "not a directory")
     assert out == ""
+
+
+def test_ramdump_parser_table_and_text_of_one_device_give_one_range(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The table drops "+0x0/0x240": map_lowmem (lowmem itself, at 0xc0000000) was read as an
+    # allocation, and analyze put VMALLOC_START there (1016 MiB, 27.7% used) where the same
+    # device's text dump gives 0xd0800000 (752 MiB, 4.1% used).
+    firsts = []
+    for name in ("ramdump-parser-vmalloc.txt", "ramdump-parser-table-vmalloc.txt"):
+        code, out, err = _run(capsys, "analyze", str(DUMPS / name))
+        assert code == 0, err
+        firsts.append(out.splitlines()[0].split(": ", 1)[1])
+    assert firsts[0] == firsts[1] and "of 752.0 MiB" in firsts[0]
