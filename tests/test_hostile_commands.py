@@ -235,3 +235,11 @@ def test_ramdump_parser_table_and_text_of_one_device_give_one_range(
         assert code == 0, err
         firsts.append(out.splitlines()[0].split(": ", 1)[1])
     assert firsts[0] == firsts[1] and "of 752.0 MiB" in firsts[0]
+
+
+def test_quiz_says_how_it_takes_topic_fits_with_explicit_operations(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # "ARG topic fits" was echoed above a "(placement)" question.
+    code, out, _ = _run(capsys, "quiz", "--topic", "fits", "-A", "a16k")
+    assert code == 0 and "Question 1 (placement)" in out
+    assert "ARG topic fits (with -A: aSIZE items ask placement, iSIZE items fits)" in out

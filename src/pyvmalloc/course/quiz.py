@@ -535,7 +535,10 @@ def render(cfg: QuizConfig, m: pv.Machine, questions: list[Question], compute: b
         f"ARG seed {cfg.seed}",
         f"ARG numQuestions {cfg.num}" + (" (ignored: -A gives the operations)" if cfg.ops is not None else ""),
         f"ARG ops {ops}",
-        f"ARG topic {cfg.topic}",
+        # With -A the operations choose: an iSIZE asks fits, an aSIZE placement unless the topic
+        # is one an aSIZE can be asked about; say so rather than echo a topic not followed.
+        f"ARG topic {cfg.topic}" + (" (with -A: aSIZE items ask placement, iSIZE items fits)"
+                                    if cfg.ops is not None and cfg.topic == "fits" else ""),
         f"ARG arch {cfg.arch}",
         f"ARG ram {cfg.ram}",
         f"ARG kernel {m.kernel}",
