@@ -243,3 +243,17 @@ def test_quiz_says_how_it_takes_topic_fits_with_explicit_operations(
     code, out, _ = _run(capsys, "quiz", "--topic", "fits", "-A", "a16k")
     assert code == 0 and "Question 1 (placement)" in out
     assert "ARG topic fits (with -A: aSIZE items ask placement, iSIZE items fits)" in out
+
+
+def test_watch_over_a_folder_passes_over_notes_and_side_files(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # A README (or a NAME.version beside NAME.txt) in the folder stopped the watch with
+    # "README:1: expected 0xSTART-0xEND".
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    (folder / "a.txt").write_text(DUMP.read_text())
+    (folder / "a.version").write_text("Linux version 3.4.5\n")
+    (folder / "README").write_text("Dumps of the device, one an hour\n")
+    code, _, err = _run(capsys, "watch", "--plain", "--store", str(tmp_path / "w.db"), str(folder))
+    assert code == 0, err
+    assert "1 samples added" in err
