@@ -257,3 +257,26 @@ def test_watch_over_a_folder_passes_over_notes_and_side_files(
     code, _, err = _run(capsys, "watch", "--plain", "--store", str(tmp_path / "w.db"), str(folder))
     assert code == 0, err
     assert "1 samples added" in err
+
+
+def test_standard_input_for_metrics_and_diff_and_a_clear_no_for_watch(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # "-" was "-: No such file or directory", where analyze and explain read stdin.
+    import io
+    import sys
+
+    class _Stdin:
+        buffer = io.BytesIO(DUMP.read_bytes())
+
+    monkeypatch.setattr(sys, "stdin", _Stdin())
+    code, out, err = _run(capsys, "metrics", "-")
+    assert code == 0 and 'vmalloc_caller_bytes{caller="binder_mmap"}' in out, err
+    _Stdin.buffer = io.BytesIO(DUMP.read_bytes())
+    code, out, err = _run(capsys, "diff", "--times", "0,3600", str(DUMP), "-")
+    assert code == 0 and "<stdin>" in out, err
+    code, _, err = _run(capsys, "diff", "-", "-")
+    _one_error(code, err, "'-'")
+    code, _, err = _run(capsys, "metrics", "--serve", "0", "-")
+    _one_error(code, err, "'-'")
+    code, _, err = _run(capsys, "watch", "--store", str(tmp_path / "w.db"), "-")
+    _one_error(code, err, "'-'")

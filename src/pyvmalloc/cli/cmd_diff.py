@@ -61,6 +61,8 @@ def load(args: argparse.Namespace) -> list[Sample]:
         raise ConfigError("--since and --last read a --store")
     if len(args.dumps) < 2:
         raise ConfigError("give at least two dumps (OLD NEW [NEWER...]) or --store FILE")
+    if args.dumps.count("-") > 1:
+        raise ConfigError("standard input ('-') holds one dump: give it once")
     if args.times is not None and len(args.times) != len(args.dumps):
         raise ConfigError(f"--times gives {len(args.times)} times for {len(args.dumps)} dumps")
     if args.times is not None and any(b <= a for a, b in zip(args.times, args.times[1:])):

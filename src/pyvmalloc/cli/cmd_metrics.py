@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
                     "textfile collector: -o DIR/vmalloc.prom writes it atomically), or serve it "
                     "on http://BIND:PORT/metrics, read afresh at every scrape.")
     p.add_argument("dump", metavar="DUMP", nargs="?", default=LIVE,
-                   help=f"a /proc/vmallocinfo dump (default: the live {LIVE})")
+                   help=f"a /proc/vmallocinfo dump ('-': stdin; default: the live {LIVE})")
     p.add_argument("--meminfo", metavar="FILE",
                    help="the /proc/meminfo to read VmallocTotal/Used from (default: meminfo "
                         "beside a file named vmallocinfo, or DUMP's NAME.meminfo)")
@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     def read() -> Sample:
         return read_sample(args.dump, meminfo_path=args.meminfo)
 
+    if args.serve is not None and args.dump == "-":
+        raise ConfigError("--serve reads DUMP afresh at every scrape: give a file, not '-'")
     if args.serve is not None and args.serve > 65535:
         raise ConfigError(f"--serve {args.serve}: a TCP port is 0 to 65535")
     first = read()      # a bad dump is an error now, not a silent read_ok 0 at every scrape
