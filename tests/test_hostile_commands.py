@@ -280,3 +280,18 @@ def test_standard_input_for_metrics_and_diff_and_a_clear_no_for_watch(
     _one_error(code, err, "'-'")
     code, _, err = _run(capsys, "watch", "--store", str(tmp_path / "w.db"), "-")
     _one_error(code, err, "'-'")
+
+
+@pytest.mark.parametrize(("dump", "log", "words"), [
+    ("arm32-zynq7000-innofirmware-4.4.0.txt", "i386-insmod-highmem.log", ("an arm machine", "i386")),
+    ("x86_64-rhel8-sosreport-hashed.txt", "armada385-module.log", ("hashed", "nothing to plan on")),
+])
+def test_explain_refuses_a_vmallocinfo_of_another_machine(
+        capsys: pytest.CaptureFixture[str], dump: str, log: str, words: tuple[str, ...]) -> None:
+    # An ARM dump with an i386 log gave "vmalloc= helps" and "no vmalloc= needed" in one
+    # answer; a hashed dump was passed over without a word.
+    path = ROOT / "tests" / "data" / "vmallocinfo" / dump
+    code, out, err = _run(capsys, "explain", "--vmallocinfo", str(path),
+                          str(ROOT / "tests" / "data" / "logs" / log))
+    _one_error(code, err, "--vmallocinfo", *words)
+    assert out == ""
