@@ -295,3 +295,20 @@ def test_explain_refuses_a_vmallocinfo_of_another_machine(
                           str(ROOT / "tests" / "data" / "logs" / log))
     _one_error(code, err, "--vmallocinfo", *words)
     assert out == ""
+
+
+def test_explain_knows_a_request_larger_than_the_range_its_message_names(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # 1 MiB + guard in a 1 MiB range was "fits ever: unknown" without --arch; a range that
+    # ends before it starts was printed as the module area 0xc0000000-0xb0000000.
+    log = tmp_path / "log"
+    log.write_text("vmalloc_node_range for size 1052672 failed: Address range restricted to "
+                   "0xffffffffc0000000 - 0xffffffffc0100000\n")
+    code, out, err = _run(capsys, "explain", str(log))
+    assert code == 0, err
+    assert "fits ever: no" in out.splitlines()[1]
+    log.write_text("vmalloc_node_range for size 1052672 failed: Address range restricted to "
+                   "0xc0000000 - 0xb0000000\n")
+    code, out, err = _run(capsys, "explain", str(log))
+    assert code == 0, err
+    assert "0xc0000000-0xb0000000" not in out

@@ -416,6 +416,9 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
             whole = _largest_vmalloc(arch or "arm", mf.ram, kernel, mf.cmdline, step)
         elif bounds is not None:
             whole = bounds[1] - bounds[0]
+    elif f.kind == "restricted" and bounds is not None:
+        # The message gives the range: no layout is needed to know the request is larger.
+        whole = bounds[1] - bounds[0]
     size_for_fit = f.size if f.size is not None else None
     fits_ever: bool | None
     if f.size == 0 or (asked == 0):
