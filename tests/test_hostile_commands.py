@@ -312,3 +312,16 @@ def test_explain_knows_a_request_larger_than_the_range_its_message_names(
     code, out, err = _run(capsys, "explain", str(log))
     assert code == 0, err
     assert "0xc0000000-0xb0000000" not in out
+
+
+def test_sweep_report_plots_into_a_file_is_said_before_the_table(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from pyvmalloc.scale.sweep import runs_table
+
+    runs_table(str(tmp_path)).append([{"run_id": "0" * 16, "kernel": "6.1", "allocator": "default",
+                                       "workload": "module_churn", "status": "ok"}])
+    not_a_folder = tmp_path / "plots.png"
+    not_a_folder.write_text("")
+    code, out, err = _run(capsys, "sweep-report", "--plots", str(not_a_folder), str(tmp_path))
+    _one_error(code, err, "--plots", "not a folder")
+    assert out == ""

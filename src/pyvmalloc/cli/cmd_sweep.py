@@ -122,12 +122,17 @@ def run_report(args: argparse.Namespace) -> int:
 
         if not os.path.isdir(os.path.join(args.out, "runs")):
             return fail("sweep-report", f"{args.out}: no sweep results here (no runs folder)")
+        plots_dir = args.plots or os.path.join(args.out, "plots")
+        if args.plots != "none" and os.path.exists(plots_dir) and not os.path.isdir(plots_dir):
+            # Said before the table, not as "File exists" after it.
+            return fail("sweep-report", f"--plots {plots_dir}: exists and is not a folder (the "
+                                        f"PNGs go in a folder; 'none' for no plots)")
         rows = runs_table(args.out).read().to_pylist()
         groups = group_runs(rows)
         sys.stdout.write(format_table(groups))
         if args.plots != "none":
             series = series_table(args.out).read().to_pylist()
-            plots = plot_sweep(groups, series, args.plots or os.path.join(args.out, "plots"))
+            plots = plot_sweep(groups, series, plots_dir)
             print(f"{len(plots)} plots: {', '.join(plots)}")
     except PyvmallocError as exc:
         return fail("sweep-report", str(exc))
