@@ -101,8 +101,8 @@ def _check_param(source: str, key: str, name: str, value: Any) -> None:
     try:
         if name == "arch" and value not in PROFILES:
             raise ConfigError(f"unknown arch {value!r} (known: {', '.join(PROFILES)})")
-        if name == "ram":
-            parse_size(value)
+        if name == "ram" and parse_size(value) == 0:
+            raise ConfigError(f"{value!r}: a machine has some RAM (512M, 2G)")
         if name in ("cpus", "steps", "lazy_max_pages") and value < 1:
             raise ConfigError(f"{value} must be at least 1")
         if name == "steps" and value > MAX_STEPS:

@@ -123,7 +123,8 @@ class Table:
         """Fold every part into one (sorted by ``sort_by``); the old parts are removed only
         after the new one is in place, and readers drop the duplicates in between."""
         parts = self._parts()
-        if len(parts) <= 1 and not sort_by:
+        if not parts or (len(parts) == 1 and not sort_by):
+            # No parts: nothing to fold (a sweep whose every run the model refused has no series).
             return
         table = self.read()
         if sort_by:
