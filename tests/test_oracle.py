@@ -243,7 +243,7 @@ def test_612_without_pools_diverges(monkeypatch: pytest.MonkeyPatch) -> None:
     6.12 pools capture goes wrong at its first reuse."""
     from pyvmalloc.vmalloc import vmap_node
 
-    monkeypatch.setattr(vmap_node.VmapNodes, "pool_index", staticmethod(lambda size, ps: None))
+    monkeypatch.setattr(vmap_node.VmapNodes, "pool_index", lambda self, size: None)
     rep = replay_capture(DATA / "linux-6.12-amd64" / "pools")
     assert rep.mismatches and rep.mismatches[0].expected == 0xFFFFC90000435000
 

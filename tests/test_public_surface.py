@@ -86,6 +86,13 @@ METHODS = {
     "user_mm",
     "vfree",
     "vm_map_ram",
+    "vm_area_map_pages",    # 6.9 VM_SPARSE (issue 12)
+    "pcpu_get_vm_areas",    # the per-CPU allocator's areas and the allocator (issue 12)
+    "pcpu_free_vm_areas",
+    "alloc_percpu",
+    "free_percpu",
+    "per_cpu_ptr",
+    "vm_area_unmap_pages",
     "vm_unmap_aliases",
     "vmap_node_shrink",
     "pooled_areas",
@@ -139,6 +146,13 @@ PROPERTIES = {"GFP_VMALLOC32", "current_cpu", "num_physpages",
               "layout", "VMALLOC_START", "VMALLOC_END", "lazy_max_pages"}
 
 
+# pv.Machine(...)'s parameters, in order; "*" marks where the keyword-only ones start.  The
+# vmap-node knobs (issue 17) are keyword-only: what-if knobs for experiments, not kernel
+# tunables, which no positional call should reach by accident.
+CONSTRUCTOR = ["arch", "ram", "nodes", "cpus", "cmdline", "allocator", "lazy_purge", "kaslr_seed",
+               "kernel", "*", "nr_vmap_nodes", "vmap_pool_max_pages"]
+
+
 def public_members(kind: type | tuple[type, ...]) -> set[str]:
     """Public names of pv.Machine whose class-level object (MRO included) is of ``kind``."""
     return {name for name in dir(pv.Machine) if not name.startswith("_")
@@ -153,6 +167,15 @@ def test_all_is_exactly_the_facade() -> None:
 def test_machine_methods_and_properties() -> None:
     assert public_members((FunctionType, classmethod, staticmethod)) == METHODS
     assert public_members(property) == PROPERTIES
+
+
+def test_machine_constructor_parameters() -> None:
+    got: list[str] = []
+    for p in list(inspect.signature(pv.Machine).parameters.values()):
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and "*" not in got:
+            got.append("*")
+        got.append(p.name)
+    assert got == CONSTRUCTOR
 
 
 def test_kernel_names_resolve_to_the_method_they_name() -> None:

@@ -23,6 +23,7 @@ from pyvmalloc.versions import has
 from pyvmalloc.kernel.inject import POINTS
 from pyvmalloc.phys import Page
 from pyvmalloc.phys import gfp as G
+from pyvmalloc.vmalloc.vm_struct import VM_MAP_PUT_PAGES, VM_NO_GUARD, VM_SPARSE
 
 PAGE = 4096
 GFP_ZERO = getattr(G, "__GFP_ZERO")
@@ -30,7 +31,10 @@ VPAGES = PAGE // 8 + 8  # a page array too big for kmalloc: it is vmalloc'ed (VM
 
 ZEROED = {"vmalloc_user", "vmalloc_32_user", "vmalloc_gfp_zero"}
 KINDS = ["vmalloc", "vmalloc_user", "vmalloc_32", "vmalloc_32_user", "vmalloc_exec", "vmalloc_node",
-         "vmalloc_gfp_zero", "module_alloc", "vmap", "alloc_vm_area", "vpages"]
+         "vmalloc_gfp_zero", "module_alloc", "vmap", "alloc_vm_area", "vpages",
+         "no_guard", "vmap_put", "sparse"]
+# Kinds of area that came with later kernels: the versions.py rule each needs.
+NEWER_KINDS = {"no_guard": "vm_no_guard", "vmap_put": "vm_map_put_pages_nr_pages", "sparse": "vm_sparse"}
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Ref:
     data: bytearray | None  # None: nothing mapped (alloc_vm_area), accesses fault
     pages: list[Page] = field(default_factory=list)  # vmap: the caller's pages
     array: int | None = None  # address of its VM_VPAGES page array
+    sparse: dict[int, tuple[Page, bytearray]] = field(default_factory=dict)  # VM_SPARSE: page index -> page, bytes
 
 
 def pattern(seed: int, n: int) -> bytes:
@@ -71,10 +76,13 @@ class VmallocMachine(RuleBasedStateMachine):
     def _has_live(self) -> bool:
         return any(r.kind != "array" for r in self.ref.values())
 
+    def _kind_ok(self, kind: str) -> bool:
+        return kind not in NEWER_KINDS or has(self.m.kernel, NEWER_KINDS[kind])
+
     def _call(self, kind: str, npages: int, trim: int) -> tuple[int | None, list[Page]]:
         m = self.m
         size = npages * PAGE - trim
-        if kind == "vmap":
+        if kind in ("vmap", "vmap_put"):
             pages = [m.alloc_page() for _ in range(npages)]
             if any(p is None for p in pages):  # an injected page_alloc failure
                 for p in pages:
@@ -83,11 +91,15 @@ class VmallocMachine(RuleBasedStateMachine):
                 return None, []
             for i, p in enumerate(pages):
                 m.phys.frames.write(p.phys_addr, pattern(p.pfn + i, PAGE))
-            a = m.vmap(pages, npages)
+            # vmap_put: VM_MAP_PUT_PAGES (5.10+) hands the pages over; vfree() puts them.
+            a = m.vmap(pages, npages, pv.VM_MAP | (VM_MAP_PUT_PAGES if kind == "vmap_put" else 0))
             if a is None:
                 for p in pages:
                     m.free_page(p)
             return a, pages
+        if kind == "sparse":  # 6.9+ get_vm_area(VM_SPARSE): nothing mapped until vm_area_map_pages
+            area = m.get_vm_area(size, VM_SPARSE)
+            return (None if area is None else area.addr), []
         if kind == "alloc_vm_area":
             area = m.alloc_vm_area(size)
             return (None if area is None else area.addr), []
@@ -101,6 +113,9 @@ class VmallocMachine(RuleBasedStateMachine):
             "vmalloc_gfp_zero": lambda: m.vmalloc_gfp(size, G.GFP_KERNEL | GFP_ZERO, "PAGE_KERNEL"),
             "module_alloc": lambda: m.module_alloc(size),
             "vpages": lambda: m.vmalloc(VPAGES * PAGE),
+            # 4.0+: no guard page; the next area may start right after this one.
+            "no_guard": lambda: m.vmalloc_node_range_flags(size, 1, m.VMALLOC_START, m.VMALLOC_END,
+                                                           G.GFP_KERNEL, None, VM_NO_GUARD, -1),
         }[kind]
         return call(), []
 
@@ -112,11 +127,13 @@ class VmallocMachine(RuleBasedStateMachine):
             return None
         area = self.m.find_vm_area(a)
         assert area is not None and a not in self.ref
-        usable = area.size - PAGE
-        if kind == "vmap":
+        usable = area.size - (0 if kind == "no_guard" else PAGE)
+        if kind == "vmap_put":
+            assert area.nr_pages == npages and list(area.pages) == [p.pfn for p in pages]
+        if kind in ("vmap", "vmap_put"):
             data = bytearray(b"".join(pattern(p.pfn + i, PAGE) for i, p in enumerate(pages)))
             ref = Ref(kind, usable, data, pages)
-        elif kind == "alloc_vm_area":
+        elif kind in ("alloc_vm_area", "sparse"):
             ref = Ref(kind, usable, None)
         else:
             data = bytearray(self.m.vread(a, usable))
@@ -140,10 +157,12 @@ class VmallocMachine(RuleBasedStateMachine):
             self.m.vunmap(a)
             for p in ref.pages:
                 self.m.free_page(p)
-        elif ref.kind == "alloc_vm_area":
+        elif ref.kind in ("alloc_vm_area", "sparse"):
             area = self.m.find_vm_area(a)
             assert area is not None
-            self.m.free_vm_area(area)
+            self.m.free_vm_area(area)  # unmaps what a sparse area still maps; the pages are ours
+            for p, _data in ref.sparse.values():
+                self.m.free_page(p)
         else:
             self.m.vfree(a)
         if ref.array is not None:
@@ -177,7 +196,45 @@ class VmallocMachine(RuleBasedStateMachine):
     # ---- allocation and freeing ---------------------------------------------------------------
     @rule(kind=st.sampled_from(KINDS), npages=st.integers(1, 6), trim=st.integers(0, PAGE - 1))
     def allocate(self, kind: str, npages: int, trim: int) -> None:
+        if not self._kind_ok(kind):
+            return
         assert self._alloc(kind, npages, trim) is not None, f"{kind} failed with memory to spare"
+
+    # ---- VM_SPARSE (6.9+): pages mapped and unmapped inside the area --------------------------------
+    def _sparse(self, pick: int) -> int | None:
+        keys = sorted(a for a, r in self.ref.items() if r.kind == "sparse")
+        return keys[pick % len(keys)] if keys else None
+
+    @rule(pick=st.integers(0, 10**6), page=st.integers(0, 5), seed=st.integers(0, 2**32))
+    def sparse_map(self, pick: int, page: int, seed: int) -> None:
+        a = self._sparse(pick)
+        if a is None:
+            return
+        ref, area = self.ref[a], self.m.find_vm_area(a)
+        i = page % (ref.usable // PAGE)
+        start = a + i * PAGE
+        if i in ref.sparse:
+            return
+        p = self.m.alloc_page()
+        assert p is not None
+        data = bytearray(pattern(seed, PAGE))
+        self.m.phys.frames.write(p.phys_addr, bytes(data))
+        assert self.m.vm_area_map_pages(area, start, start + PAGE, [p]) == 0
+        ref.sparse[i] = (p, data)
+        # Past the area (its guard page): -ERANGE, nothing mapped.
+        end = a + ref.usable
+        assert self.m.vm_area_map_pages(area, end, end + PAGE, [p]) == -34
+
+    @rule(pick=st.integers(0, 10**6), page=st.integers(0, 5))
+    def sparse_unmap(self, pick: int, page: int) -> None:
+        a = self._sparse(pick)
+        if a is None or not self.ref[a].sparse:
+            return
+        ref = self.ref[a]
+        i = sorted(ref.sparse)[page % len(ref.sparse)]
+        self.m.vm_area_unmap_pages(self.m.find_vm_area(a), a + i * PAGE, a + (i + 1) * PAGE)
+        p, _data = ref.sparse.pop(i)
+        self.m.free_page(p)
 
     @precondition(lambda self: self._has_live())
     @rule(pick=st.integers(0, 10**6))
@@ -206,7 +263,7 @@ class VmallocMachine(RuleBasedStateMachine):
     def interrupt_context(self, pick: int, what: str) -> None:
         a = self._live(pick)
         if what == "vfree" and has(self.m.kernel, "vfree_deferred_in_interrupt"):
-            if self.ref[a].kind in ("vmap", "alloc_vm_area"):
+            if self.ref[a].kind in ("vmap", "alloc_vm_area", "sparse"):
                 return  # vfree() of an area vfree does not own: misuse, not this rule
             # 3.10+ (32fcfd40715e): deferred to a work item, freed at the next call outside.
             with self.m.interrupt():
@@ -229,6 +286,8 @@ class VmallocMachine(RuleBasedStateMachine):
     @rule(kind=st.sampled_from(KINDS), point=st.sampled_from(sorted(POINTS)), nth=st.integers(1, 8),
           npages=st.integers(1, 6))
     def injected_failure(self, kind: str, point: str, nth: int, npages: int) -> None:
+        if not self._kind_ok(kind):
+            return
         injected = self.m.stats()["inject.total"]
         self.m.inject(point, nth=nth)
         try:
@@ -294,6 +353,16 @@ class VmallocMachine(RuleBasedStateMachine):
         at = page % (ref.usable // PAGE + 1) * PAGE + off  # up to the guard page, not past it
         self.m.current_cpu = cpu
         data = pattern(seed, 16)
+        if ref.kind == "no_guard" and at + 16 > ref.usable:
+            return  # no guard page: what lies past the end is the next area's, or a hole
+        if ref.kind == "sparse" and at // PAGE in ref.sparse:  # a page vm_area_map_pages mapped
+            _p, bytes_ = ref.sparse[at // PAGE]
+            o = at % PAGE
+            if store:
+                self.m.write(a + at, data)
+                bytes_[o:o + 16] = data
+            assert self.m.read(a + at, 16) == bytes(bytes_[o:o + 16])
+            return
         if at + 16 > ref.usable or ref.data is None:  # the guard page, or nothing mapped
             with pytest.raises(pv.PageFault):
                 self.m.write(a + at, data) if store else self.m.read(a + at, 16)
@@ -335,7 +404,7 @@ SETTINGS = settings(max_examples=20, stateful_step_count=40, deadline=None)
 
 
 def _config(allocator: str, lazy: bool, kernel: str) -> type[VmallocMachine]:
-    name = f"{allocator.capitalize()}{'Lazy' if lazy else 'NoLazy'}"
+    name = f"{allocator.capitalize().replace('-', '_')}{'Lazy' if lazy else 'NoLazy'}"
     return SETTINGS(type(name, (VmallocMachine,),
                          {"allocator": allocator, "lazy": lazy, "kernel": kernel}))
 
@@ -350,3 +419,6 @@ TestListNoLazy = ListNoLazy.TestCase
 TestListLazy = ListLazy.TestCase
 TestKvaLazy = KvaLazy.TestCase
 TestKvaNoLazy = KvaNoLazy.TestCase
+# 6.12: vmap nodes and pools, VM_NO_GUARD, VM_MAP_PUT_PAGES and VM_SPARSE areas among the others.
+Kva612Lazy = _config("kva-rbtree", True, "6.12")
+TestKva612Lazy = Kva612Lazy.TestCase

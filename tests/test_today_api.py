@@ -175,9 +175,10 @@ def test_vmalloc_node_range_flags() -> None:
                                    VM_ALLOW_HUGE_VMAP | VM_FLUSH_RESET_PERMS, 0)
     assert a is not None and a % PMD == 0
     assert m.find_vm_area(a).flags & VM_FLUSH_RESET_PERMS  # type: ignore[union-attr]
-    with pytest.raises(NotImplementedError, match="VM_NO_GUARD"):
-        m.vmalloc_node_range_flags(PAGE, 1, m.VMALLOC_START, m.VMALLOC_END, G.GFP_KERNEL, None,
-                                   VM_NO_GUARD, -1)
+    ng = m.vmalloc_node_range_flags(PAGE, 1, m.VMALLOC_START, m.VMALLOC_END, G.GFP_KERNEL, None,
+                                    VM_NO_GUARD, -1)  # 4.0+: no guard page (tests/test_vm_flags.py)
+    assert ng is not None and m.find_vm_area(ng).size == PAGE  # type: ignore[union-attr]
+    m.vfree(ng)
     with pytest.raises(ValueError, match="vm_flags"):
         m.vmalloc_node_range_flags(PAGE, 1, m.VMALLOC_START, m.VMALLOC_END, G.GFP_KERNEL, None,
                                    VM_IOREMAP, -1)

@@ -370,3 +370,61 @@ def test_a_moved_vmalloc_range_moves_the_pools_range_too() -> None:
     m.vm_unmap_aliases()
     assert m.pooled_areas()
     m.check()
+
+
+# ---- the purge split across helper workers (6.9+ __purge_vmap_area_lazy) ---------------------------
+def _lazy_on_every_node(m: pv.Machine, per_cpu: int, pages: int = 1) -> None:
+    """Free ``per_cpu`` areas allocated from each CPU (each lands on that CPU's node lazy list)."""
+    for cpu in range(m.nr_cpus):
+        m.current_cpu = cpu
+        for a in [m.vmalloc(pages * PS) for _ in range(per_cpu)]:
+            m.vfree(a)
+    m.current_cpu = 0
+
+
+def test_purge_helpers_run_nodes_on_their_cpus() -> None:
+    m = machine(cpus=4)
+    m.trace_on()
+    _lazy_on_every_node(m, 3)                       # 12 areas of 2 pages: 24 lazy pages, 4 nodes
+    m.vm.lazy_max_pages = 10                        # vmap_lazy_nr / lazy_max_pages() = 2
+    m.vm_unmap_aliases()
+    assert m.vmap_nodes is not None
+    works = m.vmap_nodes.last_purge
+    # nr_purge_helpers = clamp(24 / 10, 1, 4) - 1 = 1: node 0 on CPU 0's worker, the caller the rest.
+    assert [(w.node, w.cpu, w.nr_purged) for w in works] == [(0, 0, 3), (1, None, 3), (2, None, 3), (3, None, 3)]
+    s = m.stats()
+    assert s["vmap_node.purge_helpers"] == 1 and s["vmap_node.purge_work.cpu0"] == 1
+    assert (s["vmap_node.purge_helper_areas"], s["vmap_node.purge_caller_areas"]) == (3, 9)
+    assert (s["vmap_node.purge_steps"], s["vmap_node.purge_span"]) == (12, 9)  # node 0 ran beside the caller
+    tail = [(e.event, e.cpu) for e in m.trace_events()][-2:]
+    assert tail == [("purge_vmap_node", 0), ("purge_vmap_area_lazy", 0)]
+    m.check()
+
+
+def test_helpers_change_who_and_when_not_what() -> None:
+    """With helpers the nodes finish in another order; the pools and the free space are the same."""
+    runs = []
+    for helpers in (False, True):
+        m = machine(cpus=4)
+        _lazy_on_every_node(m, 2, pages=300)         # over 256 pages: back to the free tree
+        _lazy_on_every_node(m, 1)                    # pooled
+        m.vm.lazy_max_pages = 300 if helpers else 10**6
+        m.vm_unmap_aliases()
+        assert m.vmap_nodes is not None
+        assert bool(m.stats()["vmap_node.purge_helpers"]) == helpers
+        m.check()
+        runs.append(([va.va_start for va in m.pooled_areas()], [m.vmalloc(PS) for _ in range(6)],
+                     m.vmalloc(900 * PS)))
+    assert runs[0] == runs[1]
+
+
+def test_one_node_or_few_lazy_pages_need_no_helper() -> None:
+    m = machine(cpus=1)
+    _lazy_on_every_node(m, 4)
+    m.vm.lazy_max_pages = 1
+    m.vm_unmap_aliases()
+    assert m.stats()["vmap_node.purge_helpers"] == 0  # clamp(8, 1, 1) - 1
+    m = machine(cpus=4)
+    _lazy_on_every_node(m, 1)
+    m.vm_unmap_aliases()
+    assert m.stats()["vmap_node.purge_helpers"] == 0  # 8 lazy pages, far below lazy_max_pages

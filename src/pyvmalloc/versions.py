@@ -335,6 +335,11 @@ CHANGES: Final[dict[str, Change]] = {
         "kvfree_rcu(ptr) (later kvfree_rcu_mightsleep) frees kvmalloc'ed or vmalloc'ed memory "
         "after a grace period"),
     # -- today's API (vmalloc/kvmalloc.py; the methods at the end of vmalloc.api.Vmalloc) --------
+    "pcpu_get_vm_areas": Change(
+        "2.6.32", "ca23e405e06d ≈ (Tejun Heo, \"vmalloc: implement pcpu_get_vm_areas()\"), with "
+        "the per-CPU allocator's chunks in vmalloc space (mm/percpu.c, 2.6.32 merge window)",
+        "the dynamic per-CPU chunks take congruent areas, one per group, as high in the vmalloc "
+        "space as they all fit (no guard pages; pcpu_free_vm_areas frees them)"),
     "vzalloc": Change(
         "2.6.37", "e1ca7788dec6 (Dave Young, \"mm: add vzalloc() and vzalloc_node() helpers\")",
         "vzalloc()/vzalloc_node(): vmalloc with __GFP_ZERO"),
@@ -342,6 +347,11 @@ CHANGES: Final[dict[str, Change]] = {
         "4.0", "cb9e3c292d01 (Andrey Ryabinin, \"mm: vmalloc: pass additional vm_flags to "
         "__vmalloc_node_range()\") ≈",
         "__vmalloc_node_range() takes vm_flags for the area (VM_NO_GUARD came with it, 71394fe50146)"),
+    "vm_no_guard": Change(
+        "4.0", "71394fe50146 ≈ (Andrey Ryabinin, \"mm: vmalloc: add flag preventing guard hole "
+        "allocation\")",
+        "VM_NO_GUARD (0x40): __get_vm_area_node adds no guard page, get_vm_area_size() subtracts "
+        "none (the area's pages fill it; the next area may start right after it)"),
     "kvmalloc": Change(
         "4.12", "a7c3e901a46f (Michal Hocko, \"mm: introduce kv[mz]alloc helpers\")",
         "kvmalloc_node(): kmalloc first (__GFP_NORETRY|__GFP_NOWARN above PAGE_SIZE), vmalloc "
@@ -353,6 +363,16 @@ CHANGES: Final[dict[str, Change]] = {
         "5.10", "3e9a9e256b1e (Christoph Hellwig, \"mm: add a vmap_pfn function\")",
         "vmap_pfn(): an area from get_vm_area_caller(count * PAGE_SIZE, VM_IOREMAP) mapping pfns "
         "that are not RAM (pfn_valid() WARNs and fails)"),
+    "vm_map_put_pages": Change(
+        "5.10", "b944afc9d64d (Christoph Hellwig, \"mm: add a VM_MAP_PUT_PAGES flag for vmap\"; "
+        "release ≈: dated from its neighbour vmap_pfn in the same series)",
+        "vmap(pages, count, VM_MAP_PUT_PAGES, prot): the area keeps the pages array and one "
+        "reference per page; vfree() drops them (__free_page each) and kvfree()s the array"),
+    "vm_map_put_pages_nr_pages": Change(
+        "5.11", "Miaohe Lin, \"mm/vmalloc.c: Fix potential memory leak\" (Fixes: b944afc9d64d; "
+        "posted January 2021, hash not read off a tree) ≈",
+        "vmap(VM_MAP_PUT_PAGES) sets area->nr_pages too: before it, vfree() put none of the pages "
+        "(they leaked) and /proc/vmallocinfo printed no pages="),
     "kvmalloc_int_max": Change(
         "5.15", "7661809d493b (Linus Torvalds, \"mm: don't allow oversized kvmalloc() calls\")",
         "kvmalloc() refuses sizes above INT_MAX (WARN_ON_ONCE unless __GFP_NOWARN, NULL)"),
@@ -360,6 +380,12 @@ CHANGES: Final[dict[str, Change]] = {
         "5.15", "de2860f46362 ≈ (Dave Chinner, \"mm: Add kvrealloc()\", 5.14/5.15 merge window)",
         "kvrealloc(p, oldsize, newsize, flags): p when oldsize >= newsize, else kvmalloc, copy "
         "oldsize bytes, kvfree", until="6.12"),
+    "vmap_no_guard_refused": Change(
+        "5.16", "Peter Zijlstra, \"mm/vmalloc: Don't allow VM_NO_GUARD on vmap()\" (posted "
+        "September 2021, 5.16 merge window; hash not read off a tree) ≈",
+        "vmap() with VM_NO_GUARD WARNs once and drops the flag: \"Your top guard is someone "
+        "else's bottom guard\"; only __vmalloc_node_range and get_vm_area callers (KASAN, the "
+        "arch code) may use it"),
     "vmalloc_huge": Change(
         "5.18", "559089e0a93d (Song Liu, \"vmalloc: replace VM_NO_HUGE_VMAP with "
         "VM_ALLOW_HUGE_VMAP\"); x86_64 selects HAVE_ARCH_HUGE_VMALLOC in the same release "
@@ -378,6 +404,19 @@ CHANGES: Final[dict[str, Change]] = {
         "5.19", "a421ef303008 ≈ (Michal Hocko, \"mm: allow !GFP_KERNEL allocations for kvmalloc\")",
         "kvmalloc() falls back to vmalloc for any blocking gfp (GFP_NOFS/GFP_NOIO too); before, "
         "a gfp without all of GFP_KERNEL got kmalloc only"),
+    "vmap_reset_perms_refused": Change(
+        "6.3", "Christoph Hellwig, \"mm: reject vmap with VM_FLUSH_RESET_PERMS\" (posted "
+        "January 2023, 6.3 merge window; hash not read off a tree) ≈",
+        "vmap() with VM_FLUSH_RESET_PERMS WARNs once and returns NULL (the flag is tied to "
+        "freeing vmalloc's own pages)"),
+    "vm_sparse": Change(
+        "6.9", "e6f798225a31 ≈ (Alexei Starovoitov, \"mm: Introduce VM_SPARSE kind and "
+        "vm_area_[un]map_pages().\", for the BPF arena)",
+        "get_vm_area(size, VM_SPARSE) (0x1000) reserves a range whose pages come and go: "
+        "vm_area_map_pages(area, start, end, pages) maps PAGE_KERNEL pages inside it, "
+        "vm_area_unmap_pages() unmaps them (both -EINVAL with a WARN unless VM_SPARSE and "
+        "neither VM_FLUSH_RESET_PERMS nor VM_NO_GUARD, -E2BIG over totalram_pages, -ERANGE "
+        "outside the area); /proc/vmallocinfo prints \"sparse\"; vread_iter reads it as a hole"),
     "vrealloc": Change(
         "6.12", "3ddc2fefe6f3 (Danilo Krummrich, \"mm: vmalloc: implement vrealloc()\"); kvrealloc "
         "on top of it: \"mm: kvmalloc: align kvrealloc() with krealloc()\" (same series)",

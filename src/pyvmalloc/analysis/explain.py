@@ -105,6 +105,9 @@ class Explanation:
     clues: tuple[str, ...]
     proof: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # False when whether vmalloc= helps turns on what the log does not tell (32 or 64 bits):
+    # ``vmalloc_param_helps`` is then False only for want of proof.
+    helps_known: bool = True
 
 
 # ---- the machine ----------------------------------------------------------------------------
@@ -413,6 +416,9 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
             whole = _largest_vmalloc(arch or "arm", mf.ram, kernel, mf.cmdline, step)
         elif bounds is not None:
             whole = bounds[1] - bounds[0]
+    elif f.kind == "restricted" and bounds is not None:
+        # The message gives the range: no layout is needed to know the request is larger.
+        whole = bounds[1] - bounds[0]
     size_for_fit = f.size if f.size is not None else None
     fits_ever: bool | None
     if f.size == 0 or (asked == 0):
@@ -429,7 +435,9 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
         notes.append(f"{arch} has no vmalloc= parameter: the kernel/vmalloc split is chosen at "
                      f"build time ({'CONFIG_LOWMEM_SIZE and CONFIG_PAGE_OFFSET (ADVANCED_OPTIONS)' if arch == 'ppc32' else 'KSEG2 is fixed; HIGHMEM moves lowmem out of it'}); "
                      f"the model has no profile to boot it")
-    if bits is None and in_vmalloc_area and f.kind != "pages" and fits_ever is not False:
+    helps_known = not (bits is None and in_vmalloc_area and f.kind != "pages"
+                       and fits_ever is not False)
+    if not helps_known:
         notes.append("vmalloc= helps only if this is a 32-bit kernel (i386 or ARM): give --arch")
     param, proof = None, None
     if helps and arch is not None and f.size is not None and asked:
@@ -467,11 +475,14 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
                      "(zgrep ARM_MODULE_PLTS /proc/config.gz); without it the module area is all "
                      "there is")
     verdict = _verdict(f, rng, request, helps, param, fits_ever, asked, bounds)
+    if not helps_known:
+        verdict = verdict.replace("vmalloc= cannot help", "vmalloc= helps only on a 32-bit "
+                                                          "kernel (give --arch)")
     return Explanation(failure=f, line=f"{log.source}:{f.lineno}", size=f.size, asked=asked,
                        range=rng, request=request, range_bounds=bounds, fits_ever=fits_ever,
                        vmalloc_param_helps=helps, cmdline=param, verdict=verdict,
                        advice=tuple(advice), confidence=confidence, clues=tuple(clues),
-                       proof=proof, notes=tuple(notes))
+                       proof=proof, notes=tuple(notes), helps_known=helps_known)
 
 
 def _module_area_in_dump(snapshot: VmallocinfoSnapshot, bounds: tuple[int, int],
@@ -633,7 +644,8 @@ def format_explanations(log: KernelLogFacts, mf: MachineFacts,
     for i, a in enumerate(answers, 1):
         rep = f" (x{a.failure.count})" if a.failure.count > 1 else ""
         out.append(f"#{i} {a.line}{rep}: {a.verdict}")
-        out.append(f"   range: {a.range}; vmalloc= helps: {'yes' if a.vmalloc_param_helps else 'no'}"
+        helps = "yes" if a.vmalloc_param_helps else "no" if a.helps_known else "unknown"
+        out.append(f"   range: {a.range}; vmalloc= helps: {helps}"
                    f"; fits ever: {_yn(a.fits_ever)}; confidence: {a.confidence}")
         if a.size is not None:
             guard = (" (N counts the 4 KiB guard page: PAGE_ALIGN(size) + PAGE_SIZE)"

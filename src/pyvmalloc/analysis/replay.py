@@ -161,7 +161,7 @@ def workload(events: Sequence[TraceEvent]) -> Workload:
         elif ev.event == "purge_vmap_area_lazy":
             purged.add(ev.pid)
             ops.append(Purge(ev.line, ev["npurged"]))
-        else:  # free_vmap_area_noflush, vfree_area
+        elif ev.event in ("free_vmap_area_noflush", "vfree_area"):
             # The task did something else: its next search is a new request.
             pending.pop(ev.pid, None)
             purged.discard(ev.pid)

@@ -61,8 +61,13 @@ def load(args: argparse.Namespace) -> list[Sample]:
         raise ConfigError("--since and --last read a --store")
     if len(args.dumps) < 2:
         raise ConfigError("give at least two dumps (OLD NEW [NEWER...]) or --store FILE")
+    if args.dumps.count("-") > 1:
+        raise ConfigError("standard input ('-') holds one dump: give it once")
     if args.times is not None and len(args.times) != len(args.dumps):
         raise ConfigError(f"--times gives {len(args.times)} times for {len(args.dumps)} dumps")
+    if args.times is not None and any(b <= a for a, b in zip(args.times, args.times[1:])):
+        # Times the user gives are the dumps' order: a step back in time gives negative rates.
+        raise ConfigError("--times must increase, one time per dump in the order the dumps are given")
     out: list[Sample] = []
     for i, path in enumerate(args.dumps):
         t = args.times[i] if args.times is not None else None

@@ -16,11 +16,13 @@ from typing import Any
 
 from pyvmalloc.analysis.explain import explain, format_explanations, to_json
 from pyvmalloc.cli.common import live_arch, live_kernel, read_kmsg, report_error
-from pyvmalloc.errors import ConfigError, PyvmallocError
+from pyvmalloc.errors import ConfigError, FormatError, PyvmallocError
 from pyvmalloc.formats.kernel_log import parse_kernel_log
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.dumps import read_dump
-from pyvmalloc.sizes import parse_size
+from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot
+from pyvmalloc.snapshot.layout import guess_arch
+from pyvmalloc.sizes import memparse, parse_size
 
 __all__ = ["register", "run"]
 
@@ -77,18 +79,47 @@ def _explain(args: argparse.Namespace) -> int:
             ram = parse_size(args.ram)
         except ConfigError as exc:
             raise ConfigError(f"--ram: {exc}") from None
+        if ram == 0:
+            raise ConfigError("--ram 0: a device has some RAM (512M, 2G)")
+    for word in (args.cmdline or "").split():
+        # The boot parameters the model sizes its layout with: a value it cannot read would
+        # only turn into a note and an answer computed without it.
+        key, eq, value = word.partition("=")
+        if eq and key in ("vmalloc", "mem"):
+            _, rest = memparse(value)
+            if not value or (rest and not (key == "mem" and rest.startswith("@"))):
+                raise ConfigError(f"--cmdline {word}: {value!r} is not a size")
     meminfo = parse_meminfo(read_text(args.meminfo), args.meminfo) if args.meminfo else None
     snapshot = None
     if args.vmallocinfo:
         snapshot = read_dump(read_text(args.vmallocinfo), args.vmallocinfo)[0]
+        if not snapshot.lines:
+            raise FormatError(args.vmallocinfo, "no vmalloc areas in this text (a running kernel "
+                                                "always has some: was it captured as root?)")
     log = parse_kernel_log(text, source)
     mf, answers = explain(log, text, arch=args.arch, kernel=args.kernel, ram=ram,
                           meminfo=meminfo, cmdline=args.cmdline, snapshot=snapshot)
+    if snapshot is not None:
+        _check_dump_fits_log(args.vmallocinfo, snapshot, mf.arch)
     if args.json:
         print(json.dumps(to_json(mf, answers), indent=2))
     else:
         sys.stdout.write(format_explanations(log, mf, answers))
     return 0
+
+
+def _check_dump_fits_log(path: str, snapshot: VmallocinfoSnapshot, arch: str | None) -> None:
+    """A --vmallocinfo that cannot be the log's machine's: planned on anyway, it gave "no
+    vmalloc= needed" for an i386 failure from an ARM dump, and a hashed one was passed over
+    without a word."""
+    if not snapshot.addresses_trusted:
+        raise ConfigError(f"--vmallocinfo {path}: {snapshot.address_reason}: nothing to plan on "
+                          f"(read /proc/vmallocinfo as root with kernel.kptr_restrict=1)")
+    dump_arch, why = guess_arch(snapshot)
+    if arch is not None and dump_arch is not None and \
+            dump_arch.split("-")[0] != arch.split("-")[0]:
+        raise ConfigError(f"--vmallocinfo {path}: a dump of an {dump_arch} machine ({why}), but "
+                          f"the log's is {arch}: give the dump of the machine that logged")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -45,6 +45,11 @@ def run(args: argparse.Namespace) -> int:
         columns, rows = query(args.store, args.sql)
         print(format_rows(columns, rows), end="")
         return 0
+    if args.plot:
+        from pyvmalloc.cli.cmd_analyze import _check_plot
+
+        # A folder for --plot was matplotlib's "format '' is not supported".
+        _check_plot(args.plot)
     h = load_history(args.store, args.since, args.last)
     text = format_history(h, args.top, args.sort, args.caller, args.width)
     if args.plot:

@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if args.vmallocinfo is not None:
         meminfo = None if args.meminfo is None else _read(args.meminfo)
         data = map_of_dump(_read(args.vmallocinfo), meminfo, args.arch, args.kernel,
-                           Path(args.vmallocinfo).name, walk)
+                           "<stdin>" if args.vmallocinfo == "-" else args.vmallocinfo, walk,
+                           meminfo_source=args.meminfo or "<meminfo>")
     elif args.trace is not None:
         data = map_of_trace(_read(args.trace), Path(args.trace).name, args.step, args.arch or "x86_64",
                             args.kernel, walk)

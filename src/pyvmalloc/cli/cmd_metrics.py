@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
                     "textfile collector: -o DIR/vmalloc.prom writes it atomically), or serve it "
                     "on http://BIND:PORT/metrics, read afresh at every scrape.")
     p.add_argument("dump", metavar="DUMP", nargs="?", default=LIVE,
-                   help=f"a /proc/vmallocinfo dump (default: the live {LIVE})")
+                   help=f"a /proc/vmallocinfo dump ('-': stdin; default: the live {LIVE})")
     p.add_argument("--meminfo", metavar="FILE",
                    help="the /proc/meminfo to read VmallocTotal/Used from (default: meminfo "
                         "beside a file named vmallocinfo, or DUMP's NAME.meminfo)")
@@ -47,7 +47,13 @@ def register(subparsers: Any) -> None:
 
 def _write_atomically(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".vmalloc-", suffix=".tmp", dir=folder)
+    # The temporary file is ours, not the user's: an error names the output asked for.
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "is a folder: give a file name such as DIR/vmalloc.prom", path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".vmalloc-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, path) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -63,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     def read() -> Sample:
         return read_sample(args.dump, meminfo_path=args.meminfo)
 
+    if args.serve is not None and args.dump == "-":
+        raise ConfigError("--serve reads DUMP afresh at every scrape: give a file, not '-'")
+    if args.serve is not None and args.serve > 65535:
+        raise ConfigError(f"--serve {args.serve}: a TCP port is 0 to 65535")
     first = read()      # a bad dump is an error now, not a silent read_ok 0 at every scrape
     if args.serve is None:
         if args.bind != "127.0.0.1":

@@ -89,6 +89,19 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
     print(f"{spec.name}: {done.total} runs, {done.skipped} already done, {done.ran} run now "
           f"({done.errors} refused by the model, {done.lost} lost) in {done.seconds:.1f} s "
           f"on {nworkers} workers: {done.runs_per_second:.1f} runs/s -> {out}")
+    if done.errors:
+        # A count alone leaves the user guessing (a trace that is not one, a kernel without
+        # that arch): say why, once per distinct reason.
+        from pyvmalloc.scale.sweep import runs_table
+
+        reasons = sorted({f"{r['workload']}: {r['error']}" for r in runs_table(out).read().to_pylist()
+                          if r["status"] != "ok"})
+        print(f"{done.errors} runs refused by the model:", file=sys.stderr)
+        for line in reasons[:5]:
+            print(one_line(f"  {line}"), file=sys.stderr)
+        if len(reasons) > 5:
+            print(f"  ... {len(reasons) - 5} more reasons (the runs table's error column)",
+                  file=sys.stderr)
     if done.lost:
         print(f"{done.lost} runs were lost (workers died repeatedly): run the sweep again to "
               f"finish them", file=sys.stderr)
@@ -109,12 +122,17 @@ def run_report(args: argparse.Namespace) -> int:
 
         if not os.path.isdir(os.path.join(args.out, "runs")):
             return fail("sweep-report", f"{args.out}: no sweep results here (no runs folder)")
+        plots_dir = args.plots or os.path.join(args.out, "plots")
+        if args.plots != "none" and os.path.exists(plots_dir) and not os.path.isdir(plots_dir):
+            # Said before the table, not as "File exists" after it.
+            return fail("sweep-report", f"--plots {plots_dir}: exists and is not a folder (the "
+                                        f"PNGs go in a folder; 'none' for no plots)")
         rows = runs_table(args.out).read().to_pylist()
         groups = group_runs(rows)
         sys.stdout.write(format_table(groups))
         if args.plots != "none":
             series = series_table(args.out).read().to_pylist()
-            plots = plot_sweep(groups, series, args.plots or os.path.join(args.out, "plots"))
+            plots = plot_sweep(groups, series, plots_dir)
             print(f"{len(plots)} plots: {', '.join(plots)}")
     except PyvmallocError as exc:
         return fail("sweep-report", str(exc))

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 
 from pyvmalloc.cli.monitor_args import count, duration, guarded, size
+from pyvmalloc.errors import ConfigError
 from pyvmalloc.monitor.live import panel, plain_line
 from pyvmalloc.monitor.sample import Sample
 from pyvmalloc.monitor.store import Store
@@ -81,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     """Watch until stopped; 1 if an alert was raised, 0 if not, 2 with one line on bad input."""
     if args.count == 0:
         args.count = None
+    if args.source == "-":
+        raise ConfigError("watch reads SOURCE again at every interval: give a file or a folder, "
+                          "not '-' (for one dump from standard input: `pyvmalloc metrics -`)")
     cfg = WatchConfig(source=args.source, meminfo=args.meminfo, interval=args.interval,
                       count=args.count, follow=args.follow, min_hole=args.min_hole,
                       grow_steps=args.grow_alert or None, command=args.command,

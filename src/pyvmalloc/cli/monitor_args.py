@@ -55,6 +55,8 @@ def guarded(command: str, run: Callable[[argparse.Namespace], int]
             print(one_line(str(exc)), file=sys.stderr)
         except PyvmallocError as exc:
             print(one_line(f"pyvmalloc {command}: {exc}"), file=sys.stderr)
+        except BrokenPipeError:
+            raise       # the reader closed stdout (`| head`): main() ends quietly
         except OSError as exc:
             where = os.fspath(exc.filename) if exc.filename is not None else f"pyvmalloc {command}"
             print(one_line(f"{where!s}: {exc.strerror or exc}"), file=sys.stderr)

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pyvmalloc as pv
 from pyvmalloc.analysis.replay import replay_exact
 from pyvmalloc.course.quiz import Op, QuizConfig, parse_ops, replay
-from pyvmalloc.errors import ConfigError
+from pyvmalloc.errors import ConfigError, FormatError
+from pyvmalloc.formats.dumps import read_dump
+from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.trace import TraceEvent, parse_trace
 from pyvmalloc.viz.html_map import MapData, map_data
 
@@ -39,10 +43,19 @@ def map_of_ops(cfg: QuizConfig, ops: tuple[Op, ...], step: int | None = None,
 
 
 def map_of_dump(vmallocinfo: str, meminfo: str | None, arch: str | None, kernel: str | None,
-                source: str, walk_addr: int | None = None) -> MapData:
-    """The map of a real dump, restored at its exact addresses (``Machine.from_snapshot``)."""
-    m = pv.Machine.from_snapshot(vmallocinfo, meminfo, arch=arch, kernel=kernel)
+                source: str, walk_addr: int | None = None,
+                meminfo_source: str = "<meminfo>") -> MapData:
+    """The map of a real dump in any format :func:`read_dump` reads, restored at its exact
+    addresses (``Machine.from_snapshot``); ``source`` (the file) names the dump in errors."""
+    # Parsed here, under the file's own name: the facade would call it "<vmallocinfo>" and
+    # read only the plain format.
+    snapshot = read_dump(vmallocinfo, source)[0]
+    if not snapshot.lines:
+        raise FormatError(source, "no vmalloc areas in this text: nothing to draw")
+    facts = None if meminfo is None else parse_meminfo(meminfo, meminfo_source)
+    m = pv.Machine.from_snapshot(snapshot, facts, arch=arch, kernel=kernel)
     data = map_data(m, walk_addr=walk_addr)
+    source = os.path.basename(source)
     data.title = f"{source} ({m.profile.name}, Linux {m.kernel})"
     report = m.snapshot_report
     if report is not None:

@@ -84,12 +84,17 @@ def parse_ops(text: str) -> tuple[Op, ...]:
     sizes like ``16k``, ``10000``, ``6M``.  ConfigError naming the bad item."""
     ops: list[Op] = []
     made = 0
+    freed: set[int] = set()
     for item in (t.strip() for t in text.split(",")):
         if len(item) < 2 or item[0] not in "aif":
             raise ConfigError(f"-A: {item!r} is not aSIZE, iSIZE or fN (e.g. -A a16k,a10000,f0,i6M)")
         if item[0] == "f":
             if not item[1:].isdigit() or int(item[1:]) >= made:
                 raise ConfigError(f"-A: {item!r} frees p{item[1:]}, which no earlier a/i item made")
+            if int(item[1:]) in freed:
+                # A second vfree of one area is a kernel WARN, not a question with an answer.
+                raise ConfigError(f"-A: {item!r} frees p{item[1:]}, which an earlier item freed")
+            freed.add(int(item[1:]))
             ops.append(Op("f", index=int(item[1:])))
             continue
         try:
@@ -530,7 +535,10 @@ def render(cfg: QuizConfig, m: pv.Machine, questions: list[Question], compute: b
         f"ARG seed {cfg.seed}",
         f"ARG numQuestions {cfg.num}" + (" (ignored: -A gives the operations)" if cfg.ops is not None else ""),
         f"ARG ops {ops}",
-        f"ARG topic {cfg.topic}",
+        # With -A the operations choose: an iSIZE asks fits, an aSIZE placement unless the topic
+        # is one an aSIZE can be asked about; say so rather than echo a topic not followed.
+        f"ARG topic {cfg.topic}" + (" (with -A: aSIZE items ask placement, iSIZE items fits)"
+                                    if cfg.ops is not None and cfg.topic == "fits" else ""),
         f"ARG arch {cfg.arch}",
         f"ARG ram {cfg.ram}",
         f"ARG kernel {m.kernel}",

@@ -191,11 +191,15 @@ def tour(m: pv.Machine, seed: int, ram: str, options: str) -> Tour:
     t.screens.append(_running_out(m, t))
     nexts = [(f"pyvmalloc quiz -s 1 -c {options}", "problems, with -c their answers and rules"),
              (f"pyvmalloc map -o map.html {options}", "the address space as a page to zoom and hover"),
-             ("pyvmalloc machine --arch arm --ram 512M --cmdline vmalloc=384M", "a layout"),
+             # This machine's flags, not a fixed ARM example: --arch/--kernel/--allocator hold
+             # to the end, and vmalloc= only where the arch takes it.
+             (f"pyvmalloc machine {options} --ram {ram}"
+              + (" --cmdline vmalloc=384M" if m.profile.accepts_vmalloc_param else ""), "a layout"),
              ("pyvmalloc analyze examples/vmallocinfo/<file>", "a real device's /proc/vmallocinfo")]
     col = max(len(c) for c, _ in nexts) + 2
     t.screens.append(Screen("Next", [f"{c:<{col}}({w})" for c, w in nexts] + [
-        f"In Python:  import pyvmalloc as pv; m = pv.Machine(arch={m.profile.name!r}, ram={ram!r})"]))
+        f"In Python:  import pyvmalloc as pv; m = pv.Machine(arch={m.profile.name!r}, ram={ram!r}, "
+        f"kernel={str(m.kernel)!r}, allocator={m.allocator_name!r})"]))
     return t
 
 

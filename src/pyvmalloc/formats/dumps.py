@@ -55,6 +55,10 @@ _TABLE_ROW = re.compile(r"^v\.v \(struct vm_struct\)0x[0-9a-fA-F]+ 0x([0-9a-fA-F
                         r" 0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)\s+(.*?)\s+(\d+)\s+(\S+)?(?:\s+.*)?$")
 _GDB_CALLER = re.compile(r"^<([^\s+<>]+)\+(\d+)>$")
 _BARE_SYMBOL = re.compile(r"^[A-Za-z_][\w.]*$")
+# Callers of early, fixed areas (vm_area_add_early, percpu's first chunk): their areas record
+# the function itself, printed "+0x0/" wherever an offset is printed.
+_SELF_CALLERS = frozenset({"iotable_init", "map_lowmem", "pmd_empty_section_gap", "pci_reserve_io",
+                           "debug_ll_io_init", "pcpu_get_vm_areas", "atomic_pool_init"})
 _FLAG_WORDS = {"ioremap", "sparse", "vmalloc", "vmap", "user", "dma-coherent", "vpages",
                "vm_map_ram", "unpurged", "vm_area"}
 
@@ -154,7 +158,11 @@ def _table(text: str, callers: dict[int, str]) -> tuple[str, int] | None:
             words.append(f"phys=0x{phys}")
         words += flags.split()
         if func and _BARE_SYMBOL.match(func):
-            callers[lineno] = func
+            # The table drops the offset that tells a fixed early map (the function's own
+            # address, "+0x0/") from an allocation: without it ARM's map_lowmem (lowmem
+            # itself) was taken for the start of the vmalloc area.  These functions only ever
+            # record themselves; the function's size is not known ("/0x0").
+            callers[lineno] = f"{func}+0x0/0x0" if func in _SELF_CALLERS else func
         out[lineno] = " ".join(words)
     return _blank_outside(text, lambda n, _r: out.get(n))
 

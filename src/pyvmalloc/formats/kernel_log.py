@@ -207,6 +207,10 @@ def parse_kernel_log(text: str, source: str = "<log>") -> KernelLogFacts:
                 rng = None
                 if kind == "restricted":
                     rng = (int(m.group(2), 16), int(m.group(3), 16))
+                    if rng[1] <= rng[0]:
+                        # The kernel prints vstart - vend; a range that ends before it starts
+                        # was edited or garbled and tells nothing.
+                        rng = None
                 c = _COMM.match(body)
                 events.append(LogFailure(lineno, body, kind, size, range=rng,
                                          comm=c.group(1) if c else None, kinds=(kind,)))

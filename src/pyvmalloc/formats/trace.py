@@ -9,9 +9,11 @@ Uladzislau Rezki, 2022); their ``TP_printk`` formats are::
 
 (``alloc_vmap_area`` prints its address in decimal; on failure the address is ``vend`` in 6.2
 and an error value such as ``-ENOENT`` once alloc_vmap_area returned explicit errors, 2025.)
-The model adds one event of its own, ``vfree_area`` (``va_start=0x%lx size=%lu``), which is
-**not a kernel tracepoint**: 2.6.22 frees an area at once and no kernel traces that free, so
-without it a trace of the 2.6.22 model would show allocations and never a free.
+The model adds events of its own, which are **not kernel tracepoints**: ``vfree_area``
+(``va_start=0x%lx size=%lu``), because 2.6.22 frees an area at once and no kernel traces that
+free, so without it a trace of the 2.6.22 model would show allocations and never a free; and
+``purge_vmap_node`` (``node=%u nr_purged=%lu``), one per node that a 6.9+ purge handed to a
+helper work item, on that worker's CPU, just before the purge's ``purge_vmap_area_lazy``.
 
 Each line starts with ftrace's context (kernel/trace/trace_output.c ``trace_print_context``,
 4.19+ widths)::
@@ -62,9 +64,12 @@ EVENT_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     # The model's own event, not a kernel tracepoint (see the module docstring); size includes
     # the guard page, as vm_struct.size and alloc_vmap_area's size do.
     "vfree_area": ("va_start=0x%lx size=%lu", ("va_start", "size")),
+    # The model's own too: one node's purge that a 6.9+ purge_vmap_node helper work item ran,
+    # on its worker's CPU (mm/vmalloc.c has no tracepoint there).
+    "purge_vmap_node": ("node=%u nr_purged=%lu", ("node", "nr_purged")),
 }
 KERNEL_EVENTS = ("alloc_vmap_area", "purge_vmap_area_lazy", "free_vmap_area_noflush")
-MODEL_EVENTS = ("vfree_area",)
+MODEL_EVENTS = ("vfree_area", "purge_vmap_node")
 
 # printf conversions: (regex of the digits, base, smallest, largest).  %lu/%lx are unsigned
 # long (64 bits at most), %u unsigned int, %d int.

@@ -49,12 +49,14 @@ from pyvmalloc.versions import has
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
 from pyvmalloc.vmalloc.kvmalloc import kv_objects
+from pyvmalloc.vmalloc.pcpu_areas import PcpuArea
 from pyvmalloc.vmalloc.vmap_node import check_pools
 from pyvmalloc.vmalloc import vmap_block
 from pyvmalloc.vmalloc.vm_struct import (
     VA_POOLED,
     VM_ALLOC,
     VM_LAZY_FREE,
+    VM_MAP_PUT_PAGES,
     VM_VM_AREA,
     VM_VPAGES,
     VMAP_BLOCK,
@@ -150,6 +152,8 @@ class _Checker:
         self._check_busy_set()
         self._check_areas()
         self._check_vmap_blocks()
+        for problem in m.percpu.check():  # mm/percpu.c's chunks (kernel/percpu.py)
+            raise Inconsistency(problem)
         self._check_frames()
         self._check_ptes()
         self._check_tlb()
@@ -246,12 +250,15 @@ class _Checker:
         raise Inconsistency(f"kmalloc counts {live} live objects, the areas hold {len(handles)}")
 
     def _guard_pages(self, area: vm_struct) -> int:
-        """1: the area ends with a guard page (every area the API makes).  Areas a snapshot
+        """1: the area ends with a guard page (every area the API makes, but VM_NO_GUARD ones
+        from 4.0: ``Vmalloc.guard_size``).  Areas a snapshot
         rebuilt may have none: early static maps (vm_area_add_early sizes them exactly) and
         areas whose pages fill them (VM_NO_GUARD in later kernels)."""
         if isinstance(area, SnapshotArea) and (area.static or area.nr_pages * self.ps >= area.size):
             return 0
-        return 1
+        if isinstance(area, PcpuArea):  # pcpu_get_vm_areas: exactly the group's size
+            return 0
+        return self.m.vm.guard_size(area) // self.ps  # 4.0+ VM_NO_GUARD: none
 
     def _kmalloc_objects(self, area: vm_struct) -> list[tuple[str, int]]:
         """The live kmalloc objects ``area`` holds (its vm_struct, a kmalloc'ed page array)."""
@@ -351,6 +358,19 @@ class _Checker:
                 i = _first(low)
                 raise Inconsistency(f"pfn {int(pages[i]):#x} of area {self.areas[int(where[i])].addr:#x} "
                                     f"has page_count {int(phys.refcount[pages[i]])}")
+        # 5.10+ vmap(VM_MAP_PUT_PAGES): the area holds one reference per entry of its pages (the
+        # pages it maps, in order), which vfree() will drop; no page of it may be free.
+        for area in self.areas:
+            if area.flags & VM_MAP_PUT_PAGES and area.nr_pages:
+                held = area.pages[: area.nr_pages].astype(_I64, copy=False)
+                if area.mapped is None or not np.array_equal(held, area.mapped[: area.nr_pages]):
+                    raise Inconsistency(f"VM_MAP_PUT_PAGES area {area!r} holds pages it does not map")
+                uniq, counts = np.unique(held, return_counts=True)
+                short = (owner[uniq] == _FREE) | (phys.refcount[uniq] < counts)
+                if short.any():
+                    i = _first(short)
+                    raise Inconsistency(f"pfn {int(uniq[i]):#x} of VM_MAP_PUT_PAGES area {area.addr:#x} is held "
+                                        f"{int(counts[i])} times but has page_count {int(phys.refcount[uniq[i]])}")
         # Pages a user mapping still pins (vm_insert_page took a reference).
         pinned_parts = [np.asarray(mm.inserted, dtype=_I64) for mm in m.vm.user_mms if mm.inserted]
         pinned = np.concatenate(pinned_parts) if pinned_parts else np.zeros(0, _I64)

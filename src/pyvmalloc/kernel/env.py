@@ -106,10 +106,11 @@ class KernelEnv:
             self.phys.free_pages(pfn, order)
 
     # ---- tracing ------------------------------------------------------------------------------
-    def trace(self, event: str, fields: dict[str, int]) -> None:
-        """Record a tracepoint hit on the current CPU, when a trace buffer exists."""
+    def trace(self, event: str, fields: dict[str, int], cpu: int | None = None) -> None:
+        """Record a tracepoint hit on ``cpu`` (None: the current CPU), when a trace buffer exists."""
         buf = self.trace_buffer
         if buf is not None:
-            # The irq-info column: 'h' (hardirq) inside ``with interrupt():``.
-            flags = "d.h.." if self.in_interrupt() else "....."
-            buf.record(event, int(self.mmu.current_cpu), flags, fields)
+            # The irq-info column: 'h' (hardirq) inside ``with interrupt():`` (a work item on
+            # another CPU runs in process context).
+            flags = "d.h.." if cpu is None and self.in_interrupt() else "....."
+            buf.record(event, int(self.mmu.current_cpu) if cpu is None else cpu, flags, fields)

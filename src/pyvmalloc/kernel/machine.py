@@ -17,6 +17,7 @@ from pyvmalloc.kernel import proc
 from pyvmalloc.kernel.check import check_machine
 from pyvmalloc.kernel.env import KernelEnv
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING
+from pyvmalloc.kernel.percpu import PercpuAllocator
 from pyvmalloc.kernel.trace import DEFAULT_BUFFER_SIZE, TraceBuffer
 from pyvmalloc.mmu import Mmu, PageTables
 from pyvmalloc.phys import Kmalloc, PhysMem
@@ -24,7 +25,10 @@ from pyvmalloc.phys import gfp as G
 from pyvmalloc.phys import Page
 from pyvmalloc.vmalloc.allocator import ALLOCATORS, make_allocator
 from pyvmalloc.versions import KernelVersion, allocator_for, has, meminfo_generation, resolve
+from pyvmalloc.vmalloc import _args
+from pyvmalloc.vmalloc import kvmalloc as _kv
 from pyvmalloc.vmalloc.api import KERNEL_NAMES, PageLike, Vmalloc
+from pyvmalloc.vmalloc.pcpu_areas import PcpuArea
 from pyvmalloc.vmalloc.user import UserMm, Vma
 from pyvmalloc.vmalloc.vm_struct import VM_MAP, FixedRange, vm_struct, vmap_area
 
@@ -41,8 +45,11 @@ class Machine:
     worker, vfree in interrupt context, messages, /proc formats).  ``allocator`` (``"list"``,
     ``"rbtree"``, ``"rbtree-cache"``, ``"kva-rbtree"``, ``"kva"``) and ``lazy_purge`` override
     the version's choice for experiments.  ``cmdline`` takes the boot parameters the model knows (``vmalloc=``,
-    ``mem=``); ``kaslr_seed`` boots a randomised x86_64 layout.  Bad configuration raises
-    ``pv.ConfigError`` with one sentence.
+    ``mem=``); ``kaslr_seed`` boots a randomised x86_64 layout.  ``nr_vmap_nodes`` and
+    ``vmap_pool_max_pages`` (6.9+, keyword only) are what-if knobs, not kernel tunables: the
+    number of vmap nodes (the kernel's follows the CPU count) and the largest area, in pages with
+    its guard, that the nodes' pools keep (the kernel's MAX_VA_SIZE_PAGES, 256; 0: none); see
+    ``vmalloc/vmap_node.py``.  Bad configuration raises ``pv.ConfigError`` with one sentence.
     """
 
     def __init__(
@@ -56,6 +63,9 @@ class Machine:
         lazy_purge: bool | None = None,
         kaslr_seed: int | None = None,
         kernel: str | KernelVersion | None = None,
+        *,
+        nr_vmap_nodes: int | None = None,
+        vmap_pool_max_pages: int | None = None,
     ) -> None:
         self.profile = get_profile(arch)
         self.kernel = resolve(kernel)
@@ -91,7 +101,8 @@ class Machine:
         self.mmu = env.mmu = Mmu(self.init_mm, self.phys.frames, cpus)
         # mm/vmalloc.c, the private core behind this facade.
         vm = self.vm = Vmalloc(env, make_allocator(allocator, self.profile.page_size),
-                               has(self.kernel, "lazy_purge") if lazy_purge is None else lazy_purge)
+                               has(self.kernel, "lazy_purge") if lazy_purge is None else lazy_purge,
+                               nr_vmap_nodes=nr_vmap_nodes, vmap_pool_max_pages=vmap_pool_max_pages)
         # Its state that never changes identity, shared: the same objects as the core's.
         self.PAGE_SIZE = vm.PAGE_SIZE
         self.PAGE_SHIFT = vm.PAGE_SHIFT
@@ -103,6 +114,8 @@ class Machine:
         # Areas a restored snapshot holds outside the vmalloc and module ranges (static maps,
         # vendor maps): check() accepts them there.  Empty on a machine booted afresh.
         self.extra_vm_ranges: list[FixedRange] = vm.extra_vm_ranges
+        # mm/percpu.c's dynamic chunks, in the vmalloc space (kernel/percpu.py).
+        self.percpu = PercpuAllocator(self)
         self._boot_messages(cmdline)
 
     # ---- the core's state that may change -------------------------------------------------------
@@ -205,6 +218,25 @@ class Machine:
         return [] if buf is None else buf.events()
 
     # ---- what a person sees -----------------------------------------------------------------
+    # ---- the per-CPU allocator (mm/percpu.c over pcpu_get_vm_areas; kernel/percpu.py) ----------
+    def alloc_percpu(self, size: int, align: int) -> int | None:
+        """``__alloc_percpu(size, align)`` (2.6.32+ chunks in the vmalloc space): a per-CPU
+        pointer (:meth:`per_cpu_ptr` gives each CPU's copy), or None."""
+        size, align = _args.integer("alloc_percpu", "size", size), _args.integer("alloc_percpu", "align", align)
+        _kv.require(self.vm, "pcpu_get_vm_areas", "__alloc_percpu")
+        return self.percpu.alloc(size, align)
+
+    def free_percpu(self, ptr: int | None) -> None:
+        """``free_percpu(ptr)``: NULL does nothing."""
+        self.percpu.free(_args.address("free_percpu", "ptr", ptr))
+
+    def per_cpu_ptr(self, ptr: int, cpu: int) -> int:
+        """``per_cpu_ptr(ptr, cpu)``: the kernel address of ``cpu``'s copy of the object."""
+        ptr = _args.integer("per_cpu_ptr", "ptr", ptr)
+        if not isinstance(cpu, int) or not 0 <= cpu < self.nr_cpus:
+            raise ConfigError(f"cpu {cpu!r} does not exist: this machine has CPUs 0..{self.nr_cpus - 1}")
+        return self.percpu.per_cpu_ptr(ptr, cpu)
+
     def dmesg(self) -> list[str]:
         """The kernel log, one string per line."""
         return self.log.text()
@@ -290,6 +322,7 @@ class Machine:
         out["lazy.pending_pages"] = self.vm.nr_lazy_pages
         out["lazy.max_pages"] = self.lazy_max_pages
         out["printk.suppressed"] = self.log.suppressed
+        out.update({f"percpu.{k}": int(v) for k, v in self.percpu.stats.items()})
         if self.vmap_nodes is not None:  # 6.9+ vmap nodes: pools, searches, purge batches, locks
             out.update({f"vmap_node.{k}": int(v) for k, v in sorted(self.vmap_nodes.stats.items())})
             out.update({f"vmap_node.lock.{k}": v for k, v in self.vmap_nodes.lock_counts().items()})
@@ -386,6 +419,18 @@ class Machine:
 
     def vmap(self, pages: Sequence[PageLike] | npt.NDArray[np.int64], count: int, flags: int = VM_MAP, prot: int | str | None = None, caller: str | None = None) -> int | None:
         return self.vm.vmap(pages, count, flags, prot, caller)
+
+    def pcpu_get_vm_areas(self, offsets: Sequence[int], sizes: Sequence[int], align: int) -> list[PcpuArea] | None:
+        return self.vm.pcpu_get_vm_areas(offsets, sizes, align)
+
+    def pcpu_free_vm_areas(self, vms: Sequence[vm_struct]) -> None:
+        return self.vm.pcpu_free_vm_areas(vms)
+
+    def vm_area_map_pages(self, area: vm_struct, start: int, end: int, pages: Sequence[PageLike] | npt.NDArray[np.int64]) -> int:
+        return self.vm.vm_area_map_pages(area, start, end, pages)
+
+    def vm_area_unmap_pages(self, area: vm_struct, start: int, end: int) -> None:
+        return self.vm.vm_area_unmap_pages(area, start, end)
 
     def vm_map_ram(self, pages: Sequence[PageLike] | npt.NDArray[np.int64], count: int, node: int = -1) -> int | None:
         return self.vm.vm_map_ram(pages, count, node)

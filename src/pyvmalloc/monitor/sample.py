@@ -14,6 +14,7 @@ appeared and which went away; only across a reboot do they all change.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -127,8 +128,12 @@ def sample_from_text(text: str, source: str, t: float, meminfo_text: str | None 
 def read_text_file(path: str) -> str:
     """The UTF-8 text of ``path``; FormatError ``FILE:LINE`` for binary or undecodable bytes,
     OSError (with the file name) when it cannot be read."""
-    with open(path, "rb") as f:
-        raw = f.read()
+    if path == "-":
+        # Standard input, as analyze and explain take it (`ssh host cat /proc/vmallocinfo |`).
+        raw, path = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        with open(path, "rb") as f:
+            raw = f.read()
     bad = raw.find(b"\x00")
     reason = "binary data (NUL byte), not a text file"
     if bad < 0:
@@ -151,13 +156,21 @@ def meminfo_beside(path: str) -> str | None:
 
 
 def read_sample(path: str, t: float | None = None, meminfo_path: str | None = None) -> Sample:
-    """Read a dump file (``/proc/vmallocinfo`` or a saved copy) as a sample.
+    """Read a dump file (``/proc/vmallocinfo``, a saved copy, ``-`` for standard input, read
+    now) as a sample.
 
     ``t`` defaults to now for a file under ``/proc`` and to the file's modification time
     otherwise (when the copy was saved).  Without ``meminfo_path``, :func:`meminfo_beside`
     finds one.
     """
     text = read_text_file(path)
+    if path == "-":
+        path, t = "<stdin>", time.time() if t is None else t
+    if not text.strip():
+        # A running kernel always has areas: an empty read is a capture gone wrong (not root,
+        # a truncated copy), and a sample of it would show every area gone.
+        raise FormatError(path, "no vmalloc areas in this text (a running kernel always has "
+                                "some: was it captured as root, and is it /proc/vmallocinfo?)")
     if t is None:
         t = time.time() if path.startswith("/proc/") else os.stat(path).st_mtime
     if meminfo_path is None:

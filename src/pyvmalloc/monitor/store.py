@@ -79,6 +79,8 @@ class Store:
                     self.db.executemany("INSERT INTO meta VALUES (?, ?)",
                                         [("format", _MAGIC), ("schema", SCHEMA_VERSION)])
             meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+            tables = {r[0] for r in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.OperationalError as exc:
             # Not a question of content: the folder is missing, or not writable.
             raise FormatError(path, f"cannot open the store: {exc}") from None
@@ -87,6 +89,11 @@ class Store:
         if meta.get("format") != _MAGIC or meta.get("schema") != SCHEMA_VERSION:
             raise FormatError(path, f"not a {_MAGIC} of schema {SCHEMA_VERSION} "
                                     f"(meta says {meta.get('format')!r}, {meta.get('schema')!r})")
+        # A store with a table dropped (edited by hand, half copied) fails at the first read or
+        # write otherwise, as an SQLite error in the middle of a watch.
+        missing = sorted({"samples", "names", "callers", "kinds"} - tables)
+        if missing:
+            raise FormatError(path, f"a damaged {_MAGIC}: no table {', '.join(missing)}")
 
     def __enter__(self) -> Store:
         return self
@@ -100,6 +107,12 @@ class Store:
 
     def add(self, s: Sample) -> int:
         """Store one sample (committed before this returns); its id."""
+        try:
+            return self._add(s)
+        except sqlite3.DatabaseError as exc:
+            raise FormatError(self.path, f"cannot add a sample to the store ({exc})") from None
+
+    def _add(self, s: Sample) -> int:
         with self.db:
             cur = self.db.execute(
                 f"INSERT INTO samples({', '.join(_COLUMNS)}) VALUES "
@@ -123,6 +136,12 @@ class Store:
 
     def samples(self, since: float | None = None, last: int | None = None) -> list[Sample]:
         """The stored samples in time order: those at ``since`` or later, the ``last`` N."""
+        try:
+            return self._samples(since, last)
+        except sqlite3.DatabaseError as exc:
+            raise FormatError(self.path, f"cannot read the store ({exc})") from None
+
+    def _samples(self, since: float | None, last: int | None) -> list[Sample]:
         rows = self.db.execute(
             f"SELECT id, {', '.join(_COLUMNS)} FROM samples WHERE t >= ? ORDER BY t, id",
             (since if since is not None else float("-inf"),)).fetchall()

@@ -74,10 +74,23 @@ def folder_dumps(folder: str) -> list[str]:
     """The dumps of a folder, oldest first (modification time, then name); meminfo files and
     hidden files are not dumps."""
     names = [n for n in os.listdir(folder)
-             if not n.startswith(".") and not n.endswith(".meminfo") and n != "meminfo"]
+             if not n.startswith(".") and not n.endswith((".meminfo", ".version"))
+             and n not in ("meminfo", "version")]
     paths = [os.path.join(folder, n) for n in names]
-    paths = [p for p in paths if os.path.isfile(p)]
+    paths = [p for p in paths if os.path.isfile(p) and _starts_like_a_dump(p)]
     return sorted(paths, key=lambda p: (os.stat(p).st_mtime, p))
+
+
+def _starts_like_a_dump(path: str) -> bool:
+    """Whether the file's first line is an area line ("0x..."): a README or SOURCES beside the
+    dumps stopped the watch with a parse error.  A file still empty is passed over until a
+    later look (--follow), when its writer has filled it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256).lstrip()
+    except OSError:
+        return True         # read_sample names the file and why
+    return head.startswith(b"0x")
 
 
 class Watcher:

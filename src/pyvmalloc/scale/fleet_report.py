@@ -55,6 +55,11 @@ def _text_table(lines: list[tuple[str, ...]], right: set[int]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _printable(text: str) -> str:
+    """``text`` on one line: an error quoting a dump's bytes cannot break the table."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def format_ranking(rows: Sequence[dict[str, Any]], top: int = 20) -> str:
     """The ``top`` devices most at risk, one line each, then how many dumps were not ranked."""
     text = _text_table(_ranking_rows(rows, top), {0, 3, 4, 5, 6})
@@ -64,7 +69,12 @@ def format_ranking(rows: Sequence[dict[str, Any]], top: int = 20) -> str:
         for r in unranked:
             kinds[r["status"]] += 1
         text += ("not ranked: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-                 + " (hashed addresses hide the holes; errors name the line)\n")
+                 + (" (hashed addresses hide the holes)" if "hashed" in kinds else "") + "\n")
+        # The reasons themselves, or "errors" is a count the reader cannot act on.
+        errors = [r for r in unranked if r["status"] == "error"]
+        text += "".join(f"  {_printable(str(r['error']))}\n" for r in errors[:5])
+        if len(errors) > 5:
+            text += f"  ... {len(errors) - 5} more errors (the devices table's error column)\n"
     return text
 
 
@@ -123,7 +133,8 @@ def _plots(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     ax.set_xlabel("vmalloc space in use (MiB)")
     ax.set_ylabel("largest hole (MiB)")
     ax.set_yscale("symlog")
-    ax.legend(fontsize=7)
+    if groups:      # no ranked device: no labels, and matplotlib warns on stderr
+        ax.legend(fontsize=7)
     ax.set_title("largest free hole against space in use")
     plots.append(("holes", _png(fig)))
     return plots

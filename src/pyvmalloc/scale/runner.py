@@ -38,7 +38,8 @@ def _boot(run: RunSpec) -> Machine:
     p = dict(run.params)
     allocator = None if run.allocator == "default" else run.allocator
     m = Machine(arch=p["arch"], ram=p["ram"], cpus=p["cpus"], cmdline=p.get("cmdline", ""),
-                allocator=allocator, lazy_purge=p.get("lazy_purge"), kernel=run.kernel)
+                allocator=allocator, lazy_purge=p.get("lazy_purge"), kernel=run.kernel,
+                nr_vmap_nodes=p.get("nr_vmap_nodes"), vmap_pool_max_pages=p.get("vmap_pool_max_pages"))
     if "lazy_max_pages" in p and m.lazy_purge:
         m.lazy_max_pages = p["lazy_max_pages"]   # the knob: lazy_max_pages() as a parameter
     return m

@@ -6,8 +6,10 @@ The file has a ``[sweep]`` table (defaults every run shares: ``name``, ``arch``,
 ``scale.workloads.WORKLOADS``, ``test_vmalloc:<scenario>`` or ``trace:<path>``, a path relative
 to the spec) and ``seeds`` (a list, or a count N for 0..N-1); ``[axes.params]`` crosses machine
 parameters (``lazy_max_pages``, ``cpus``, ``ram``, ``arch``, ``cmdline``, ``lazy_purge``,
-``steps``).  Every run gets a ``run_id``, a hash of what defines it, so a restarted sweep knows
-which runs it already has.  Any mistake is one ``ConfigError`` naming the file and the key.
+``steps``, and the 6.9+ vmap-node knobs ``nr_vmap_nodes`` and ``vmap_pool_max_pages``, which a
+spec may cross only over kernels that have vmap nodes, with lazy purge on).  Every run gets a
+``run_id``, a hash of what defines it, so a restarted sweep knows which runs it already has.
+Any mistake is one ``ConfigError`` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from typing import Any
 from pyvmalloc.arch import PROFILES
 from pyvmalloc.errors import ConfigError, PyvmallocError
 from pyvmalloc.sizes import parse_size
-from pyvmalloc.versions import DEFAULT_KERNEL, parse_version
+from pyvmalloc.versions import DEFAULT_KERNEL, has, parse_version
 from pyvmalloc.vmalloc.allocator import ALLOCATORS
+from pyvmalloc.vmalloc.vmap_node import check_knobs
 
 __all__ = ["PARAMS", "RunSpec", "SweepSpec", "load_spec", "parse_spec"]
 
@@ -32,8 +35,10 @@ __all__ = ["PARAMS", "RunSpec", "SweepSpec", "load_spec", "parse_spec"]
 # the workload's length, the others go to ``Machine``.
 PARAMS: dict[str, type | tuple[type, ...]] = {
     "arch": str, "ram": str, "cpus": int, "cmdline": str, "lazy_max_pages": int,
-    "lazy_purge": bool, "steps": int,
+    "lazy_purge": bool, "steps": int, "nr_vmap_nodes": int, "vmap_pool_max_pages": int,
 }
+# What-if knobs of the 6.9+ vmap nodes (Machine's keyword-only arguments of the same names).
+_NODE_KNOBS = ("nr_vmap_nodes", "vmap_pool_max_pages")
 _SWEEP_KEYS = ("name", "arch", "ram", "cpus", "steps", "samples")
 _AXES_KEYS = ("kernels", "allocators", "workloads", "seeds", "params")
 MAX_RUNS = 1_000_000  # a typo such as seeds = 10**9 is refused, not expanded
@@ -96,12 +101,16 @@ def _check_param(source: str, key: str, name: str, value: Any) -> None:
     try:
         if name == "arch" and value not in PROFILES:
             raise ConfigError(f"unknown arch {value!r} (known: {', '.join(PROFILES)})")
-        if name == "ram":
-            parse_size(value)
+        if name == "ram" and parse_size(value) == 0:
+            raise ConfigError(f"{value!r}: a machine has some RAM (512M, 2G)")
         if name in ("cpus", "steps", "lazy_max_pages") and value < 1:
             raise ConfigError(f"{value} must be at least 1")
         if name == "steps" and value > MAX_STEPS:
             raise ConfigError(f"{value} steps: at most {MAX_STEPS} per run")
+        if name == "nr_vmap_nodes":
+            check_knobs(value, None)
+        if name == "vmap_pool_max_pages":
+            check_knobs(None, value)
     except PyvmallocError as exc:
         raise _fail(source, key, str(exc)) from None
 
@@ -200,6 +209,21 @@ def parse_spec(text: str, source: str = "<spec>", base: str = ".") -> SweepSpec:
         for v in _list(source, f"axes.params.{key}", values, PARAMS[key]):
             _check_param(source, f"axes.params.{key}", key, v)
         grid.append((key, values))
+    for key in _NODE_KNOBS:
+        if key not in params:
+            continue
+        # Refused here, not run by run: a sweep over a knob where it means nothing would give
+        # error rows (or rows that look turned and are not).
+        for k in kernels:
+            if not has(parse_version(k), "vmap_nodes"):
+                raise _fail(source, f"axes.params.{key}", f"kernel {k} has no vmap nodes (6.9+): "
+                            "sweep it in a spec of its own")
+        if any(w.startswith("trace:") for w in workloads):
+            raise _fail(source, f"axes.params.{key}", "a trace: workload replays on a machine of "
+                        "its own, which the vmap-node knobs do not reach")
+        if False in params.get("lazy_purge", ()):
+            raise _fail(source, f"axes.params.{key}", "the vmap nodes live on lazy purge, which "
+                        "axes.params.lazy_purge turns off")
 
     total = len(kernels) * len(allocators) * len(workloads) * len(seeds)
     for _, values in grid:

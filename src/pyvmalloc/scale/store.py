@@ -89,7 +89,14 @@ class Table:
         for f in parts:
             path = os.path.join(self.path, f)
             try:
-                tables.append(pq.read_table(path).select(self.schema.names).cast(self.schema))
+                part = pq.read_table(path)
+                if all(k in part.column_names for k in self.key):
+                    # A part written before a column came (a sweep parameter such as
+                    # nr_vmap_nodes): its rows did not set it, which reads as null.
+                    for f in self.schema:
+                        if f.name not in part.column_names:
+                            part = part.append_column(f, pa.nulls(part.num_rows, f.type))
+                tables.append(part.select(self.schema.names).cast(self.schema))
             except (pa.ArrowInvalid, KeyError, OSError) as exc:
                 raise ConfigError(f"{path}: not a part of this table ({exc})") from None
         table = pa.concat_tables(tables)
@@ -116,7 +123,8 @@ class Table:
         """Fold every part into one (sorted by ``sort_by``); the old parts are removed only
         after the new one is in place, and readers drop the duplicates in between."""
         parts = self._parts()
-        if len(parts) <= 1 and not sort_by:
+        if not parts or (len(parts) == 1 and not sort_by):
+            # No parts: nothing to fold (a sweep whose every run the model refused has no series).
             return
         table = self.read()
         if sort_by:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from pyvmalloc.errno import EINVAL, ENOENT, ENOMEM
+from pyvmalloc.errno import E2BIG, EINVAL, ENOENT, ENOMEM, ERANGE
 from pyvmalloc.errors import KernelBug, PageFault
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.phys.frames import CHUNK_FRAMES, CHUNK_SHIFT
@@ -52,14 +52,19 @@ from pyvmalloc.vmalloc import _args, vmap_block
 from pyvmalloc.vmalloc import execmem as _execmem
 from pyvmalloc.vmalloc import kvmalloc as _kv
 from pyvmalloc.vmalloc.allocator import VmapAllocator
+from pyvmalloc.vmalloc.pcpu_areas import PcpuArea, find_base
 from pyvmalloc.vmalloc.rwlock import RWLock
 from pyvmalloc.vmalloc.user import UserMm, Vma, VM_RESERVED
-from pyvmalloc.vmalloc.vmap_node import VN_ID_MASK, VmapNodes, hand_over, nr_vmap_nodes, reclaim_decayed, reclaim_list_global
+from pyvmalloc.vmalloc.vmap_node import VN_ID_MASK, VmapNodes, boot_vmap_nodes, hand_over, reclaim_decayed, reclaim_list_global
 from pyvmalloc.vmalloc.vm_struct import (
     VM_ALLOC,
     VM_ALLOW_HUGE_VMAP,
+    VM_FLUSH_RESET_PERMS,
     VM_IOREMAP,
     VM_MAP,
+    VM_MAP_PUT_PAGES,
+    VM_NO_GUARD,
+    VM_SPARSE,
     VM_USERMAP,
     VM_LAZY_FREE,
     VM_VM_AREA,
@@ -123,7 +128,8 @@ class Vmalloc:
     modules of this package that hold parts of mm/vmalloc.c).
     """
 
-    def __init__(self, env: KernelServices, allocator: VmapAllocator, lazy_purge: bool) -> None:
+    def __init__(self, env: KernelServices, allocator: VmapAllocator, lazy_purge: bool, *,
+                 nr_vmap_nodes: int | None = None, vmap_pool_max_pages: int | None = None) -> None:
         """State of mm/vmalloc.c itself: the lock, the lazy-purge list, counters."""
         self.env = env
         self.profile = env.profile
@@ -144,6 +150,9 @@ class Vmalloc:
         self.ptr_size = self.profile.bits // 8
         self.vm_struct_size = 7 * self.ptr_size  # next, addr, size, flags, pages, nr_pages, phys_addr
         self.lazy_purge = lazy_purge
+        # 4.0+: VM_NO_GUARD areas have no guard page (before 4.0 the bit meant nothing).
+        self._no_guard = has(self.kernel, "vm_no_guard")
+        self._warned: set[str] = set()  # WARN_ON_ONCE sites that fired
         # mm/vmalloc.c, 2.6.28+: lazy_max_pages() = fls(num_online_cpus()) * (32 MiB / PAGE_SIZE).
         self.lazy_max_pages = cpus.bit_length() * ((32 << 20) >> self.PAGE_SHIFT)
         self.purge_list: list[vmap_area] = []
@@ -167,11 +176,11 @@ class Vmalloc:
         # vendor maps): vm_ranges() and check() accept them there.  Empty on a machine booted afresh.
         self.extra_vm_ranges: list[FixedRange] = []
         self.vm_stats: Counter[str] = Counter(dict.fromkeys(VM_COUNTERS, 0))
-        # 6.9+: vmap nodes with their pools of freed areas (vmalloc/vmap_node.py).
-        self.vmap_nodes: VmapNodes | None = None
-        if lazy_purge and has(self.kernel, "vmap_nodes") and has(self.kernel, "vmap_node_pools"):
-            self.vmap_nodes = VmapNodes(nr_vmap_nodes(cpus, self.profile.bits), self.PAGE_SIZE,
-                                        self.VMALLOC_START, self.VMALLOC_END)
+        # 6.9+: vmap nodes with their pools of freed areas (vmalloc/vmap_node.py); the two
+        # experiment knobs (None: the kernel's nr_vmap_nodes and MAX_VA_SIZE_PAGES) are checked there.
+        self.vmap_nodes: VmapNodes | None = boot_vmap_nodes(
+            self.kernel, lazy_purge, cpus, self.profile.bits, self.PAGE_SIZE, self.VMALLOC_START,
+            self.VMALLOC_END, nr_vmap_nodes, vmap_pool_max_pages)
 
     @property
     def layout(self) -> BootLayout:
@@ -198,6 +207,13 @@ class Vmalloc:
             self.env.warn_on(where)
         return bool(condition)
 
+    def _warn_on_once(self, condition: bool, where: str) -> bool:
+        """``WARN_ON_ONCE``: the report the first time ``where`` fires; returns ``condition``."""
+        if condition and where not in self._warned:
+            self._warned.add(where)
+            self.env.warn_on(where)
+        return bool(condition)
+
     def _fault_allow(self, point: str, n: int = 1) -> int:
         """Fault-injection seam: how many of ``n`` calls at ``point`` may succeed."""
         return self.env.fault_allow(point, n)
@@ -215,10 +231,22 @@ class Vmalloc:
         """Record one hit of tracepoint ``event`` with its TP_STRUCT fields."""
         self.env.trace(event, fields)
 
+    def _trace_on(self, cpu: int, event: str, **fields: int) -> None:
+        """As :meth:`_trace`, on ``cpu`` (a work item's worker) rather than the current CPU."""
+        self.env.trace(event, fields, cpu)
+
     # ---- small helpers ----------------------------------------------------------------------
     def PAGE_ALIGN(self, size: int) -> int:  # noqa: N802 - the kernel's name
         """``size`` rounded up to a whole number of pages."""
         return (size + self.PAGE_SIZE - 1) & ~(self.PAGE_SIZE - 1)
+
+    def guard_size(self, area: vm_struct) -> int:
+        """Bytes of guard page at the end of ``area``: a page, none for a VM_NO_GUARD area (4.0+)."""
+        return 0 if area.flags & VM_NO_GUARD and self._no_guard else self.PAGE_SIZE
+
+    def get_vm_area_size(self, area: vm_struct) -> int:
+        """``get_vm_area_size()``: the area's size without its guard page."""
+        return area.size - self.guard_size(area)
 
     def bug_on(self, condition: bool, what: str) -> None:
         if condition:
@@ -296,7 +324,7 @@ class Vmalloc:
         _args.area("map_vm_area", area)
         bits = _args.prot("map_vm_area", prot, self.profile)
         addr = area.addr
-        end = addr + area.size - self.PAGE_SIZE
+        end = addr + self.get_vm_area_size(area)
         self.bug_on(addr >= end, "map_vm_area: addr >= end")
         nr = (end - addr) >> self.PAGE_SHIFT
         pfns = _args.pages("map_vm_area", pages)[:nr]
@@ -375,7 +403,10 @@ class Vmalloc:
         handle = self.kmalloc(self.vm_struct_size, gfp & G.GFP_LEVEL_MASK, node)
         if not handle:
             return None
-        size += self.PAGE_SIZE  # mm/vmalloc.c, 2.6.22: "We always allocate a guard page."
+        if flags & VM_SPARSE:
+            _kv.require(self, "vm_sparse", "get_vm_area(VM_SPARSE)")
+        if not (flags & VM_NO_GUARD and self._no_guard):
+            size += self.PAGE_SIZE  # mm/vmalloc.c, 2.6.22: "We always allocate a guard page."
         area = vm_struct(addr=0, size=size, flags=flags, caller=caller or "get_vm_area", handle=handle)
         va = vmap_area(0, 0, VM_VM_AREA, area)
         with self.vmlist_lock.write():
@@ -503,7 +534,7 @@ class Vmalloc:
                 # Not a kernel tracepoint: 2.6.22 frees at once and no kernel traces that, so
                 # the model says it with its own event for replays to see the free.
                 self._trace("vfree_area", va_start=area.addr, size=area.size)
-        area.size -= self.PAGE_SIZE  # "Remove the guard page."
+        area.size -= self.guard_size(area)  # "Remove the guard page." (none: VM_NO_GUARD)
         return area
 
     def remove_vm_area(self, addr: int) -> vm_struct | None:
@@ -575,9 +606,16 @@ class Vmalloc:
         end = max(a.addr + a.size for a in purge)
         self.flush_tlb_kernel_range(start, end)
         # purge_vmap_node, node by node: each node's local_list in its order (descending).
-        backs = [purge] if nodes is None else nodes.purge(purge, full_decay, npages, self.lazy_max_pages)
+        backs = [purge] if nodes is None else nodes.purge(purge, full_decay, npages, self.lazy_max_pages,
+                                                           self.env.nr_cpus, int(self.mmu.current_cpu))
         for back in backs:
             reclaim_list_global(self.vmap_allocator, back)
+        if nodes is not None and self._tracing:
+            # 6.9+: the nodes purge_vmap_node helpers ran, on their workers' CPUs, as each ended
+            # (the model's own event: the kernel has no tracepoint there).
+            for work in nodes.last_purge:
+                if work.cpu is not None:
+                    self._trace_on(work.cpu, "purge_vmap_node", node=work.node, nr_purged=work.nr_purged)
         if self._tracing:
             self._trace("purge_vmap_area_lazy", start=start, end=end, npurged=len(purge))
         self.vm_stats["purge_runs"] += 1
@@ -734,14 +772,28 @@ class Vmalloc:
 
         None when ``count > num_physpages``, when no area fits, or when mapping fails (the
         area is then unmapped and released: ``vunmap`` in the seed).
+
+        ``flags`` go to the area.  VM_MAP_PUT_PAGES (5.10+) hands the pages over: the area
+        keeps them (``area.pages``; ``nr_pages`` from 5.11, before which they leaked) and
+        ``vfree`` drops one reference per entry.  VM_NO_GUARD is dropped with a WARN from 5.16;
+        VM_FLUSH_RESET_PERMS is a WARN and NULL from 6.3.
         """
         fn = "vmap"
         count, flags = _args.integer(fn, "count", count), _args.integer(fn, "flags", flags)
         bits = _args.prot(fn, prot, self.profile)
         caller = _args.caller(fn, caller)
+        if flags & VM_MAP_PUT_PAGES:
+            _kv.require(self, "vm_map_put_pages", "vmap(VM_MAP_PUT_PAGES)")
         # ``unsigned int count``: a negative count is over num_physpages too (NULL).
         in_range = 0 <= count <= self.num_physpages
         pfns = _args.pages(fn, pages, count if in_range else 0)
+        if has(self.kernel, "vmap_reset_perms_refused") and self._warn_on_once(
+                bool(flags & VM_FLUSH_RESET_PERMS), "mm/vmalloc.c:vmap() VM_FLUSH_RESET_PERMS"):
+            return None
+        # 5.16+: "Your top guard is someone else's bottom guard."
+        if has(self.kernel, "vmap_no_guard_refused") and self._warn_on_once(
+                bool(flags & VM_NO_GUARD), "mm/vmalloc.c:vmap() VM_NO_GUARD"):
+            flags &= ~VM_NO_GUARD
         if not in_range:
             return None
         self.check_pages(pfns, "vmap")
@@ -754,8 +806,72 @@ class Vmalloc:
         if self.map_vm_area(area, bits, pfns):
             self.vunmap(area.addr)
             return None
+        if flags & VM_MAP_PUT_PAGES:
+            area.pages = pfns
+            if has(self.kernel, "vm_map_put_pages_nr_pages"):
+                area.nr_pages = count
         self.vm_stats["vmap"] += 1
         return area.addr
+
+    # ---- sparse areas (6.9+, the BPF arena) -----------------------------------------------------
+    def _check_sparse_vm_area(self, area: vm_struct, start: int, end: int) -> int:
+        """``check_sparse_vm_area``: 0, or the errno (a WARN for the flag cases)."""
+        if self._warn_on_once(bool(area.flags & VM_FLUSH_RESET_PERMS), "mm/vmalloc.c:check_sparse_vm_area() VM_FLUSH_RESET_PERMS"):
+            return -EINVAL
+        if self._warn_on_once(bool(area.flags & VM_NO_GUARD), "mm/vmalloc.c:check_sparse_vm_area() VM_NO_GUARD"):
+            return -EINVAL
+        if self._warn_on_once(not area.flags & VM_SPARSE, "mm/vmalloc.c:check_sparse_vm_area() !VM_SPARSE"):
+            return -EINVAL
+        if ((end - start) & ((1 << self.profile.bits) - 1)) >> self.PAGE_SHIFT > self.num_physpages:
+            return -E2BIG
+        if start < area.addr or end > area.addr + self.get_vm_area_size(area):
+            return -ERANGE
+        return 0
+
+    def vm_area_map_pages(self, area: vm_struct, start: int, end: int,
+                          pages: Sequence[PageLike] | npt.NDArray[np.int64]) -> int:
+        """``vm_area_map_pages(area, start, end, pages)`` (6.9, VM_SPARSE): map ``pages`` (one per
+        page of ``[start, end)``) PAGE_KERNEL inside the sparse ``area``; 0 or a negative errno
+        (``-EINVAL`` with a WARN unless the area is VM_SPARSE without VM_FLUSH_RESET_PERMS or
+        VM_NO_GUARD, ``-E2BIG``, ``-ERANGE`` outside the area, ``-ENOMEM`` for a NULL page or a
+        page table that cannot be had).  The pages stay the caller's."""
+        fn = "vm_area_map_pages"
+        _args.area(fn, area)
+        start, end = _args.integer(fn, "start", start), _args.integer(fn, "end", end)
+        _kv.require(self, "vm_sparse", fn)
+        err = self._check_sparse_vm_area(area, start, end)
+        if err:
+            return err
+        # vmap_pages_range -> vmap_small_pages_range_noflush: BUG_ON(addr >= end).  An unaligned
+        # start is the model's BUG too (the kernel would map the page holding it).
+        self.bug_on(start >= end, f"{fn}: addr >= end")
+        self.bug_on(bool((start | end) & (self.PAGE_SIZE - 1)), f"{fn}: range not page aligned")
+        nr = (end - start) >> self.PAGE_SHIFT
+        pfns = _args.pages(fn, pages, nr)[:nr]
+        self.check_pages(pfns, fn)
+        bad = np.flatnonzero(pfns < 0)
+        valid = pfns if not len(bad) else pfns[: int(bad[0])]
+        err = 0
+        if len(valid):  # vmap_pages_range: PAGE_KERNEL, PAGE_SHIFT; a NULL page is -ENOMEM
+            with self.pgtable_lock:
+                err = self.init_mm.map_range(start, valid, self.pgprot("PAGE_KERNEL"))
+        self.vm_stats["cache_flushes"] += 1  # flush_cache_vmap()
+        if err:
+            return err
+        return 0 if len(valid) == nr else -ENOMEM
+
+    def vm_area_unmap_pages(self, area: vm_struct, start: int, end: int) -> None:
+        """``vm_area_unmap_pages(area, start, end)`` (6.9, VM_SPARSE): unmap ``[start, end)`` of
+        the sparse ``area`` and flush the TLB (``vunmap_range``); nothing (a WARN for the flag
+        cases) when ``check_sparse_vm_area`` refuses.  The pages stay the caller's."""
+        fn = "vm_area_unmap_pages"
+        _args.area(fn, area)
+        start, end = _args.integer(fn, "start", start), _args.integer(fn, "end", end)
+        _kv.require(self, "vm_sparse", fn)
+        if self._check_sparse_vm_area(area, start, end):
+            return
+        self.bug_on(bool((start | end) & (self.PAGE_SIZE - 1)), f"{fn}: range not page aligned")
+        self.unmap_kernel_range(start, end - start)  # vunmap_range: BUG_ON(addr >= end) too
 
     def vm_map_ram(self, pages: Sequence[PageLike] | npt.NDArray[np.int64], count: int, node: int = -1) -> int | None:
         """Map ``count`` pages (PAGE_KERNEL) for a short while; the address or None (2.6.28+).
@@ -782,7 +898,7 @@ class Vmalloc:
 
     def _vmalloc_area_node(self, area: vm_struct, gfp: int, prot: int, node: int) -> int | None:
         """vmalloc_area_node after its argument checks (``prot`` already the pgprot bits)."""
-        nr_pages = (area.size - self.PAGE_SIZE) >> self.PAGE_SHIFT
+        nr_pages = self.get_vm_area_size(area) >> self.PAGE_SHIFT
         if not self.alloc_page_array(area, nr_pages, gfp, node):
             return None
         pfns = self.alloc_pages(gfp, nr_pages, node)
@@ -1021,8 +1137,10 @@ class Vmalloc:
         for va in self.for_each_vmap_area(addr):
             if count == 0:
                 return
-            owner, guard = va.vm, self.PAGE_SIZE
-            if owner is None:  # vm_map_ram space is read from 6.4 (vmap_block.vm_map_ram_view)
+            owner = va.vm
+            if owner is not None:
+                guard = self.guard_size(owner)
+            else:  # vm_map_ram space is read from 6.4 (vmap_block.vm_map_ram_view)
                 owner, guard = vmap_block.vm_map_ram_view(self, va), 0
                 if owner is None:
                     continue
@@ -1048,13 +1166,14 @@ class Vmalloc:
         end = addr
         for va in self.for_each_vmap_area(addr):
             if va.vm is not None:
-                end = max(end, va.va_end - self.PAGE_SIZE)
+                end = max(end, va.va_end - self.guard_size(va.vm))
             elif vmap_block.vm_map_ram_view(self, va) is not None:
                 end = max(end, va.va_end)
         return end
 
     def _is_vread_hole(self, area: vm_struct | None) -> bool:
-        return area is None or (bool(area.flags & VM_IOREMAP) and has(self.kernel, "vread_holes"))
+        # 6.9+: "IOREMAP | SPARSE area is treated as memory hole" (VM_SPARSE exists from 6.9 only).
+        return area is None or (bool(area.flags & (VM_IOREMAP | VM_SPARSE)) and has(self.kernel, "vread_holes"))
 
     def _vread_locked(self, addr: int, out: npt.NDArray[np.uint8], count: int) -> tuple[int, int]:
         """The kernel's vread into ``out[:count]``: (its return value, bytes up to the end of
@@ -1281,7 +1400,7 @@ class Vmalloc:
             area = self.find_vm_area_locked(addr)
             if area is None or not area.flags & VM_USERMAP:
                 return -EINVAL
-            if usize + (pgoff << self.PAGE_SHIFT) > area.size - self.PAGE_SIZE:
+            if usize + (pgoff << self.PAGE_SHIFT) > self.get_vm_area_size(area):
                 return -EINVAL
         kaddr = addr + (pgoff << self.PAGE_SHIFT)
         uaddr = vma.start
@@ -1345,6 +1464,70 @@ class Vmalloc:
         ret = self.remove_vm_area(area.addr)
         self.bug_on(ret is not area, "free_vm_area: area is not the one registered")
         self.kfree(area.handle)
+
+    # ---- the per-CPU allocator's areas (2.6.32+) --------------------------------------------------
+    def pcpu_get_vm_areas(self, offsets: Sequence[int], sizes: Sequence[int], align: int) -> list[PcpuArea] | None:
+        """``pcpu_get_vm_areas(offsets, sizes, nr_vms, align)`` (2.6.32, ca23e405e06d ≈): one area
+        per group of a per-CPU chunk, ``sizes[i]`` bytes at ``base + offsets[i]`` for one base,
+        as high in VMALLOC_START..VMALLOC_END as they all fit (``vmalloc.pcpu_areas.find_base``),
+        each aligned to ``align``, without guard pages (``PcpuArea``, VM_ALLOC, caller
+        ``pcpu_get_vm_areas``).  BUG on a misaligned or overlapping request; None (and a WARN
+        when the span is wider than the whole range) when they do not fit after one purge of
+        the lazily freed areas, or a vm_struct cannot be had."""
+        fn = "pcpu_get_vm_areas"
+        offs = [_args.integer(fn, "offsets[]", o) for o in offsets]
+        lens = [_args.integer(fn, "sizes[]", s) for s in sizes]
+        align = _args.integer(fn, "align", align)
+        _kv.require(self, "pcpu_get_vm_areas", fn)
+        nr = len(offs)
+        if nr == 0 or nr != len(lens):
+            raise ValueError(f"{fn}(): offsets and sizes must be two lists of the same, non-zero length")
+        self.bug_on(align <= 0 or bool(align & (align - 1)) or bool(align & (self.PAGE_SIZE - 1)),
+                    f"{fn}: align {align:#x} is not a power of two multiple of PAGE_SIZE")
+        for i in range(nr):
+            self.bug_on(bool(offs[i] % align or lens[i] % align) or offs[i] < 0 or lens[i] <= 0,
+                        f"{fn}: area {i} is not aligned to {align:#x}")
+            for j in range(i + 1, nr):
+                self.bug_on(offs[j] < offs[i] + lens[i] and offs[i] < offs[j] + lens[j],
+                            f"{fn}: areas {i} and {j} overlap")
+        vstart = (self.VMALLOC_START + align - 1) & -align
+        vend = self.VMALLOC_END & -align
+        last = max(range(nr), key=lambda i: (offs[i], -i))
+        if self.WARN_ON(vend - vstart < offs[last] + lens[last], "mm/vmalloc.c:pcpu_get_vm_areas() span"):
+            return None
+        handles = [self.kmalloc(self.vm_struct_size, G.GFP_KERNEL, -1) for _ in range(nr)]
+        if not all(handles):
+            for h in handles:
+                self.kfree(h)
+            return None
+        self.run_workers()
+        for purged in (False, True):
+            if self._fault_allow("vmap_area") == 0:
+                break
+            with self.vmlist_lock.write():
+                free = [(s, s + n) for s, n in self.vmap_allocator.for_each_free(self.VMALLOC_START, self.VMALLOC_END)]
+                base = find_base(free, offs, lens, align, vstart, vend)
+                if base is not None:
+                    vms = []
+                    for i in range(nr):
+                        area = PcpuArea(addr=base + offs[i], size=lens[i], flags=VM_ALLOC,
+                                        caller="pcpu_get_vm_areas", handle=handles[i])
+                        ok = self.reserve_vmap_area(vmap_area(area.addr, area.end, VM_VM_AREA, area))
+                        self.bug_on(not ok, f"{fn}: the area at {area.addr:#x} was not free")
+                        vms.append(area)
+                    self.vm_stats["areas_allocated"] += nr
+                    return vms
+                if not purged:  # reclaim_and_purge_vmap_areas(), then "goto retry"
+                    vmap_block.purge_fragmented_blocks_allcpus(self)
+                    self._purge_vmap_area_lazy(full_decay=True)
+        for h in handles:
+            self.kfree(h)
+        return None
+
+    def pcpu_free_vm_areas(self, vms: Sequence[vm_struct]) -> None:
+        """``pcpu_free_vm_areas(vms, nr_vms)``: ``free_vm_area`` of each."""
+        for area in vms:
+            self.free_vm_area(area)
 
     # ---- pages, for drivers -------------------------------------------------------------------
     def alloc_page(self, gfp: int = G.GFP_KERNEL) -> Page | None:
@@ -1442,8 +1625,9 @@ class Vmalloc:
         """``__vmalloc_node_range`` with its ``vm_flags`` argument (4.0+): VM_USERMAP,
         VM_ALLOW_HUGE_VMAP (5.18+, huge mappings: see :meth:`vmalloc_huge`),
         VM_FLUSH_RESET_PERMS and VM_DEFER_KMEMLEAK (kept in the area's flags, no effect in the
-        model); VM_NO_GUARD raises NotImplementedError (every area of the model has its guard
-        page).  Other bits are a ValueError."""
+        model), VM_NO_GUARD (4.0+: no guard page; "***DANGEROUS***": the next area may start
+        right after this one, as KASAN's shadow and the arch code that use it want).  Other bits
+        are a ValueError."""
         fn = "vmalloc_node_range_flags"
         size, gfp, bits, node, caller = self._alloc_args(fn, size, gfp, prot, node, caller)
         align, vm_flags = _args.integer(fn, "align", align), _args.integer(fn, "vm_flags", vm_flags)

@@ -80,6 +80,7 @@ class KernelServices(Protocol):
         """How many of ``n`` calls at ``point`` may succeed (fault injection); one jiffy passes."""
         ...
 
-    def trace(self, event: str, fields: dict[str, int]) -> None:
-        """Record one hit of tracepoint ``event`` with its TP_STRUCT fields."""
+    def trace(self, event: str, fields: dict[str, int], cpu: int | None = None) -> None:
+        """Record one hit of tracepoint ``event`` with its TP_STRUCT fields, on ``cpu`` (None:
+        the current CPU)."""
         ...

@@ -9,8 +9,7 @@ older kernel the method raises ``ConfigError`` naming the release and the commit
 
 What the model does not have, said once here:
 
-- ``VM_NO_GUARD``: every area of the model carries its guard page (the 2.6.22 core, ``check()``,
-  ``/proc`` and vread all count it), so a request with it is refused (NotImplementedError).
+- ``VM_NO_GUARD`` (4.0+) is modelled (``Vmalloc.guard_size``): such an area has no guard page.
 - ``VM_FLUSH_RESET_PERMS`` and ``VM_DEFER_KMEMLEAK`` are kept in ``area.flags`` and change
   nothing: the model has no direct-map permissions (``set_memory_ro``) and no kmemleak.
 - ``init_on_alloc``/``init_on_free`` are off (the upstream default): ``want_init_on_alloc``
@@ -68,7 +67,8 @@ def require(m: Vmalloc, change: str, fn: str) -> None:
     """ConfigError unless the machine's kernel has ``change`` (``fn`` came with it)."""
     if not has(m.kernel, change):
         c = CHANGES[change]
-        raise ConfigError(f"{fn}() is not in Linux {m.kernel}: it came with Linux {c.since} ({c.commit})")
+        name = fn if fn.endswith(")") else f"{fn}()"
+        raise ConfigError(f"{name} is not in Linux {m.kernel}: it came with Linux {c.since} ({c.commit})")
 
 
 def size_t(m: Vmalloc, value: int) -> int:
@@ -103,10 +103,6 @@ def vmalloc_node_range_flags(m: Vmalloc, size: int, align: int, start: int, end:
     (arguments already checked).  Huge areas as 6.1: ``align = max(align, PMD_SIZE)`` and the
     size rounded up to PMD_SIZE; a failure (no area, no order-9 block) logs what the kernel
     logs and retries with small pages, the caller's alignment and size."""
-    if vm_flags & VM_NO_GUARD:
-        raise NotImplementedError(
-            "VM_NO_GUARD is not modelled: every area of the model ends with its guard page "
-            "(the 2.6.22 core, check(), /proc and vread count it)")
     m.vm_stats["vmalloc"] += 1
     real_size = size
     real_align = align
@@ -146,9 +142,8 @@ def vmalloc_area_huge(m: Vmalloc, area: vm_struct, gfp: int, prot: int, node: in
     (``pmd_free_pte_page``) and maps the leaf, the model keeps the table and maps that block
     with PTEs (same pages, same addresses; only the page-table shape differs).
     """
-    ps = m.PAGE_SIZE
     order = shift - m.PAGE_SHIFT
-    nr_pages = (area.size - ps) >> m.PAGE_SHIFT
+    nr_pages = m.get_vm_area_size(area) >> m.PAGE_SHIFT
     area.page_order = order
     if not m.alloc_page_array(area, nr_pages, gfp, node):
         return None
@@ -242,7 +237,7 @@ def vrealloc(m: Vmalloc, p: int | None, size: int, gfp: int, caller: str) -> int
             m.printk(4, f"Trying to vrealloc() nonexistent vm area ({m.fmt_ptr(p)})")
             m.WARN_ON(True, "mm/vmalloc.c:vrealloc()")
             return None
-        alloced = vm.size - m.PAGE_SIZE  # get_vm_area_size()
+        alloced = m.get_vm_area_size(vm)
         old_size = alloced
         if has(m.kernel, "vrealloc_requested_size") and vm.requested_size:
             old_size = vm.requested_size

@@ -18,17 +18,18 @@ VM_VPAGES = 0x00000010  # buffer for pages was vmalloc'ed
 # include/linux/vmalloc.h of later kernels (6.x values; versions.py dates each): the vm_flags
 # that __vmalloc_node_range takes (vmalloc/kvmalloc.py).  VM_VPAGES (0x10) is the model's bit
 # for a vmalloc'ed page array; 6.x reused 0x10 for VM_DMA_COHERENT, which the model never sets.
-VM_NO_GUARD = 0x00000040          # 4.0: no guard page (refused by the model, see kvmalloc.py)
+VM_NO_GUARD = 0x00000040          # 4.0: no guard page (get_vm_area_size() is the whole area)
 VM_FLUSH_RESET_PERMS = 0x00000100  # 5.2: reset direct-map permissions and flush on free
 VM_MAP_PUT_PAGES = 0x00000200     # 5.10: vfree() puts a vmap()ed area's pages
 VM_ALLOW_HUGE_VMAP = 0x00000400   # 5.18: may use huge (PMD) mappings
 VM_DEFER_KMEMLEAK = 0x00000800    # 5.16: kmemleak object created later (no kmemleak here)
+VM_SPARSE = 0x00001000            # 6.9: pages mapped and unmapped inside it (vm_area_map_pages)
 
 # mm/vmalloc.c s_show: the word each VM_* bit of the model prints in /proc/vmallocinfo, in the
 # kernel's order ("vpages" last: the page array was vmalloc'ed).  The one table from bits to
 # words: kernel/proc.py renders with it, snapshot/restore.py parses with it.
 VM_WORDS: tuple[tuple[int, str], ...] = (
-    (VM_IOREMAP, "ioremap"), (VM_ALLOC, "vmalloc"), (VM_MAP, "vmap"), (VM_USERMAP, "user"),
+    (VM_IOREMAP, "ioremap"), (VM_SPARSE, "sparse"), (VM_ALLOC, "vmalloc"), (VM_MAP, "vmap"), (VM_USERMAP, "user"),
     (VM_VPAGES, "vpages"),
 )
 
@@ -43,6 +44,7 @@ VM_FLAG_NAMES = {
     VM_MAP_PUT_PAGES: "VM_MAP_PUT_PAGES",
     VM_ALLOW_HUGE_VMAP: "VM_ALLOW_HUGE_VMAP",
     VM_DEFER_KMEMLEAK: "VM_DEFER_KMEMLEAK",
+    VM_SPARSE: "VM_SPARSE",
 }
 
 

@@ -20,8 +20,12 @@ The rules, as 6.12's mm/vmalloc.c has them (function names are the kernel's):
   ``addr_to_node(va_start)`` when none is encoded; each lazy list is kept in address order.
 - ``__purge_vmap_area_lazy(start, end, full_pool_decay)``: for every node, first
   ``decay_va_pool_node``, then the node's lazy list becomes its purge list; one TLB flush over
-  all of them; ``nr_purge_helpers = clamp(vmap_lazy_nr / lazy_max_pages(), 1, nodes) - 1``
-  nodes are purged by workers, the rest in the caller; ``purge_vmap_node`` walks a purge list in
+  all of them; ``nr_purge_helpers = clamp(vmap_lazy_nr / lazy_max_pages(), 1, nodes) - 1``:
+  the first that many nodes to purge (in node order) become ``purge_work`` items on
+  ``system_wq`` (``schedule_work_on(i)``: the CPU numbered like the node when it is online,
+  else the local CPU), the caller purges the rest itself, then ``flush_work``s the helpers
+  (:class:`PurgeWork`; the model runs them on the simulated clock, see :meth:`VmapNodes.purge`);
+  ``purge_vmap_node`` walks a purge list in
   address order and ``list_add``s every area with an encoded node and a pool to the head of that
   pool (so the highest address ends first) unless ``skip_populate`` (a full decay); the others
   are ``list_add``ed to a local list, which ``reclaim_list_global`` gives back to the free tree
@@ -41,9 +45,12 @@ The rules, as 6.12's mm/vmalloc.c has them (function names are the kernel's):
   lazy ones node by node, one line per area.
 
 The model keeps one :class:`VmapNodes` per machine (``Vmalloc.vmap_nodes``, None before 6.9 or
-without lazy purge).  A pooled area is a ``vmap_area`` with the model's flag :data:`VA_POOLED`
-(and its node bits); counters of what a real kernel does not tell (pool hits and misses, global
-searches, purge batches, lock acquisitions per node) are in :attr:`VmapNodes.stats`.
+without lazy purge), made by :func:`boot_vmap_nodes`, which also takes the two what-if knobs
+(``Machine(nr_vmap_nodes=, vmap_pool_max_pages=)``) that replace the node count and
+MAX_VA_SIZE_PAGES; the kernel has no tunable for either.  A pooled area is a ``vmap_area``
+with the model's flag :data:`VA_POOLED` (and its node bits); counters of what a real kernel
+does not tell (pool hits and misses, global searches, purge batches, lock acquisitions per
+node) are in :attr:`VmapNodes.stats`.
 """
 
 from __future__ import annotations
@@ -52,8 +59,9 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from pyvmalloc.errors import Inconsistency
+from pyvmalloc.errors import ConfigError, Inconsistency
 from pyvmalloc.formats.trace import TraceEvent
+from pyvmalloc.versions import KernelVersion, has
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.kva_rbtree import KvaRbtreeAllocator
 from pyvmalloc.vmalloc.vm_struct import VA_POOLED, VM_LAZY_FREE, vmap_area
@@ -63,14 +71,71 @@ VMAP_ZONE_PAGES = 16         # vmap_init_nodes: "Node partition is 16 pages."
 MAX_VMAP_NODES = 128         # vmap_init_nodes: clamp(num_possible_cpus(), 1, 128)
 VN_ID_SHIFT = 8              # encode_vn_id: (node_id + 1) << BITS_PER_BYTE
 VN_ID_MASK = 0xFF << VN_ID_SHIFT
+MAX_VN_IDS = 255             # encode_vn_id: "Can store U8_MAX [0:254] nodes."
 
-__all__ = ["MAX_VA_SIZE_PAGES", "VN_ID_MASK", "PoolState", "VmapNode", "VmapNodes", "apply_pool_state", "check_pools",
-           "hand_over", "nr_vmap_nodes", "pool_state_from_trace", "reclaim_decayed", "reclaim_list_global"]
+__all__ = ["MAX_VA_SIZE_PAGES", "VN_ID_MASK", "PoolState", "PurgeWork", "VmapNode", "VmapNodes", "apply_pool_state", "check_pools",
+           "boot_vmap_nodes", "check_knobs", "hand_over", "nr_vmap_nodes", "pool_state_from_trace", "reclaim_decayed", "reclaim_list_global"]
 
 
 def nr_vmap_nodes(cpus: int, bits: int) -> int:
     """``nr_vmap_nodes`` of a kernel with ``cpus`` possible CPUs (one node on 32-bit)."""
     return max(1, min(cpus, MAX_VMAP_NODES)) if bits == 64 else 1
+
+
+def check_knobs(nr: int | None, pool_max_pages: int | None) -> None:
+    """ConfigError unless ``nr`` and ``pool_max_pages`` are values :func:`boot_vmap_nodes` takes."""
+    if nr is not None and (isinstance(nr, bool) or not isinstance(nr, int) or not 1 <= nr <= MAX_VN_IDS):
+        raise ConfigError(f"nr_vmap_nodes={nr!r}: a number of vmap nodes from 1 to {MAX_VN_IDS} "
+                          "(encode_vn_id keeps a node id in 8 bits of va->flags)")
+    if pool_max_pages is not None and (isinstance(pool_max_pages, bool) or not isinstance(pool_max_pages, int)
+                                       or pool_max_pages < 0):
+        raise ConfigError(f"vmap_pool_max_pages={pool_max_pages!r}: a number of pages, 0 or more "
+                          "(0: no pools)")
+
+
+def boot_vmap_nodes(kernel: KernelVersion, lazy_purge: bool, cpus: int, bits: int, page_size: int,
+                    vstart: int, vend: int, nr: int | None = None,
+                    pool_max_pages: int | None = None) -> VmapNodes | None:
+    """The vmap nodes a machine boots with (``vmap_init_nodes``), None before 6.9 or without
+    lazy purge (the nodes' lazy lists and pools live on it).
+
+    ``nr`` and ``pool_max_pages`` are what-if knobs for allocator experiments, not tunables:
+    the kernel has no sysctl or boot parameter for either.  ``nr`` replaces ``nr_vmap_nodes``
+    (the clamp of ``num_possible_cpus()``; one node on 32-bit), up to the 255 node ids
+    ``encode_vn_id`` can put in ``va->flags``; ``pool_max_pages`` replaces MAX_VA_SIZE_PAGES,
+    the page count (guard included) up to which ``size_to_va_pool`` gives an area a pool (0:
+    no area is pooled).  None keeps the kernel's value.  ConfigError on a bad value, and on a
+    kernel or machine without vmap nodes, where they would mean nothing.
+    """
+    check_knobs(nr, pool_max_pages)
+    on = lazy_purge and has(kernel, "vmap_nodes") and has(kernel, "vmap_node_pools")
+    if not on:
+        if nr is not None or pool_max_pages is not None:
+            knob = f"nr_vmap_nodes={nr}" if nr is not None else f"vmap_pool_max_pages={pool_max_pages}"
+            why = (f"Linux {kernel} has no vmap nodes (they came in 6.9)" if not has(kernel, "vmap_nodes")
+                   else "the vmap nodes live on lazy purge, which this machine has turned off")
+            raise ConfigError(f"{knob}: {why}")
+        return None
+    return VmapNodes(nr_vmap_nodes(cpus, bits) if nr is None else nr, page_size, vstart, vend,
+                     MAX_VA_SIZE_PAGES if pool_max_pages is None else pool_max_pages)
+
+
+@dataclass
+class PurgeWork:
+    """One node's ``purge_vmap_node`` in one ``__purge_vmap_area_lazy`` (6.9+).
+
+    ``cpu`` is the CPU whose ``system_wq`` worker ran it (a helper), None when the purging
+    caller ran it itself.  On the simulated clock a purge step is one area taken off a purge
+    list: helpers start together when they are scheduled, the caller's nodes run one after the
+    other from the same moment, and each node's ``reclaim_list_global`` happens at its
+    ``finish`` step -- the order in which the nodes' areas reach the free tree.
+    """
+
+    node: int
+    nr_purged: int                 # vn->nr_purged: areas on its purge list
+    back: list[vmap_area]          # its local_list, in reclaim_list_global's order
+    cpu: int | None
+    finish: int
 
 
 class VmapNode:
@@ -93,15 +158,21 @@ class VmapNode:
 class VmapNodes:
     """The vmap nodes of one machine (see the module docstring for the rules)."""
 
-    def __init__(self, nr: int, page_size: int, vstart: int, vend: int) -> None:
+    def __init__(self, nr: int, page_size: int, vstart: int, vend: int,
+                 pool_max_pages: int = MAX_VA_SIZE_PAGES) -> None:
         self.nr = nr
         self.page_size = page_size
+        # MAX_VA_SIZE_PAGES, or an experiment's value (boot_vmap_nodes): the pools' size limit.
+        self.pool_max_pages = pool_max_pages
         self.zone_size = VMAP_ZONE_PAGES * page_size if nr > 1 else 1
         self.vstart, self.vend = vstart, vend
         self.nodes = [VmapNode(i) for i in range(nr)]
         self.stats: Counter[str] = Counter(dict.fromkeys((
             "pool_hits", "pool_misses", "pool_align_misses", "global_searches", "pooled",
-            "decayed", "purge_batches", "purge_helpers", "shrinker_runs"), 0))
+            "decayed", "purge_batches", "purge_helpers", "purge_helper_areas", "purge_caller_areas",
+            "purge_steps", "purge_span", "shrinker_runs"), 0))
+        # The work of the last __purge_vmap_area_lazy, node by node in reclaim order.
+        self.last_purge: list[PurgeWork] = []
 
     # -- node ids --------------------------------------------------------------------------
     def addr_to_node_id(self, addr: int) -> int:
@@ -122,11 +193,10 @@ class VmapNodes:
         vn = self.decode(va.flags)
         return self.addr_to_node_id(va.va_start) if vn is None else vn
 
-    @staticmethod
-    def pool_index(size: int, page_size: int) -> int | None:
+    def pool_index(self, size: int) -> int | None:
         """``size_to_va_pool``: the pool of an area of ``size`` bytes, or None (too big)."""
-        idx = (size - 1) // page_size
-        return idx if idx < MAX_VA_SIZE_PAGES else None
+        idx = (size - 1) // self.page_size
+        return idx if idx < self.pool_max_pages else None
 
     # -- allocation --------------------------------------------------------------------------
     def node_alloc(self, size: int, align: int, vstart: int, vend: int,
@@ -143,7 +213,7 @@ class VmapNodes:
 
     def _pool_del(self, vn: VmapNode, size: int, align: int, vstart: int, vend: int) -> vmap_area | None:
         """``node_pool_del_va``."""
-        idx = self.pool_index(size, self.page_size)
+        idx = self.pool_index(size)
         pool = vn.pools.get(idx) if idx is not None else None
         if not pool:
             self.stats["pool_misses"] += 1
@@ -196,18 +266,24 @@ class VmapNodes:
         return [va for decayed in self.decay_nodes(full) for va in decayed]
 
     def purge(self, purge: Sequence[vmap_area], full: bool, lazy_pages: int,
-              lazy_max_pages: int) -> list[list[vmap_area]]:
+              lazy_max_pages: int, nr_cpus: int = 1, cpu: int = 0) -> list[list[vmap_area]]:
         """``__purge_vmap_area_lazy`` after the decay: every lazy area goes to its node's pool
         or back to the free tree (``purge_vmap_node``, node by node).  Returned: each purged
         node's ``local_list``, the areas to give back in the order ``reclaim_list_global``
-        gives them (``list_add`` of an address-ordered walk: descending addresses)."""
+        gives them (``list_add`` of an address-ordered walk: descending addresses), node after
+        node in the order the nodes finish on the simulated clock (:class:`PurgeWork`; without
+        helpers, node order).  ``lazy_pages`` is ``vmap_lazy_nr`` when the purge starts; the
+        helpers' work items run on CPU ``node`` when ``node < nr_cpus``, else on ``cpu`` (the
+        purging CPU: ``schedule_work``); :attr:`last_purge` tells who ran what."""
         by_node: dict[int, list[vmap_area]] = {}
         for va in purge:
             by_node.setdefault(self.lazy_node_id(va), []).append(va)
+        # "One extra worker is per a lazy_max_pages() full set minus one."
         helpers = max(1, min(lazy_pages // max(lazy_max_pages, 1), len(by_node))) - 1
         self.stats["purge_helpers"] += helpers
-        back: list[list[vmap_area]] = []
-        for node_id in sorted(by_node):
+        works: list[PurgeWork] = []
+        caller_steps = 0
+        for k, node_id in enumerate(sorted(by_node)):  # for_each_cpu(i, &purge_nodes)
             vn = self.nodes[node_id]
             vn.locks["lazy.lock"] += 1
             batch = sorted(by_node[node_id], key=lambda v: v.va_start)
@@ -215,7 +291,7 @@ class VmapNodes:
             self.stats[f"purge_batch_areas.node{node_id}"] += len(batch)
             local: list[vmap_area] = []
             for va in batch:
-                idx = self.pool_index(va.size, self.page_size)
+                idx = self.pool_index(va.size)
                 if not full and self.decode(va.flags) is not None and idx is not None:
                     vn.locks["pool_lock"] += 1
                     va.flags = VA_POOLED | (va.flags & VN_ID_MASK)
@@ -223,8 +299,22 @@ class VmapNodes:
                     self.stats["pooled"] += 1
                 else:
                     local.insert(0, va)  # list_add(&va->list, &local_list)
-            back.append(local)
-        return back
+            nr = len(batch)
+            if k < helpers:  # INIT_WORK(purge_work); schedule_work_on(i) (or schedule_work)
+                wcpu = node_id if node_id < nr_cpus else cpu
+                works.append(PurgeWork(node_id, nr, local, wcpu, nr))
+                self.stats["purge_helper_areas"] += nr
+                self.stats[f"purge_work.cpu{wcpu}"] += 1
+            else:            # purge_vmap_node(&vn->purge_work) in the caller
+                caller_steps += nr
+                works.append(PurgeWork(node_id, nr, local, None, caller_steps))
+                self.stats["purge_caller_areas"] += nr
+        # flush_work() of every helper: the purge ends when the last node is done.
+        works.sort(key=lambda w: (w.finish, w.node))
+        self.stats["purge_steps"] += sum(w.nr_purged for w in works)
+        self.stats["purge_span"] += max((w.finish for w in works), default=0)
+        self.last_purge = works
+        return [w.back for w in works]
 
     def shrink(self) -> list[list[vmap_area]]:
         """``vmap_node_shrink_scan`` (the ``vmap-node`` shrinker): every pool fully decayed,
@@ -252,7 +342,7 @@ class VmapNodes:
 
     def add_pooled(self, node_id: int, va: vmap_area) -> None:
         """Put a restored pooled area at the tail of its pool (snapshot restoring)."""
-        idx = self.pool_index(va.size, self.page_size)
+        idx = self.pool_index(va.size)
         if idx is None or not 0 <= node_id < self.nr:
             raise ValueError(f"no pool for {va!r} on node {node_id}")
         va.flags = VA_POOLED | self.encode(node_id)
@@ -426,7 +516,7 @@ def check_pools(nodes: VmapNodes | None, reserved: set[int]) -> None:
                     raise Inconsistency(f"{where} is not reserved in the address allocator")
                 if va.flags != VA_POOLED | nodes.encode(vn.id) or va.vm is not None:
                     raise Inconsistency(f"{where} does not carry VA_POOLED and node {vn.id} alone")
-                if nodes.pool_index(va.size, nodes.page_size) != idx:
+                if nodes.pool_index(va.size) != idx:
                     raise Inconsistency(f"{where} is in the pool of another size")
                 if va.va_start < nodes.vstart or va.va_end > nodes.vend + 1:
                     raise Inconsistency(f"{where} lies outside the vmalloc range")
