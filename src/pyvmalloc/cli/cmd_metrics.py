@@ -89,8 +89,11 @@ def run(args: argparse.Namespace) -> int:
     server = serve(read, args.serve, args.bind, args.top)
     print(f"serving http://{args.bind}:{server.server_port}/metrics from {args.dump} "
           f"(Ctrl-C stops)", flush=True)
+    stop = threading.Event()
     try:
-        threading.Event().wait()
+        # Wake up now and then: a signal then always finds the main thread in Python code.
+        while not stop.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
