@@ -66,8 +66,8 @@ ARCH_NAMES: tuple[str, ...] = tuple(PROFILES)
 #    downwards before mem_init: those have no vm_struct and are not in /proc/vmallocinfo, so the
 #    top of the range is the device's and is read from meminfo's VmallocTotal.  Modules: in the
 #    vmalloc area, then MODULES_VADDR..MODULES_END = PAGE_OFFSET - 256 MiB .. PAGE_OFFSET on
-#    book3s/32 with STRICT_KERNEL_RWX (5.10, "ppc32s_module_segment") and on the 8xx (5.13,
-#    "ppc32_modules_near_text"). ioremap never goes below PAGE_OFFSET.
+#    book3s/32 with STRICT_KERNEL_RWX (5.10, versions.CHANGES "ppc32s_module_segment") and on
+#    the 8xx (5.13, "ppc32_modules_near_text"). ioremap never goes below PAGE_OFFSET.
 #  mips32: arch/mips/include/asm/pgtable-32.h: VMALLOC_START = MAP_BASE = CKSSEG (KSEG2,
 #    0xc0000000, whatever the RAM), VMALLOC_END = PKMAP_BASE - 2 * PAGE_SIZE with HIGHMEM, else
 #    FIXADDR_START - 2 * PAGE_SIZE; no MODULES_VADDR on 32-bit (pgtable-64.h has one): modules
@@ -690,6 +690,11 @@ def infer_kernel(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | Non
         if first is not None and first % _VMALLOC_OFFSET:
             since("x86_32_vmalloc_start_unrounded", f"i386 lowest area 0x{first:08x} is not "
                   f"8 MiB aligned (VMALLOC_START = high_memory + VMALLOC_OFFSET): 2.6.25+")
+    if snapshot.addresses_trusted and lines and arch == "ppc32":
+        below = [ln for ln in _dynamic(snapshot) if ln.start < _PPC32_PAGE_OFFSET]
+        if below:
+            since("ppc32s_module_segment", f"ppc32 areas below PAGE_OFFSET (0x{below[0].start:08x}:"
+                  f" the module segment): 5.10+")
     if snapshot.addresses_trusted and lines and arch == "arm" and total_kb:
         bounds = infer_bounds(snapshot, "arm", total_kb)
         if bounds is not None and bounds.exact:
