@@ -30,6 +30,7 @@ from pyvmalloc.snapshot.layout import (
 TESTS = Path(__file__).parent
 AMLOGIC = TESTS / "data" / "dumps" / "amlogic-dump-vmalloc-s905x3.txt"
 ZTE = TESTS / "data" / "vmallocinfo" / "arm32-zte-router-mt7615-4.1.25.txt"
+RB1120 = TESTS / "data" / "dumps" / "ppc32-mikrotik-rb1120-3.3.5-oops.log"
 REAL = sorted([*(TESTS / "data" / "vmallocinfo").glob("*.txt"),
                *Path("/work/shared/data/vmallocinfo").glob("*.txt"),
                *(TESTS / "data" / "dumps").glob("*.txt")])
@@ -168,7 +169,7 @@ def test_areas_from_kseg2_base_are_mips32_not_arm() -> None:
 
 def test_arch_only_callers_never_override_the_addresses() -> None:
     # A PowerPC-only caller at an address below ppc32's lowest kernel address: not ppc32.
-    low = _snap([_line(0xA0000000, 0x2000, "mpic_alloc+0x10/0x20", kinds=("ioremap",),
+    low = _snap([_line(0x60000000, 0x2000, "mpic_alloc+0x10/0x20", kinds=("ioremap",),
                        phys=0xFE040000), _line(0xD1000000, 0x2000)])
     assert guess_arch(low)[0] != "ppc32"
     assert "below 0xb0000000" in (layout_contradiction(low, "ppc32") or "")
@@ -182,7 +183,7 @@ def test_ioremap_below_page_offset_is_neither_arm_nor_ppc32() -> None:
     # Both put only module_alloc below PAGE_OFFSET (ARM's module area, ppc32's segment).
     snap = _snap([_line(0xBF000000, 0x3000, "of_iomap+0x34/0x50", kinds=("ioremap",),
                         phys=0x1F000000), _line(0xC8800000, 0x2000)])
-    assert "ioremap at 0xbf000000" in (layout_contradiction(snap, "ppc32") or "")
+    assert "ioremap at 0xbf000000" in (layout_contradiction(snap, "ppc32", True) or "")
     assert layout_contradiction(snap, "arm", default_only=True) is not None
     assert guess_arch(snap)[0] not in ("arm", "ppc32")
 
@@ -201,6 +202,31 @@ def test_ioremap_caller_is_not_x86_only() -> None:
                         phys=0xE0000000)])
     arch, reason = guess_arch(snap)
     assert arch is None and "arm or i386" in reason
+
+
+def test_the_real_rb1120_ppc32_layout_is_a_ppc32_layout() -> None:
+    # The MikroTik RB1120 oops (e500, 3.3.5): __get_vm_area_node(size, align, flags, start,
+    # end, gfp) from __ioremap_caller with start = VMALLOC_START in GPR06 and end = ioremap_bot
+    # in GPR07, kernel text at 0x80000000, modules loaded inside [start, end).
+    log = RB1120.read_text()
+    gpr00 = next(ln for ln in log.splitlines() if ln.startswith("GPR00: 800113ec"))
+    start, end = (int(w, 16) for w in gpr00.split()[7:9])
+    assert (start, end) == (0xE1000000, 0xEDFFC000)
+    assert start % (16 << 20) == 0          # ALIGN(high_memory + VMALLOC_OFFSET 16M, 16M)
+    modules = [int(m.split("@")[1].rstrip("]"), 16) for m in log.split()
+               if m.endswith("]") and "@0x" in m]
+    assert modules and all(start <= m < end for m in modules)
+    # A dump laid out so, with PAGE_OFFSET 0x80000000 and a PowerPC-only caller: ppc32.
+    snap = _snap([_line(start, 0x2000, "mpc85xx_setup_arch+0x1/0x2", kinds=("ioremap",),
+                        phys=0xFFE00000),
+                  *(_line(m, 0x3000) for m in sorted(set(modules)))])
+    assert layout_contradiction(snap, "ppc32") is None
+    assert guess_arch(snap)[0] == "ppc32"
+    # With 256 MiB of lowmem the same kernel starts vmalloc at 0x91000000: still ppc32.
+    small = _snap([_line(0x91000000, 0x2000, "mpic_alloc+0x1/0x2", kinds=("ioremap",),
+                         phys=0xFFE40000)])
+    assert guess_arch(small)[0] == "ppc32"
+    assert layout_contradiction(small, "ppc32", default_only=True) is not None
 
 
 # ---- the property: a guessed arch always fits the dump -----------------------------------------
@@ -229,8 +255,8 @@ def test_a_guessed_32bit_arch_is_never_contradicted(areas: list[tuple[int, int, 
     if arch is not None:
         assert layout_contradiction(snap, arch) is None, reason
     dynamic = [ln for ln in snap.lines if not is_static_area(ln)]
-    if dynamic and min(ln.start for ln in dynamic) < 0xB0000000:
-        assert arch != "ppc32"   # below PAGE_OFFSET - 256M: user space on ppc32
+    if dynamic and min(ln.start for ln in dynamic) < 0x70000000:
+        assert arch != "ppc32"   # below PAGE_OFFSET - 256M for PAGE_OFFSET 0x80000000 too
     if dynamic and min(ln.start for ln in dynamic) < 0xC0000000:
         assert arch != "mips32"  # KSEG0/KSEG1: MIPS maps nothing there
 

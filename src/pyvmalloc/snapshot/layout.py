@@ -82,8 +82,11 @@ KNOWN_ARCHES: tuple[str, ...] = (*ARCH_NAMES, *LAYOUT_ONLY_ARCHES)
 _32BIT = frozenset([*(name for name, p in PROFILES.items() if p.bits == 32), *LAYOUT_ONLY_ARCHES])
 _PPC32_VMALLOC_OFFSET = 16 << 20
 _PPC32_MODULES_SIZE = 256 << 20
-# arch/powerpc/Kconfig PAGE_OFFSET: 0xc0000000 unless ADVANCED_OPTIONS changes it.
+# arch/powerpc/Kconfig PAGE_OFFSET: 0xc0000000 unless ADVANCED_OPTIONS changes it; 0x80000000
+# runs in the field (MikroTik RB1120, Linux 3.3.5: its oops in tests/data/dumps shows kernel text
+# at 0x80000000 and __get_vm_area_node(..., 0xe1000000, 0xedffc000) from __ioremap_caller).
 _PPC32_PAGE_OFFSET = 0xC0000000
+_PPC32_PAGE_OFFSETS = (_PPC32_PAGE_OFFSET, 0x80000000)
 _MIPS32_VMALLOC_START = 0xC0000000
 # Callers only a ppc32 kernel has (arch/powerpc: PCI bridges, MPIC, CPM/QE, early ioremap).
 # Not __ioremap_caller: arch/powerpc/mm/pgtable_32.c and arch/x86/mm/ioremap.c both have one.
@@ -290,7 +293,7 @@ def _contradiction_at(snapshot: VmallocinfoSnapshot, arch: str, page_offset: int
 
 
 def _page_offsets(arch: str) -> tuple[int, ...]:
-    return {"arm": _ARM_PAGE_OFFSETS, "i386": _I386_PAGE_OFFSETS, "ppc32": (_PPC32_PAGE_OFFSET,),
+    return {"arm": _ARM_PAGE_OFFSETS, "i386": _I386_PAGE_OFFSETS, "ppc32": _PPC32_PAGE_OFFSETS,
             "mips32": (_MIPS32_VMALLOC_START,)}[arch]
 
 
@@ -343,9 +346,11 @@ def _guess_32bit(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
     if len(usual) == 1 and usual[0] in ("ppc32", "mips32"):
         # The only layout at its default PAGE_OFFSET: ppc32's module segment below PAGE_OFFSET
         # or MIPS's KSEG2 from 0xc0000000 (the others would need a non-default memory split).
+        unusual = "; ".join(f"not {a} at PAGE_OFFSET 0x{_page_offsets(a)[0]:08x}: "
+                            f"{layout_contradiction(snapshot, a, default_only=True)}"
+                            for a in _LAYOUT_ORDER if a != usual[0])
         return usual[0], (f"32-bit addresses that only the {usual[0]} layout holds at the usual "
-                          f"PAGE_OFFSET ({LAYOUT_ONLY_ARCHES[usual[0]]})"
-                          + (f"; {ruled_out}" if ruled_out else ""))
+                          f"PAGE_OFFSET ({LAYOUT_ONLY_ARCHES[usual[0]]}); {unusual}")
     if not possible:
         return None, f"32-bit addresses that fit no known 32-bit layout ({ruled_out})"
     return None, ("32-bit addresses without an ARM module area or an arch-only caller: "
