@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyvmalloc.analysis.summary import summarize
 from pyvmalloc.errors import FormatError
 from pyvmalloc.formats.dumps import FORMATS, read_dump
 from pyvmalloc.formats.vmallocinfo import (
@@ -224,9 +225,21 @@ def test_the_real_rb1120_ppc32_layout_is_a_ppc32_layout() -> None:
     assert guess_arch(snap)[0] == "ppc32"
     # With 256 MiB of lowmem the same kernel starts vmalloc at 0x91000000: still ppc32.
     small = _snap([_line(0x91000000, 0x2000, "mpic_alloc+0x1/0x2", kinds=("ioremap",),
-                         phys=0xFFE40000)])
+                         phys=0xFFE40000), _line(0x7F000000, 0x5000)])
     assert guess_arch(small)[0] == "ppc32"
     assert layout_contradiction(small, "ppc32", default_only=True) is not None
+    bounds = infer_bounds(small, "ppc32", vmalloc_total_kb=(0xEDFFC000 - 0xE1000000) >> 10)
+    assert bounds is not None and (bounds.start, bounds.exact) == (0x91000000, True)
+    mods = module_range(small, "ppc32")
+    assert mods is not None and (mods.start, mods.end) == (0x70000000, 0x80000000)
+
+
+def test_an_arch_given_against_the_addresses_is_kept_but_said() -> None:
+    zte = parse_vmallocinfo(ZTE.read_text(), "zte")
+    s = summarize(zte, "mips32")
+    assert s.arch == "mips32"
+    assert any("do not fit the mips32 layout" in w and "below KSEG2" in w for w in s.warnings)
+    assert not any("do not fit" in w for w in summarize(zte, "arm").warnings)
 
 
 # ---- the property: a guessed arch always fits the dump -----------------------------------------

@@ -28,6 +28,7 @@ from pyvmalloc.snapshot.layout import (
     infer_bounds,
     infer_kaslr,
     infer_page_size,
+    layout_contradiction,
     module_range,
 )
 from pyvmalloc.formats.vmalloc_meminfo import (
@@ -169,6 +170,11 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
                             f"(no --fits/--plan answers)")
         else:
             raise ConfigError(f"unknown arch {arch!r}: known: {', '.join(KNOWN_ARCHES)}")
+        contradiction = layout_contradiction(snapshot, arch)
+        if contradiction is not None:
+            # Kept as asked, but said: the answers use a layout the addresses do not fit.
+            warnings.append(f"the addresses do not fit the {arch} layout ({contradiction}): "
+                            f"is --arch right?")
     published = {k: v for k, v in (meminfo or {}).items() if k in _MEMINFO_KEYS}
     if meminfo is not None and "VmallocTotal" not in published:
         warnings.append("meminfo has no VmallocTotal line")

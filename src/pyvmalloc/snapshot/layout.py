@@ -292,6 +292,14 @@ def _contradiction_at(snapshot: VmallocinfoSnapshot, arch: str, page_offset: int
     return None
 
 
+def _ppc32_page_offset(snapshot: VmallocinfoSnapshot) -> int:
+    """The ppc32 PAGE_OFFSET the dump fits (the default when it fits none or both)."""
+    for page_offset in _PPC32_PAGE_OFFSETS:
+        if _contradiction_at(snapshot, "ppc32", page_offset) is None:
+            return page_offset
+    return _PPC32_PAGE_OFFSET
+
+
 def _page_offsets(arch: str) -> tuple[int, ...]:
     return {"arm": _ARM_PAGE_OFFSETS, "i386": _I386_PAGE_OFFSETS, "ppc32": _PPC32_PAGE_OFFSETS,
             "mips32": (_MIPS32_VMALLOC_START,)}[arch]
@@ -482,7 +490,8 @@ def _layout_only_bounds(snapshot: VmallocinfoSnapshot, arch: str, total: int | N
         start = _MIPS32_VMALLOC_START
         how = "VMALLOC_START 0xc0000000 (MIPS32 MAP_BASE, KSEG2)"
     else:
-        first = _first_dynamic(snapshot, 0xC0000000)
+        # Areas below PAGE_OFFSET are the module segment's, not the vmalloc area's.
+        first = _first_dynamic(snapshot, _ppc32_page_offset(snapshot))
         if first is None:
             return None
         start = first & ~(_PPC32_VMALLOC_OFFSET - 1)
@@ -507,7 +516,8 @@ def module_range(snapshot: VmallocinfoSnapshot, arch: str | None) -> Bounds | No
     if arch == "mips32":
         return None
     if arch == "ppc32":
-        lo, hi = 0xC0000000 - _PPC32_MODULES_SIZE, 0xC0000000
+        hi = _ppc32_page_offset(snapshot)
+        lo = hi - _PPC32_MODULES_SIZE
         if any(lo <= s < hi for s in _starts(snapshot)):
             return Bounds(lo, hi, "ppc32 book3s/32 MODULES_VADDR..MODULES_END (PAGE_OFFSET - "
                                   "256 MiB .. PAGE_OFFSET, 5.10+)")
@@ -696,7 +706,7 @@ def infer_kernel(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | Non
             since("x86_32_vmalloc_start_unrounded", f"i386 lowest area 0x{first:08x} is not "
                   f"8 MiB aligned (VMALLOC_START = high_memory + VMALLOC_OFFSET): 2.6.25+")
     if snapshot.addresses_trusted and lines and arch == "ppc32":
-        below = [ln for ln in _dynamic(snapshot) if ln.start < _PPC32_PAGE_OFFSET]
+        below = [ln for ln in _dynamic(snapshot) if ln.start < _ppc32_page_offset(snapshot)]
         if below:
             since("ppc32s_module_segment", f"ppc32 areas below PAGE_OFFSET (0x{below[0].start:08x}:"
                   f" the module segment): 5.10+")
