@@ -123,14 +123,18 @@ def _crash(text: str) -> tuple[str, int] | None:
     return _blank_outside(text, lambda n, _r: rows.get(n))
 
 
+def _rows(text: str,
+          find: Callable[[str], re.Match[str] | None]) -> list[tuple[int, re.Match[str]]]:
+    """The ``(lineno, match)`` of the lines where ``find`` matches."""
+    return [(n, m) for n, raw in lines(text) if (m := find(raw)) is not None]
+
+
 def _ramdump(text: str, callers: dict[int, str]) -> tuple[str, int] | None:
-    rows = [(n, _RAMDUMP_ROW.match(raw)) for n, raw in lines(text)]
-    if not any(m for _, m in rows):
+    rows = _rows(text, _RAMDUMP_ROW.match)
+    if not rows:
         return None
     out: dict[int, str] = {}
     for lineno, m in rows:
-        if m is None:
-            continue
         start, end, size = m.group(1), m.group(2), int(m.group(3), 16)
         rest = (m.group(4) or "").split()
         words: list[str] = []
@@ -170,13 +174,11 @@ def _table(text: str, callers: dict[int, str]) -> tuple[str, int] | None:
 
 
 def _amlogic(text: str, callers: dict[int, str], source: str) -> tuple[str, int] | None:
-    rows = [(n, _AMLOGIC_ROW.search(raw)) for n, raw in lines(text)]
-    if not any(m for _, m in rows):
+    rows = _rows(text, _AMLOGIC_ROW.search)
+    if not rows:
         return None
     out: dict[int, str] = {}
     for lineno, m in rows:
-        if m is None:
-            continue
         start, end, kib, func, module = m.groups()
         size = int(end, 16) - int(start, 16)
         if size >> 10 != int(kib):
