@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pyvmalloc.analysis.summary import summarize
 from pyvmalloc.errors import FormatError
+from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.dumps import FORMATS, read_dump
 from pyvmalloc.formats.vmallocinfo import (
     VmallocinfoLine,
@@ -19,6 +20,7 @@ from pyvmalloc.formats.vmallocinfo import (
     parse_vmallocinfo,
     render_vmallocinfo,
 )
+from pyvmalloc.versions import parse_version
 from pyvmalloc.snapshot.layout import (
     guess_arch,
     infer_bounds,
@@ -32,6 +34,7 @@ TESTS = Path(__file__).parent
 AMLOGIC = TESTS / "data" / "dumps" / "amlogic-dump-vmalloc-s905x3.txt"
 ZTE = TESTS / "data" / "vmallocinfo" / "arm32-zte-router-mt7615-4.1.25.txt"
 RB1120 = TESTS / "data" / "dumps" / "ppc32-mikrotik-rb1120-3.3.5-oops.log"
+G4 = str(TESTS / "data" / "dumps" / "ppc32-powermac-g4-6.14-rc4-kasan-{}.{}")
 REAL = sorted([*(TESTS / "data" / "vmallocinfo").glob("*.txt"),
                *Path("/work/shared/data/vmallocinfo").glob("*.txt"),
                *(TESTS / "data" / "dumps").glob("*.txt")])
@@ -40,7 +43,9 @@ ARCH_OF = {"crash-kmem-v.txt": "x86_64", "drgn-vmallocinfo.txt": "arm64",
            "x86_64-rhel8-sosreport-hashed.txt": None,
            # Amlogic S905X3 with a 32-bit ARM kernel: nothing in the addresses says ARM rather
            # than i386 or ppc32, so no arch is guessed (never a wrong one).
-           "amlogic-dump-vmalloc-s905x3.txt": None}
+           "amlogic-dump-vmalloc-s905x3.txt": None,
+           "ppc32-powermac-g4-6.14-rc4-kasan-outline.txt": "ppc32",
+           "ppc32-powermac-g4-6.14-rc4-kasan-inline.txt": "ppc32"}
 LAYOUTS = ("arm", "i386", "ppc32", "mips32")
 
 
@@ -102,6 +107,37 @@ def test_real_dumps_keep_their_arch_and_fit_its_layout(path: Path) -> None:
         # The ARM dumps' addresses: MIPS maps nothing below KSEG2 where their modules are, or
         # their callers are ARM's (vendor lowmem maps, iotable_init).
         assert arch == "arm"
+
+
+@pytest.mark.parametrize(("kasan", "largest", "failed"), [("outline", 812 << 10, 839680),
+                                                          ("inline", 900 << 10, 1196032)])
+def test_the_real_powermac_g4_dumps_read_with_ppc32_rules(kasan: str, largest: int,
+                                                          failed: int) -> None:
+    # linuxppc-dev, 2025-02-27, 6.14-rc4 on a PowerMac G4 with KASAN: "vmalloc_node_range for
+    # size N failed: Address range restricted to 0xf1000000 - 0xf5110000".
+    snap, _ = read_dump(Path(G4.format(kasan, "txt")).read_text(), kasan)
+    meminfo = parse_meminfo(Path(G4.format(kasan, "meminfo")).read_text())
+    s = summarize(snap, meminfo=meminfo)
+    assert s.arch == "ppc32" and "text_area_cpu_up" in s.arch_reason
+    assert s.bounds is not None and s.bounds.exact
+    assert (s.bounds.start, s.bounds.end) == (0xF1000000, 0xF5110000)
+    assert s.hole_stats is not None and s.hole_stats.largest == largest < failed
+    assert s.modules is not None and (s.modules.start, s.modules.end) == (0xB0000000, 0xC0000000)
+    assert all(0xB0000000 <= ln.start < 0xC0000000 for ln in snap.lines if ln.start < 0xF1000000)
+    assert not any("do not fit" in w for w in s.warnings)
+    kernel, _ = infer_kernel(snap, meminfo, arch="ppc32")
+    assert kernel.contains(parse_version("6.14"))
+
+
+def test_the_g4_modules_below_arms_task_size_rule_arm_out_without_callers() -> None:
+    # The outline-KASAN dump's modules start at 0xbea20000 (module_alloc near _etext - 32M,
+    # 5.13+): below ARM's MODULES_VADDR 0xbf000000, so even with the PowerPC-only callers
+    # renamed it is not read as ARM.
+    snap, _ = read_dump(Path(G4.format("outline", "txt")).read_text(), "g4")
+    renamed = _snap([dataclasses.replace(ln, caller="cpu_up_helper+0x20/0x190")
+                     if ln.function == "text_area_cpu_up" else ln for ln in snap.lines])
+    arch, reason = guess_arch(renamed)
+    assert arch == "ppc32" and "not arm at PAGE_OFFSET 0xc0000000" in reason, reason
 
 
 def test_no_module_area_is_invented_for_an_unknown_32bit_arch() -> None:

@@ -448,6 +448,14 @@ def _what_to_do(s: Summary, plan: Mapping[str, Any] | None, fits: Mapping[str, A
     if bits64:
         return ("nothing about the size: a 64-bit vmalloc area does not run out; if a caller "
                 "keeps growing between two dumps, it leaks")
+    if (failed or full > 0.9 or (s.fragmentation or 0) > 0.9) and s.arch in LAYOUT_ONLY_ARCHES:
+        # arch/powerpc and arch/mips parse no vmalloc=: the split is chosen when building.
+        how = ("a smaller lowmem (CONFIG_LOWMEM_SIZE, or CONFIG_HIGHMEM so RAM above it moves "
+               "out), so VMALLOC_START = high_memory + 16M comes down; modules go to the "
+               "module segment below PAGE_OFFSET on book3s/32 5.10+" if s.arch == "ppc32" else
+               "nothing moves KSEG2's bounds (VMALLOC_START 0xc0000000 is fixed)")
+        return (f"{s.arch} has no vmalloc= parameter: {how}; or find the caller that grows "
+                f"between two dumps (a leak)")
     if failed or full > 0.9 or (s.fragmentation or 0) > 0.9:
         return ("a larger vmalloc= (ask `--plan SIZE[,SIZE]` for the smallest value, proven by "
                 "booting the model), or find the caller that grows between two dumps (a leak)")

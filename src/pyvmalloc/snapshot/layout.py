@@ -95,6 +95,8 @@ _PPC_ONLY_CALLERS = frozenset({"__ioremap_at", "pci_process_bridge_OF_ranges",
                                "_mpic_map_mmio", "_mpic_map_mmio.constprop.0",
                                "setup_indirect_pci", "cpm_muram_init", "qe_reset", "udbg_init_",
                                "mpc85xx_setup_arch", "ioremap_bot", "early_ioremap_range",
+                               # arch/powerpc/lib/code-patching.c: the per-CPU text poke area
+                               "text_area_cpu_up",
                                "pmac_feature_init", "probe_one_macio", "find_via_cuda",
                                "kasan_init_region"})
 # Name prefixes of functions only arch/powerpc (and its platform code) has.
