@@ -140,6 +140,32 @@ def test_the_g4_modules_below_arms_task_size_rule_arm_out_without_callers() -> N
     assert arch == "ppc32" and "not arm at PAGE_OFFSET 0xc0000000" in reason, reason
 
 
+def test_the_inline_g4_dump_is_ppc32_by_its_vmalloc_total_without_callers() -> None:
+    # Its modules all sit in 0xbf000000-0xc0000000, where ARM's would: only the PowerPC-only
+    # caller or meminfo tells.  ARM's VMALLOC_END is 0xff800000 from 4.2 (the unpurged lines
+    # date the dump 4.13+), so VmallocTotal 66624 kB would put ARM's VMALLOC_START at
+    # 0xfb6f0000, above the areas from 0xf1000000.
+    snap, _ = read_dump(Path(G4.format("inline", "txt")).read_text(), "g4")
+    renamed = _snap([dataclasses.replace(ln, caller="cpu_up_helper+0x20/0x190")
+                     if ln.function == "text_area_cpu_up" else ln for ln in snap.lines])
+    assert guess_arch(renamed)[0] == "arm"     # the addresses alone fit ARM too
+    total = parse_meminfo(Path(G4.format("inline", "meminfo")).read_text())["VmallocTotal"]
+    arch, reason = guess_arch(renamed, total)
+    assert arch == "ppc32" and "below ARM's VMALLOC_START 0xfb6f0000" in reason, reason
+
+
+@pytest.mark.parametrize(("name", "total_kb"), [
+    ("arm32-zte-router-mt7615-4.1.25.txt", 647168),
+    ("arm32-zynq7000-innofirmware-4.4.0.txt", 770048),
+    ("arm32-fullhan-fh8856v200-jieuno-4.9.129.txt", 999424),
+    ("arm32-mediatek-goclever-i5-3.4.5.txt", 540672)])
+def test_real_arm_dumps_with_their_published_vmalloc_total_stay_arm(name: str,
+                                                                    total_kb: int) -> None:
+    snap = parse_vmallocinfo((TESTS / "data" / "vmallocinfo" / name).read_text(), name)
+    assert guess_arch(snap, total_kb)[0] == "arm"
+    assert layout_contradiction(snap, "arm", vmalloc_total_kb=total_kb) is None
+
+
 def test_no_module_area_is_invented_for_an_unknown_32bit_arch() -> None:
     snap, _ = read_dump(AMLOGIC.read_text(), "s905x3")
     assert guess_arch(snap)[0] is None and module_range(snap, None) is None

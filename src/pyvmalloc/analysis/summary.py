@@ -157,8 +157,9 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
     if not lines:
         warnings.append(f"{snapshot.source}: no areas: every booted kernel has some, "
                         f"was the file captured as root?")
+    total_kb = (meminfo or {}).get("VmallocTotal") or None
     if arch is None:
-        arch, arch_reason = guess_arch(snapshot)
+        arch, arch_reason = guess_arch(snapshot, total_kb)
     else:
         arch_reason = "given"
         if arch in ARCH_NAMES:
@@ -170,7 +171,7 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
                             f"(no --fits/--plan answers)")
         else:
             raise ConfigError(f"unknown arch {arch!r}: known: {', '.join(KNOWN_ARCHES)}")
-        contradiction = layout_contradiction(snapshot, arch)
+        contradiction = layout_contradiction(snapshot, arch, vmalloc_total_kb=total_kb)
         if contradiction is not None:
             # Kept as asked, but said: the answers use a layout the addresses do not fit.
             warnings.append(f"the addresses do not fit the {arch} layout ({contradiction}): "

@@ -209,8 +209,11 @@ def is_static_area(line: VmallocinfoLine) -> bool:
     return bool(line.unknown_words and set(line.unknown_words) & set(line.kinds))
 
 
-def guess_arch(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
-    """Guess the arch from the addresses; return (profile name or None, the reason in words)."""
+def guess_arch(snapshot: VmallocinfoSnapshot,
+               vmalloc_total_kb: int | None = None) -> tuple[str | None, str]:
+    """Guess the arch from the addresses; return (profile name or None, the reason in words).
+
+    ``vmalloc_total_kb`` (meminfo's VmallocTotal) rules out layouts it cannot belong to."""
     if not snapshot.lines:
         return None, "no areas to read an arch from"
     if not snapshot.addresses_trusted:
@@ -218,7 +221,7 @@ def guess_arch(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
                       f"the arch cannot be read from them")
     high = max(ln.end for ln in snapshot.lines)
     if snapshot.address_bits == 32 and high <= 1 << 32:
-        return _guess_32bit(snapshot)
+        return _guess_32bit(snapshot, vmalloc_total_kb)
     low = [s for s in _starts(snapshot) if s < _X86_KERNEL_MAP]
     if any(s >= _X86_KERNEL_MAP for s in _starts(snapshot)):
         return "x86_64", "areas at 0xffffffff8..., the x86_64 kernel-image/module map"
@@ -307,24 +310,46 @@ def _page_offsets(arch: str) -> tuple[int, ...]:
             "mips32": (_MIPS32_VMALLOC_START,)}[arch]
 
 
-def layout_contradiction(snapshot: VmallocinfoSnapshot, arch: str,
-                         default_only: bool = False) -> str | None:
+def _arm_total_contradiction(snapshot: VmallocinfoSnapshot, total_kb: int) -> str | None:
+    """ARM's VMALLOC_END is a constant (versions.arm_vmalloc_end: 0xff800000 from 4.2), so
+    meminfo's VmallocTotal fixes VMALLOC_START = VMALLOC_END - VmallocTotal; a dynamic area
+    above PAGE_OFFSET below it cannot be ARM's.  Only for a dump the words date to 4.2+."""
+    kernels, _ = infer_kernel(snapshot, arch="arm")
+    since = parse_version(CHANGES["arm_vmalloc_end_ff800000"].since)
+    if kernels.lo.series() < since.series():
+        return None
+    start = arm_vmalloc_end(kernels.lo) - total_kb * KiB
+    for ln in _dynamic(snapshot):
+        if _arm_page_offset(snapshot) <= ln.start < start:
+            return (f"line {ln.lineno}: 0x{ln.start:08x} is below ARM's VMALLOC_START "
+                    f"0x{start:08x} = VMALLOC_END 0x{arm_vmalloc_end(kernels.lo):08x} - "
+                    f"VmallocTotal {total_kb} kB ({kernels})")
+    return None
+
+
+def layout_contradiction(snapshot: VmallocinfoSnapshot, arch: str, default_only: bool = False,
+                         vmalloc_total_kb: int | None = None) -> str | None:
     """Why ``snapshot``'s addresses cannot come from 32-bit ``arch`` (arm, i386, ppc32, mips32)
     under any PAGE_OFFSET its kernel offers (only the default one with ``default_only``), or None
-    when they can (and for hashed addresses, other arches, or no dynamic area)."""
+    when they can (and for hashed addresses, other arches, or no dynamic area).  meminfo's
+    ``vmalloc_total_kb`` rules ARM out when it puts VMALLOC_START above an area."""
     if not snapshot.addresses_trusted or snapshot.address_bits != 32 or arch not in _LAYOUT_ORDER:
         return None
     offsets = _page_offsets(arch)[:1] if default_only else _page_offsets(arch)
     reasons = [_contradiction_at(snapshot, arch, po) for po in offsets]
-    if any(r is None for r in reasons):
-        return None
-    return reasons[0]
+    if all(r is not None for r in reasons):
+        return reasons[0]
+    if arch == "arm" and vmalloc_total_kb:
+        return _arm_total_contradiction(snapshot, vmalloc_total_kb)
+    return None
 
 
-def _guess_32bit(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
+def _guess_32bit(snapshot: VmallocinfoSnapshot,
+                 total_kb: int | None) -> tuple[str | None, str]:
     """guess_arch for 32-bit addresses: never an arch whose layout the addresses contradict."""
-    possible = [a for a in _LAYOUT_ORDER if layout_contradiction(snapshot, a) is None]
-    usual = [a for a in possible if layout_contradiction(snapshot, a, default_only=True) is None]
+    possible = [a for a in _LAYOUT_ORDER
+                if layout_contradiction(snapshot, a, vmalloc_total_kb=total_kb) is None]
+    usual = [a for a in possible if layout_contradiction(snapshot, a, True, total_kb) is None]
     callers = {ln.function for ln in snapshot.lines if ln.function}
     found = {arch: sorted(c for c in callers if c in only or c.startswith(prefixes))
              for arch, only, prefixes in (("arm", _ARM_ONLY_CALLERS, ()),
@@ -352,12 +377,13 @@ def _guess_32bit(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
         return "i386", (f"32-bit addresses and x86-only callers ({', '.join(found['i386'])}); "
                         f"i386-pae looks the same")
     others = [a for a in _LAYOUT_ORDER if a not in possible]
-    ruled_out = "; ".join(f"not {a}: {layout_contradiction(snapshot, a)}" for a in others)
+    ruled_out = "; ".join(f"not {a}: {layout_contradiction(snapshot, a, False, total_kb)}"
+                          for a in others)
     if len(usual) == 1 and usual[0] in ("ppc32", "mips32"):
         # The only layout at its default PAGE_OFFSET: ppc32's module segment below PAGE_OFFSET
         # or MIPS's KSEG2 from 0xc0000000 (the others would need a non-default memory split).
         unusual = "; ".join(f"not {a} at PAGE_OFFSET 0x{_page_offsets(a)[0]:08x}: "
-                            f"{layout_contradiction(snapshot, a, default_only=True)}"
+                            f"{layout_contradiction(snapshot, a, True, total_kb)}"
                             for a in _LAYOUT_ORDER if a != usual[0])
         return usual[0], (f"32-bit addresses that only the {usual[0]} layout holds at the usual "
                           f"PAGE_OFFSET ({LAYOUT_ONLY_ARCHES[usual[0]]}); {unusual}")
