@@ -483,6 +483,24 @@ CHANGES: Final[dict[str, Change]] = {
         "FTRACE, BPF, MODULE_DATA) with a fallback range, GFP_KERNEL | __GFP_NOWARN, "
         "VM_FLUSH_RESET_PERMS; a failure logs \"execmem: unable to allocate memory\"; the BPF JIT "
         "allocates EXECMEM_BPF"),
+    # -- 32-bit layouts read from dumps only (snapshot.layout LAYOUT_ONLY_ARCHES: no profile) ------
+    "ppc32_kasan_vmalloc_end": Change(
+        "5.5", "3d4247fcc938 ≈ (Christophe Leroy, \"powerpc/32: Add support of KASAN_VMALLOC\")",
+        "ppc32 VMALLOC_END is ALIGN_DOWN(ioremap_bot, PAGE_SIZE << KASAN_SHADOW_SCALE_SHIFT) "
+        "with CONFIG_KASAN_VMALLOC, ioremap_bot without it (book3s/32 and nohash/32 pgtable.h, "
+        "as read in torvalds/linux 06f52524)"),
+    "ppc32s_module_segment": Change(
+        "5.10", "6ca055322da8 ≈ (Christophe Leroy, \"powerpc/32s: Use dedicated segment for "
+        "modules with STRICT_KERNEL_RWX\")",
+        "book3s/32 with STRICT_KERNEL_RWX and MODULES allocates modules in MODULES_VADDR.."
+        "MODULES_END, the 256 MiB segment below PAGE_OFFSET (0xb0000000-0xbfffffff with "
+        "PAGE_OFFSET 0xc0000000), not in the vmalloc area"),
+    "ppc32_modules_near_text": Change(
+        "5.13", "2ec13df16704 (Christophe Leroy, \"powerpc/modules: Load modules closer to "
+        "kernel text\"; release ≈)",
+        "ppc32 module_alloc tries [max(MODULES_VADDR, _etext - 32M), MODULES_END) first, then "
+        "the whole module area; the 8xx gets a module area below PAGE_OFFSET too (its TASK_SIZE "
+        "is 0x80000000)"),
 }
 
 # The releases the model knows by name: the checked ones and every release where a rule above
