@@ -300,3 +300,15 @@ def test_module_oops_without_vmalloc_failure_is_not_one(capsys):
     code = main(["explain", str(LOGS / "arm64-module-plt-oops-no-vmalloc.log")])
     out = capsys.readouterr().out
     assert code == 0 and "no vmalloc failure found" in out
+
+
+def test_an_i386_request_near_the_largest_area_vmalloc_gives_can_fit(capsys, tmp_path):
+    # i386 with 1 GiB: vmalloc=976M is the largest area the kernel boots with (992M leaves too
+    # little lowmem); 950 MiB fits there, 980 MiB never does.
+    log = tmp_path / "big.log"
+    for mib, ever in ((950, True), (980, False)):
+        log.write_text(f"[ 5.0] vmap allocation for size {(mib << 20) + 4096} failed: use "
+                       f"vmalloc=<size> to increase size\n")
+        code, doc, _ = _explain(capsys, log, "--arch", "i386", "--ram", "1G", "--kernel", "5.4")
+        f = doc["failures"][0]
+        assert code == 0 and f["fits_ever"] is ever and f["vmalloc_param_helps"] is ever, mib

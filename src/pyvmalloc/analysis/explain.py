@@ -284,13 +284,24 @@ def _largest_vmalloc(arch: str, ram: int | None, kernel: KernelVersion | None, c
     prof = get_profile(arch)
     r = ram if ram is not None else min(max(prof.min_ram, 4 << 30), prof.max_ram)
     base = [w for w in cmdline.split() if w.startswith("mem=")]
-    best = 0
-    for value in range(step, 4096 * MiB, 16 * step):
+    def area(value: int) -> int | None:
         try:
             lay = boot_layout(prof, r, " ".join(base + [f"vmalloc={value >> 20}M"]), kernel=kernel)
         except ConfigError:
+            return None
+        return int(lay.vmalloc_end - lay.vmalloc_start)
+
+    best, good, value = 0, 0, step
+    while value < 4096 * MiB:         # coarse steps first, then every step past the last good
+        got = area(value)
+        if got is None:
             break
-        best = max(best, lay.vmalloc_end - lay.vmalloc_start)
+        best, good, value = max(best, got), value, value + 16 * step
+    for value in range(good + step, min(value, 4096 * MiB), step):
+        got = area(value)
+        if got is None:
+            break
+        best = max(best, got)
     return best
 
 
