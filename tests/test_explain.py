@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pyvmalloc.cli.main import main
+from pyvmalloc.formats._text import lines
 from pyvmalloc.formats.kernel_log import parse_kernel_log, strip_prefix
 from pyvmalloc.versions import vmap_failure_lines, vmalloc_failure_lines, parse_version
 
@@ -217,12 +218,33 @@ def test_vmallocinfo_given_uses_the_planner(capsys, tmp_path):
     assert f["proof"].startswith("the planner on --vmallocinfo: ")
 
 
+_NOISE = st.text(alphabet=st.sampled_from(list("0123456789abcdefx[]().:+/- <>_vmalocsizefdtr")),
+                max_size=60)
+# Real failure lines of several kernels, among noise, so the property meets failures too.
+_FAILURE = st.builds(lambda v, n, pre: pre + st_line(v, n),
+                     st.sampled_from(["2.6.22", "2.6.38", "4.14", "6.1", "6.12"]),
+                     st.integers(0, 1 << 30), st.sampled_from(["", "[  12.5] ", "<4>"]))
+
+
+def st_line(version: str, size: int) -> str:
+    v = parse_version(version)
+    found = (vmap_failure_lines(v, size + 4096, 0xf0000000, 0xff000000)
+             + vmalloc_failure_lines(v, size, ["WAIT"], "GFP_KERNEL"))
+    return found[size % len(found)]
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("0123456789abcdefx[]().:+/- \n<>_vmalocsizefdtr")),
-               max_size=400))
+@given(st.lists(st.one_of(_NOISE, _FAILURE), max_size=12).map("\n".join))
 def test_any_text_parses_without_error(text):
     facts = parse_kernel_log(text)
-    assert facts.lines_read >= 0 and all(f.lineno >= 1 for f in facts.failures)
+    numbered = list(lines(text))
+    assert facts.lines_read == len(numbered)
+    # each failure names the line it was read from, in order, and its message is that line
+    assert [f.lineno for f in facts.failures] == sorted({f.lineno for f in facts.failures})
+    for f in facts.failures:
+        assert 1 <= f.lineno <= facts.lines_read
+        if f.kind != "trace":
+            assert f.text == strip_prefix(numbered[f.lineno - 1][1].rstrip()).strip()
 
 
 def test_ppc32_has_no_vmalloc_param(capsys, tmp_path):

@@ -297,8 +297,8 @@ def _largest_vmalloc(arch: str, ram: int | None, kernel: KernelVersion | None, c
         if got is None:
             break
         best, good, value = max(best, got), value, value + 16 * step
-    for value in range(good + step, min(value, 4096 * MiB), step):
-        got = area(value)
+    for fine in range(good + step, min(value, 4096 * MiB), step):
+        got = area(fine)
         if got is None:
             break
         best = max(best, got)
