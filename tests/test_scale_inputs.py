@@ -157,3 +157,33 @@ def test_missing_dask_says_what_to_install(monkeypatch: Any, capsys: Any, tmp_pa
     assert "install pyvmalloc[scale]" in capsys.readouterr().err
     assert main(["fleet", ZTE]) == 2
     assert "install pyvmalloc[scale]" in capsys.readouterr().err
+
+
+def test_plots_draw_nothing_for_a_configuration_without_a_finished_run(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    # One configuration ran, the other only errored: its bar and box are absent, not zero.
+    from matplotlib.figure import Figure
+
+    from pyvmalloc.scale.report import group_runs, plot_sweep
+
+    spec = parse_spec('[sweep]\nname = "p"\narch = "i386"\nsteps = 10\nsamples = 2\n'
+                      '[axes]\nkernels = ["2.6.22", "6.12"]\nworkloads = ["module_churn"]\n'
+                      'seeds = 1\n')
+    rows, series = [], []
+    for run in spec.runs:
+        row, points = execute(run)
+        rows.append(row)
+        series += points
+    assert all(r["status"] == "ok" for r in rows)
+    rows[1] = dict(rows[1], status="error", failures=None, fragmentation=None)
+    figures: list[Any] = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig",
+                        lambda self, *a, **k: (figures.append(self), real(self, *a, **k))[1])
+    plot_sweep(group_runs(rows), series, str(tmp_path))
+    frag, _hole, failures = figures[0].axes[:3]
+    heights = [p.get_height() for p in failures.patches]
+    assert heights[0] == rows[0]["failures"] and heights[1] != heights[1]   # NaN: no bar
+    at = [(float(x), float(y)) for ln in frag.lines for x, y in zip(ln.get_xdata(), ln.get_ydata())]
+    # the box at position 1 drawn, the one at position 2 all NaN (matplotlib's empty box)
+    assert any(x < 1.5 and y == y for x, y in at) and all(y != y for x, y in at if x > 1.5)
