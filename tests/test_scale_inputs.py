@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import tarfile
 from typing import Any
@@ -187,3 +188,18 @@ def test_plots_draw_nothing_for_a_configuration_without_a_finished_run(
     at = [(float(x), float(y)) for ln in frag.lines for x, y in zip(ln.get_xdata(), ln.get_ydata())]
     # the box at position 1 drawn, the one at position 2 all NaN (matplotlib's empty box)
     assert any(x < 1.5 and y == y for x, y in at) and all(y != y for x, y in at if x > 1.5)
+
+
+def test_a_full_range_has_no_fragmentation_figure_rather_than_zero() -> None:
+    # fragmentation_index is None when nothing is free: the ranking says "-", not 0.000 (one hole).
+    from pyvmalloc.scale.fleet import DEVICE_COLUMNS
+    from pyvmalloc.scale.fleet_report import format_ranking
+
+    row: dict[str, Any] = dict.fromkeys(DEVICE_COLUMNS)
+    row.update(device="full", taken=None, status="ok", group="Linux 4.9 arm", largest_hole=0,
+               typical_request=8192, headroom=0.0, at_risk=True, rank=1, fragmentation=None)
+    line = format_ranking([row]).splitlines()[2]
+    assert re.search(r" 0\.00\s+-\s+largest hole < typical request$", line), line
+    row["fragmentation"] = 0.0
+    line = format_ranking([row]).splitlines()[2]
+    assert re.search(r" 0\.00\s+0\.000\s+largest hole < typical request$", line), line
