@@ -110,6 +110,18 @@ def test_fits_kinds(capsys):
     assert code == 2 and "unknown kind 'stack'" in err and "module" in err
 
 
+def test_fits_of_mixed_kinds_is_one_sequence(capsys):
+    # 659 MiB free, the largest hole 399.9 MiB: one 300M fits, and then neither an ioremap of
+    # 300M (vmalloc space too) nor another vmalloc of 300M does.
+    code, out, _ = _analyze(capsys, ZTE, "--kernel", "4.1.25", "--json",
+                            "--fits", "300M,ioremap:300M,300M")
+    answers = json.loads(out)["fits"]["answers"]
+    assert code == 0
+    assert [(a["step"], a["kind"], a["ok"]) for a in answers] == [
+        (1, "vmalloc", True), (2, "ioremap", False), (3, "vmalloc", False)]
+    assert all("largest hole 170 MiB" in a["reason"] for a in answers[1:])
+
+
 @pytest.mark.parametrize("argv,words", [
     (["--arch", "ppc"], "unknown arch; known: x86_64"),
     (["--plot", "somewhere/"], "give a file name"),
