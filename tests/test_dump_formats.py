@@ -89,6 +89,17 @@ def test_analyze_opens_with_the_verdict(capsys):
     assert first[4].startswith("read as android-bugreport; arch arm")
 
 
+def test_the_verdict_says_when_the_space_fits_but_the_ram_does_not(capsys):
+    # 200M finds a hole in the ZTE router's vmalloc area, but not the pages of its RAM.
+    code, out, _ = _analyze(capsys, ZTE, "--kernel", "4.1.25", "--fits", "200M,8M")
+    first = out.splitlines()[:5]
+    assert code == 0
+    assert "--fits: #1 200.0 MiB fits, but RAM is short, #2 8.0 MiB fits" in first[2]
+    assert first[3].startswith("do: the address space is there, the pages are not: free RAM does "
+                               "not cover #1's pages")
+    assert "vmalloc would fail for lack of pages" in out
+
+
 def test_one_layout_per_run(capsys):
     # Without meminfo the summary and the plan use the same VMALLOC_END (the kernel's).
     code, out, _ = _analyze(capsys, ZTE, "--kernel", "4.1.25", "--json", "--plan", "8M")

@@ -409,8 +409,7 @@ def format_verdict(summary: Summary, fmt: str, fits: Mapping[str, Any] | None = 
                  f"the guard page)")
     if fits and fits.get("answers"):
         said = [f"#{a['step']} {'' if a['kind'] == 'vmalloc' else a['kind'] + ':'}"
-                f"{human_bytes(a['size'])} {'fits' if a['ok'] else 'FAILS'}"
-                for a in fits["answers"]]
+                f"{human_bytes(a['size'])} {_fit_word(a)}" for a in fits["answers"]]
         line3 += "; --fits: " + ", ".join(said)
     elif fits and fits.get("error"):
         line3 += f"; --fits: {fits['error']}"
@@ -420,6 +419,14 @@ def format_verdict(summary: Summary, fmt: str, fits: Mapping[str, Any] | None = 
     line5 = (f"read as {fmt}; arch {s.arch or 'unknown'} ({s.arch_reason}); kernel "
              f"{s.kernel or 'unknown'}; range {b.how if b is not None else 'unknown'}")
     return [line1, line2, line3, line4, line5]
+
+
+def _fit_word(a: Mapping[str, Any]) -> str:
+    # The address space is found but the free pages (of the RAM the machine has, or is inferred
+    # to have) do not cover it: the call would still fail, as the detail line says.
+    if not a["ok"]:
+        return "FAILS"
+    return "fits" if a.get("pages_ok", True) else "fits, but RAM is short"
 
 
 def _what_to_do(s: Summary, plan: Mapping[str, Any] | None, fits: Mapping[str, Any] | None
@@ -439,6 +446,10 @@ def _what_to_do(s: Summary, plan: Mapping[str, Any] | None, fits: Mapping[str, A
     if failed and any(a["kind"] in ("module", "bpf") for a in failed):
         return ("the module area is full for that request: unload modules or build them in; "
                 "vmalloc= does not change the module area")
+    short = [a for a in (fits or {}).get("answers", []) if a["ok"] and not a.get("pages_ok", True)]
+    if short and not failed:
+        return ("the address space is there, the pages are not: free RAM does not cover "
+                f"#{short[0]['step']}'s pages (vmalloc= cannot help; free memory, or ask less)")
     if bits64:
         return ("nothing about the size: a 64-bit vmalloc area does not run out; if a caller "
                 "keeps growing between two dumps, it leaks")
