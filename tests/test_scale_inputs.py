@@ -203,3 +203,18 @@ def test_a_full_range_has_no_fragmentation_figure_rather_than_zero() -> None:
     row["fragmentation"] = 0.0
     line = format_ranking([row]).splitlines()[2]
     assert re.search(r" 0\.00\s+0\.000\s+largest hole < typical request$", line), line
+
+
+def test_lazy_max_pages_on_a_kernel_without_lazy_purge_is_no_configuration() -> None:
+    # 2.6.22 frees at once: its runs at 64 and 4096 are one configuration, not two alike.
+    from pyvmalloc.scale.report import group_runs
+
+    spec = parse_spec('[sweep]\nname = "l"\narch = "i386"\nsteps = 30\nsamples = 2\n'
+                      '[axes]\nkernels = ["2.6.22", "6.1"]\nworkloads = ["ioremap_churn"]\n'
+                      'seeds = 1\n[axes.params]\nlazy_max_pages = [64, 4096]\n')
+    rows = [execute(run)[0] for run in spec.runs]
+    assert sorted((r["kernel"], r["lazy_max_pages"]) for r in rows) == [
+        ("2.6.22", None), ("2.6.22", None), ("6.1", 64), ("6.1", 4096)]
+    configs = {g.config: len(g.runs) for g in group_runs(rows)}
+    assert configs == {"2.6.22 list": 2, "6.1 kva-rbtree lazy_max_pages=64": 1,
+                       "6.1 kva-rbtree lazy_max_pages=4096": 1}

@@ -47,11 +47,12 @@ class Group:
 
 def group_runs(rows: Sequence[dict[str, Any]]) -> list[Group]:
     """Rows grouped by workload and configuration (kernel, allocator, the parameters that
-    differ between rows), in a stable order."""
+    differ between rows and apply to the run), in a stable order."""
     varying = [p for p in PARAMS if len({repr(r[p]) for r in rows}) > 1]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        extra = " ".join(f"{p}={r[p]}" for p in varying)
+        # A parameter that did not apply to the run (None) names no configuration.
+        extra = " ".join(f"{p}={r[p]}" for p in varying if r[p] is not None)
         config = f"{r['kernel']} {r['allocator']}" + (f" {extra}" if extra else "")
         groups[(r["workload"], config)].append(r)
     return [Group(w, c, runs) for (w, c), runs in sorted(groups.items())]
