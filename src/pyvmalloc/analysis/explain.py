@@ -243,7 +243,7 @@ def _module_context(failure: LogFailure, text_lines: Sequence[str]) -> str | Non
     return None
 
 
-def _classify(f: LogFailure, arch: str | None, text_lines: Sequence[str]
+def _classify(f: LogFailure, text_lines: Sequence[str]
               ) -> tuple[str, list[str], bool]:
     """(request, clues, strong): what asked, by which evidence, and whether that evidence is
     the kernel's own (trace or message) rather than a guess."""
@@ -363,7 +363,7 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
                  text_lines: Sequence[str], snapshot: VmallocinfoSnapshot | None,
                  meminfo: Mapping[str, int] | None) -> Explanation:
     arch, kernel = mf.arch, mf.kernel
-    request, clues, strong = _classify(f, arch, text_lines)
+    request, clues, strong = _classify(f, text_lines)
     clues.append(f"arch {arch or 'unknown'} ({mf.arch_how})")
     notes: list[str] = []
     guard = f.kind in ("vmap", "restricted")
