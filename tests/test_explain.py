@@ -334,3 +334,19 @@ def test_an_i386_request_near_the_largest_area_vmalloc_gives_can_fit(capsys, tmp
         code, doc, _ = _explain(capsys, log, "--arch", "i386", "--ram", "1G", "--kernel", "5.4")
         f = doc["failures"][0]
         assert code == 0 and f["fits_ever"] is ever and f["vmalloc_param_helps"] is ever, mib
+
+
+def test_a_size_asked_fits_only_with_its_guard_page(capsys, tmp_path):
+    # "vmalloc: allocation failure: M bytes" prints the size asked: the area is PAGE_ALIGN(M)
+    # plus a guard page, so M = 976 MiB never fits the 976 MiB that vmalloc= gives at most.
+    log = tmp_path / "asked.log"
+    advice = {}
+    for mib, ever in ((976, False), (975, True)):
+        log.write_text(f"[ 5.0] insmod: vmalloc: allocation failure: {mib << 20} bytes, "
+                       f"mode:0xcc0(GFP_KERNEL), nodemask=(null)\n")
+        code, doc, _ = _explain(capsys, log, "--arch", "i386", "--ram", "1G", "--kernel", "5.4")
+        f = doc["failures"][0]
+        assert code == 0 and f["fits_ever"] is ever and f["vmalloc_param_helps"] is ever, mib
+        advice[mib] = f["advice"][0]
+    assert advice[976].startswith("the request (976 MiB and its guard page) is larger than the "
+                                  "whole range (976 MiB)")

@@ -430,7 +430,10 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
     elif f.kind == "restricted" and bounds is not None:
         # The message gives the range: no layout is needed to know the request is larger.
         whole = bounds[1] - bounds[0]
-    size_for_fit = f.size if f.size is not None else None
+    # The span the request takes (__get_vm_area_node: PAGE_ALIGN(size) plus the guard page):
+    # N as printed counts both already; a size asked (M bytes) gets them added.
+    size_for_fit = None if f.size is None else f.size if guard else \
+        ((f.size + PAGE - 1) & -PAGE) + PAGE
     fits_ever: bool | None
     if f.size == 0 or (asked == 0):
         fits_ever = False
@@ -564,7 +567,8 @@ def _advice(f: LogFailure, rng: str, request: str, family: str, kernel: KernelVe
                    "space")
         return out
     if fits_ever is False and whole is not None:
-        out.append(f"the request ({exact_bytes(f.size or 0)}) is larger than the whole range "
+        plus = "" if f.kind in ("vmap", "restricted") else " and its guard page"
+        out.append(f"the request ({exact_bytes(f.size or 0)}{plus}) is larger than the whole range "
                    f"({exact_bytes(whole)}): the size is wrong, or this allocation needs "
                    f"another allocator (kvmalloc, CMA, a 64-bit kernel)")
         return out
