@@ -100,6 +100,16 @@ def test_the_verdict_says_when_the_space_fits_but_the_ram_does_not(capsys):
     assert "vmalloc would fail for lack of pages" in out
 
 
+def test_a_request_that_fails_on_every_kernel_allowed_is_said_to_fail(capsys):
+    # No --kernel: the dump allows two layouts; 500M fails under each (largest hole 399.9 MiB),
+    # so the verdict is that, and "do:" is not "nothing needed".
+    code, out, _ = _analyze(capsys, ZTE, "--fits", "500M")
+    first = out.splitlines()[:5]
+    assert code == 0 and out.count("FAILS: largest hole") == 2
+    assert first[2].endswith("--fits: #1 500.0 MiB FAILS (on every kernel version below)")
+    assert first[3].startswith("do: a larger vmalloc=")
+
+
 def test_one_layout_per_run(capsys):
     # Without meminfo the summary and the plan use the same VMALLOC_END (the kernel's).
     code, out, _ = _analyze(capsys, ZTE, "--kernel", "4.1.25", "--json", "--plan", "8M")
