@@ -176,3 +176,20 @@ def test_live_host(capsys):
         assert "kptr_restrict=1" in lines[3] and "kernel.kptr_restrict is" in out
     assert "kernel log" in out
     assert "kernel Linux " in lines[4]
+
+
+def test_a_request_too_large_for_a_64_bit_area_is_not_nothing_about_the_size(capsys, tmp_path):
+    import pyvmalloc as pv
+
+    m = pv.Machine(arch="x86_64", ram="256M", kernel="6.1")
+    for i in range(3):
+        m.vmalloc(8192 * (i + 1))
+    dump = tmp_path / "x86.txt"
+    dump.write_text(m.vmallocinfo())
+    code, out, _ = _analyze(capsys, dump, "--arch", "x86_64", "--kernel", "6.1", "--fits", "40T")
+    first = out.splitlines()[:5]
+    assert code == 0 and first[2].endswith("--fits: #1 40.0 TiB FAILS")
+    assert first[3] == ("do: the request is larger than the largest hole of a 64-bit vmalloc "
+                        "area: the size is wrong (a 64-bit kernel has no vmalloc= to enlarge it)")
+    code, out, _ = _analyze(capsys, dump, "--arch", "x86_64", "--kernel", "6.1", "--fits", "8M")
+    assert out.splitlines()[3].startswith("do: nothing about the size")

@@ -463,6 +463,9 @@ def _what_to_do(s: Summary, plan: Mapping[str, Any] | None, fits: Mapping[str, A
     if short and not failed:
         return ("the address space is there, the pages are not: free RAM does not cover "
                 f"#{short[0]['step']}'s pages (vmalloc= cannot help; free memory, or ask less)")
+    if bits64 and failed:
+        return ("the request is larger than the largest hole of a 64-bit vmalloc area: the size "
+                "is wrong (a 64-bit kernel has no vmalloc= to enlarge it)")
     if bits64:
         return ("nothing about the size: a 64-bit vmalloc area does not run out; if a caller "
                 "keeps growing between two dumps, it leaks")
