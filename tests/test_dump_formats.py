@@ -89,6 +89,27 @@ def test_analyze_opens_with_the_verdict(capsys):
     assert first[4].startswith("read as android-bugreport; arch arm")
 
 
+def test_the_verdict_says_when_the_space_fits_but_the_ram_does_not(capsys):
+    # 200M finds a hole in the ZTE router's vmalloc area, but not the pages of its RAM.
+    code, out, _ = _analyze(capsys, ZTE, "--kernel", "4.1.25", "--fits", "200M,8M")
+    first = out.splitlines()[:5]
+    assert code == 0
+    assert "--fits: #1 200.0 MiB fits, but RAM is short, #2 8.0 MiB fits" in first[2]
+    assert first[3].startswith("do: the address space is there, the pages are not: free RAM does "
+                               "not cover #1's pages")
+    assert "vmalloc would fail for lack of pages" in out
+
+
+def test_a_request_that_fails_on_every_kernel_allowed_is_said_to_fail(capsys):
+    # No --kernel: the dump allows two layouts; 500M fails under each (largest hole 399.9 MiB),
+    # so the verdict is that, and "do:" is not "nothing needed".
+    code, out, _ = _analyze(capsys, ZTE, "--fits", "500M")
+    first = out.splitlines()[:5]
+    assert code == 0 and out.count("FAILS: largest hole") == 2
+    assert first[2].endswith("--fits: #1 500.0 MiB FAILS (on every kernel version below)")
+    assert first[3].startswith("do: a larger vmalloc=")
+
+
 def test_one_layout_per_run(capsys):
     # Without meminfo the summary and the plan use the same VMALLOC_END (the kernel's).
     code, out, _ = _analyze(capsys, ZTE, "--kernel", "4.1.25", "--json", "--plan", "8M")
@@ -108,6 +129,18 @@ def test_fits_kinds(capsys):
     assert 0xbf000000 <= int(answers[1]["address"], 16) < 0xbfe00000
     code, _, err = _analyze(capsys, ZTE, "--fits", "stack:8K")
     assert code == 2 and "unknown kind 'stack'" in err and "module" in err
+
+
+def test_fits_of_mixed_kinds_is_one_sequence(capsys):
+    # 659 MiB free, the largest hole 399.9 MiB: one 300M fits, and then neither an ioremap of
+    # 300M (vmalloc space too) nor another vmalloc of 300M does.
+    code, out, _ = _analyze(capsys, ZTE, "--kernel", "4.1.25", "--json",
+                            "--fits", "300M,ioremap:300M,300M")
+    answers = json.loads(out)["fits"]["answers"]
+    assert code == 0
+    assert [(a["step"], a["kind"], a["ok"]) for a in answers] == [
+        (1, "vmalloc", True), (2, "ioremap", False), (3, "vmalloc", False)]
+    assert all("largest hole 170 MiB" in a["reason"] for a in answers[1:])
 
 
 @pytest.mark.parametrize("argv,words", [
@@ -143,3 +176,20 @@ def test_live_host(capsys):
         assert "kptr_restrict=1" in lines[3] and "kernel.kptr_restrict is" in out
     assert "kernel log" in out
     assert "kernel Linux " in lines[4]
+
+
+def test_a_request_too_large_for_a_64_bit_area_is_not_nothing_about_the_size(capsys, tmp_path):
+    import pyvmalloc as pv
+
+    m = pv.Machine(arch="x86_64", ram="256M", kernel="6.1")
+    for i in range(3):
+        m.vmalloc(8192 * (i + 1))
+    dump = tmp_path / "x86.txt"
+    dump.write_text(m.vmallocinfo())
+    code, out, _ = _analyze(capsys, dump, "--arch", "x86_64", "--kernel", "6.1", "--fits", "40T")
+    first = out.splitlines()[:5]
+    assert code == 0 and first[2].endswith("--fits: #1 40.0 TiB FAILS")
+    assert first[3] == ("do: the request is larger than the largest hole of a 64-bit vmalloc "
+                        "area: the size is wrong (a 64-bit kernel has no vmalloc= to enlarge it)")
+    code, out, _ = _analyze(capsys, dump, "--arch", "x86_64", "--kernel", "6.1", "--fits", "8M")
+    assert out.splitlines()[3].startswith("do: nothing about the size")

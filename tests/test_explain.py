@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pyvmalloc.cli.main import main
+from pyvmalloc.formats._text import lines
 from pyvmalloc.formats.kernel_log import parse_kernel_log, strip_prefix
 from pyvmalloc.versions import vmap_failure_lines, vmalloc_failure_lines, parse_version
 
@@ -217,12 +218,33 @@ def test_vmallocinfo_given_uses_the_planner(capsys, tmp_path):
     assert f["proof"].startswith("the planner on --vmallocinfo: ")
 
 
+_NOISE = st.text(alphabet=st.sampled_from(list("0123456789abcdefx[]().:+/- <>_vmalocsizefdtr")),
+                max_size=60)
+# Real failure lines of several kernels, among noise, so the property meets failures too.
+_FAILURE = st.builds(lambda v, n, pre: pre + st_line(v, n),
+                     st.sampled_from(["2.6.22", "2.6.38", "4.14", "6.1", "6.12"]),
+                     st.integers(0, 1 << 30), st.sampled_from(["", "[  12.5] ", "<4>"]))
+
+
+def st_line(version: str, size: int) -> str:
+    v = parse_version(version)
+    found = (vmap_failure_lines(v, size + 4096, 0xf0000000, 0xff000000)
+             + vmalloc_failure_lines(v, size, ["WAIT"], "GFP_KERNEL"))
+    return found[size % len(found)]
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("0123456789abcdefx[]().:+/- \n<>_vmalocsizefdtr")),
-               max_size=400))
+@given(st.lists(st.one_of(_NOISE, _FAILURE), max_size=12).map("\n".join))
 def test_any_text_parses_without_error(text):
     facts = parse_kernel_log(text)
-    assert facts.lines_read >= 0 and all(f.lineno >= 1 for f in facts.failures)
+    numbered = list(lines(text))
+    assert facts.lines_read == len(numbered)
+    # each failure names the line it was read from, in order, and its message is that line
+    assert [f.lineno for f in facts.failures] == sorted({f.lineno for f in facts.failures})
+    for f in facts.failures:
+        assert 1 <= f.lineno <= facts.lines_read
+        if f.kind != "trace":
+            assert f.text == strip_prefix(numbered[f.lineno - 1][1].rstrip()).strip()
 
 
 def test_ppc32_has_no_vmalloc_param(capsys, tmp_path):
@@ -300,3 +322,31 @@ def test_module_oops_without_vmalloc_failure_is_not_one(capsys):
     code = main(["explain", str(LOGS / "arm64-module-plt-oops-no-vmalloc.log")])
     out = capsys.readouterr().out
     assert code == 0 and "no vmalloc failure found" in out
+
+
+def test_an_i386_request_near_the_largest_area_vmalloc_gives_can_fit(capsys, tmp_path):
+    # i386 with 1 GiB: vmalloc=976M is the largest area the kernel boots with (992M leaves too
+    # little lowmem); 950 MiB fits there, 980 MiB never does.
+    log = tmp_path / "big.log"
+    for mib, ever in ((950, True), (980, False)):
+        log.write_text(f"[ 5.0] vmap allocation for size {(mib << 20) + 4096} failed: use "
+                       f"vmalloc=<size> to increase size\n")
+        code, doc, _ = _explain(capsys, log, "--arch", "i386", "--ram", "1G", "--kernel", "5.4")
+        f = doc["failures"][0]
+        assert code == 0 and f["fits_ever"] is ever and f["vmalloc_param_helps"] is ever, mib
+
+
+def test_a_size_asked_fits_only_with_its_guard_page(capsys, tmp_path):
+    # "vmalloc: allocation failure: M bytes" prints the size asked: the area is PAGE_ALIGN(M)
+    # plus a guard page, so M = 976 MiB never fits the 976 MiB that vmalloc= gives at most.
+    log = tmp_path / "asked.log"
+    advice = {}
+    for mib, ever in ((976, False), (975, True)):
+        log.write_text(f"[ 5.0] insmod: vmalloc: allocation failure: {mib << 20} bytes, "
+                       f"mode:0xcc0(GFP_KERNEL), nodemask=(null)\n")
+        code, doc, _ = _explain(capsys, log, "--arch", "i386", "--ram", "1G", "--kernel", "5.4")
+        f = doc["failures"][0]
+        assert code == 0 and f["fits_ever"] is ever and f["vmalloc_param_helps"] is ever, mib
+        advice[mib] = f["advice"][0]
+    assert advice[976].startswith("the request (976 MiB and its guard page) is larger than the "
+                                  "whole range (976 MiB)")

@@ -90,9 +90,26 @@ def test_an_i386_leak_says_when_a_request_stops_fitting(tmp_path: Path) -> None:
     assert hole.bytes_per_hour < 0
     hours = hole.runs_out[8 << 20]
     assert hours is not None
-    assert hours == pytest.approx((hole.values[-1] - (8 << 20)) / -hole.bytes_per_hour * 3600)
+    # the request needs its size and a guard page free (__get_vm_area_node)
+    need = (8 << 20) + 4096
+    assert hours == pytest.approx((hole.values[-1] - need) / -hole.bytes_per_hour * 3600)
     assert hole.runs_out[1 << 30] == 0.0          # larger than the whole range: does not fit now
     assert "stops fitting in" in format_series(s) and "does not fit now" in format_series(s)
+
+
+def test_a_hole_of_exactly_the_request_size_lacks_the_guard_page() -> None:
+    # vmalloc(8M) reserves 8M + a guard page: a hole of 8M does not hold it, 8M + 4K does.
+    def at(t: float, hole: int) -> Sample:
+        return Sample(t=t, source=f"t{t}", areas=0, bytes=0, kinds={}, callers={},
+                      unpurged_bytes=0, addresses_trusted=True, largest_hole=hole)
+
+    size = 8 << 20
+    shrinking = series([at(0.0, size + 4096 + 3600), at(3600.0, size + 4096)], [size])
+    assert shrinking.holes[0].runs_out[size] == 0.0   # it fits now, with nothing to spare
+    full = series([at(0.0, size + 3 * 4096), at(3600.0, size)], [size, size - 4096])
+    assert full.holes[0].runs_out == {size: 0.0, size - 4096: 0.0}
+    roomy = series([at(0.0, size + 2 * 4096), at(3600.0, size + 4096)], [size - 4096])
+    assert roomy.holes[0].runs_out[size - 4096] == pytest.approx(3600.0)
 
 
 def test_a_real_hashed_dump_against_itself_is_empty() -> None:

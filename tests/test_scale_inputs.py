@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import tarfile
 from typing import Any
@@ -157,3 +158,63 @@ def test_missing_dask_says_what_to_install(monkeypatch: Any, capsys: Any, tmp_pa
     assert "install pyvmalloc[scale]" in capsys.readouterr().err
     assert main(["fleet", ZTE]) == 2
     assert "install pyvmalloc[scale]" in capsys.readouterr().err
+
+
+def test_plots_draw_nothing_for_a_configuration_without_a_finished_run(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    # One configuration ran, the other only errored: its bar and box are absent, not zero.
+    from matplotlib.figure import Figure
+
+    from pyvmalloc.scale.report import group_runs, plot_sweep
+
+    spec = parse_spec('[sweep]\nname = "p"\narch = "i386"\nsteps = 10\nsamples = 2\n'
+                      '[axes]\nkernels = ["2.6.22", "6.12"]\nworkloads = ["module_churn"]\n'
+                      'seeds = 1\n')
+    rows, series = [], []
+    for run in spec.runs:
+        row, points = execute(run)
+        rows.append(row)
+        series += points
+    assert all(r["status"] == "ok" for r in rows)
+    rows[1] = dict(rows[1], status="error", failures=None, fragmentation=None)
+    figures: list[Any] = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig",
+                        lambda self, *a, **k: (figures.append(self), real(self, *a, **k))[1])
+    plot_sweep(group_runs(rows), series, str(tmp_path))
+    frag, _hole, failures = figures[0].axes[:3]
+    heights = [p.get_height() for p in failures.patches]
+    assert heights[0] == rows[0]["failures"] and heights[1] != heights[1]   # NaN: no bar
+    at = [(float(x), float(y)) for ln in frag.lines for x, y in zip(ln.get_xdata(), ln.get_ydata())]
+    # the box at position 1 drawn, the one at position 2 all NaN (matplotlib's empty box)
+    assert any(x < 1.5 and y == y for x, y in at) and all(y != y for x, y in at if x > 1.5)
+
+
+def test_a_full_range_has_no_fragmentation_figure_rather_than_zero() -> None:
+    # fragmentation_index is None when nothing is free: the ranking says "-", not 0.000 (one hole).
+    from pyvmalloc.scale.fleet import DEVICE_COLUMNS
+    from pyvmalloc.scale.fleet_report import format_ranking
+
+    row: dict[str, Any] = dict.fromkeys(DEVICE_COLUMNS)
+    row.update(device="full", taken=None, status="ok", group="Linux 4.9 arm", largest_hole=0,
+               typical_request=8192, headroom=0.0, at_risk=True, rank=1, fragmentation=None)
+    line = format_ranking([row]).splitlines()[2]
+    assert re.search(r" 0\.00\s+-\s+largest hole < typical request$", line), line
+    row["fragmentation"] = 0.0
+    line = format_ranking([row]).splitlines()[2]
+    assert re.search(r" 0\.00\s+0\.000\s+largest hole < typical request$", line), line
+
+
+def test_lazy_max_pages_on_a_kernel_without_lazy_purge_is_no_configuration() -> None:
+    # 2.6.22 frees at once: its runs at 64 and 4096 are one configuration, not two alike.
+    from pyvmalloc.scale.report import group_runs
+
+    spec = parse_spec('[sweep]\nname = "l"\narch = "i386"\nsteps = 30\nsamples = 2\n'
+                      '[axes]\nkernels = ["2.6.22", "6.1"]\nworkloads = ["ioremap_churn"]\n'
+                      'seeds = 1\n[axes.params]\nlazy_max_pages = [64, 4096]\n')
+    rows = [execute(run)[0] for run in spec.runs]
+    assert sorted((r["kernel"], r["lazy_max_pages"]) for r in rows) == [
+        ("2.6.22", None), ("2.6.22", None), ("6.1", 64), ("6.1", 4096)]
+    configs = {g.config: len(g.runs) for g in group_runs(rows)}
+    assert configs == {"2.6.22 list": 2, "6.1 kva-rbtree lazy_max_pages=64": 1,
+                       "6.1 kva-rbtree lazy_max_pages=4096": 1}

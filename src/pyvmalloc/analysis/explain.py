@@ -243,7 +243,7 @@ def _module_context(failure: LogFailure, text_lines: Sequence[str]) -> str | Non
     return None
 
 
-def _classify(f: LogFailure, arch: str | None, text_lines: Sequence[str]
+def _classify(f: LogFailure, text_lines: Sequence[str]
               ) -> tuple[str, list[str], bool]:
     """(request, clues, strong): what asked, by which evidence, and whether that evidence is
     the kernel's own (trace or message) rather than a guess."""
@@ -284,13 +284,24 @@ def _largest_vmalloc(arch: str, ram: int | None, kernel: KernelVersion | None, c
     prof = get_profile(arch)
     r = ram if ram is not None else min(max(prof.min_ram, 4 << 30), prof.max_ram)
     base = [w for w in cmdline.split() if w.startswith("mem=")]
-    best = 0
-    for value in range(step, 4096 * MiB, 16 * step):
+    def area(value: int) -> int | None:
         try:
             lay = boot_layout(prof, r, " ".join(base + [f"vmalloc={value >> 20}M"]), kernel=kernel)
         except ConfigError:
+            return None
+        return int(lay.vmalloc_end - lay.vmalloc_start)
+
+    best, good, value = 0, 0, step
+    while value < 4096 * MiB:         # coarse steps first, then every step past the last good
+        got = area(value)
+        if got is None:
             break
-        best = max(best, lay.vmalloc_end - lay.vmalloc_start)
+        best, good, value = max(best, got), value, value + 16 * step
+    for fine in range(good + step, min(value, 4096 * MiB), step):
+        got = area(fine)
+        if got is None:
+            break
+        best = max(best, got)
     return best
 
 
@@ -352,7 +363,7 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
                  text_lines: Sequence[str], snapshot: VmallocinfoSnapshot | None,
                  meminfo: Mapping[str, int] | None) -> Explanation:
     arch, kernel = mf.arch, mf.kernel
-    request, clues, strong = _classify(f, arch, text_lines)
+    request, clues, strong = _classify(f, text_lines)
     clues.append(f"arch {arch or 'unknown'} ({mf.arch_how})")
     notes: list[str] = []
     guard = f.kind in ("vmap", "restricted")
@@ -419,7 +430,10 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
     elif f.kind == "restricted" and bounds is not None:
         # The message gives the range: no layout is needed to know the request is larger.
         whole = bounds[1] - bounds[0]
-    size_for_fit = f.size if f.size is not None else None
+    # The span the request takes (__get_vm_area_node: PAGE_ALIGN(size) plus the guard page):
+    # N as printed counts both already; a size asked (M bytes) gets them added.
+    size_for_fit = None if f.size is None else f.size if guard else \
+        ((f.size + PAGE - 1) & -PAGE) + PAGE
     fits_ever: bool | None
     if f.size == 0 or (asked == 0):
         fits_ever = False
@@ -553,7 +567,8 @@ def _advice(f: LogFailure, rng: str, request: str, family: str, kernel: KernelVe
                    "space")
         return out
     if fits_ever is False and whole is not None:
-        out.append(f"the request ({exact_bytes(f.size or 0)}) is larger than the whole range "
+        plus = "" if f.kind in ("vmap", "restricted") else " and its guard page"
+        out.append(f"the request ({exact_bytes(f.size or 0)}{plus}) is larger than the whole range "
                    f"({exact_bytes(whole)}): the size is wrong, or this allocation needs "
                    f"another allocator (kvmalloc, CMA, a 64-bit kernel)")
         return out

@@ -33,7 +33,7 @@ from pyvmalloc.versions import CHANGES, KernelVersion, parse_version
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_IOREMAP, vm_struct
 
 __all__ = ["FIT_KINDS", "PLAN_RULES", "FitAnswer", "PlanAnswer", "Trial", "fits",
-           "parse_fit_requests", "parse_headroom", "parse_sizes", "plan", "plan_by_kernel", "rules_between",
+           "fits_requests", "parse_fit_requests", "parse_headroom", "parse_sizes", "plan", "plan_by_kernel", "rules_between",
            "version_rules"]
 
 MiB = 1 << 20
@@ -244,14 +244,16 @@ def _reserve(m: Machine, size: int, flags: int, start: int, end: int, caller: st
     return made, 0
 
 
-def _reserve_sequence(m: Machine, sizes: Sequence[int], kind: str
+def _reserve_sequence(m: Machine, sizes: Sequence[int], kind: str | Sequence[str]
                       ) -> tuple[list[FitAnswer], list[vm_struct]]:
-    """Reserve ``sizes`` one after the other with the machine's allocator; nothing is undone."""
-    start, end, flags = _kind_range(m, kind)
+    """Reserve ``sizes`` one after the other with the machine's allocator; nothing is undone.
+    ``kind`` is every request's, or one kind per request (a mixed sequence)."""
+    kinds = [kind] * len(sizes) if isinstance(kind, str) else list(kind)
     answers: list[FitAnswer] = []
     made: list[vm_struct] = []
     pages_left = m.phys.nr_free()
-    for step, asked in enumerate(sizes, start=1):
+    for step, (asked, kind) in enumerate(zip(sizes, kinds), start=1):
+        start, end, flags = _kind_range(m, kind)
         size = m.PAGE_ALIGN(asked + _BPF_EXTRA) if kind == "bpf" and asked > 0 else asked
         need = m.PAGE_ALIGN(size) + m.PAGE_SIZE
         align = m.ioremap_align(size) if flags & VM_IOREMAP else m.PAGE_SIZE
@@ -310,12 +312,17 @@ def fits(machine: Machine, sizes: Sequence[int | str], kind: str = "vmalloc") ->
     failed request in dmesg remain, as they would).  Only address space is taken: ``pages_ok``
     tells whether free RAM would cover the pages as well.
     """
-    byte_sizes = parse_sizes(sizes)
+    return fits_requests(machine, [(kind, n) for n in parse_sizes(sizes)])
+
+
+def fits_requests(machine: Machine, requests: Sequence[tuple[str, int]]) -> list[FitAnswer]:
+    """:func:`fits` of ``(kind, bytes)`` requests of any kinds, as one sequence: each request
+    after every one before it, of its kind or another (an ioremap takes vmalloc space too)."""
     m = machine
     made: list[vm_struct] = []
     with m.lazy_areas_kept():
         try:
-            answers, made = _reserve_sequence(m, byte_sizes, kind)
+            answers, made = _reserve_sequence(m, [n for _, n in requests], [k for k, _ in requests])
         finally:
             _release(m, made)
     return answers

@@ -414,19 +414,38 @@ def format_verdict(summary: Summary, fmt: str, fits: Mapping[str, Any] | None = 
         largest = max(h.largest - s.page_size, 0)
         line3 = (f"fits now: a vmalloc of up to {human_bytes(largest)} (the largest hole less "
                  f"the guard page)")
-    if fits and fits.get("answers"):
+    groups = _fit_groups(fits)
+    if groups and all([_fit_word(a) for a in g] == [_fit_word(a) for a in groups[0]]
+                      for g in groups):
+        # One answer (one kernel, or every kernel the dump allows answers alike).
         said = [f"#{a['step']} {'' if a['kind'] == 'vmalloc' else a['kind'] + ':'}"
-                f"{human_bytes(a['size'])} {'fits' if a['ok'] else 'FAILS'}"
-                for a in fits["answers"]]
-        line3 += "; --fits: " + ", ".join(said)
+                f"{human_bytes(a['size'])} {_fit_word(a)}" for a in groups[0]]
+        line3 += "; --fits: " + ", ".join(said) + ("" if len(groups) == 1 else
+                                                   " (on every kernel version below)")
     elif fits and fits.get("error"):
         line3 += f"; --fits: {fits['error']}"
-    elif fits and fits.get("by_kernel"):
+    elif groups:
         line3 += "; --fits: the answer depends on the kernel version (below)"
     line4 = "do: " + _what_to_do(s, plan, fits)
     line5 = (f"read as {fmt}; arch {s.arch or 'unknown'} ({s.arch_reason}); kernel "
              f"{s.kernel or 'unknown'}; range {b.how if b is not None else 'unknown'}")
     return [line1, line2, line3, line4, line5]
+
+
+def _fit_groups(fits: Mapping[str, Any] | None) -> list[list[Mapping[str, Any]]]:
+    """The --fits answers of each kernel version the dump allows (one list when one kernel)."""
+    if not fits:
+        return []
+    by_kernel = [g["answers"] for g in fits.get("by_kernel", []) if g.get("answers")]
+    return by_kernel or ([fits["answers"]] if fits.get("answers") else [])
+
+
+def _fit_word(a: Mapping[str, Any]) -> str:
+    # The address space is found but the free pages (of the RAM the machine has, or is inferred
+    # to have) do not cover it: the call would still fail, as the detail line says.
+    if not a["ok"]:
+        return "FAILS"
+    return "fits" if a.get("pages_ok", True) else "fits, but RAM is short"
 
 
 def _what_to_do(s: Summary, plan: Mapping[str, Any] | None, fits: Mapping[str, Any] | None
@@ -437,7 +456,8 @@ def _what_to_do(s: Summary, plan: Mapping[str, Any] | None, fits: Mapping[str, A
                 "with 2 it prints zeros)")
     if plan is not None and plan.get("reason"):
         return str(plan["reason"])
-    failed = [a for a in (fits or {}).get("answers", []) if not a["ok"]]
+    answers = [a for g in _fit_groups(fits) for a in g]   # of every kernel version allowed
+    failed = [a for a in answers if not a["ok"]]
     b, h = s.bounds, s.hole_stats
     if b is None or h is None:
         return "give --arch and --meminfo so the vmalloc range can be told"
@@ -452,6 +472,13 @@ def _what_to_do(s: Summary, plan: Mapping[str, Any] | None, fits: Mapping[str, A
     if failed and any(a["kind"] in ("module", "bpf") for a in failed):
         return ("the module area is full for that request: unload modules or build them in; "
                 "vmalloc= does not change the module area")
+    short = [a for a in answers if a["ok"] and not a.get("pages_ok", True)]
+    if short and not failed:
+        return ("the address space is there, the pages are not: free RAM does not cover "
+                f"#{short[0]['step']}'s pages (vmalloc= cannot help; free memory, or ask less)")
+    if bits64 and failed:
+        return ("the request is larger than the largest hole of a 64-bit vmalloc area: the size "
+                "is wrong (a 64-bit kernel has no vmalloc= to enlarge it)")
     if bits64:
         return ("nothing about the size: a 64-bit vmalloc area does not run out; if a caller "
                 "keeps growing between two dumps, it leaks")

@@ -16,7 +16,6 @@ they cannot be given.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ from pyvmalloc.analysis.plan import (
     parse_fit_requests,
     PlanAnswer,
     Trial,
-    fits,
+    fits_requests,
     parse_headroom,
     parse_sizes,
     plan_by_kernel,
@@ -246,19 +245,8 @@ _SEQUENCE = ("each request is evaluated after the ones before it succeeded, with
 
 
 def _fits_kinds(m: Any, requests: list[tuple[str, int]]) -> list[tuple[str, FitAnswer]]:
-    """fits() for each run of requests of one kind (a kind's run sees the ones before it in
-    that run; each run starts from the snapshot's own state), steps numbered across runs."""
-    out: list[tuple[str, FitAnswer]] = []
-    i = 0
-    while i < len(requests):
-        kind = requests[i][0]
-        j = i
-        while j < len(requests) and requests[j][0] == kind:
-            j += 1
-        for a in fits(m, [n for _, n in requests[i:j]], kind):
-            out.append((kind, dataclasses.replace(a, step=a.step + i)))
-        i = j
-    return out
+    """fits() of requests of mixed kinds, one sequence: each sees every one before it."""
+    return [(kind, a) for (kind, _), a in zip(requests, fits_requests(m, requests))]
 
 
 def _fits_by_kernel(args: argparse.Namespace, snapshot: VmallocinfoSnapshot,

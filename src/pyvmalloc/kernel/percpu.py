@@ -301,11 +301,6 @@ class PercpuAllocator:
         chunk.populated[page] = False
 
     # ---- what check() asks ------------------------------------------------------------------------
-    def held_pages(self) -> npt.NDArray[np.int64]:
-        """Every page the chunks hold (each CPU's copy of each populated page)."""
-        parts = [p for chunk in self.chunks for pfns in chunk.pages.values() for p in pfns]
-        return np.array(parts, dtype=np.int64)
-
     def check(self) -> list[str]:
         """What is wrong with the chunks (empty when all holds): every chunk's areas registered,
         every populated page mapped at each CPU's address, objects inside free-less extents."""

@@ -32,9 +32,10 @@ from pyvmalloc.monitor.units import (
 from pyvmalloc.sizes import human_bytes
 
 __all__ = ["Change", "Diff", "HoleTrend", "Series", "Trend", "diff", "format_diff",
-           "format_series", "least_squares", "series", "series_to_json"]
+           "format_series", "least_squares", "request_span", "series", "series_to_json"]
 
 ZERO = ZERO_TOTAL
+PAGE = 4096
 # Lazily freed areas are no caller's: they fall and rise with every purge.
 NOT_SUSPECT_PREFIX = "(no caller: unpurged"
 
@@ -238,13 +239,21 @@ def _hole_trend(name: str, values: list[int], frags: list[float | None], hours: 
         frag_rate, _ = least_squares([h for h, _ in known], [f for _, f in known])
     runs_out: dict[int, float | None] = {}
     for size in sizes:
-        if values[-1] < size:
+        need = request_span(size)
+        if values[-1] < need:
             runs_out[size] = 0.0
         elif rate < 0:
-            runs_out[size] = (values[-1] - size) / -rate * 3600.0
+            runs_out[size] = (values[-1] - need) / -rate * 3600.0
         else:
             runs_out[size] = None
     return HoleTrend(name, values, rate, frags, frag_rate, runs_out)
+
+
+def request_span(size: int) -> int:
+    """The hole a request of ``size`` bytes needs: mm/vmalloc.c, __get_vm_area_node (every
+    version): ``size = PAGE_ALIGN(size)``, then ``size += PAGE_SIZE`` for the guard page.  A
+    dump names no page size; 4 KiB is the page of every arch the model boots."""
+    return -(-size // PAGE) * PAGE + PAGE
 
 
 def series(samples: Sequence[Sample], sizes: Sequence[int] = ()) -> Series:

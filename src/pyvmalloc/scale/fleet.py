@@ -19,7 +19,6 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pyvmalloc.analysis.summary import summarize
@@ -30,7 +29,7 @@ from pyvmalloc.scale.fleet_input import Dump
 from pyvmalloc.snapshot.layout import infer_kernel
 from pyvmalloc.versions import parse_version
 
-__all__ = ["AT_RISK", "DEVICE_COLUMNS", "LEAK_GROWTH", "FleetResult", "analyse_batch",
+__all__ = ["AT_RISK", "DEVICE_COLUMNS", "LEAK_GROWTH", "analyse_batch",
            "analyse_dump", "analyse_fleet", "rank"]
 
 AT_RISK = 2.0        # headroom under this: fewer than two of the group's large requests fit
@@ -149,20 +148,6 @@ def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         r["rank"] = i
     rest = sorted((r for r in rows if r["rank"] is None), key=lambda r: (r["device"], r["taken"]))
     return ranked + rest
-
-
-@dataclass
-class FleetResult:
-    """The ranked rows, the files passed over, and how long the analysis took (host seconds)."""
-
-    rows: list[dict[str, Any]]
-    skipped: list[str]
-    seconds: float
-
-    @property
-    def dumps_per_second(self) -> float:
-        """Dumps analysed per host second."""
-        return len(self.rows) / self.seconds if self.seconds else 0.0
 
 
 def analyse_fleet(dumps: Sequence[Dump], client: Any, batch: int = 25,

@@ -39,7 +39,7 @@ def _ranking_rows(rows: Sequence[dict[str, Any]], top: int) -> list[tuple[str, .
             why.append(f"leak suspect: {r['leak_suspect']}")
         out.append((str(r["rank"]), r["device"] + (f"@{r['taken']}" if r["taken"] else ""),
                     r["group"], _size(r["largest_hole"]), _size(r["typical_request"]),
-                    f"{r['headroom']:.2f}", f"{r['fragmentation'] or 0:.3f}",
+                    f"{r['headroom']:.2f}", ("-" if r["fragmentation"] is None else f"{r['fragmentation']:.3f}"),
                     "; ".join(why) or "ok"))
     return out
 

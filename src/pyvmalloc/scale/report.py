@@ -8,6 +8,7 @@ largest hole over the run (the median series).  matplotlib's Agg canvas, no pypl
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from collections import defaultdict
@@ -46,11 +47,12 @@ class Group:
 
 def group_runs(rows: Sequence[dict[str, Any]]) -> list[Group]:
     """Rows grouped by workload and configuration (kernel, allocator, the parameters that
-    differ between rows), in a stable order."""
+    differ between rows and apply to the run), in a stable order."""
     varying = [p for p in PARAMS if len({repr(r[p]) for r in rows}) > 1]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        extra = " ".join(f"{p}={r[p]}" for p in varying)
+        # A parameter that did not apply to the run (None) names no configuration.
+        extra = " ".join(f"{p}={r[p]}" for p in varying if r[p] is not None)
         config = f"{r['kernel']} {r['allocator']}" + (f" {extra}" if extra else "")
         groups[(r["workload"], config)].append(r)
     return [Group(w, c, runs) for (w, c), runs in sorted(groups.items())]
@@ -116,11 +118,13 @@ def plot_sweep(groups: Sequence[Group], series: Sequence[dict[str, Any]], out_di
             labels = [g.config for g in mine]
             if kind == "box":
                 scale = 1 / (1 << 20) if col == "largest_hole" else 1.0
-                data = [[v * scale for v in g.values(col)] or [0.0] for g in mine]
+                # A configuration with no finished run draws no box: none of its values is 0.
+                data = [[v * scale for v in g.values(col)] for g in mine]
                 ax.boxplot(data)
                 ax.set_xticks(range(1, len(labels) + 1), labels, rotation=10, fontsize=7)
             elif kind == "bar":
-                ax.bar(range(len(mine)), [g.mean(col) or 0.0 for g in mine])
+                means = [g.mean(col) for g in mine]
+                ax.bar(range(len(mine)), [math.nan if v is None else v for v in means])
                 ax.set_xticks(range(len(labels)), labels, rotation=10, fontsize=7)
             else:
                 for g in mine:

@@ -97,6 +97,10 @@ def execute(run: RunSpec, trace_text: str | None = None) -> tuple[dict[str, Any]
         else:
             m = _boot(run)
             row["allocator"] = m.allocator_name if run.allocator == "default" else run.allocator
+            if not m.lazy_purge:
+                # No lazy purge (2.6.22, or lazy_purge = false): the knob turned nothing, and a
+                # row that names a value would read as a configuration of its own.
+                row["lazy_max_pages"] = None
             rec = Recorder(p["steps"], run.samples)
             if kind == "test_vmalloc":
                 run_scenario(arg, m, run.seed, rec)
