@@ -17,6 +17,7 @@ from pyvmalloc.scale.fleet import analyse_batch, rank
 from pyvmalloc.scale.fleet_input import collect, split_bugreport
 from pyvmalloc.scale.runner import execute
 from pyvmalloc.scale.spec import parse_spec
+from pyvmalloc.versions import parse_version, vmap_stack
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "examples", "vmallocinfo")
 ZTE = os.path.join(DATA, "arm32-zte-router-mt7615-4.1.25.txt")
@@ -69,6 +70,24 @@ def test_run_refused_by_kernel_is_a_row_not_an_exception() -> None:
     # The same run twice: the same row (host time aside).
     row2, _ = execute(run)
     assert {**row, "host_seconds": 0} == {**row2, "host_seconds": 0}
+
+
+@pytest.mark.parametrize(("arch", "kernel", "vmapped"), [
+    ("i386", "6.12", False), ("x86_64", "4.8", False), ("x86_64", "4.9", True),
+    ("arm64", "4.13", False), ("arm64", "4.14", True), ("arm", "5.17", False), ("arm", "5.18", True),
+])
+def test_thread_stacks_only_where_stacks_are_vmalloc_areas(arch: str, kernel: str,
+                                                          vmapped: bool) -> None:
+    # CONFIG_VMAP_STACK: x86_64 4.9, arm64 4.14, ARM 5.18, never i386 (versions.vmap_stack).
+    assert vmap_stack(parse_version(kernel), arch) is vmapped
+    spec = (f"[sweep]\nsteps=20\narch='{arch}'\nram='256M'\n[axes]\nkernels=['{kernel}']\n"
+            "workloads=['thread_stacks', 'server_day']")
+    stacks, day = (execute(r)[0] for r in parse_spec(spec).runs)
+    if vmapped:
+        assert stacks["status"] == "ok" and stacks["calls"] > 0
+    else:
+        assert stacks["status"] == "error" and "CONFIG_VMAP_STACK" in stacks["error"]
+    assert day["status"] == "ok"          # the mixed day goes on, without stacks where they are pages
 
 
 def test_trace_workload_replays(tmp_path: Any) -> None:

@@ -428,3 +428,22 @@ def test_one_node_or_few_lazy_pages_need_no_helper() -> None:
     _lazy_on_every_node(m, 1)
     m.vm_unmap_aliases()
     assert m.stats()["vmap_node.purge_helpers"] == 0  # 8 lazy pages, far below lazy_max_pages
+
+
+def test_busy_lock_taken_to_insert_and_to_unlink() -> None:
+    # 6.9+: alloc_vmap_area inserts the area in its node's busy tree under vn->busy.lock, and
+    # vfree's find_unlink_vmap_area takes the same lock to unlink it.
+    m = pv.Machine(arch="x86_64", ram="256M", cpus=2, kernel="6.12")
+
+    def busy() -> int:
+        return sum(v for k, v in m.stats().items() if k.endswith(".busy.lock"))
+
+    before = busy()
+    a = m.vmalloc(5000)
+    assert a is not None and busy() == before + 1
+    m.vfree(a)
+    assert busy() == before + 2
+    # Before 6.9 there are no vmap nodes and no such lock.
+    old = pv.Machine(arch="x86_64", ram="256M", cpus=2, kernel="6.6")
+    old.vfree(old.vmalloc(5000))
+    assert not any(k.endswith(".busy.lock") for k in old.stats())

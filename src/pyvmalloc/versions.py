@@ -272,6 +272,18 @@ CHANGES: Final[dict[str, Change]] = {
         "IOREMAP_MAX_ORDER is PUD_SHIFT on x86_64 and PMD_SHIFT on x86_32 (21 with PAE, 22 "
         "without) instead of the generic 7 + PAGE_SHIFT"),
     # -- layouts -----------------------------------------------------------------------------
+    # -- CONFIG_VMAP_STACK: thread stacks from vmalloc (kernel/fork.c alloc_thread_stack_node)
+    "vmap_stack_x86_64": Change(
+        "4.9", "ba14a194a434 (Andy Lutomirski, \"fork: Add generic vmalloced stack support\"), "
+        "with e37e43a497d5 (\"x86/mm/64: Enable vmapped stacks\")",
+        "x86_64 thread stacks are vmalloc areas (HAVE_ARCH_VMAP_STACK is selected for X86_64 "
+        "only: i386 never has them)"),
+    "vmap_stack_arm64": Change(
+        "4.14", "e3067861ba66 (Mark Rutland, \"arm64: add basic VMAP_STACK support\")",
+        "arm64 thread stacks are vmalloc areas, aligned to twice THREAD_SIZE"),
+    "vmap_stack_arm": Change(
+        "5.18", "a1c510d0adc6 ≈ (Ard Biesheuvel, \"ARM: implement support for vmap'ed stacks\")",
+        "32-bit ARM thread stacks are vmalloc areas, aligned to twice THREAD_SIZE"),
     "arm64_port": Change(
         "3.7", "Catalin Marinas, the arm64 port (arch/arm64, merged for 3.7)",
         "arm64 exists (the model's arm64 profile has the 5.16-6.4 layout for every release)"),
@@ -522,6 +534,15 @@ def changes_between(old: KernelVersion, new: KernelVersion) -> list[tuple[str, C
 
 
 # ---- the computations that differ ------------------------------------------------------------
+def vmap_stack(kernel: KernelVersion, arch_family: str) -> bool:
+    """Whether thread stacks are vmalloc areas (CONFIG_VMAP_STACK) on ``arch_family``
+    (``x86_64``, ``i386``, ``arm``, ``arm64``) under ``kernel``: x86_64 from 4.9, arm64 from
+    4.14, ARM from 5.18, never on i386."""
+    rule = {"x86_64": "vmap_stack_x86_64", "arm64": "vmap_stack_arm64",
+            "arm": "vmap_stack_arm"}.get(arch_family)
+    return rule is not None and has(kernel, rule)
+
+
 def allocator_for(kernel: KernelVersion) -> str:
     """The address-space allocator ``kernel`` used: ``list`` (2.6.22-2.6.27), ``rbtree``
     (2.6.28-2.6.38), ``rbtree-cache`` (2.6.39-5.1) or ``kva-rbtree`` (5.2+: the free tree with

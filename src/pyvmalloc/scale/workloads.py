@@ -7,12 +7,14 @@ Each generator drives a machine through its public API for ``steps`` steps with 
   short-lived init image, freed when the module's init has run, as ``do_free_init`` does);
 - ``thread_stacks``: fork-heavy bursts of threads whose stacks are ``VMAP_STACK`` areas
   (``alloc_thread_stack_node``: THREAD_SIZE aligned to THREAD_ALIGN), with kernel/fork.c's cache
-  of two freed stacks per CPU;
+  of two freed stacks per CPU; refused where stacks are not vmalloc areas (i386; x86_64 before
+  4.9, arm64 before 4.14, ARM before 5.18: ``versions.vmap_stack``);
 - ``bpf_jit``: BPF programs JIT-compiled and released (``bpf_jit_binary_alloc``/``_free``);
 - ``ioremap_churn``: devices opened and closed, each mapping its BAR with ``get_vm_area
   (VM_IOREMAP)`` (the ioremap alignment of the machine's kernel applies);
 - ``server_day``: a mixed day of 24 "hours" whose weights move from boot (modules, devices)
-  through the peak (threads, large buffers, BPF) to the night.
+  through the peak (threads, large buffers, BPF) to the night; a kernel without the BPF JIT
+  allocator or without vmapped stacks lives the same day without them.
 
 ``test_vmalloc:<scenario>`` runs one scenario of ``kernel.test_vmalloc`` (``steps`` is its
 ``test_loop_count``).  Traces are replayed by ``scale.runner``.  A ``Recorder`` counts calls and
@@ -30,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 from pyvmalloc.kernel import test_vmalloc
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.snapshot.layout import fragmentation_index, hole_stats
-from pyvmalloc.versions import has
+from pyvmalloc.errors import ConfigError
+from pyvmalloc.versions import has, vmap_stack
 from pyvmalloc.vmalloc.vm_struct import VM_IOREMAP, vm_struct
 
 if TYPE_CHECKING:
@@ -127,6 +130,14 @@ class Modules(_Pool):
             self.live.append(core)
 
 
+def stacks_vmapped(m: Machine) -> bool:
+    """Whether ``m``'s kernel takes thread stacks from vmalloc (CONFIG_VMAP_STACK)."""
+    name = m.profile.name
+    family = ("arm64" if name.startswith("arm64") else "arm" if name.startswith("arm")
+              else "x86_64" if name.startswith("x86_64") else "i386")
+    return vmap_stack(m.kernel, family)
+
+
 class Stacks(_Pool):
     """Threads forked in bursts; each stack a THREAD_SIZE area aligned to THREAD_ALIGN."""
 
@@ -140,6 +151,12 @@ class Stacks(_Pool):
         # THREAD_SIZE: 16 KiB on 64-bit (x86_64, arm64), 8 KiB on 32-bit.  THREAD_ALIGN is
         # THREAD_SIZE on x86 (asm/page_*_types.h) and twice it with VMAP_STACK on arm64 and ARM
         # (asm/memory.h, asm/thread_info.h), so that overflow checks find the stack's base.
+        if not stacks_vmapped(m):
+            # Without CONFIG_VMAP_STACK the stacks are pages from the buddy allocator: the
+            # workload would measure vmalloc traffic this kernel never makes.
+            raise ConfigError(f"thread_stacks: Linux {m.kernel} on {m.profile.name} takes thread "
+                              "stacks from the page allocator, not vmalloc (CONFIG_VMAP_STACK: "
+                              "x86_64 4.9+, arm64 4.14+, ARM 5.18+, never i386)")
         size = (16 << 10) if m.profile.bits == 64 else (8 << 10)
         align = size * (2 if m.profile.name in ("arm64", "arm") else 1)
         cached = 2 * m.nr_cpus          # kernel/fork.c NR_CACHED_STACKS per CPU
@@ -234,14 +251,17 @@ _DAY = (
 
 def _server_day(m: Machine, rng: random.Random, rec: Recorder) -> None:
     actors: list[Actor] = [Modules(60), Stacks(400), Bpf(40), Devices(30), Buffers(200)]
-    # A kernel without a BPF JIT allocator (before 3.18) runs the same day without BPF.
+    # A kernel without a BPF JIT allocator (before 3.18) runs the same day without BPF, and one
+    # whose thread stacks are pages, not vmalloc areas (no CONFIG_VMAP_STACK), without stacks.
     bpf = has(m.kernel, "bpf_jit_binary_alloc")
+    stacks = stacks_vmapped(m)
     rec.range_name = "vmalloc"
     for step in range(rec.steps):
         hour = 24 * step // rec.steps
         weights = next(w for lo, hi, w in _DAY if lo <= hour < hi)
-        if not bpf:
-            weights = (weights[0], weights[1], 0, weights[3], weights[4])
+        if not bpf or not stacks:
+            weights = (weights[0], weights[1] if stacks else 0, weights[2] if bpf else 0,
+                       weights[3], weights[4])
         actor = rng.choices(actors, weights)[0]
         actor.act(m, rng, rec)
         if rec.due(step):

@@ -1,4 +1,4 @@
-"""The mm/vmalloc.c API of Linux 2.6.22, as methods over the simulated machine's layers.
+"""The mm/vmalloc.c API, 2.6.22's and every later version's, as methods over the machine's layers.
 
 Each public method is the kernel function of the same name (``__``-names get the Python
 spellings of ``KERNEL_NAMES``) with the seed's semantics: NULL is ``None``, ``-Exxx`` is the
@@ -444,6 +444,7 @@ class Vmalloc:
                 if self._tracing:
                     self._trace("alloc_vmap_area", addr=pooled.va_start, size=size, align=align,
                                 vstart=start, vend=end, failed=0)
+                nodes.note_busy(pooled.va_start)  # insert_vmap_area under vn->busy.lock
                 return pooled.va_start
         addr = self._search_vmap_range(size, align, start, end, va)
         if addr is None and (self.lazy_purge or self.purge_list):
@@ -454,6 +455,10 @@ class Vmalloc:
             vmap_block.purge_fragmented_blocks_allcpus(self)
             self._purge_vmap_area_lazy(full_decay=True)
             addr = self._search_vmap_range(size, align, start, end, va)
+        if nodes is not None and addr is not None:
+            # mm/vmalloc.c, 6.9+: alloc_vmap_area inserts the area in the busy tree of the node
+            # its address hashes to, under that node's busy.lock.
+            nodes.note_busy(addr)
         return addr
 
     def _search_vmap_range(self, size: int, align: int, start: int, end: int, va: vmap_area) -> int | None:
@@ -551,6 +556,9 @@ class Vmalloc:
         vmap_area loses its vm_struct and waits on the purge list."""
         va.flags, va.vm = VM_LAZY_FREE | (va.flags & VN_ID_MASK), None  # 6.9+: the node stays
         if self.vmap_nodes is not None:
+            # 6.9+: every caller first unlinks the area from its node's busy tree under
+            # busy.lock (find_unlink_vmap_area; free_vmap_block), then queues it lazily.
+            self.vmap_nodes.note_busy(va.va_start)
             self.vmap_nodes.note_lazy(va)
         with self._purge_lock:
             self.purge_list.append(va)
