@@ -348,7 +348,7 @@ class Vmalloc:
         """BUG on a ``struct page *`` that is no page of this machine (the kernel would map
         garbage); NULL entries (-1) are the callers' business."""
         given = pfns[pfns >= 0]
-        if len(given) and (int(given.max()) >= self.phys.nr_frames or np.any(self.phys.zid[given] == NO_ZONE)):
+        if len(given) and (int(given.max()) >= self.phys.nr_frames or np.any(self.phys.zone_ids(given) == NO_ZONE)):
             bad_pfn = next(int(p) for p in given if not self.phys.pfn_valid(int(p)))
             self.bug_on(True, f"{what}: pfn {bad_pfn:#x} is not a page of this machine")
 
