@@ -317,3 +317,20 @@ def test_report_has_every_section():
         assert part in text, part
     row = next(line for line in text.splitlines() if line.startswith("0xc8800000 "))
     assert len(row.split(" ", 1)[1]) == 72
+
+
+def test_a_hole_smaller_than_an_area_held_is_not_nothing_needed(capsys: pytest.CaptureFixture[str]) -> None:
+    # The real PowerMac G4 dump (linuxppc-dev, 2025-02-27) was taken right after a 4 MiB module
+    # load failed: 89.6% full, under the 90% line, but its largest hole (812 KiB) is far smaller
+    # than areas the system already holds, so the verdict must not say "nothing needed".
+    from pyvmalloc.cli.main import main
+    root = Path(__file__).resolve().parent.parent
+    base = str(root / "tests/data/dumps/ppc32-powermac-g4-6.14-rc4-kasan-outline")
+    assert main(["analyze", f"{base}.txt", "--meminfo", f"{base}.meminfo"]) == 0
+    do = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("do:"))
+    assert "nothing needed" not in do
+    assert "largest hole (812.0 KiB) is smaller than the largest area already held" in do
+    # A roomy real dump keeps its verdict.
+    assert main(["analyze", str(root / "examples/vmallocinfo/arm32-zte-router-mt7615-4.1.25.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "do: nothing needed" in out

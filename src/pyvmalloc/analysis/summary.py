@@ -28,6 +28,7 @@ from pyvmalloc.snapshot.layout import (
     infer_bounds,
     infer_kaslr,
     infer_page_size,
+    layout_contradiction,
     module_range,
 )
 from pyvmalloc.formats.vmalloc_meminfo import (
@@ -156,8 +157,9 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
     if not lines:
         warnings.append(f"{snapshot.source}: no areas: every booted kernel has some, "
                         f"was the file captured as root?")
+    total_kb = (meminfo or {}).get("VmallocTotal") or None
     if arch is None:
-        arch, arch_reason = guess_arch(snapshot)
+        arch, arch_reason = guess_arch(snapshot, total_kb)
     else:
         arch_reason = "given"
         if arch in ARCH_NAMES:
@@ -169,6 +171,11 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
                             f"(no --fits/--plan answers)")
         else:
             raise ConfigError(f"unknown arch {arch!r}: known: {', '.join(KNOWN_ARCHES)}")
+        contradiction = layout_contradiction(snapshot, arch, vmalloc_total_kb=total_kb)
+        if contradiction is not None:
+            # Kept as asked, but said: the answers use a layout the addresses do not fit.
+            warnings.append(f"the addresses do not fit the {arch} layout ({contradiction}): "
+                            f"is --arch right?")
     published = {k: v for k, v in (meminfo or {}).items() if k in _MEMINFO_KEYS}
     if meminfo is not None and "VmallocTotal" not in published:
         warnings.append("meminfo has no VmallocTotal line")
@@ -436,13 +443,31 @@ def _what_to_do(s: Summary, plan: Mapping[str, Any] | None, fits: Mapping[str, A
         return "give --arch and --meminfo so the vmalloc range can be told"
     bits64 = s.arch in ("x86_64", "x86_64-la57", "arm64")
     full = (b.size - h.total) / b.size if b.size else 0.0
+    # The requests this system makes are best told by the areas it already holds: when the
+    # largest hole is smaller than the largest of them (the size column counts its guard page,
+    # as the hole must), another request of that size fails now, however much is free in all.
+    held = [ln.size for ln in s.lines if b.start <= ln.start < b.end and ln.caller is not None]
+    biggest = max(held, default=0)
+    tight = biggest > h.largest
     if failed and any(a["kind"] in ("module", "bpf") for a in failed):
         return ("the module area is full for that request: unload modules or build them in; "
                 "vmalloc= does not change the module area")
     if bits64:
         return ("nothing about the size: a 64-bit vmalloc area does not run out; if a caller "
                 "keeps growing between two dumps, it leaks")
-    if failed or full > 0.9 or (s.fragmentation or 0) > 0.9:
-        return ("a larger vmalloc= (ask `--plan SIZE[,SIZE]` for the smallest value, proven by "
-                "booting the model), or find the caller that grows between two dumps (a leak)")
+    crowded = failed or tight or full > 0.9 or (s.fragmentation or 0) > 0.9
+    lead = (f"the largest hole ({human_bytes(h.largest)}) is smaller than the largest area "
+            f"already held ({human_bytes(biggest)}): another like it fails now; "
+            if tight and not failed else "")
+    if crowded and s.arch in LAYOUT_ONLY_ARCHES:
+        # arch/powerpc and arch/mips parse no vmalloc=: the split is chosen when building.
+        how = ("a smaller lowmem (CONFIG_LOWMEM_SIZE, or CONFIG_HIGHMEM so RAM above it moves "
+               "out), so VMALLOC_START = high_memory + 16M comes down; modules go to the "
+               "module segment below PAGE_OFFSET on book3s/32 5.10+" if s.arch == "ppc32" else
+               "nothing moves KSEG2's bounds (VMALLOC_START 0xc0000000 is fixed)")
+        return (f"{lead}{s.arch} has no vmalloc= parameter: {how}; or find the caller that "
+                f"grows between two dumps (a leak)")
+    if crowded:
+        return (f"{lead}a larger vmalloc= (ask `--plan SIZE[,SIZE]` for the smallest value, proven "
+                "by booting the model), or find the caller that grows between two dumps (a leak)")
     return f"nothing needed: {human_bytes(h.total)} free, largest hole {human_bytes(h.largest)}"

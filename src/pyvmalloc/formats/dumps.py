@@ -16,12 +16,18 @@
 - Qualcomm's linux-ramdump-parser-v2 ``vmalloc.txt``: the 2012-2014 parser's lines
   (``start-end size``, all hex without ``0x``, caller ``func+0xoff[/0xsize] [mod.ko]``,
   ``phys=`` hex) and the 2023+ parser's table (``v.v (struct vm_struct)0x... 0xSTART-0xEND
-  0xSIZE 0xPHYS flags PAGES func file:line``).
+  0xSIZE 0xPHYS flags PAGES func file:line``);
+- Amlogic's ``dump_vmalloc`` lines, printed to the kernel log by their vendor kernels when a
+  vmap allocation fails (``mm/vmalloc.c`` under ``CONFIG_AMLOGIC_MODIFY``, e.g.
+  CoreELEC/linux-amlogic 0f03d8f5: ``pr_info("%s, va:%lx-%lx, size:%08ld KB, alloc:%pf\n",
+  __func__, va->va_start, va->va_end, (va->va_end - va->va_start) >> 10, va->vm->caller)``):
+  hex without ``0x``, the size in KiB (rounded down: the bytes are ``end - start``), the caller
+  a bare symbol (``%pf``: no offset) with its module, no pages, phys or flag words; whatever
+  printk prefix (``[ 1795.599602@3]``, syslog) stands before them.
 
 Each format's lines are rewritten as the kernel's own line, in place (the other lines of the
 text become blank), so ``FILE:LINE`` in an error is still the line of the original text, then
-parsed by :func:`pyvmalloc.formats.vmallocinfo.parse_vmallocinfo` with its checks.  Amlogic's
-``dump_vmalloc`` lines are not read: no source or sample of that format could be found.
+parsed by :func:`pyvmalloc.formats.vmallocinfo.parse_vmallocinfo` with its checks.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from pyvmalloc.formats.vmallocinfo import VmallocinfoSnapshot, parse_vmallocinfo
 __all__ = ["FORMATS", "read_dump"]
 
 FORMATS = ("proc", "proc-in-text", "android-bugreport", "crash-kmem-v", "gdb-lx-vmallocinfo",
-           "drgn-vmallocinfo", "ramdump-parser", "ramdump-parser-table")
+           "drgn-vmallocinfo", "ramdump-parser", "ramdump-parser-table", "amlogic-dump-vmalloc")
 
 _AREA = re.compile(r"^\s*0x[0-9a-fA-F]+-0x[0-9a-fA-F]+\s+\d+")
 # A line that begins like an area line: part of the block, parsed strictly (a truncated or
@@ -53,6 +59,10 @@ _RAMDUMP_CALLER = re.compile(r"^([^\s+]+)\+0x([0-9a-fA-F]+)(?:/0x([0-9a-fA-F]+))
 _TABLE_HEAD = re.compile(r"^VM_STRUCT\s+ADDRESS_RANGE\s+SIZE\s+PHYS_ADDR")
 _TABLE_ROW = re.compile(r"^v\.v \(struct vm_struct\)0x[0-9a-fA-F]+ 0x([0-9a-fA-F]+)-0x([0-9a-fA-F]+)"
                         r" 0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)\s+(.*?)\s+(\d+)\s+(\S+)?(?:\s+.*)?$")
+# Amlogic's dump_vmalloc line (see the module docstring); the caller is %pf, which prints a
+# symbol without offset, a module's in brackets after it, or the raw pointer when none matches.
+_AMLOGIC_ROW = re.compile(r"\bdump_vmalloc, va:([0-9a-fA-F]+)-([0-9a-fA-F]+), size:\s*(\d+) KB, "
+                          r"alloc:(\S+)(?: \[([^\]\s]+)\])?\s*$")
 _GDB_CALLER = re.compile(r"^<([^\s+<>]+)\+(\d+)>$")
 _BARE_SYMBOL = re.compile(r"^[A-Za-z_][\w.]*$")
 # Callers of early, fixed areas (vm_area_add_early, percpu's first chunk): their areas record
@@ -117,14 +127,18 @@ def _crash(text: str) -> tuple[str, int] | None:
     return _blank_outside(text, lambda n, _r: rows.get(n))
 
 
+def _rows(text: str,
+          find: Callable[[str], re.Match[str] | None]) -> list[tuple[int, re.Match[str]]]:
+    """The ``(lineno, match)`` of the lines where ``find`` matches."""
+    return [(n, m) for n, raw in lines(text) if (m := find(raw)) is not None]
+
+
 def _ramdump(text: str, callers: dict[int, str]) -> tuple[str, int] | None:
-    rows = [(n, _RAMDUMP_ROW.match(raw)) for n, raw in lines(text)]
-    if not any(m for _, m in rows):
+    rows = _rows(text, _RAMDUMP_ROW.match)
+    if not rows:
         return None
     out: dict[int, str] = {}
     for lineno, m in rows:
-        if m is None:
-            continue
         start, end, size = m.group(1), m.group(2), int(m.group(3), 16)
         rest = (m.group(4) or "").split()
         words: list[str] = []
@@ -164,6 +178,23 @@ def _table(text: str, callers: dict[int, str]) -> tuple[str, int] | None:
             # record themselves; the function's size is not known ("/0x0").
             callers[lineno] = f"{func}+0x0/0x0" if func in _SELF_CALLERS else func
         out[lineno] = " ".join(words)
+    return _blank_outside(text, lambda n, _r: out.get(n))
+
+
+def _amlogic(text: str, callers: dict[int, str], source: str) -> tuple[str, int] | None:
+    rows = _rows(text, _AMLOGIC_ROW.search)
+    if not rows:
+        return None
+    out: dict[int, str] = {}
+    for lineno, m in rows:
+        start, end, kib, func, module = m.groups()
+        size = int(end, 16) - int(start, 16)
+        if size >> 10 != int(kib):
+            raise FormatError(f"{source}:{lineno}", f"dump_vmalloc size:{kib} KB but va:{start}-"
+                                                     f"{end} spans {size} bytes")
+        if _BARE_SYMBOL.match(func):
+            callers[lineno] = f"{func} [{module}]" if module else func
+        out[lineno] = f"0x{start}-0x{end} {size}"
     return _blank_outside(text, lambda n, _r: out.get(n))
 
 
@@ -217,6 +248,8 @@ def read_dump(text: str, source: str = "<vmallocinfo>") -> tuple[VmallocinfoSnap
         found, fmt = _crash(text), "crash-kmem-v"
     if found is None:
         found, fmt = _table(text, callers), "ramdump-parser-table"
+    if found is None:
+        found, fmt = _amlogic(text, callers, source), "amlogic-dump-vmalloc"
     if found is None and not any(_AREA.match(raw) for _, raw in lines(text[:1 << 16])):
         found, fmt = _ramdump(text, callers), "ramdump-parser"
     if found is None:

@@ -1,10 +1,11 @@
 """The work counters a sweep records per run, read from a machine in one place.
 
 Deterministic counts only (never host time), so that a run gives the same row on any host.
-Today they come from ``Machine.stats()``: TLB flushes and the pages they covered, lazy purges,
-``vmlist_lock`` acquisitions, buddy-allocator work and, on 6.9+, the vmap nodes' pool hits and
-lock acquisitions.  Counters the model grows later (tree nodes visited, PTEs touched, ...) are
-added here and nowhere else: ``work_counters`` is what every workload and the Parquet schema use.
+They come from ``Machine.stats()``: free-tree nodes or list entries the address searches
+visited, init_mm leaf entries written and cleared, TLB flushes and the pages they covered, lazy
+purges, ``vmlist_lock`` acquisitions, buddy-allocator work and, on 6.9+, the vmap nodes' pool
+hits and lock acquisitions.  Counters the model grows later are added here and nowhere else:
+``work_counters`` is what every workload and the Parquet schema use.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ __all__ = ["COUNTERS", "work_counters"]
 # Column name -> the ``Machine.stats()`` key it reads (a missing key, as the vmap-node counters
 # before 6.9, reads 0 so every run has the same columns).
 COUNTERS: dict[str, str] = {
+    "nodes_visited": "work.nodes_visited",
+    "ptes_touched": "work.ptes_touched",
     "tlb_flushes": "tlb.flushes",
     "tlb_full_flushes": "tlb.full_flushes",
     "tlb_pages_flushed": "tlb.pages_flushed",

@@ -44,6 +44,7 @@ __all__ = [
     "infer_kernel",
     "infer_page_size",
     "is_static_area",
+    "layout_contradiction",
     "module_range",
 ]
 
@@ -55,16 +56,23 @@ TiB = 1 << 40
 ARCH_NAMES: tuple[str, ...] = tuple(PROFILES)
 # 32-bit arches whose dumps are read (bounds, holes, module area) but that have no machine
 # profile: the model cannot boot them, so what-if answers say so.
-#  ppc32: arch/powerpc/include/asm/book3s/32/pgtable.h and nohash/32/pgtable.h: VMALLOC_START =
-#    (high_memory + VMALLOC_OFFSET) & ~(VMALLOC_OFFSET - 1), VMALLOC_OFFSET 16 MiB; VMALLOC_END
-#    = ioremap_bot (early ioremaps are taken downwards from IOREMAP_TOP below it), with KASAN
-#    (CONFIG_KASAN_VMALLOC off) ALIGN_DOWN(ioremap_bot, SZ_256M) on book3s/32 — the top of the
-#    vmalloc range is the device's and is read from meminfo's VmallocTotal; modules (5.10+
-#    book3s/32, CONFIG_MODULES with STRICT_KERNEL_RWX) in MODULES_VADDR = PAGE_OFFSET - 256M
-#    .. MODULES_END = PAGE_OFFSET, before that in the vmalloc area.
-#  mips32: arch/mips/include/asm/pgtable-32.h: VMALLOC_START = MAP_BASE = KSEG2 0xc0000000,
-#    VMALLOC_END = PKMAP_BASE - 2 * PAGE_SIZE with highmem, else FIXADDR_START - 2 * PAGE_SIZE;
-#    modules are vmalloc'ed in that range (no module area).
+#  ppc32: arch/powerpc/include/asm/book3s/32/pgtable.h and nohash/32/pgtable.h (read in
+#    torvalds/linux 06f52524, a 5.5/5.6-era tree): VMALLOC_OFFSET 16 MiB, VMALLOC_START =
+#    (high_memory + VMALLOC_OFFSET) & ~(VMALLOC_OFFSET - 1) -- with STRICT_KERNEL_RWX and
+#    MODULES on book3s/32, high_memory is first rounded up to 256 MiB: still 16 MiB aligned;
+#    VMALLOC_END = ioremap_bot, or ALIGN_DOWN(ioremap_bot, PAGE_SIZE << KASAN_SHADOW_SCALE_SHIFT)
+#    with CONFIG_KASAN_VMALLOC (versions.CHANGES "ppc32_kasan_vmalloc_end"). ioremap_bot starts
+#    at IOREMAP_TOP (PKMAP_BASE with HIGHMEM, else FIXADDR_START) and early ioremaps take it
+#    downwards before mem_init: those have no vm_struct and are not in /proc/vmallocinfo, so the
+#    top of the range is the device's and is read from meminfo's VmallocTotal.  Modules: in the
+#    vmalloc area, then MODULES_VADDR..MODULES_END = PAGE_OFFSET - 256 MiB .. PAGE_OFFSET on
+#    book3s/32 with STRICT_KERNEL_RWX (5.10, versions.CHANGES "ppc32s_module_segment") and on
+#    the 8xx (5.13, "ppc32_modules_near_text"). ioremap never goes below PAGE_OFFSET.
+#  mips32: arch/mips/include/asm/pgtable-32.h: VMALLOC_START = MAP_BASE = CKSSEG (KSEG2,
+#    0xc0000000, whatever the RAM), VMALLOC_END = PKMAP_BASE - 2 * PAGE_SIZE with HIGHMEM, else
+#    FIXADDR_START - 2 * PAGE_SIZE; no MODULES_VADDR on 32-bit (pgtable-64.h has one): modules
+#    are vmalloc'ed in that range.  ioremap of a low physical address returns a KSEG1 address
+#    without an area, so a MIPS dump has nothing below 0xc0000000.
 LAYOUT_ONLY_ARCHES: dict[str, str] = {
     "ppc32": "32-bit PowerPC (book3s/32, 8xx, 40x/44x/e500): vmalloc from high_memory + 16 MiB "
              "up to ioremap_bot",
@@ -74,18 +82,33 @@ KNOWN_ARCHES: tuple[str, ...] = (*ARCH_NAMES, *LAYOUT_ONLY_ARCHES)
 _32BIT = frozenset([*(name for name, p in PROFILES.items() if p.bits == 32), *LAYOUT_ONLY_ARCHES])
 _PPC32_VMALLOC_OFFSET = 16 << 20
 _PPC32_MODULES_SIZE = 256 << 20
+# arch/powerpc/Kconfig PAGE_OFFSET: 0xc0000000 unless ADVANCED_OPTIONS changes it; 0x80000000
+# runs in the field (MikroTik RB1120, Linux 3.3.5: its oops in tests/data/dumps shows kernel text
+# at 0x80000000 and __get_vm_area_node(..., 0xe1000000, 0xedffc000) from __ioremap_caller).
+_PPC32_PAGE_OFFSET = 0xC0000000
+_PPC32_PAGE_OFFSETS = (_PPC32_PAGE_OFFSET, 0x80000000)
 _MIPS32_VMALLOC_START = 0xC0000000
 # Callers only a ppc32 kernel has (arch/powerpc: PCI bridges, MPIC, CPM/QE, early ioremap).
+# Not __ioremap_caller: arch/powerpc/mm/pgtable_32.c and arch/x86/mm/ioremap.c both have one.
 _PPC_ONLY_CALLERS = frozenset({"__ioremap_at", "pci_process_bridge_OF_ranges",
                                "pcibios_map_io_space", "mpic_alloc", "fsl_add_bridge",
+                               "_mpic_map_mmio", "_mpic_map_mmio.constprop.0",
                                "setup_indirect_pci", "cpm_muram_init", "qe_reset", "udbg_init_",
                                "mpc85xx_setup_arch", "ioremap_bot", "early_ioremap_range",
+                               # arch/powerpc/lib/code-patching.c: the per-CPU text poke area
+                               "text_area_cpu_up",
                                "pmac_feature_init", "probe_one_macio", "find_via_cuda",
                                "kasan_init_region"})
+# Name prefixes of functions only arch/powerpc (and its platform code) has.
+_PPC_ONLY_PREFIXES = ("mpc8", "mpic_", "_mpic_", "pmac_", "ppc4xx_", "ppc44x_", "cpm2_",
+                      "ipic_", "fsl_pci_")
 # Callers only a MIPS kernel has.
 _MIPS_ONLY_CALLERS = frozenset({"r4k_cache_init", "plat_mem_setup", "ath79_setup",
                                 "ralink_of_remap", "ltq_soc_init", "bcm47xx_setup",
                                 "mips_cpc_probe", "mips_cm_probe", "plat_of_remap_node"})
+# Name prefixes of functions only arch/mips (and its SoC code) has.
+_MIPS_ONLY_PREFIXES = ("ath79_", "ralink_", "rt305x_", "rt3883_", "mt7620_", "ltq_",
+                       "bcm47xx_", "bcm63xx_", "r4k_", "mips_cm_", "mips_cpc_")
 # The lowest kernel address of each 64-bit arch (the canonical upper half).
 _KERNEL_FLOOR = {
     "x86_64": 0xFFFF800000000000,        # 4-level paging, 48-bit canonical addresses
@@ -130,9 +153,12 @@ _VMALLOC_OFFSET = _ARM.vmalloc_offset
 _ARM_ONLY_CALLERS = frozenset({"iotable_init", "map_lowmem", "pmd_empty_section_gap",
                                "pci_reserve_io", "debug_ll_io_init", "__arm_ioremap",
                                "__arm_ioremap_caller", "__arm_ioremap_pfn_caller"})
-# Callers that only an x86 kernel has (arch/x86/mm/ioremap.c, ACPI and HPET on PCs).
-_X86_ONLY_CALLERS = frozenset({"__ioremap_caller", "acpi_os_map_memory", "acpi_os_map_iomem",
+# Callers that only an x86 kernel has (ACPI and HPET on PCs; ioremap_nocache is a function on
+# x86 only, a macro on ARM, ppc and MIPS).  __ioremap_caller is also ppc32's (see above).
+_X86_ONLY_CALLERS = frozenset({"acpi_os_map_memory", "acpi_os_map_iomem",
                                "hpet_enable", "hpet_late_init", "ioremap_nocache"})
+# i386 PAGE_OFFSET for each VMSPLIT choice (arch/x86/Kconfig: 3G, 3G_OPT, 2G, 2G_OPT, 1G).
+_I386_PAGE_OFFSETS = (0xC0000000, 0xB0000000, 0x80000000, 0x78000000, 0x40000000)
 
 
 @dataclass(frozen=True)
@@ -183,8 +209,11 @@ def is_static_area(line: VmallocinfoLine) -> bool:
     return bool(line.unknown_words and set(line.unknown_words) & set(line.kinds))
 
 
-def guess_arch(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
-    """Guess the arch from the addresses; return (profile name or None, the reason in words)."""
+def guess_arch(snapshot: VmallocinfoSnapshot,
+               vmalloc_total_kb: int | None = None) -> tuple[str | None, str]:
+    """Guess the arch from the addresses; return (profile name or None, the reason in words).
+
+    ``vmalloc_total_kb`` (meminfo's VmallocTotal) rules out layouts it cannot belong to."""
     if not snapshot.lines:
         return None, "no areas to read an arch from"
     if not snapshot.addresses_trusted:
@@ -192,35 +221,7 @@ def guess_arch(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
                       f"the arch cannot be read from them")
     high = max(ln.end for ln in snapshot.lines)
     if snapshot.address_bits == 32 and high <= 1 << 32:
-        callers = {ln.function for ln in snapshot.lines}
-        arm_calls = sorted(c for c in callers if c in _ARM_ONLY_CALLERS)
-        ppc_calls = sorted(c for c in callers if c in _PPC_ONLY_CALLERS)
-        if ppc_calls and not arm_calls:
-            return "ppc32", f"32-bit addresses and PowerPC-only callers ({', '.join(ppc_calls)})"
-        mips_calls = sorted(c for c in callers if c in _MIPS_ONLY_CALLERS)
-        if mips_calls and not arm_calls:
-            return "mips32", f"32-bit addresses and MIPS-only callers ({', '.join(mips_calls)})"
-        for page_offset in _ARM_PAGE_OFFSETS:
-            lo = page_offset - _ARM_MODULES_SIZE
-            mods = [ln for ln in snapshot.lines if lo <= ln.start < page_offset]
-            # The ARM module area is [PAGE_OFFSET - 16M, PAGE_OFFSET - PMD_SIZE): an area in
-            # the last 2 MiB, or just below it, contradicts ARM (ppc32's 256 MiB module area
-            # reaches PAGE_OFFSET).
-            below = [ln for ln in snapshot.lines
-                     if page_offset - (256 << 20) <= ln.start < lo
-                     or page_offset - _ARM_MODULES_GAP <= ln.start < page_offset]
-            if mods and not below and any(ln.start >= page_offset for ln in snapshot.lines):
-                return "arm", (f"{len(mods)} areas in the ARM module area "
-                               f"0x{lo:08x}-0x{page_offset:08x} "
-                               f"(MODULES_VADDR = PAGE_OFFSET - 16 MiB)")
-        if arm_calls:
-            return "arm", f"32-bit addresses and ARM-only callers ({', '.join(arm_calls)})"
-        x86_calls = sorted(c for c in callers if c in _X86_ONLY_CALLERS)
-        if x86_calls:
-            return "i386", (f"32-bit addresses and x86-only callers ({', '.join(x86_calls)}); "
-                            f"i386-pae looks the same")
-        return None, ("32-bit addresses without an ARM module area or ARM-only caller: "
-                      "arm or i386, give --arch")
+        return _guess_32bit(snapshot, vmalloc_total_kb)
     low = [s for s in _starts(snapshot) if s < _X86_KERNEL_MAP]
     if any(s >= _X86_KERNEL_MAP for s in _starts(snapshot)):
         return "x86_64", "areas at 0xffffffff8..., the x86_64 kernel-image/module map"
@@ -239,6 +240,158 @@ def guess_arch(snapshot: VmallocinfoSnapshot) -> tuple[str | None, str]:
     if 0xFFFF000000000000 <= first < _X86_KASLR_WINDOW[0] or 0xFFFFFF8000000000 <= first:
         return "arm64", f"areas from 0x{first:x}, the arm64 vmalloc/module region"
     return None, f"64-bit areas from 0x{first:x} match no known layout"
+
+
+# ---- which 32-bit layouts a dump's addresses fit ---------------------------------------------------
+# The layouts a 32-bit dump can come from, each with the PAGE_OFFSET values its kernel offers
+# (the first is the default).  Only the addresses of dynamic areas are held against a layout:
+# static maps (iotable_init, vendor lowmem words) sit where the board put them.
+_LAYOUT_ORDER = ("arm", "i386", "ppc32", "mips32")
+
+
+def _dynamic(snapshot: VmallocinfoSnapshot) -> list[VmallocinfoLine]:
+    return [ln for ln in snapshot.lines if not is_static_area(ln)]
+
+
+def _is_ioremap(line: VmallocinfoLine) -> bool:
+    return "ioremap" in line.kinds or line.phys is not None
+
+
+def _contradiction_at(snapshot: VmallocinfoSnapshot, arch: str, page_offset: int) -> str | None:
+    """Why the dynamic areas cannot lie where ``arch`` with this PAGE_OFFSET maps, or None."""
+    dyn = _dynamic(snapshot)
+    if not dyn:
+        return None
+    if arch == "mips32":
+        # pgtable-32.h: nothing mapped below KSEG2 (KSEG0/KSEG1 are unmapped windows).
+        low = min(dyn, key=lambda ln: ln.start)
+        if low.start < _MIPS32_VMALLOC_START:
+            return (f"line {low.lineno}: 0x{low.start:08x} is below KSEG2 0xc0000000, where "
+                    f"32-bit MIPS maps nothing")
+        return None
+    if arch == "arm":
+        # memory.h: MODULES_VADDR = PAGE_OFFSET - 16M is TASK_SIZE (user space below); only
+        # module_alloc uses [MODULES_VADDR, PAGE_OFFSET) (ioremap never does); pgtable.h:
+        # VMALLOC_START = ALIGN(high_memory + 8M, 8M) > PAGE_OFFSET + 8M - 1 and VMALLOC_END
+        # 0xff800000 (0xff000000 before 4.2) is the highest end.
+        floor, offset, top = page_offset - (16 << 20), _VMALLOC_OFFSET, 0xFF800000
+    elif arch == "ppc32":
+        # book3s/32 and 8xx module segment: PAGE_OFFSET - 256M (module_alloc only); VMALLOC_START
+        # = ALIGN(high_memory + 16M, 16M) (see LAYOUT_ONLY_ARCHES).
+        floor, offset, top = page_offset - _PPC32_MODULES_SIZE, _PPC32_VMALLOC_OFFSET, 1 << 32
+    else:  # i386: pgtable_32_areas.h, modules in the vmalloc area, VMALLOC_START as ARM's.
+        floor, offset, top = page_offset, _VMALLOC_OFFSET, 1 << 32
+    for ln in dyn:
+        if ln.start < floor:
+            return (f"line {ln.lineno}: 0x{ln.start:08x} is below 0x{floor:08x}, the lowest "
+                    f"kernel address of {arch} with PAGE_OFFSET 0x{page_offset:08x}")
+        if ln.start < page_offset and _is_ioremap(ln):
+            return (f"line {ln.lineno}: an ioremap at 0x{ln.start:08x}, below PAGE_OFFSET "
+                    f"0x{page_offset:08x}, where {arch} puts only modules")
+        if page_offset <= ln.start < page_offset + offset:
+            return (f"line {ln.lineno}: 0x{ln.start:08x} is within {offset >> 20} MiB of "
+                    f"PAGE_OFFSET 0x{page_offset:08x}, below any {arch} VMALLOC_START")
+        if ln.end > top:
+            return (f"line {ln.lineno}: 0x{ln.end:08x} is above {arch}'s highest VMALLOC_END "
+                    f"0x{top:08x}")
+    return None
+
+
+def _ppc32_page_offset(snapshot: VmallocinfoSnapshot) -> int:
+    """The ppc32 PAGE_OFFSET the dump fits (the default when it fits none or both)."""
+    for page_offset in _PPC32_PAGE_OFFSETS:
+        if _contradiction_at(snapshot, "ppc32", page_offset) is None:
+            return page_offset
+    return _PPC32_PAGE_OFFSET
+
+
+def _page_offsets(arch: str) -> tuple[int, ...]:
+    return {"arm": _ARM_PAGE_OFFSETS, "i386": _I386_PAGE_OFFSETS, "ppc32": _PPC32_PAGE_OFFSETS,
+            "mips32": (_MIPS32_VMALLOC_START,)}[arch]
+
+
+def _arm_total_contradiction(snapshot: VmallocinfoSnapshot, total_kb: int) -> str | None:
+    """ARM's VMALLOC_END is a constant (versions.arm_vmalloc_end: 0xff800000 from 4.2), so
+    meminfo's VmallocTotal fixes VMALLOC_START = VMALLOC_END - VmallocTotal; a dynamic area
+    above PAGE_OFFSET below it cannot be ARM's.  Only for a dump the words date to 4.2+."""
+    kernels, _ = infer_kernel(snapshot, arch="arm")
+    since = parse_version(CHANGES["arm_vmalloc_end_ff800000"].since)
+    if kernels.lo.series() < since.series():
+        return None
+    start = arm_vmalloc_end(kernels.lo) - total_kb * KiB
+    for ln in _dynamic(snapshot):
+        if _arm_page_offset(snapshot) <= ln.start < start:
+            return (f"line {ln.lineno}: 0x{ln.start:08x} is below ARM's VMALLOC_START "
+                    f"0x{start:08x} = VMALLOC_END 0x{arm_vmalloc_end(kernels.lo):08x} - "
+                    f"VmallocTotal {total_kb} kB ({kernels})")
+    return None
+
+
+def layout_contradiction(snapshot: VmallocinfoSnapshot, arch: str, default_only: bool = False,
+                         vmalloc_total_kb: int | None = None) -> str | None:
+    """Why ``snapshot``'s addresses cannot come from 32-bit ``arch`` (arm, i386, ppc32, mips32)
+    under any PAGE_OFFSET its kernel offers (only the default one with ``default_only``), or None
+    when they can (and for hashed addresses, other arches, or no dynamic area).  meminfo's
+    ``vmalloc_total_kb`` rules ARM out when it puts VMALLOC_START above an area."""
+    if not snapshot.addresses_trusted or snapshot.address_bits != 32 or arch not in _LAYOUT_ORDER:
+        return None
+    offsets = _page_offsets(arch)[:1] if default_only else _page_offsets(arch)
+    reasons = [_contradiction_at(snapshot, arch, po) for po in offsets]
+    if all(r is not None for r in reasons):
+        return reasons[0]
+    if arch == "arm" and vmalloc_total_kb:
+        return _arm_total_contradiction(snapshot, vmalloc_total_kb)
+    return None
+
+
+def _guess_32bit(snapshot: VmallocinfoSnapshot,
+                 total_kb: int | None) -> tuple[str | None, str]:
+    """guess_arch for 32-bit addresses: never an arch whose layout the addresses contradict."""
+    possible = [a for a in _LAYOUT_ORDER
+                if layout_contradiction(snapshot, a, vmalloc_total_kb=total_kb) is None]
+    usual = [a for a in possible if layout_contradiction(snapshot, a, True, total_kb) is None]
+    callers = {ln.function for ln in snapshot.lines if ln.function}
+    found = {arch: sorted(c for c in callers if c in only or c.startswith(prefixes))
+             for arch, only, prefixes in (("arm", _ARM_ONLY_CALLERS, ()),
+                                          ("ppc32", _PPC_ONLY_CALLERS, _PPC_ONLY_PREFIXES),
+                                          ("mips32", _MIPS_ONLY_CALLERS, _MIPS_ONLY_PREFIXES),
+                                          ("i386", _X86_ONLY_CALLERS, ()))}
+    told = [a for a in ("ppc32", "mips32") if found[a] and a in possible and not found["arm"]]
+    if len(told) == 1:
+        what = "PowerPC" if told[0] == "ppc32" else "MIPS"
+        return told[0], f"32-bit addresses and {what}-only callers ({', '.join(found[told[0]])})"
+    if "arm" in possible:
+        for page_offset in _ARM_PAGE_OFFSETS:
+            if _contradiction_at(snapshot, "arm", page_offset) is not None:
+                continue
+            lo = page_offset - _ARM_MODULES_SIZE
+            mods = [ln for ln in snapshot.lines if lo <= ln.start < page_offset]
+            if mods and any(ln.start >= page_offset for ln in snapshot.lines) \
+                    and not (found["ppc32"] or found["mips32"]):
+                return "arm", (f"{len(mods)} areas in the ARM module area "
+                               f"0x{lo:08x}-0x{page_offset:08x} "
+                               f"(MODULES_VADDR = PAGE_OFFSET - 16 MiB)")
+        if found["arm"]:
+            return "arm", f"32-bit addresses and ARM-only callers ({', '.join(found['arm'])})"
+    if found["i386"] and "i386" in possible:
+        return "i386", (f"32-bit addresses and x86-only callers ({', '.join(found['i386'])}); "
+                        f"i386-pae looks the same")
+    others = [a for a in _LAYOUT_ORDER if a not in possible]
+    ruled_out = "; ".join(f"not {a}: {layout_contradiction(snapshot, a, False, total_kb)}"
+                          for a in others)
+    if len(usual) == 1 and usual[0] in ("ppc32", "mips32"):
+        # The only layout at its default PAGE_OFFSET: ppc32's module segment below PAGE_OFFSET
+        # or MIPS's KSEG2 from 0xc0000000 (the others would need a non-default memory split).
+        unusual = "; ".join(f"not {a} at PAGE_OFFSET 0x{_page_offsets(a)[0]:08x}: "
+                            f"{layout_contradiction(snapshot, a, True, total_kb)}"
+                            for a in _LAYOUT_ORDER if a != usual[0])
+        return usual[0], (f"32-bit addresses that only the {usual[0]} layout holds at the usual "
+                          f"PAGE_OFFSET ({LAYOUT_ONLY_ARCHES[usual[0]]}); {unusual}")
+    if not possible:
+        return None, f"32-bit addresses that fit no known 32-bit layout ({ruled_out})"
+    return None, ("32-bit addresses without an ARM module area or an arch-only caller: "
+                  f"{' or '.join(possible)}, give --arch" + (f" ({ruled_out})" if ruled_out
+                                                             else ""))
 
 
 def check_arch(snapshot: VmallocinfoSnapshot, arch: str) -> None:
@@ -365,7 +518,8 @@ def _layout_only_bounds(snapshot: VmallocinfoSnapshot, arch: str, total: int | N
         start = _MIPS32_VMALLOC_START
         how = "VMALLOC_START 0xc0000000 (MIPS32 MAP_BASE, KSEG2)"
     else:
-        first = _first_dynamic(snapshot, 0xC0000000)
+        # Areas below PAGE_OFFSET are the module segment's, not the vmalloc area's.
+        first = _first_dynamic(snapshot, _ppc32_page_offset(snapshot))
         if first is None:
             return None
         start = first & ~(_PPC32_VMALLOC_OFFSET - 1)
@@ -390,7 +544,8 @@ def module_range(snapshot: VmallocinfoSnapshot, arch: str | None) -> Bounds | No
     if arch == "mips32":
         return None
     if arch == "ppc32":
-        lo, hi = 0xC0000000 - _PPC32_MODULES_SIZE, 0xC0000000
+        hi = _ppc32_page_offset(snapshot)
+        lo = hi - _PPC32_MODULES_SIZE
         if any(lo <= s < hi for s in _starts(snapshot)):
             return Bounds(lo, hi, "ppc32 book3s/32 MODULES_VADDR..MODULES_END (PAGE_OFFSET - "
                                   "256 MiB .. PAGE_OFFSET, 5.10+)")
@@ -408,7 +563,9 @@ def module_range(snapshot: VmallocinfoSnapshot, arch: str | None) -> Bounds | No
         if any(lo <= s < hi for s in _starts(snapshot)):
             return Bounds(lo, hi, "arm64 profile MODULES_VADDR..MODULES_END")
         return None
-    if arch == "arm" or (arch is None and snapshot.address_bits == 32):
+    # Only when the arch is ARM: an unknown 32-bit arch gets no module area (ppc32's is 256 MiB,
+    # i386 and MIPS have none), rather than ARM's invented for it.
+    if arch == "arm":
         page_offset = _arm_page_offset(snapshot)
         lo = page_offset - _ARM_MODULES_SIZE
         if any(lo <= s < page_offset for s in _starts(snapshot)):
@@ -576,6 +733,11 @@ def infer_kernel(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | Non
         if first is not None and first % _VMALLOC_OFFSET:
             since("x86_32_vmalloc_start_unrounded", f"i386 lowest area 0x{first:08x} is not "
                   f"8 MiB aligned (VMALLOC_START = high_memory + VMALLOC_OFFSET): 2.6.25+")
+    if snapshot.addresses_trusted and lines and arch == "ppc32":
+        below = [ln for ln in _dynamic(snapshot) if ln.start < _ppc32_page_offset(snapshot)]
+        if below:
+            since("ppc32s_module_segment", f"ppc32 areas below PAGE_OFFSET (0x{below[0].start:08x}:"
+                  f" the module segment): 5.10+")
     if snapshot.addresses_trusted and lines and arch == "arm" and total_kb:
         bounds = infer_bounds(snapshot, "arm", total_kb)
         if bounds is not None and bounds.exact:
