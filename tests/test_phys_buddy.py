@@ -466,3 +466,32 @@ def test_sparse_sections_behave_as_if_filled_at_boot() -> None:
     lazy.check()
     assert lazy._npending > 0  # some sections were never reached
     assert snapshot(lazy) == snapshot(eager)
+
+
+def test_boot_free_list_is_a_dict_in_list_order() -> None:
+    # The top-order free list keeps boot's blocks as an array until taken; every operation
+    # the allocator and check() use gives what a plain dict built at boot gives.
+    from pyvmalloc.phys.memory import _FreeList
+
+    rng = np.random.default_rng(7)
+    boot = np.arange(0, 64 * 1024, 1024, dtype=np.int64)
+    lazy, plain = _FreeList(boot), dict.fromkeys(boot.tolist())
+    for _ in range(400):
+        op = int(rng.integers(5))
+        if op == 0 and plain:
+            assert lazy.popitem() == plain.popitem()
+        elif op == 1:
+            key = int(rng.integers(64)) * 1024
+            lazy[key] = plain[key] = None
+        elif op == 2:
+            key = int(rng.integers(64)) * 1024
+            if key in plain:
+                del lazy[key], plain[key]
+            else:
+                assert key not in lazy
+        elif op == 3:
+            key = int(rng.integers(64)) * 1024 + 2048 * 64
+            lazy[key] = plain[key] = None
+        assert len(lazy) == len(plain) and bool(lazy) == bool(plain)
+        assert list(lazy) == list(plain)
+    assert lazy == plain

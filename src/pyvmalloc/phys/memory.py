@@ -45,6 +45,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -242,6 +243,91 @@ class _Zone:
         self.reserved = 0
 
 
+class _FreeList(dict[int, None]):
+    """A free list (see the module docstring: the dict's end is the list's head) whose oldest
+    entries, the blocks boot freed in ascending order, stay an array until taken: a 1 TiB
+    machine boots without a dict of its 262,144 MAX_ORDER blocks.  The blocks freed later are
+    the dict itself, after the array in list order; ``popitem`` takes the dict's last entry,
+    then the array's last; any other change of an array entry first makes the whole list a
+    plain dict (same order)."""
+
+    __slots__ = ("_boot", "_n")
+
+    def __init__(self, boot: npt.NDArray[np.int64]) -> None:
+        super().__init__()
+        self._boot = boot
+        self._n = len(boot)
+
+    def _spill(self) -> None:
+        """Turn the array part into dict entries, ahead of the dict's own (the list's order)."""
+        if self._n:
+            rest = list(dict.__iter__(self))
+            dict.clear(self)
+            dict.update(self, dict.fromkeys(self._boot[:self._n].tolist()))
+            dict.update(self, dict.fromkeys(rest))
+            self._n = 0
+            self._boot = self._boot[:0]
+
+    def _in_boot(self, key: object) -> bool:
+        if not self._n or not isinstance(key, (int, np.integer)):
+            return False
+        i = int(np.searchsorted(self._boot[:self._n], key))
+        return i < self._n and int(self._boot[i]) == key
+
+    def __len__(self) -> int:
+        return self._n + dict.__len__(self)
+
+    def __bool__(self) -> bool:
+        return self._n > 0 or dict.__len__(self) > 0
+
+    def __iter__(self) -> Iterator[int]:
+        if self._n:
+            yield from self._boot[:self._n].tolist()
+        yield from dict.__iter__(self)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or self._in_boot(key)
+
+    def __getitem__(self, key: int) -> None:
+        if self._in_boot(key):
+            return None
+        return dict.__getitem__(self, key)
+
+    def __setitem__(self, key: int, value: None) -> None:
+        if self._in_boot(key):
+            self._spill()
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: int) -> None:
+        if self._in_boot(key):
+            self._spill()
+        dict.__delitem__(self, key)
+
+    def popitem(self) -> tuple[int, None]:
+        if dict.__len__(self):
+            return dict.popitem(self)
+        if not self._n:
+            raise KeyError("popitem(): free list is empty")
+        self._n -= 1
+        return int(self._boot[self._n]), None
+
+    def keys(self) -> Any:
+        self._spill()
+        return dict.keys(self)
+
+    def items(self) -> Any:
+        self._spill()
+        return dict.items(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, dict) and list(self) == list(other) and len(self) == len(other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"_FreeList({list(self)!r})"
+
+
 def _log2_floor(n: int) -> int:
     return n.bit_length() - 1
 
@@ -401,7 +487,7 @@ class PhysMem:
                     continue
                 pfns = np.sort(np.concatenate(parts))
                 # Ascending, as free_all_bootmem frees: the highest block ends at the list head.
-                zone.free_area[k] = dict.fromkeys(pfns.tolist())
+                zone.free_area[k] = _FreeList(pfns) if k == top else dict.fromkeys(pfns.tolist())
                 heads.append(pfns)
                 orders.append(np.full(len(pfns), k, dtype=np.int64))
         if heads:
