@@ -574,6 +574,17 @@ class PhysMem:
             fl[heads - c0] |= PG_buddy
         return fl
 
+    def _buddy_marked(self, c0: int, c1: int) -> npt.NDArray[np.int64]:
+        """The pfns of ``[c0, c1)`` with PG_buddy as ``_meta_at`` reads them, ascending (the
+        pending sections' heads joined to the written marks: no copy of the range)."""
+        marked = np.flatnonzero(self._flags[c0:c1] & PG_buddy).astype(np.int64) + c0
+        sh = self._section_shift
+        if self._npending and self._pending[c0 >> sh:((c1 - 1) >> sh) + 1].any():
+            lo, hi = np.searchsorted(self._boot_heads, [c0, c1])
+            heads = self._boot_heads[lo:hi]
+            marked = np.union1d(marked, heads[self._pending[heads >> sh]])
+        return marked
+
     # -- zone ids ------------------------------------------------------------------------------
     def zone_ids(self, pfns: npt.ArrayLike | slice) -> npt.NDArray[np.uint8]:
         """``page_zone_id`` of each frame of ``pfns`` (an array of pfns inside
@@ -1183,7 +1194,8 @@ class PhysMem:
                 raise Inconsistency(f"node {node}: {node_free[node]} free + {used} used != {total} present")
         for c0, c1 in _chunks(0, self.nr_frames):
             holes = self.zone_ids(slice(c0, c1)) == NO_ZONE
-            bad = holes & ((owner[c0:c1] != _FREE) | (self._flags_range(c0, c1) != 0))
+            # No boot head lies in a hole: the raw flags are the flags there.
+            bad = holes & ((owner[c0:c1] != _FREE) | (self._flags[c0:c1] != 0))
             if bad.any():
                 raise Inconsistency(f"pfn {c0 + int(np.flatnonzero(bad)[0]):#x} lies in a hole but has an owner or flags")
 
@@ -1240,18 +1252,19 @@ class PhysMem:
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise Inconsistency(f"{where}: free pfn {c0 + i:#x} has page_count {int(rc[i])}")
-        buddy_marked = np.concatenate([np.flatnonzero(self._flags_range(c0, c1) & PG_buddy) + c0
-                                       for c0, c1 in spans])
+        buddy_marked = np.concatenate([self._buddy_marked(c0, c1) for c0, c1 in spans])
         if len(buddy_marked) != len(heads) or not np.array_equal(buddy_marked, hs):
             extra = np.setdiff1d(buddy_marked, heads)
             pfn = int(extra[0]) if len(extra) else int(np.setdiff1d(heads, buddy_marked)[0])
             raise Inconsistency(f"{where}: pfn {pfn:#x} has PG_buddy but heads no free block")
         for c0, c1 in spans:
-            fl, own = self._flags_range(c0, c1), owner[c0:c1]
+            # PG_buddy plays no part here: the raw flags do (the message reads the frame's own).
+            fl, own = self._flags[c0:c1], owner[c0:c1]
             bad = (fl & (PG_slab | PG_pgtable | PG_reserved)) != _OWNER_FLAG[own]
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise Inconsistency(f"{where}: pfn {c0 + i:#x} has flags {page_flag_names(int(fl[i])) or '0'} but owner {OWNERS[int(own[i])]}")
+                shown = int(self._flags_range(c0 + i, c0 + i + 1)[0])
+                raise Inconsistency(f"{where}: pfn {c0 + i:#x} has flags {page_flag_names(shown) or '0'} but owner {OWNERS[int(own[i])]}")
 
 
 # The kernel's spelling, for code outside a class (inside one, Python mangles ``__`` names).
