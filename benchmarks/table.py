@@ -21,6 +21,7 @@ import random
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -244,10 +245,16 @@ def row_bench(full: bool) -> dict[str, Any]:
 def row_suite(full: bool) -> dict[str, Any]:
     if not full:
         return {"value": None, "unit": "s (run with --full)"}
-    t0 = os.times()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"],
-                   check=True, cwd=HERE.parent, stdout=subprocess.DEVNULL, env=os.environ.copy())
-    t1 = os.times()
+    # The tree's own tests, with its own source (--compare: the other tree's tests, or this
+    # tree's new tests would fail against the old source); it is only read: no bytecode, and
+    # Hypothesis keeps its examples in a temporary directory.
+    tree = Path(os.environ.get("PYTHONPATH") or SRC).resolve().parent
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", HYPOTHESIS_STORAGE_DIRECTORY=tmp)
+        t0 = os.times()
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"],
+                       check=True, cwd=tree, stdout=subprocess.DEVNULL, env=env)
+        t1 = os.times()
     cpu = (t1.children_user - t0.children_user) + (t1.children_system - t0.children_system)
     return {"value": cpu, "unit": "s CPU, whole test suite"}
 

@@ -154,7 +154,7 @@ class BuddyMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.a.nr_free() > 0)
     @rule(data=st.data())
     def double_free_is_a_bug(self, data: st.DataObject) -> None:
-        free = np.flatnonzero((self.a.owner == 0) & (self.a.zid != 0xFF))
+        free = np.flatnonzero((self.a.owner == 0) & (self.a.zone_ids(slice(0, self.a.nr_frames)) != 0xFF))
         pfn = int(data.draw(st.sampled_from(free.tolist())))
         before = snapshot(self.a)
         with pytest.raises(KernelBug):
@@ -422,3 +422,76 @@ def test_page_handle() -> None:
     assert mem.page(pfn).owner == "free"
     with pytest.raises(KernelBug):
         mem.page(96)
+
+
+# -- sparse boot: sections filled on first touch ----------------------------------------------------
+def test_sparse_sections_behave_as_if_filled_at_boot() -> None:
+    # Two nodes, three zones, a reserved range and 2**15-frame sections: one machine whose
+    # boot heads are filled up front (reading .flags fills every section), one that fills
+    # them as the allocator reaches them.  Same pfns, same lists, same metadata throughout;
+    # check() of the lazy one reads through the pending sections without filling them.
+    zones = [("DMA", 16, 1 << 12), ("DMA32", 1 << 12, 1 << 17), ("NORMAL", 1 << 17, 3 << 17)]
+    args = dict(page_size=PAGE, zones=zones, nodes=2, reserved=[(100, 300), (1 << 17, (1 << 17) + 5)])
+    eager, lazy = PhysMem(**args), PhysMem(**args)  # type: ignore[arg-type]
+    eager.flags  # noqa: B018 (fills every section)
+    assert eager._npending == 0 and lazy._npending > 1
+    pending = lazy._npending
+    lazy.check()
+    assert lazy._npending == pending
+    assert lazy.zone_ids(slice(0, lazy.nr_frames)).tolist() == [
+        lazy.zone_id(p) for p in range(lazy.nr_frames)]
+    rng = np.random.default_rng(5)
+    held: list[int] = []
+    for step in range(300):
+        if held and rng.random() < 0.4:
+            i = int(rng.integers(len(held)))
+            pfn = held.pop(i)
+            for m in (eager, lazy):
+                m.free_pages(pfn, 0)
+        elif rng.random() < 0.2:
+            nr, node = int(rng.integers(1, 3000)), int(rng.integers(-1, 2))
+            got = [m.alloc_pages_bulk(G.GFP_KERNEL, nr, node) for m in (eager, lazy)]
+            assert got[0].tolist() == got[1].tolist()
+            for m in (eager, lazy):
+                m.free_pages_bulk(got[0][::2])
+            held += got[0][1::2].tolist()
+        else:
+            node = int(rng.integers(-1, 2))
+            got = [m.alloc_pages_node(node, G.GFP_KERNEL, 0) for m in (eager, lazy)]
+            assert got[0] == got[1]
+            if got[0] is not None:
+                held.append(got[0])
+        if step % 50 == 0:
+            lazy.check()
+    lazy.check()
+    assert lazy._npending > 0  # some sections were never reached
+    assert snapshot(lazy) == snapshot(eager)
+
+
+def test_boot_free_list_is_a_dict_in_list_order() -> None:
+    # The top-order free list keeps boot's blocks as an array until taken; every operation
+    # the allocator and check() use gives what a plain dict built at boot gives.
+    from pyvmalloc.phys.memory import _FreeList
+
+    rng = np.random.default_rng(7)
+    boot = np.arange(0, 64 * 1024, 1024, dtype=np.int64)
+    lazy, plain = _FreeList(boot), dict.fromkeys(boot.tolist())
+    for _ in range(400):
+        op = int(rng.integers(5))
+        if op == 0 and plain:
+            assert lazy.popitem() == plain.popitem()
+        elif op == 1:
+            key = int(rng.integers(64)) * 1024
+            lazy[key] = plain[key] = None
+        elif op == 2:
+            key = int(rng.integers(64)) * 1024
+            if key in plain:
+                del lazy[key], plain[key]
+            else:
+                assert key not in lazy
+        elif op == 3:
+            key = int(rng.integers(64)) * 1024 + 2048 * 64
+            lazy[key] = plain[key] = None
+        assert len(lazy) == len(plain) and bool(lazy) == bool(plain)
+        assert list(lazy) == list(plain)
+    assert lazy == plain

@@ -186,3 +186,23 @@ def test_cli_errors_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], 
         main(["replay", str(EXAMPLE), "--allocator", "slab"])
     assert info.value.code == 2
     assert _one_error_line(capsys.readouterr().err).startswith("pyvmalloc replay: error:")
+
+
+# ---- the lean replay loop ------------------------------------------------------------------------
+ORACLE_TRACES = sorted((Path(__file__).parent / "data" / "oracle").glob("*/*/trace_*.txt"))
+
+
+@pytest.mark.parametrize("path", ORACLE_TRACES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_lean_replay_gives_the_full_paths_report(path: Path) -> None:
+    # A trace carries no data, so replay() frees without walking page tables; the full path
+    # (remove_vm_area, run_workers) must give the same addresses, failures, counters and holes.
+    from pyvmalloc.analysis.replay import _replay_one, workload
+    from pyvmalloc.vmalloc.allocator import ALLOCATORS
+
+    wl = workload(parse_trace(path.read_text(), str(path)))
+    for name in ALLOCATORS:
+        lean = _replay_one(wl, name, "x86_64", "6.12", lean=True)
+        full = _replay_one(wl, name, "x86_64", "6.12", lean=False)
+        lean.alloc_ns = full.alloc_ns = lean.free_ns = full.free_ns = 0  # host time only
+        assert lean.addresses == full.addresses and lean.allocs > 0
+        assert lean == full

@@ -251,7 +251,16 @@ def _check(wl: Workload, source: str, page: int, bits: int, arch: str) -> None:
                                   f"is no range of the {bits}-bit address space of {arch}")
 
 
-def _replay_one(wl: Workload, name: str, arch: str, kernel: str | None) -> AllocatorResult:
+def _replay_one(wl: Workload, name: str, arch: str, kernel: str | None,
+                lean: bool = True) -> AllocatorResult:
+    """Replay ``wl`` on a fresh machine with allocator ``name``.
+
+    ``lean`` (always, for a trace: it carries addresses and sizes, never data): the replay maps
+    no page, so a free unlinks its area without walking page tables that hold no entry
+    (``remove_unmapped_vm_area_locked``) and the workers run only when a drain is pending (a
+    replay queues no deferred vfree and no kvfree_rcu).  ``lean=False`` is the full path
+    (``remove_vm_area``, ``run_workers``), kept to show that both give the same report.
+    """
     # The 2.6.22 list frees at once; the others are the lazy-purge kernels they came with.
     m = Machine(arch=arch, ram=get_profile(arch).min_ram, allocator=name, kernel=kernel,
                 lazy_purge=name != "list")
@@ -263,17 +272,26 @@ def _replay_one(wl: Workload, name: str, arch: str, kernel: str | None) -> Alloc
     flushes0 = m.mmu.stats["flushes"]
     work0 = work_counters(m)
     clock = time.perf_counter_ns
+    vm = m.vm
+    lock = m.vmlist_lock
+    alloc_vmap_range = vm.alloc_vmap_range
+    unlink = vm.remove_unmapped_vm_area_locked if lean else vm.remove_vm_area_locked
+
+    def remove(addr: int) -> None:
+        with lock.write():
+            unlink(addr)
+
     for op in wl.ops:
-        if isinstance(op, Request):
+        if type(op) is Request:
             if op.addr is not None and op.addr in live:
                 # The trace hands out an address it never freed: a free without tracepoint.
-                m.remove_vm_area(live.pop(op.addr).addr)
+                remove(live.pop(op.addr).addr)
                 res.implicit_frees += 1
             area = vm_struct(addr=0, size=op.size, flags=VM_ALLOC, caller="replay", handle=0)
             va = vmap_area(0, 0, VM_VM_AREA, area)
             t0 = clock()
-            with m.vmlist_lock.write():
-                addr = m.vm.alloc_vmap_range(op.size, max(op.align, page), op.vstart, op.vend, va)
+            with lock.write():
+                addr = alloc_vmap_range(op.size, max(op.align, page), op.vstart, op.vend, va)
             res.alloc_ns += clock() - t0
             res.allocs += 1
             res.addresses.append((op.addr, addr))
@@ -286,14 +304,15 @@ def _replay_one(wl: Workload, name: str, arch: str, kernel: str | None) -> Alloc
                     live[op.addr] = area
                     res.same_address += addr == op.addr
             res.outcome_mismatches += (addr is None) != (op.addr is None)
-        elif isinstance(op, Free):
+        elif type(op) is Free:
             held = live.pop(op.va_start, None)
             if held is None:
                 res.unmatched_frees += 1
                 continue
             t0 = clock()
-            m.remove_vm_area(held.addr)  # lazily (kva) or with its own flush (list)
-            m.run_workers()  # 5.19+: the drain the free scheduled runs in its worker now
+            remove(held.addr)  # lazily (kva) or with its own flush (list)
+            if not lean or vm.drain_pending:
+                vm.run_workers()  # 5.19+: the drain the free scheduled runs in its worker now
             res.free_ns += clock() - t0
             res.frees += 1
         elif m.lazy_purge:

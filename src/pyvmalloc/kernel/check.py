@@ -507,7 +507,7 @@ class _Checker:
             mp = area.mapped.astype(_I64, copy=False)
             valid = (mp >= 0) & (mp < phys.nr_frames)
             ram = mp[valid]
-            dead = (phys.owner[ram] == _FREE) & (phys.zid[ram] != NO_ZONE)
+            dead = (phys.owner[ram] == _FREE) & (phys.zone_ids(ram) != NO_ZONE)
             if dead.any():
                 raise Inconsistency(f"vmap area {area!r} maps pfn {int(ram[_first(dead)]):#x}, a free frame "
                                     "(freed while mapped)")
@@ -542,11 +542,11 @@ class _Checker:
         phys = m.phys
         kb = self.ps >> 10
         shown = parse_meminfo(text, "/proc/meminfo")
-        owner, zid = phys.owner, phys.zid
+        owner = phys.owner
         recount: dict[str, int] = {}
         total = free_ram = 0
-        for c in range(0, len(zid), _CHUNK):  # chunk by chunk: no array the machine's size
-            ram = zid[c:c + _CHUNK] != NO_ZONE
+        for c in range(0, phys.nr_frames, _CHUNK):  # chunk by chunk: no array the machine's size
+            ram = phys.zone_ids(slice(c, min(c + _CHUNK, phys.nr_frames))) != NO_ZONE
             total += int(np.count_nonzero(ram))
             free_ram += int(np.count_nonzero((owner[c:c + _CHUNK] == _FREE) & ram))
         recount["MemTotal"] = total * kb

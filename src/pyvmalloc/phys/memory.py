@@ -19,8 +19,18 @@ host OS), so boot writes only what must be nonzero:
     higher-order one (tail pages of a non-compound block stay at 0, as in the kernel).
 ``order`` (uint8)
     the buddy order of a free block, valid where ``PG_buddy`` is set (``page_private``).
-``zid`` (uint8)
-    which (node, zone) pair the frame belongs to (``page_zone_id``), ``NO_ZONE`` in holes.
+``zone_ids(pfns)``
+    which (node, zone) pair each frame belongs to (``page_zone_id``), ``NO_ZONE`` in holes:
+    computed from the zones' bounds, not stored per frame (zones are ranges of pfns, so the
+    kernel's per-page zone bits say nothing the bounds do not).
+
+Sparse boot: ``flags`` and ``order`` of the free blocks that boot makes (a PG_buddy head every
+MAX_ORDER block) are written per memory section (``SECTION_SIZE_BITS`` 27 on x86_64: 32768
+frames of 4 KiB) on the first touch of that section, not at boot, so a 1 TiB machine boots
+without writing 256 MiB of heads (as SPARSEMEM's ``sparse_init`` sets up ``mem_map`` per present
+section).  Until then a section's heads are implied by ``_boot_heads``; the allocator paths
+touch a section before they read or write its metadata, ``check()`` reads through the implied
+heads without touching, and the public ``flags``/``order`` arrays fill every section first.
 
 Free lists are insertion-ordered dicts, one per (node, zone, order).  The end of a dict is the
 head of the kernel's list: ``__free_one_page`` does ``list_add`` (head) and ``__rmqueue`` takes
@@ -32,8 +42,10 @@ block of the order is free), migrate types, compound pages (``__GFP_COMP`` is ig
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +80,8 @@ _OWNER_FLAG[_OWNER_CODE[OWNER_PGTABLE]] = PG_pgtable
 _OWNER_FLAG[_RESERVED] = PG_reserved
 
 NO_ZONE = 0xFF
+# arch/x86/include/asm/sparsemem.h: SECTION_SIZE_BITS 27, 128 MiB sections (frames of 4 KiB).
+_SECTION_SHIFT = 15
 MAX_NUMNODES = 64  # x86_64 NODES_SHIFT 6
 
 FailHook = Callable[[str, int], int]
@@ -156,7 +170,8 @@ class Page:
     @property
     def flags(self) -> int:
         """The ``PG_*`` bits."""
-        return int(self._mem.flags[self.pfn])
+        self._mem._touch(self.pfn)
+        return int(self._mem._flags[self.pfn])
 
     @property
     def flag_names(self) -> str:
@@ -176,7 +191,7 @@ class Page:
     @property
     def order(self) -> int | None:
         """Buddy order when this page heads a free block, else None."""
-        return int(self._mem.order[self.pfn]) if self.flags & PG_buddy else None
+        return int(self._mem._order[self.pfn]) if self.flags & PG_buddy else None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Page) and other.pfn == self.pfn and other._mem is self._mem
@@ -228,6 +243,91 @@ class _Zone:
         self.reserved = 0
 
 
+class _FreeList(dict[int, None]):
+    """A free list (see the module docstring: the dict's end is the list's head) whose oldest
+    entries, the blocks boot freed in ascending order, stay an array until taken: a 1 TiB
+    machine boots without a dict of its 262,144 MAX_ORDER blocks.  The blocks freed later are
+    the dict itself, after the array in list order; ``popitem`` takes the dict's last entry,
+    then the array's last; any other change of an array entry first makes the whole list a
+    plain dict (same order)."""
+
+    __slots__ = ("_boot", "_n")
+
+    def __init__(self, boot: npt.NDArray[np.int64]) -> None:
+        super().__init__()
+        self._boot = boot
+        self._n = len(boot)
+
+    def _spill(self) -> None:
+        """Turn the array part into dict entries, ahead of the dict's own (the list's order)."""
+        if self._n:
+            rest = list(dict.__iter__(self))
+            dict.clear(self)
+            dict.update(self, dict.fromkeys(self._boot[:self._n].tolist()))
+            dict.update(self, dict.fromkeys(rest))
+            self._n = 0
+            self._boot = self._boot[:0]
+
+    def _in_boot(self, key: object) -> bool:
+        if not self._n or not isinstance(key, (int, np.integer)):
+            return False
+        i = int(np.searchsorted(self._boot[:self._n], key))
+        return i < self._n and int(self._boot[i]) == key
+
+    def __len__(self) -> int:
+        return self._n + dict.__len__(self)
+
+    def __bool__(self) -> bool:
+        return self._n > 0 or dict.__len__(self) > 0
+
+    def __iter__(self) -> Iterator[int]:
+        if self._n:
+            yield from self._boot[:self._n].tolist()
+        yield from dict.__iter__(self)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or self._in_boot(key)
+
+    def __getitem__(self, key: int) -> None:
+        if self._in_boot(key):
+            return None
+        return dict.__getitem__(self, key)
+
+    def __setitem__(self, key: int, value: None) -> None:
+        if self._in_boot(key):
+            self._spill()
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: int) -> None:
+        if self._in_boot(key):
+            self._spill()
+        dict.__delitem__(self, key)
+
+    def popitem(self) -> tuple[int, None]:
+        if dict.__len__(self):
+            return dict.popitem(self)
+        if not self._n:
+            raise KeyError("popitem(): free list is empty")
+        self._n -= 1
+        return int(self._boot[self._n]), None
+
+    def keys(self) -> Any:
+        self._spill()
+        return dict.keys(self)
+
+    def items(self) -> Any:
+        self._spill()
+        return dict.items(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, dict) and list(self) == list(other) and len(self) == len(other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"_FreeList({list(self)!r})"
+
+
 def _log2_floor(n: int) -> int:
     return n.bit_length() - 1
 
@@ -270,11 +370,16 @@ class PhysMem:
         self.frames = FrameStore(span_end, self.page_size)
         self.nr_frames = span_end  # pfns 0 .. span_end-1 exist as indices (holes included)
 
-        self.flags = np.zeros(span_end, dtype=np.uint8)
+        self._flags = np.zeros(span_end, dtype=np.uint8)
         self.owner = np.zeros(span_end, dtype=np.uint8)
         self.refcount = np.zeros(span_end, dtype=np.int32)
-        self.order = np.zeros(span_end, dtype=np.uint8)
-        self.zid = np.full(span_end, NO_ZONE, dtype=np.uint8)
+        self._order = np.zeros(span_end, dtype=np.uint8)
+        # A section never splits a MAX_ORDER block, so a block's buddies share its section.
+        self._section_shift = max(_SECTION_SHIFT, self.max_order - 1)
+        self._pending = np.zeros((span_end >> self._section_shift) + 1, dtype=bool)
+        self._npending = 0
+        self._boot_heads = np.zeros(0, dtype=np.int64)
+        self._boot_orders = np.zeros(0, dtype=np.uint8)
 
         self.node_spans = self._split_nodes(zones, nodes, span_start, span_end)
         self.nodes = range(nodes)
@@ -287,7 +392,10 @@ class PhysMem:
                     zone = _Zone(len(self._zones), node, name, s, e, self.max_order)
                     self._zones.append(zone)
                     self._node_zones[node].append(zone)
-                    self.zid[s:e] = zone.zid
+        # Nodes and zones both go up in address order: the zones' bounds are sorted.
+        self._zone_starts = [z.start for z in self._zones]
+        self._zstarts = np.array(self._zone_starts, dtype=np.int64)
+        self._zends = np.array([z.end for z in self._zones], dtype=np.int64)
         for node in range(len(self.node_spans)):
             present = sum(z.present for z in self._node_zones[node])
             if present < 1 << (self.max_order - 1):
@@ -379,18 +487,129 @@ class PhysMem:
                     continue
                 pfns = np.sort(np.concatenate(parts))
                 # Ascending, as free_all_bootmem frees: the highest block ends at the list head.
-                zone.free_area[k] = dict.fromkeys(pfns.tolist())
+                zone.free_area[k] = _FreeList(pfns) if k == top else dict.fromkeys(pfns.tolist())
                 heads.append(pfns)
                 orders.append(np.full(len(pfns), k, dtype=np.int64))
         if heads:
+            # Not written here: each section's heads are written when it is first touched.
             all_heads = np.concatenate(heads)
-            self.flags[all_heads] = PG_buddy
-            self.order[all_heads] = np.concatenate(orders)
+            by_pfn = np.argsort(all_heads, kind="stable")
+            self._boot_heads = all_heads[by_pfn]
+            self._boot_orders = np.concatenate(orders)[by_pfn].astype(np.uint8)
+            self._pending[np.unique(self._boot_heads >> self._section_shift)] = True
+            self._npending = int(np.count_nonzero(self._pending))
         for s, e in res:
-            present = self.zid[s:e] != NO_ZONE
-            self.flags[s:e][present] = PG_reserved
+            present = self.zone_ids(slice(s, e)) != NO_ZONE
+            self._flags[s:e][present] = PG_reserved
             self.owner[s:e][present] = _RESERVED
             self.refcount[s:e][present] = 1
+
+    # -- sections: the boot heads written on first touch -----------------------------------------
+    def _fill(self, sec: int) -> None:
+        """Write section ``sec``'s boot heads (PG_buddy, order) into the metadata arrays."""
+        sh = self._section_shift
+        lo, hi = np.searchsorted(self._boot_heads, [sec << sh, (sec + 1) << sh])
+        heads = self._boot_heads[lo:hi]
+        self._flags[heads] |= PG_buddy  # reserved frames are no heads: nothing else is set
+        self._order[heads] = self._boot_orders[lo:hi]
+        self._pending[sec] = False
+        self._npending -= 1
+
+    def _touch(self, pfn: int) -> None:
+        """Make the metadata of ``pfn``'s section real before reading or writing it."""
+        if self._npending and self._pending[pfn >> self._section_shift]:
+            self._fill(pfn >> self._section_shift)
+
+    def _touch_pfns(self, pfns: npt.NDArray[np.int64]) -> None:
+        """``_touch`` of every frame of ``pfns`` (valid pfns)."""
+        if self._npending and len(pfns):
+            secs = np.unique(pfns >> self._section_shift)
+            for sec in secs[self._pending[secs]].tolist():
+                self._fill(sec)
+
+    def _touch_all(self) -> None:
+        if self._npending:
+            for sec in np.flatnonzero(self._pending).tolist():
+                self._fill(sec)
+
+    @property
+    def flags(self) -> npt.NDArray[np.uint8]:
+        """Page flags per pfn (every section filled first: callers may read any frame)."""
+        self._touch_all()
+        return self._flags
+
+    @property
+    def order(self) -> npt.NDArray[np.uint8]:
+        """Buddy order per pfn, valid where ``PG_buddy`` is set (every section filled first)."""
+        self._touch_all()
+        return self._order
+
+    def _implied(self, pfns: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
+        """Which of ``pfns`` are boot heads of sections not yet filled, and their index in
+        ``_boot_heads`` (where they are)."""
+        idx = np.searchsorted(self._boot_heads, pfns)
+        idx = np.minimum(idx, max(len(self._boot_heads) - 1, 0))
+        hit = self._pending[pfns >> self._section_shift] & (self._boot_heads[idx] == pfns)
+        return hit, idx
+
+    def _meta_at(self, pfns: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        """(flags, order) of ``pfns`` as they are, sections not yet filled read through their
+        boot heads (nothing is written: check() of a large machine stays small)."""
+        fl, od = self._flags[pfns], self._order[pfns]
+        if self._npending and len(pfns) and len(self._boot_heads):
+            hit, idx = self._implied(pfns)
+            fl[hit] |= PG_buddy
+            od[hit] = self._boot_orders[idx[hit]]
+        return fl, od
+
+    def _flags_range(self, c0: int, c1: int) -> npt.NDArray[np.uint8]:
+        """``flags[c0:c1]`` as ``_meta_at`` reads it (a view when no section in it is pending)."""
+        fl = self._flags[c0:c1]
+        sh = self._section_shift
+        if self._npending and self._pending[c0 >> sh:((c1 - 1) >> sh) + 1].any():
+            lo, hi = np.searchsorted(self._boot_heads, [c0, c1])
+            heads = self._boot_heads[lo:hi]
+            heads = heads[self._pending[heads >> sh]]
+            fl = fl.copy()
+            fl[heads - c0] |= PG_buddy
+        return fl
+
+    def _buddy_marked(self, c0: int, c1: int) -> npt.NDArray[np.int64]:
+        """The pfns of ``[c0, c1)`` with PG_buddy as ``_meta_at`` reads them, ascending (the
+        pending sections' heads joined to the written marks: no copy of the range)."""
+        marked = np.flatnonzero(self._flags[c0:c1] & PG_buddy).astype(np.int64) + c0
+        sh = self._section_shift
+        if self._npending and self._pending[c0 >> sh:((c1 - 1) >> sh) + 1].any():
+            lo, hi = np.searchsorted(self._boot_heads, [c0, c1])
+            heads = self._boot_heads[lo:hi]
+            marked = np.union1d(marked, heads[self._pending[heads >> sh]])
+        return marked
+
+    # -- zone ids ------------------------------------------------------------------------------
+    def zone_ids(self, pfns: npt.ArrayLike | slice) -> npt.NDArray[np.uint8]:
+        """``page_zone_id`` of each frame of ``pfns`` (an array of pfns inside
+        ``[0, nr_frames)``, or a ``slice(start, stop)`` of them): the index of its (node, zone)
+        pair, ``NO_ZONE`` in holes.  The one way to ask a frame's zone id."""
+        if isinstance(pfns, slice):
+            c0, c1 = int(pfns.start), int(pfns.stop)
+            out = np.full(max(c1 - c0, 0), NO_ZONE, dtype=np.uint8)
+            for z in self._zones:
+                s, e = max(z.start, c0), min(z.end, c1)
+                if s < e:
+                    out[s - c0:e - c0] = z.zid
+            return out
+        arr = np.asarray(pfns, dtype=np.int64)
+        i = np.searchsorted(self._zstarts, arr, side="right") - 1
+        safe = np.maximum(i, 0)
+        inside = (i >= 0) & (arr < self._zends[safe])
+        return np.where(inside, safe, NO_ZONE).astype(np.uint8)
+
+    def zone_id(self, pfn: int) -> int:
+        """``zone_ids`` of one frame (``NO_ZONE`` in a hole or outside memory)."""
+        i = bisect_right(self._zone_starts, pfn) - 1
+        if i < 0 or pfn >= self._zones[i].end:
+            return NO_ZONE
+        return i
 
     @staticmethod
     def _subtract(start: int, end: int, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -408,12 +627,12 @@ class PhysMem:
     # -- lookups -------------------------------------------------------------------------------
     def pfn_valid(self, pfn: int) -> bool:
         """Whether ``pfn`` is a frame of RAM (inside a zone, not a hole)."""
-        return 0 <= pfn < self.nr_frames and self.zid[pfn] != NO_ZONE
+        return 0 <= pfn < self.nr_frames and self.zone_id(pfn) != NO_ZONE
 
     def _zone_of_pfn(self, pfn: int, what: str) -> _Zone:
         if not isinstance(pfn, (int, np.integer)) or not self.pfn_valid(int(pfn)):
             raise KernelBug(f"{what}: pfn {pfn!r} is outside physical memory")
-        return self._zones[int(self.zid[pfn])]
+        return self._zones[self.zone_id(int(pfn))]
 
     def node_of(self, pfn: int) -> int:
         """NUMA node of frame ``pfn``."""
@@ -455,7 +674,7 @@ class PhysMem:
         code = self._owner_code(owner)
         pfns = np.flatnonzero(self.owner == code).astype(np.int64)
         if code == _FREE:
-            pfns = pfns[self.zid[pfns] != NO_ZONE]
+            pfns = pfns[self.zone_ids(pfns) != NO_ZONE]
         return pfns
 
     @staticmethod
@@ -544,14 +763,15 @@ class PhysMem:
                 break
         else:
             return None
-        self.flags[pfn] = 0  # a free head carries PG_buddy and nothing else
+        self._touch(pfn)  # the halves below share the block's section
+        self._flags[pfn] = 0  # a free head carries PG_buddy and nothing else
         # expand(): keep the lower half, give each upper half back at its order.
         while cur > order:
             cur -= 1
             half = pfn + (1 << cur)
             area[cur][half] = None
-            self.flags[half] = PG_buddy
-            self.order[half] = cur
+            self._flags[half] = PG_buddy
+            self._order[half] = cur
             self._splits += 1
         zone.nr_free -= 1 << order
         return pfn
@@ -559,10 +779,10 @@ class PhysMem:
     def _prep_new_pages(self, pfn: int, n: int, gfp: int, code: int) -> None:
         if n == 1:
             self.owner[pfn] = code
-            self.flags[pfn] = _OWNER_FLAG[code]
+            self._flags[pfn] = _OWNER_FLAG[code]
         else:
             self.owner[pfn:pfn + n] = code
-            self.flags[pfn:pfn + n] = _OWNER_FLAG[code]
+            self._flags[pfn:pfn + n] = _OWNER_FLAG[code]
         self.refcount[pfn] = 1
         if gfp & GFPBIT.ZERO:
             self.frames.zero(np.arange(pfn, pfn + n, dtype=np.int64))
@@ -593,10 +813,11 @@ class PhysMem:
         n = 1 << order
         if pfn & (n - 1) or pfn + n > zone.end:
             raise KernelBug(f"__free_pages: block of order {order} at pfn {pfn:#x} is misaligned or leaves its zone")
+        self._touch(pfn)  # the block and its buddies share one section
         count = int(self.refcount[pfn])
         if count <= 0 or self.owner[pfn] == _FREE:
             raise KernelBug(f"Bad page state: pfn {pfn:#x} freed with page_count {count} (double free?)")
-        if self.flags[pfn] & PG_reserved:
+        if self._flags[pfn] & PG_reserved:
             raise KernelBug(f"Bad page state: pfn {pfn:#x} is PG_reserved")
         if count > 1:  # put_page_testzero(): others still hold it
             self.refcount[pfn] = count - 1
@@ -605,14 +826,14 @@ class PhysMem:
         if n > 1:
             tail = slice(pfn + 1, pfn + n)
             if (np.any(self.owner[tail] == _FREE) or np.any(self.refcount[tail] != 0)
-                    or np.any(self.flags[tail] & (PG_buddy | PG_reserved))):
+                    or np.any(self._flags[tail] & (PG_buddy | PG_reserved))):
                 raise KernelBug(f"Bad page state: block of order {order} at pfn {pfn:#x} has free, "
                                 "reserved or referenced tail pages")
             self.owner[tail] = _FREE
-            self.flags[tail] = 0
+            self._flags[tail] = 0
         self.refcount[pfn] = 0
         self.owner[pfn] = _FREE
-        self.flags[pfn] = 0
+        self._flags[pfn] = 0
         self._free_one_page(zone, pfn, order)
         zone.nr_free += n
         self._frees += 1
@@ -624,7 +845,7 @@ class PhysMem:
 
     def _free_one_page(self, zone: _Zone, pfn: int, order: int) -> None:
         """__free_one_page(): merge with the buddy while it is free at the same order."""
-        area, flags, orders = zone.free_area, self.flags, self.order
+        area, flags, orders = zone.free_area, self._flags, self._order
         top = self.max_order - 1
         while order < top:
             size = 1 << order
@@ -685,9 +906,9 @@ class PhysMem:
         ln = np.array(lengths, dtype=np.int64)
         # Concatenated aranges: pfn i = start of its block + (i - pages before its block).
         pfns = np.repeat(st - (np.cumsum(ln) - ln), ln) + np.arange(want, dtype=np.int64)
-        self.flags[st] = 0  # the heads lose PG_buddy
+        self._flags[st] = 0  # the heads lose PG_buddy (_take_blocks touched their sections)
         self.owner[pfns] = code
-        self.flags[pfns] = _OWNER_FLAG[code]
+        self._flags[pfns] = _OWNER_FLAG[code]
         self.refcount[pfns] = 1
         if gfp & GFPBIT.ZERO:
             self.frames.zero(pfns)
@@ -701,7 +922,7 @@ class PhysMem:
         ints (numpy's per-call overhead dominates below ``_SMALL_BULK`` frames)."""
         out: list[int] = []
         flag = int(_OWNER_FLAG[code])
-        owner, flags, refcount = self.owner, self.flags, self.refcount
+        owner, flags, refcount = self.owner, self._flags, self.refcount
         for zone in zonelist:
             while len(out) < want and zone.nr_free:
                 pfn = self._rmqueue(zone, 0)
@@ -731,7 +952,9 @@ class PhysMem:
             d = area[k]
             size = 1 << k
             while d and left >= size:
-                starts.append(d.popitem()[0])
+                pfn = d.popitem()[0]
+                self._touch(pfn)
+                starts.append(pfn)
                 lengths.append(size)
                 self._splits += size - 1  # the loop halves a block of 2**k pages 2**k - 1 times
                 left -= size
@@ -742,13 +965,14 @@ class PhysMem:
                 # order; what stays free is [pfn + left, pfn + size) as aligned pieces, one per
                 # order below k (the lower lists are empty, the loop emptied them first).
                 pfn = d.popitem()[0]
+                self._touch(pfn)
                 starts.append(pfn)
                 lengths.append(left)
                 pieces = 0
                 for piece, j in _aligned_blocks(pfn + left, pfn + size, k - 1):
                     area[j][piece] = None
-                    self.flags[piece] = PG_buddy
-                    self.order[piece] = j
+                    self._flags[piece] = PG_buddy
+                    self._order[piece] = j
                     pieces += 1
                 self._splits += pieces + left - 1
                 left = 0
@@ -763,10 +987,11 @@ class PhysMem:
         for pfn in pfns:
             counts[pfn] = counts.get(pfn, 0) + 1
         for pfn, n in counts.items():
-            if not 0 <= pfn < self.nr_frames or self.zid[pfn] == NO_ZONE:
+            if not 0 <= pfn < self.nr_frames or self.zone_id(pfn) == NO_ZONE:
                 raise KernelBug(f"__free_page: pfn {pfn:#x} is outside physical memory")
+            self._touch(pfn)
             rc = int(self.refcount[pfn])
-            if n > rc or self.owner[pfn] == _FREE or self.flags[pfn] & (PG_reserved | PG_buddy):
+            if n > rc or self.owner[pfn] == _FREE or self._flags[pfn] & (PG_reserved | PG_buddy):
                 raise KernelBug(f"Bad page state: pfn {pfn:#x} freed with page_count {rc} "
                                 f"({n} times), owner {OWNERS[int(self.owner[pfn])]}")
         for pfn in pfns:
@@ -790,13 +1015,14 @@ class PhysMem:
             self._free_few(arr.tolist())
             return
         arr = arr.astype(np.int64, copy=False)
-        if int(arr.min()) < 0 or int(arr.max()) >= self.nr_frames or np.any(self.zid[arr] == NO_ZONE):
+        if int(arr.min()) < 0 or int(arr.max()) >= self.nr_frames or np.any(self.zone_ids(arr) == NO_ZONE):
             bad = arr[(arr < 0) | (arr >= self.nr_frames)]
-            bad = bad if bad.size else arr[self.zid[np.clip(arr, 0, self.nr_frames - 1)] == NO_ZONE]
+            bad = bad if bad.size else arr[self.zone_ids(np.clip(arr, 0, self.nr_frames - 1)) == NO_ZONE]
             raise KernelBug(f"__free_page: pfn {int(bad[0]):#x} is outside physical memory")
         uniq, inverse, counts = np.unique(arr, return_inverse=True, return_counts=True)
+        self._touch_pfns(uniq)  # their buddies share their sections
         rc = self.refcount[uniq].astype(np.int64)
-        bad = (counts > rc) | (self.owner[uniq] == _FREE) | ((self.flags[uniq] & (PG_reserved | PG_buddy)) != 0)
+        bad = (counts > rc) | (self.owner[uniq] == _FREE) | ((self._flags[uniq] & (PG_reserved | PG_buddy)) != 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise KernelBug(f"Bad page state: pfn {int(uniq[i]):#x} freed with page_count {int(rc[i])} "
@@ -813,15 +1039,15 @@ class PhysMem:
             np.maximum.at(last, inverse, np.arange(len(arr), dtype=np.int64))
         keys = last[dying]
         self.owner[free] = _FREE
-        self.flags[free] = 0
+        self._flags[free] = 0
         self._frees += len(arr)
         self._pages_freed += len(free)
         if not len(free):
             return
-        zids = self.zid[free]
+        zids = self.zone_ids(free)
         cuts = np.flatnonzero(np.diff(zids)) + 1
         for part_pfns, part_keys in zip(np.split(free, cuts), np.split(keys, cuts)):
-            zone = self._zones[int(self.zid[part_pfns[0]])]
+            zone = self._zones[self.zone_id(int(part_pfns[0]))]
             self._merge_bulk(zone, part_pfns, part_keys)
             zone.nr_free += len(part_pfns)
 
@@ -833,7 +1059,7 @@ class PhysMem:
         inserted (at the head) when its last frame was freed in the loop: ``keys`` carry the
         index of that free, and finals enter their list in increasing key order.
         """
-        flags, orders, area = self.flags, self.order, zone.free_area
+        flags, orders, area = self._flags, self._order, zone.free_area
         top = self.max_order - 1
         finals: list[tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
         for k in range(self.max_order):
@@ -913,13 +1139,13 @@ class PhysMem:
 
     def host_bytes(self) -> int:
         """Host memory held for frame contents and the metadata arrays (virtual size)."""
-        meta = sum(a.nbytes for a in (self.flags, self.owner, self.refcount, self.order, self.zid))
+        meta = sum(a.nbytes for a in (self._flags, self.owner, self.refcount, self._order))
         return self.frames.host_bytes() + meta
 
     # -- consistency ---------------------------------------------------------------------------
     def check(self) -> None:
         """Raise Inconsistency naming the first broken invariant of the allocator state."""
-        flags, owner = self.flags, self.owner
+        owner = self.owner
         node_free = [0] * len(self.nodes)
         for z in self._zones:
             where = f"node {z.node} zone {z.name}"
@@ -940,7 +1166,8 @@ class PhysMem:
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
                     raise Inconsistency(f"{where}: free block at pfn {int(heads[i]):#x} of order {int(hord[i])} leaves the zone [{z.start:#x}, {z.end:#x})")
-                bad = ((flags[heads] & PG_buddy) == 0) | (self.order[heads] != hord)
+                hflags, horder = self._meta_at(heads)
+                bad = ((hflags & PG_buddy) == 0) | (horder != hord)
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
                     raise Inconsistency(f"{where}: free block at pfn {int(heads[i]):#x} lacks PG_buddy or its order {int(hord[i])} in the page metadata")
@@ -966,8 +1193,9 @@ class PhysMem:
             if node_free[node] + used != total:
                 raise Inconsistency(f"node {node}: {node_free[node]} free + {used} used != {total} present")
         for c0, c1 in _chunks(0, self.nr_frames):
-            holes = self.zid[c0:c1] == NO_ZONE
-            bad = holes & ((owner[c0:c1] != _FREE) | (flags[c0:c1] != 0))
+            holes = self.zone_ids(slice(c0, c1)) == NO_ZONE
+            # No boot head lies in a hole: the raw flags are the flags there.
+            bad = holes & ((owner[c0:c1] != _FREE) | (self._flags[c0:c1] != 0))
             if bad.any():
                 raise Inconsistency(f"pfn {c0 + int(np.flatnonzero(bad)[0]):#x} lies in a hole but has an owner or flags")
 
@@ -984,7 +1212,7 @@ class PhysMem:
         of its size; the first frame that breaks a rule is the one named."""
         order = np.argsort(heads, kind="stable")
         hs, ss = heads[order], sizes[order]
-        flags, owner = self.flags, self.owner
+        owner = self.owner
 
         # Two blocks overlap where a head lies below the furthest end of the blocks before it.
         if len(hs) > 1:
@@ -1024,17 +1252,19 @@ class PhysMem:
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise Inconsistency(f"{where}: free pfn {c0 + i:#x} has page_count {int(rc[i])}")
-        buddy_marked = np.concatenate([np.flatnonzero(flags[c0:c1] & PG_buddy) + c0 for c0, c1 in spans])
+        buddy_marked = np.concatenate([self._buddy_marked(c0, c1) for c0, c1 in spans])
         if len(buddy_marked) != len(heads) or not np.array_equal(buddy_marked, hs):
             extra = np.setdiff1d(buddy_marked, heads)
             pfn = int(extra[0]) if len(extra) else int(np.setdiff1d(heads, buddy_marked)[0])
             raise Inconsistency(f"{where}: pfn {pfn:#x} has PG_buddy but heads no free block")
         for c0, c1 in spans:
-            fl, own = flags[c0:c1], owner[c0:c1]
+            # PG_buddy plays no part here: the raw flags do (the message reads the frame's own).
+            fl, own = self._flags[c0:c1], owner[c0:c1]
             bad = (fl & (PG_slab | PG_pgtable | PG_reserved)) != _OWNER_FLAG[own]
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise Inconsistency(f"{where}: pfn {c0 + i:#x} has flags {page_flag_names(int(fl[i])) or '0'} but owner {OWNERS[int(own[i])]}")
+                shown = int(self._flags_range(c0 + i, c0 + i + 1)[0])
+                raise Inconsistency(f"{where}: pfn {c0 + i:#x} has flags {page_flag_names(shown) or '0'} but owner {OWNERS[int(own[i])]}")
 
 
 # The kernel's spelling, for code outside a class (inside one, Python mangles ``__`` names).

@@ -348,7 +348,7 @@ class Vmalloc:
         """BUG on a ``struct page *`` that is no page of this machine (the kernel would map
         garbage); NULL entries (-1) are the callers' business."""
         given = pfns[pfns >= 0]
-        if len(given) and (int(given.max()) >= self.phys.nr_frames or np.any(self.phys.zid[given] == NO_ZONE)):
+        if len(given) and (int(given.max()) >= self.phys.nr_frames or np.any(self.phys.zone_ids(given) == NO_ZONE)):
             bad_pfn = next(int(p) for p in given if not self.phys.pfn_valid(int(p)))
             self.bug_on(True, f"{what}: pfn {bad_pfn:#x} is not a page of this machine")
 
@@ -527,9 +527,24 @@ class Vmalloc:
         va = self.find_vmap_area(addr)
         if va is None or va.vm is None or not va.flags & VM_VM_AREA:
             return None
-        area = va.vm
         # mm/vmalloc.c, 2.6.22 unmap_vm_area(): the whole area, guard included.
-        self.unmap_range(area.addr, area.size)
+        self.unmap_range(va.vm.addr, va.vm.size)
+        return self._unlink_vm_area(va)
+
+    def remove_unmapped_vm_area_locked(self, addr: int) -> vm_struct | None:
+        """``__remove_vm_area`` of an area whose range nothing ever mapped (a trace replay's:
+        it reserves addresses and maps no page): as ``remove_vm_area_locked`` without the
+        page-table walk, which would clear no entry.  The caller holds vmlist_lock for write."""
+        va = self.find_vmap_area(addr)
+        if va is None or va.vm is None or not va.flags & VM_VM_AREA:
+            return None
+        return self._unlink_vm_area(va)
+
+    def _unlink_vm_area(self, va: vmap_area) -> vm_struct:
+        """The rest of ``__remove_vm_area`` once the range is unmapped: the range waits for the
+        lazy purge (2.6.28+) or goes back at once after its flush (2.6.22)."""
+        area = va.vm
+        assert area is not None
         if self.lazy_purge:
             self.free_vmap_area_noflush(va)
         else:

@@ -475,6 +475,6 @@ def _check_mapped(m: Vmalloc, start: int, want: npt.NDArray[np.int64], where: st
                             f"not {exp}")
     mapped = want[want >= 0]
     phys = m.phys
-    if len(mapped) and np.any((phys.owner[mapped] == _FREE) & (phys.zid[mapped] != NO_ZONE)):
+    if len(mapped) and np.any((phys.owner[mapped] == _FREE) & (phys.zone_ids(mapped) != NO_ZONE)):
         raise Inconsistency(f"{where} maps a free frame (freed while mapped)")
 
