@@ -39,9 +39,13 @@ lazy_max_pages = [64, 4096]
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
+    import dask
     from dask.distributed import Client
 
-    with local_cluster(2) as cluster, Client(cluster) as c:
+    # The worker-kill test leaves a dead address behind; a peer or the client that still tries
+    # it should give up in seconds, not after the default 30 s connect timeout.
+    with dask.config.set({"distributed.comm.timeouts.connect": "5s"}), \
+            local_cluster(2) as cluster, Client(cluster) as c:
         yield c
 
 
