@@ -143,6 +143,24 @@ def test_fleet_inputs_files_folders_globs_tars(tmp_path: Any) -> None:
     assert "4.1" not in groups["arm32-zte-router-mt7615-4.1.25"]   # no version: inferred range
 
 
+def test_fleet_reads_every_dump_format_analyze_reads(tmp_path: Any) -> None:
+    # The samples of the other tools' formats (tests/data/dumps, SOURCES says which are real):
+    # each is a device of the fleet, summarised like its plain /proc/vmallocinfo would be.
+    data = os.path.join(os.path.dirname(__file__), "data", "dumps")
+    names = ["crash-kmem-v.txt", "drgn-vmallocinfo.txt", "gdb-lx-vmallocinfo.txt",
+             "ramdump-parser-vmalloc.txt", "amlogic-dump-vmalloc-s905x3.txt"]
+    for name in names:
+        with open(os.path.join(data, name), "rb") as src:
+            (tmp_path / name).write_bytes(src.read())
+    (tmp_path / "notes.txt").write_text("a kernel log with no dump in it\nLinux version 6.1.0\n")
+    found = collect([str(tmp_path)])
+    assert sorted(d.device for d in found.dumps) == sorted(n[:-4] for n in names)
+    assert found.skipped == [str(tmp_path / "notes.txt")]
+    rows = analyse_batch(found.dumps)
+    assert all(r["status"] in ("ok", "no range") for r in rows), [r["error"] for r in rows]
+    assert all(r["areas"] and r["areas"] > 0 for r in rows)
+
+
 def test_split_bugreport() -> None:
     vm, mem, ver = split_bugreport(_bugreport("d", "5.10.43-android12", "0xc0-0xc1 1 x\n"))
     assert vm == "0xc0-0xc1 1 x\n" and mem is not None and "VmallocTotal" in mem

@@ -24,7 +24,7 @@ from typing import Any
 from pyvmalloc.analysis.summary import summarize
 from pyvmalloc.errors import PyvmallocError
 from pyvmalloc.formats.meminfo import parse_meminfo
-from pyvmalloc.formats.vmallocinfo import parse_vmallocinfo
+from pyvmalloc.formats.dumps import read_dump
 from pyvmalloc.scale.fleet_input import Dump
 from pyvmalloc.snapshot.layout import infer_kernel
 from pyvmalloc.versions import parse_version
@@ -70,7 +70,7 @@ def analyse_dump(dump: Dump) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(DEVICE_COLUMNS)
     row.update(device=dump.device, taken=dump.taken, source=dump.source, status="ok")
     try:
-        snap = parse_vmallocinfo(dump.vmallocinfo, dump.source)
+        snap, _fmt = read_dump(dump.vmallocinfo, dump.source)   # plain text parses as before
         mem = parse_meminfo(dump.meminfo, dump.source + " meminfo") if dump.meminfo else None
         group_kernel, exact = _kernel(dump, snap, mem, None)
         s = summarize(snap, meminfo=mem, kernel=exact, top=_TOP_CALLERS)

@@ -8,7 +8,10 @@ What counts as one dump (a ``Dump``):
   ``version`` in the same folder: the device is the folder above ``proc`` (or the folder);
 - a bug report: Android's ``dumpstate`` sections ``------ VMALLOC INFO (/proc/vmallocinfo) ------``
   and ``------ MEMORY INFO (/proc/meminfo) ------``, the kernel from its ``Linux version``
-  line.
+  line;
+- any other file that ``formats.dumps.read_dump`` reads as a dump (crash ``kmem -v``, drgn,
+  gdb's ``lx-vmallocinfo``, Qualcomm's ramdump-parser, Amlogic's ``dump_vmalloc``, a
+  ``/proc/vmallocinfo`` pasted inside other text).
 
 The same rules apply inside a tar archive (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.xz``,
 ``.tar.bz2``).  A device that left several dumps names them ``DEVICE@WHEN`` (``node7@0930.txt``):
@@ -26,7 +29,8 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from pyvmalloc.errors import ConfigError
+from pyvmalloc.errors import ConfigError, FormatError
+from pyvmalloc.formats.dumps import read_dump
 
 __all__ = ["Dump", "Found", "collect", "split_bugreport"]
 
@@ -132,8 +136,22 @@ def _classify(files: dict[str, bytes], label: str) -> Iterator[Dump | str]:
             side = {ext: _decode(files[stem + ext], where) for ext in _SIDE if stem + ext in files}
             device, taken = _device(name)
             yield Dump(device, taken, where, text, side.get(".meminfo"), _version(side.get(".version")))
+        elif _other_format(text, where):
+            # crash `kmem -v`, drgn, gdb's lx-vmallocinfo, ramdump-parser, Amlogic: the dump
+            # reader of `analyze` finds the block; the device's side files do not apply.
+            device, taken = _device(name)
+            yield Dump(device, taken, where, text, None, _version(text))
         else:
             yield where
+
+
+def _other_format(text: str, where: str) -> bool:
+    """Whether ``text`` holds a dump in one of the other tools' formats ``read_dump`` reads."""
+    try:
+        read_dump(text, where)
+    except FormatError:
+        return False
+    return True
 
 
 def _read(path: str) -> bytes:
