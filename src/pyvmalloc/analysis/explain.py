@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyvmalloc.arch import PROFILES, boot_layout, get_profile
+from pyvmalloc.arch import PROFILES, arch_family, boot_layout, get_profile
 from pyvmalloc.errors import ConfigError, PyvmallocError
 from pyvmalloc.formats._text import lines
 from pyvmalloc.formats.kernel_log import KernelLogFacts, LogFailure, strip_prefix
@@ -379,7 +379,7 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
             lay = _layout(arch, mf.ram, kernel, mf.cmdline)
         except ConfigError as exc:
             notes.append(f"the layout could not be computed: {exc}")
-    family = "i386" if (arch or "").startswith("i386") else (arch or "").split("-")[0]
+    family = arch_family(arch or "")
     # Which range.
     if f.kind == "restricted" and f.range is not None:
         rng = "restricted"

@@ -12,6 +12,7 @@ from pyvmalloc.arch.profiles import (
     PROFILES,
     ArchProfile,
     Level,
+    arch_family,
     get_profile,
 )
 from pyvmalloc.arch.pte import (
@@ -31,5 +32,5 @@ from pyvmalloc.arch.pte import (
 __all__ = [
     "PERM_ALL", "PERM_KR", "PERM_KW", "PERM_KX", "PERM_UR", "PERM_UW", "PERM_UX",
     "PGPROT_NAMES", "PROFILES", "Arm64Pte", "ArchProfile", "ArmShortPte", "BootLayout",
-    "Level", "PteFormat", "X86Pte", "boot_layout", "get_profile", "vmalloc_end_for",
+    "Level", "PteFormat", "X86Pte", "arch_family", "boot_layout", "get_profile", "vmalloc_end_for",
 ]

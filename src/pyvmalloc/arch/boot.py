@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyvmalloc.arch.profiles import GiB, MiB, TiB, ArchProfile, get_profile
+from pyvmalloc.arch.profiles import GiB, MiB, TiB, ArchProfile, arch_family, get_profile
 from pyvmalloc.sizes import format_size, memparse
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.versions import (
@@ -254,8 +254,7 @@ def boot_layout(profile: ArchProfile | str, ram_bytes: int, cmdline: str = "",
                           f"{profile.name} needs at least {format_size(profile.min_ram)}")
 
     shifts = {lv.name: lv.shift for lv in profile.levels}
-    family = "i386" if profile.name.startswith("i386") else profile.name.split("-")[0]
-    max_order = ioremap_max_order(kver, family, profile.page_shift,
+    max_order = ioremap_max_order(kver, arch_family(profile.name), profile.page_shift,
                                   shifts.get("pmd", shifts["pgd"]), shifts.get("pud", 30),
                                   profile.ioremap_max_order)
     if profile.name.startswith("i386"):

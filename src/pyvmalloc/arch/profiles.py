@@ -384,6 +384,12 @@ def _make_profiles() -> dict[str, ArchProfile]:
 PROFILES: dict[str, ArchProfile] = _make_profiles()
 
 
+def arch_family(name: str) -> str:
+    """The arch family a profile name belongs to, as the version rules name them: ``i386`` for
+    ``i386``/``i386-pae``, else the name before its first ``-`` (``x86_64-la57`` is ``x86_64``)."""
+    return "i386" if name.startswith("i386") else name.split("-")[0]
+
+
 def get_profile(name: str | ArchProfile) -> ArchProfile:
     """The profile called ``name`` (an ArchProfile passes through)."""
     if isinstance(name, ArchProfile):

@@ -4,8 +4,10 @@ Deterministic counts only (never host time), so that a run gives the same row on
 They come from ``Machine.stats()``: free-tree nodes or list entries the address searches
 visited, init_mm leaf entries written and cleared, TLB flushes and the pages they covered, lazy
 purges, ``vmlist_lock`` acquisitions, buddy-allocator work and, on 6.9+, the vmap nodes' pool
-hits and lock acquisitions.  Counters the model grows later are added here and nowhere else:
-``work_counters`` is what every workload and the Parquet schema use.
+hits and lock acquisitions.  ``work_counters`` is what every workload and the Parquet schema
+use; a counter a sweep should record is added here.  ``kernel/work.py`` reads the same
+``stats()`` for ``bench`` and ``replay`` as five sums per operation (visited, pages, PTEs, locks,
+TLB flushes); this keeps the raw counters one column each, so the schema says what was counted.
 """
 
 from __future__ import annotations

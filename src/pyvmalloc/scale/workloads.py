@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pyvmalloc.kernel import test_vmalloc
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.snapshot.layout import fragmentation_index, hole_stats
+from pyvmalloc.arch import arch_family
 from pyvmalloc.errors import ConfigError
 from pyvmalloc.versions import has, vmap_stack
 from pyvmalloc.vmalloc.vm_struct import VM_IOREMAP, vm_struct
@@ -132,10 +133,7 @@ class Modules(_Pool):
 
 def stacks_vmapped(m: Machine) -> bool:
     """Whether ``m``'s kernel takes thread stacks from vmalloc (CONFIG_VMAP_STACK)."""
-    name = m.profile.name
-    family = ("arm64" if name.startswith("arm64") else "arm" if name.startswith("arm")
-              else "x86_64" if name.startswith("x86_64") else "i386")
-    return vmap_stack(m.kernel, family)
+    return vmap_stack(m.kernel, arch_family(m.profile.name))
 
 
 class Stacks(_Pool):
