@@ -1225,7 +1225,7 @@ class PhysMem:
         for c0, c1 in _chunks(0, self.nr_frames):
             own = self.owner[c0:c1]
             if np.count_nonzero(own):
-                pfns.append(np.flatnonzero(own).astype(np.int64) + c0)
+                pfns.append(_nonzero_pfns(own, c0))
         out = np.concatenate(pfns) if pfns else np.zeros(0, np.int64)
         return out, self.owner[out]
 
@@ -1288,9 +1288,10 @@ class PhysMem:
             n_fl = int(np.count_nonzero(fl))
             if n_own == 0 and n_fl == 0:
                 continue
+            # A frame that breaks it has a nonzero owner or flags: look at those frames only.
             nz_own, nz_fl = _few_nonzero(own, n_own, c0), _few_nonzero(fl, n_fl, c0)
             if nz_own is not None and nz_fl is not None:
-                at = np.union1d(nz_own, nz_fl) - c0
+                at = np.concatenate([nz_own, nz_fl]) - c0
                 if not ((fl[at] & _OWNER_MARKS) != _OWNER_FLAG[own[at]]).any():
                     continue
             self._dense_flags(where, c0, c1)
@@ -1356,7 +1357,19 @@ def _few_nonzero(a: npt.NDArray[Any], n: int, c0: int) -> npt.NDArray[np.int64] 
         return None
     if n == 0:
         return np.zeros(0, np.int64)
-    return np.flatnonzero(a).astype(np.int64) + c0
+    return _nonzero_pfns(a, c0)
+
+
+def _nonzero_pfns(a: npt.NDArray[Any], c0: int) -> npt.NDArray[np.int64]:
+    """``c0 +`` the indices of the nonzero entries of the chunk ``a``, ascending: found among
+    its 8-byte words first (np.flatnonzero walks a uint8 array byte by byte, 7 ms per chunk
+    however few entries are set), then among the entries of those words."""
+    per = 8 // a.itemsize
+    if per <= 1 or len(a) % per or not a.flags.c_contiguous:
+        return np.flatnonzero(a).astype(np.int64) + c0
+    words = np.flatnonzero(a.view(np.uint64))
+    idx = (words[:, None] * per + np.arange(per, dtype=np.int64)).reshape(-1)
+    return idx[a[idx] != 0] + c0
 
 
 def _in_blocks(pfns: npt.NDArray[np.int64], starts: npt.NDArray[np.int64],
