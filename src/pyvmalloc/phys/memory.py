@@ -1368,7 +1368,7 @@ def _nonzero_pfns(a: npt.NDArray[Any], c0: int) -> npt.NDArray[np.int64]:
     if per <= 1 or len(a) % per or not a.flags.c_contiguous:
         return np.flatnonzero(a).astype(np.int64) + c0
     words = np.flatnonzero(a.view(np.uint64))
-    idx = (words[:, None] * per + np.arange(per, dtype=np.int64)).reshape(-1)
+    idx: npt.NDArray[np.int64] = (words[:, None] * per + np.arange(per, dtype=np.int64)).reshape(-1)
     return idx[a[idx] != 0] + c0
 
 
