@@ -1369,7 +1369,8 @@ def _nonzero_pfns(a: npt.NDArray[Any], c0: int) -> npt.NDArray[np.int64]:
         return np.flatnonzero(a).astype(np.int64) + c0
     words = np.flatnonzero(a.view(np.uint64))
     idx: npt.NDArray[np.int64] = (words[:, None] * per + np.arange(per, dtype=np.int64)).reshape(-1)
-    return idx[a[idx] != 0] + c0
+    found: npt.NDArray[np.int64] = idx[a[idx] != 0] + c0
+    return found
 
 
 def _in_blocks(pfns: npt.NDArray[np.int64], starts: npt.NDArray[np.int64],
