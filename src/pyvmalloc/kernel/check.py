@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from pyvmalloc.errors import Inconsistency, KernelBug
 from pyvmalloc.kernel import proc
-from pyvmalloc.phys.memory import NO_ZONE, OWNERS
+from pyvmalloc.phys.memory import NO_ZONE, OWNERS, ZoneInfo
 from pyvmalloc.versions import has
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
@@ -111,16 +111,6 @@ def check_machine(m: Machine) -> None:
         _Checker(m).run(meminfo_text, records)
 
 
-# Frames per step of the whole-memory scans: no temporary array the size of a 1 TiB machine.
-_CHUNK = 1 << 22
-
-
-def _where(arr: npt.NDArray[np.uint8], value: int) -> npt.NDArray[np.int64]:
-    """``np.flatnonzero(arr == value)``, chunk by chunk."""
-    parts = [np.flatnonzero(arr[c:c + _CHUNK] == value) + c for c in range(0, len(arr), _CHUNK)]
-    return np.concatenate(parts).astype(_I64, copy=False) if parts else np.zeros(0, _I64)
-
-
 def _first(mask: npt.NDArray[np.bool_]) -> int:
     return int(np.flatnonzero(mask)[0])
 
@@ -138,6 +128,16 @@ class _Checker:
         self.guard: dict[int, int] = {}  # id(area) -> pages of guard at its end (0 or 1)
         self.handles: dict[int, str] = {}  # kmalloc object -> the area that holds it
         self.vb_dirty: list[tuple[int, int]] = []  # vmap blocks' unflushed dirty ranges
+        # The used frames by owner code: one scan of the owner array (PhysMem.used_pfns), made
+        # on first use, then read by the frame and the meminfo checks.
+        self._owned: dict[int, npt.NDArray[np.int64]] | None = None
+
+    def owned(self, code: int) -> npt.NDArray[np.int64]:
+        """The frames whose owner code is ``code`` (not "free"), ascending."""
+        if self._owned is None:
+            pfns, codes = self.m.phys.used_pfns()
+            self._owned = {c: pfns[codes == c] for c in np.unique(codes).tolist()}
+        return self._owned.get(code, np.zeros(0, _I64))
 
     def run(self, meminfo_text: str, records: list[VmallocinfoLine]) -> None:
         m = self.m
@@ -382,7 +382,7 @@ class _Checker:
                 raise Inconsistency(f"pfn {int(uniq[i]):#x} is mapped into user space {int(counts[i])} "
                                     f"times but has page_count {int(phys.refcount[uniq[i]])}, owner "
                                     f"{OWNERS[int(owner[uniq[i]])]}")
-        owned = _where(owner, _VMALLOC)
+        owned = self.owned(_VMALLOC)
         extra = np.setdiff1d(owned, np.concatenate([pages, pinned]), assume_unique=False)
         if len(extra):
             raise Inconsistency(f"pfn {int(extra[0]):#x} is owned by vmalloc but no area holds it "
@@ -404,11 +404,11 @@ class _Checker:
                 name = next(n for n, p in zip((n for n, _ in spaces), tparts) if int(st[i]) in p)
                 raise Inconsistency(f"pfn {int(st[i]):#x}, a page table of {name}, is owned by "
                                     f"{OWNERS[int(codes[i])]}")
-        extra = np.setdiff1d(_where(owner, _PGTABLE), st)
+        extra = np.setdiff1d(self.owned(_PGTABLE), st)
         if len(extra):
             raise Inconsistency(f"pfn {int(extra[0]):#x} is owned by pgtable but is no address "
                                 f"space's table (a leak of {len(extra)} frame(s))")
-        nslab = len(_where(owner, _SLAB))
+        nslab = len(self.owned(_SLAB))
         counted = m.slab.statistics().slab_pages
         if nslab != counted:
             raise Inconsistency(f"{nslab} frames are owned by slab, kmalloc counts {counted} slab pages")
@@ -544,23 +544,23 @@ class _Checker:
         shown = parse_meminfo(text, "/proc/meminfo")
         owner = phys.owner
         recount: dict[str, int] = {}
-        total = free_ram = 0
-        for c in range(0, phys.nr_frames, _CHUNK):  # chunk by chunk: no array the machine's size
-            ram = phys.zone_ids(slice(c, min(c + _CHUNK, phys.nr_frames))) != NO_ZONE
-            total += int(np.count_nonzero(ram))
-            free_ram += int(np.count_nonzero((owner[c:c + _CHUNK] == _FREE) & ram))
-        recount["MemTotal"] = total * kb
-        recount["MemFree"] = free_ram * kb
+        # RAM is the zones' frames (holes are in none); a free frame is owner code 0, so a
+        # zone's free frames are its size less its nonzero owner entries (no temporary array).
         zones = phys.zone_info()
+
+        def free_in(z: ZoneInfo) -> int:
+            return z.end_pfn - z.start_pfn - int(np.count_nonzero(owner[z.start_pfn:z.end_pfn]))
+
+        recount["MemTotal"] = sum(z.end_pfn - z.start_pfn for z in zones) * kb
+        recount["MemFree"] = sum(free_in(z) for z in zones) * kb
         if "HighTotal" in shown:
             high = [z for z in zones if z.zone == "HIGHMEM"]
             recount["HighTotal"] = sum(z.end_pfn - z.start_pfn for z in high) * kb
-            recount["HighFree"] = sum(int(np.count_nonzero(owner[z.start_pfn:z.end_pfn] == _FREE))
-                                      for z in high) * kb
+            recount["HighFree"] = sum(free_in(z) for z in high) * kb
             recount["LowTotal"] = recount["MemTotal"] - recount["HighTotal"]
             recount["LowFree"] = recount["MemFree"] - recount["HighFree"]
-        recount["Slab"] = len(_where(owner, _SLAB)) * self.ps >> 10
-        recount["PageTables"] = len(_where(owner, _PGTABLE)) * kb
+        recount["Slab"] = len(self.owned(_SLAB)) * self.ps >> 10
+        recount["PageTables"] = len(self.owned(_PGTABLE)) * kb
         # fs/proc/mmu.c (2.6.22) get_vmalloc_info(): areas below VMALLOC_START are skipped,
         # the walk stops at VMALLOC_END; sizes include guard pages; the chunk is the largest gap.
         start, end = m.VMALLOC_START, m.VMALLOC_END
