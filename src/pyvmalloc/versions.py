@@ -429,6 +429,12 @@ CHANGES: Final[dict[str, Change]] = {
         "5.19", "a421ef303008 ≈ (Michal Hocko, \"mm: allow !GFP_KERNEL allocations for kvmalloc\")",
         "kvmalloc() falls back to vmalloc for any blocking gfp (GFP_NOFS/GFP_NOIO too); before, "
         "a gfp without all of GFP_KERNEL got kmalloc only"),
+    "vmalloc_tracepoints": Change(
+        "6.2", "Uladzislau Rezki, \"mm: vmalloc: Add alloc_vmap_area trace event\", \"... "
+        "purge_vmap_area_lazy trace event\", \"... free_vmap_area_noflush trace event\" (posted "
+        "18 Oct 2022; hashes not read off a tree) ≈",
+        "include/trace/events/vmalloc.h: the vmalloc:alloc_vmap_area, purge_vmap_area_lazy and "
+        "free_vmap_area_noflush events; an older kernel has no events/vmalloc directory"),
     "vmap_reset_perms_refused": Change(
         "6.3", "Christoph Hellwig, \"mm: reject vmap with VM_FLUSH_RESET_PERMS\" (posted "
         "January 2023, 6.3 merge window; hash not read off a tree) ≈",

@@ -24,7 +24,7 @@ from pyvmalloc.phys import Kmalloc, PhysMem
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.phys import Page
 from pyvmalloc.vmalloc.allocator import ALLOCATORS, make_allocator
-from pyvmalloc.versions import KernelVersion, allocator_for, has, meminfo_generation, resolve
+from pyvmalloc.versions import CHANGES, KernelVersion, allocator_for, has, meminfo_generation, resolve
 from pyvmalloc.vmalloc import _args
 from pyvmalloc.vmalloc import kvmalloc as _kv
 from pyvmalloc.vmalloc.api import KERNEL_NAMES, PageLike, Vmalloc
@@ -196,7 +196,8 @@ class Machine:
         """Record the vmalloc tracepoints (``echo 1 > events/vmalloc/enable``) into per-CPU
         rings of ``buffer_size`` events; a full ring overwrites its oldest events, as ftrace
         does by default.  Turning tracing on again keeps what was recorded unless the size
-        changes (a new size starts empty rings, as writing ``buffer_size_kb`` does)."""
+        changes (a new size starts empty rings, as writing ``buffer_size_kb`` does).  Before
+        Linux 6.2 the kernel has none of these tracepoints: see :meth:`trace`."""
         buf = self.env.trace_buffer
         if buf is None or buf.size != buffer_size:
             self.env.trace_buffer = TraceBuffer(self.nr_cpus, buffer_size, self.clock)
@@ -208,9 +209,21 @@ class Machine:
 
     def trace(self, header: bool = False) -> list[str]:
         """The recorded events as ftrace prints them (``cat trace``), one string per line;
-        with ``header``, ftrace's comment lines first.  Empty when tracing never ran."""
+        with ``header``, ftrace's comment lines first.  Empty when tracing never ran.
+
+        The vmalloc tracepoints came with Linux 6.2 (``versions.CHANGES["vmalloc_tracepoints"]``).
+        On an older kernel the model records them all the same, as its own instrumentation
+        (the quiz and the tour read them), and the header says so in a comment line, which
+        readers of ftrace text skip."""
         buf = self.env.trace_buffer
-        return [] if buf is None else buf.lines(header)
+        if buf is None:
+            return []
+        lines = buf.lines(header)
+        if header and not has(self.kernel, "vmalloc_tracepoints"):
+            since = CHANGES["vmalloc_tracepoints"].since
+            lines.insert(1, f"# Linux {self.kernel} has no vmalloc tracepoints (they came with "
+                            f"{since}): these events are the model's instrumentation")
+        return lines
 
     def trace_events(self) -> list[TraceEvent]:
         """The recorded events as ``formats.trace.TraceEvent`` objects, in time order."""
