@@ -28,6 +28,18 @@ the range lazily:
 that made ``vmap`` refuse the flag) only ``vfree`` resets.  ARM has no ``set_direct_map_*``
 (no ARCH_HAS_SET_DIRECT_MAP): the flush happens, the direct map is not touched.
 
+5.2's version also made the vmalloc alias NX and writable (``set_memory_nx``/``set_memory_rw``)
+before unmapping it on arches without ``set_direct_map_*`` (ARM, arm64 until it had them), a block
+later removed; nothing of it outlives the unmap (on arm64 with ``rodata=full`` it reset the linear
+aliases, as the model's reset does), so the model does not repeat it.  5.2 passed ``flush = 1``
+where 6.1 passes ``flush_dmap`` (whether any page had a direct-map address); the area being
+freed is always lazy at that point, so the flush is the same.
+
+Simplifications, said here: ``set_memory_*`` work on every kernel the model runs (x86's
+``set_memory_*`` API dates from 2.6.25), arm64's read-only rule for the linear aliases is the
+``rodata=full`` one (5.0, c55191e96caa ≈) on every version, and a range mapped with huge leaves
+is refused rather than split.
+
 What the model keeps (:class:`DirectMap`): the model has no direct-map page tables (nothing is
 mapped at PAGE_OFFSET; kmalloc objects are addresses computed from their frames), so the direct
 map's state is the set of frames whose alias is not the default: read-only, or invalid during a
