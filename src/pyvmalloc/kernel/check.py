@@ -24,7 +24,11 @@ invariant, in this order:
    and every page of a finished VM_ALLOC or vmap area is mapped;
 6. no CPU's TLB holds a translation the page tables no longer have, except inside ranges
    waiting for a lazy purge;
-7. the counters of ``/proc/meminfo`` (rendered with 2.6.22's ``vmlist`` walk for VmallocUsed and
+7. the direct map (vmalloc/reset_perms.py): every frame whose alias is read-only is a page of a
+   live VM_ALLOC area (a freed page keeping one is what VM_FLUSH_RESET_PERMS, 5.2+, prevents),
+   and no alias is left invalid; kmemleak (kernel/kmemleak.py, ``kmemleak=on``): every object is
+   a live VM_ALLOC area's block, at its address and no larger, so no freed block keeps one;
+8. the counters of ``/proc/meminfo`` (rendered with 2.6.22's ``vmlist`` walk for VmallocUsed and
    VmallocChunk, the definition the recount repeats, whatever the machine's kernel prints) and
    the lines of ``/proc/vmallocinfo`` (as the machine's kernel prints them) equal a recount.
 
@@ -157,8 +161,45 @@ class _Checker:
         self._check_frames()
         self._check_ptes()
         self._check_tlb()
+        self._check_direct_map()
+        self._check_kmemleak()
         self._check_meminfo(meminfo_text)
         self._check_vmallocinfo(records)
+
+    # ---- 7. the direct map and kmemleak ----------------------------------------------------------
+    def _check_direct_map(self) -> None:
+        dm = self.m.vm.direct_map
+        if dm is None:
+            return
+        if dm.invalid:
+            raise Inconsistency(f"the direct-map alias of pfn {min(dm.invalid):#x} was left invalid "
+                                "(vm_reset_perms sets it back to the default)")
+        if not dm.readonly:
+            return
+        live: set[int] = set()
+        for area in self.areas:
+            if area.flags & VM_ALLOC and area.nr_pages:
+                live.update(area.pages[: area.nr_pages].tolist())
+        stray = sorted(dm.readonly - live)
+        if stray:
+            raise Inconsistency(
+                f"pfn {stray[0]:#x} has a read-only direct-map alias but is no page of a live "
+                f"vmalloc area ({OWNERS[int(self.m.phys.owner[stray[0]])]}): freed after "
+                "set_memory_ro without VM_FLUSH_RESET_PERMS (5.2+) or set_memory_rw")
+
+    def _check_kmemleak(self) -> None:
+        km = self.m.env.kmemleak
+        if km is None or not km.objects:
+            return
+        by_addr = {area.addr: area for area in self.areas if area.flags & VM_ALLOC}
+        for obj in km.list():
+            area = by_addr.get(obj.pointer)
+            if area is None:
+                raise Inconsistency(f"kmemleak object {obj.pointer:#x} ({obj.caller}) is no live "
+                                    "vmalloc'ed block: vfree did not unregister it")
+            if obj.size > self.m.vm.get_vm_area_size(area):
+                raise Inconsistency(f"kmemleak object {obj.pointer:#x} is {obj.size} bytes, more "
+                                    f"than its area's {self.m.vm.get_vm_area_size(area)}")
 
     # ---- 2. busy blocks = areas + lazy areas -------------------------------------------------
     def _check_busy_set(self) -> None:
