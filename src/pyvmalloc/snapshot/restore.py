@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from pyvmalloc.snapshot.layout import (
     check_arch,
@@ -569,6 +570,302 @@ def _check_line(m: Machine, ln: VmallocinfoLine, source: str) -> None:
         raise FormatError(where, f"pages={ln.nr_pages} do not fit in an area of {ln.size} bytes")
 
 
+# ---- replaying in bulk ---------------------------------------------------------------------------
+# replay_snapshot of every line at its own address on a fresh machine does per line: a kmalloc
+# for the vm_struct, the range into the address allocator, the frames, their mapping, a kmalloc
+# for the page array.  _replay_bulk does the same work in as few calls as gives the same
+# machine, object for object and frame for frame:
+# - the ranges go into the allocator in address order at once (``insert_sorted`` where the
+#   allocator has it: the same tree, see KvaRbtreeAllocator.insert_sorted);
+# - the frames of consecutive areas come from one alloc_pages_bulk call, which returns what the
+#   loop of the areas' calls would (the buddy allocator hands out frames in one order whoever
+#   asks), as long as nothing else takes a page in between: kmalloc's new slabs and the page
+#   tables are the only other takers here, so a batch of frames ends before a kmalloc that
+#   needs a new slab (Kmalloc.kmalloc_run says which) and before an area whose mapping needs
+#   a table (PageTables.pte_table_present): that area is populated on its own, as before;
+# - the entries of a batch are written one vectorised write per pte table (map_pages_bulk).
+# Anything else (fault injection armed, areas already there, overlapping lines, too little
+# RAM, lines that do not keep their address) takes the line-by-line path.
+
+def _bulk_ok(m: Machine, order: Sequence[VmallocinfoLine]) -> bool:
+    """Whether _replay_bulk gives what the line-by-line replay gives: nothing can fail on the
+    way (no fault armed, RAM for every frame, slab and table page), no area is there yet, and
+    no two lines overlap."""
+    hook = m.phys.fail_hook
+    if hook is not None and (hook != m.faults.allow or m.faults._rules):
+        return False
+    if len(m.vmap_allocator) or not order:
+        return False
+    reach = 0
+    for ln in order:
+        if ln.start < reach:
+            return False
+        reach = ln.start + ln.size
+    ps = m.PAGE_SIZE
+    shift = m.PAGE_SHIFT
+    ptr = m.vm.ptr_size
+    pt = m.init_mm
+    bits = shift + pt._mask[pt._last].bit_length()  # the span of one pte table
+    nr_pages = 0
+    slab_bytes = 0
+    tables = 0
+    last_key = -1
+    for ln in order:
+        n = ln.nr_pages or 0
+        nr_pages += n
+        slab_bytes += 2 * m.vm.vm_struct_size + (n * ptr << 1 if n * ptr <= ps else 0)
+        if n:
+            first, last = ln.start >> bits, (ln.start + (n << shift) - 1) >> bits
+            tables += last - max(first, last_key + 1) + 1 if last > last_key else 0
+            last_key = max(last_key, last)
+    # Pages kmalloc may take (objects round up to twice their size at most, and each class may
+    # open a slab), and the tables a mapping may take (a pte table and the levels above it,
+    # blocks of up to 4 frames on ARM).
+    slab_pages = slab_bytes // ps + 64
+    table_pages = (tables + 1) * (pt._last + 1) * 4
+    return nr_pages + slab_pages + table_pages <= m.phys.nr_free()
+
+
+def _numa_on_node0(ln: VmallocinfoLine, nodes: int) -> bool:
+    """Whether _alloc_frames takes every frame of ``ln`` from node 0's zonelist."""
+    left = ln.nr_pages or 0
+    for node, count in sorted(ln.numa.items()):
+        take = min(count, left)
+        if take and node < nodes:
+            if node != 0:
+                return False
+            left -= take
+    return True
+
+
+class _Batch:
+    """Work owed since the last page taken by someone else: kmallocs and areas' frames, in the
+    order the line-by-line replay makes them."""
+
+    def __init__(self) -> None:
+        self.k_sizes: list[int] = []
+        self.k_gfps: list[int] = []
+        self.k_slots: list[tuple[SnapshotArea, bool]] = []  # (area, True: vm_struct, False: array)
+        self.k_frames_before: list[int] = []  # how many of ``frames`` come before each kmalloc
+        self.frames: list[tuple[SnapshotArea, int, bool]] = []  # (area, pages, exec)
+
+
+def _flush(m: Machine, b: _Batch, report: ReplayReport) -> None:
+    """Make the batch's kmallocs and take and map its frames, in the line-by-line order."""
+    slab = m.vm.slab
+    k = 0
+    f = 0
+    total = len(b.k_sizes)
+    while k < total:
+        with m.vm.page_lock:
+            got = slab.kmalloc_run(b.k_sizes[k:], b.k_gfps[k:], -1)
+        for handle in got:
+            _set_handle(b.k_slots[k], handle or 0)
+            k += 1
+        if k < total:
+            # This kmalloc takes a page: every frame asked for before it first.
+            f = _take_frames(m, b, f, b.k_frames_before[k], report)
+            _set_handle(b.k_slots[k], m.vm.kmalloc(b.k_sizes[k], b.k_gfps[k], -1))
+            k += 1
+    _take_frames(m, b, f, len(b.frames), report)
+    b.k_sizes.clear()
+    b.k_gfps.clear()
+    b.k_slots.clear()
+    b.k_frames_before.clear()
+    b.frames.clear()
+
+
+def _set_handle(slot: tuple[SnapshotArea, bool], handle: int) -> None:
+    area, is_struct = slot
+    if is_struct:
+        area.handle = handle
+    elif handle:
+        area.pages_array = ("kmalloc", handle)
+
+
+def _take_frames(m: Machine, b: _Batch, first: int, stop: int, report: ReplayReport) -> int:
+    """Frames for ``b.frames[first:stop]`` in one page allocator call, mapped; returns stop."""
+    if stop <= first:
+        return first
+    todo = b.frames[first:stop]
+    counts = np.array([n for _, n, _ in todo], dtype=np.int64)
+    total = int(counts.sum())
+    pfns = m.vm.alloc_pages(_GFP_VMALLOC, total, 0, "vmalloc")
+    if len(pfns) != total:  # _bulk_ok leaves RAM for all of them
+        raise AssertionError("snapshot bulk replay: the page allocator fell short")
+    shift = m.PAGE_SHIFT
+    # Page i of the batch is page (i - offset of its area) of its area.
+    offsets = np.cumsum(counts) - counts
+    firsts = np.array([area.addr >> shift for area, _, _ in todo], dtype=np.int64)
+    vpns = np.repeat(firsts - offsets, counts) + np.arange(total, dtype=np.int64)
+    execs = np.repeat(np.array([ex for _, _, ex in todo], dtype=bool), counts)
+    others = np.zeros(total, dtype=bool)
+    pos = 0
+    for (area, n, _ex) in todo:
+        own = pfns[pos:pos + n].copy()
+        vm_alloc = bool(area.flags & VM_ALLOC)
+        if not vm_alloc:
+            others[pos:pos + n] = True
+        pos += n
+        area.pages = own
+        area.nr_pages = n
+        if area.flags & VM_MAP or not vm_alloc:
+            area.mapped = own
+    report.pages += total
+    if others.any():
+        m.phys.set_owner(pfns[others], "other")
+    with m.vm.pgtable_lock:
+        for exec_ in (False, True):
+            sel = execs if exec_ else ~execs
+            if not sel.any():
+                continue
+            prot = m.vm.pgprot("PAGE_KERNEL_EXEC" if exec_ else "PAGE_KERNEL")
+            if not m.init_mm.map_pages_bulk(vpns[sel], pfns[sel], prot):
+                # An entry in use or an odd address: map_range area by area, as before (every
+                # table is there, so no page is taken).
+                for (area, n, ex) in todo:
+                    if ex == exec_ and m.init_mm.map_range(area.addr, area.pages, prot):
+                        raise AssertionError("snapshot bulk replay: a mapping failed")
+    return stop
+
+
+def _tables_present(m: Machine, addr: int, n: int, known: set[int]) -> bool:
+    """Whether mapping ``n`` pages at ``addr`` takes no page-table frame (``known``: pte
+    tables seen present, by their number)."""
+    pt = m.init_mm
+    bits = m.PAGE_SHIFT + pt._mask[pt._last].bit_length()
+    first = addr >> bits
+    last = (addr + (n << m.PAGE_SHIFT) - 1) >> bits
+    for key in range(first, last + 1):
+        if key in known:
+            continue
+        if not pt.pte_table_present(max(key << bits, addr)):
+            return False
+        known.add(key)
+    return True
+
+
+def _replay_bulk(m: Machine, order: Sequence[VmallocinfoLine], source: str,
+                 report: ReplayReport) -> None:
+    """replay_snapshot of ``order`` (sorted, every line kept, pages) when _bulk_ok says so."""
+    vstart, vend = vmalloc_bounds(m)
+    fixed = m.extra_vm_ranges
+    lay = m.layout
+    nodes = len(m.phys.nodes)
+    ptr = m.vm.ptr_size
+    ps = m.PAGE_SIZE
+    vmsz = m.vm.vm_struct_size
+    kernel_gfp = G.GFP_KERNEL
+    zero_gfp = G.GFP_KERNEL | getattr(G, "__GFP_ZERO")
+    # 1. The vmap_areas and vm_structs (their kmalloc comes later, in order), into the allocator.
+    vas = []
+    flag_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[int, tuple[str, ...]]] = {}
+    for ln in order:
+        if UNPURGED in ln.kinds:
+            va = vmap_area(ln.start, ln.start + ln.size, VM_LAZY_FREE)
+        elif VM_MAP_RAM in ln.kinds:
+            va = vmap_area(ln.start, ln.start + ln.size, VMAP_RAM)
+        else:
+            fkey = (ln.kinds, ln.unknown_words)
+            got = flag_cache.get(fkey)
+            if got is None:
+                got = flag_cache[fkey] = _flags(ln)
+            flags, extra = got
+            area = SnapshotArea(addr=ln.start, size=ln.size, flags=flags, caller=ln.caller or "",
+                                phys_addr=ln.phys or 0, handle=0, extra_words=extra,
+                                static=is_static_area(ln), lineno=ln.lineno)
+            va = vmap_area(ln.start, ln.start + ln.size, VM_VM_AREA, area)
+        vas.append(va)
+    alloc = m.vmap_allocator
+    bulk_insert = getattr(alloc, "insert_sorted", None)
+    with m.vmlist_lock.write():
+        run: list[tuple[int, int, object]] = []
+        for i, va in enumerate(vas):
+            if va.flags & VM_LAZY_FREE:
+                _insert_run(m, run, order, vas, i - len(run), source, bulk_insert)
+                run = []
+                if not m.vm.reserve_vmap_area(va):
+                    _overlap(m, order[i], source)
+            else:
+                run.append((va.va_start, va.va_end - va.va_start, va))
+        _insert_run(m, run, order, vas, len(vas) - len(run), source, bulk_insert)
+    # 2. Pages, kmallocs and mappings, in the line-by-line order.
+    built: list[SnapshotArea] = []
+    known: set[int] = set()
+    shift = m.PAGE_SHIFT
+    table_bits = shift + m.init_mm._mask[m.init_mm._last].bit_length()
+    b = _Batch()
+    short: list[int] = []
+    for ln, va in zip(order, vas):
+        addr = ln.start
+        owner = va.vm
+        report.placed += 1
+        end = addr + ln.size
+        if not (vstart <= addr and end <= vend):
+            fr = FixedRange(addr, end, _fixed_why(m, ln))
+            fixed.append(fr)
+            report.fixed.append(fr)
+        if not isinstance(owner, SnapshotArea):
+            continue
+        built.append(owner)
+        b.k_sizes.append(vmsz)
+        b.k_gfps.append(kernel_gfp)
+        b.k_slots.append((owner, True))
+        b.k_frames_before.append(len(b.frames))
+        n = ln.nr_pages or 0
+        if not n:
+            continue
+        exec_ = lay.modules_end > lay.modules_start and lay.modules_start <= addr < lay.modules_end
+        numa = ln.numa
+        key = addr >> table_bits
+        if ((not numa or (len(numa) == 1 and 0 in numa) or _numa_on_node0(ln, nodes))
+                and ((key in known and (addr + (n << shift) - 1) >> table_bits == key)
+                     or _tables_present(m, addr, n, known))):
+            b.frames.append((owner, n, exec_))
+            if owner.flags & VM_ALLOC and n * ptr <= ps:
+                b.k_sizes.append(n * ptr)
+                b.k_gfps.append(zero_gfp)
+                b.k_slots.append((owner, False))
+                b.k_frames_before.append(len(b.frames))
+            continue
+        _flush(m, b, report)
+        if _populate(m, owner, n, ln, exec_):
+            report.pages += n
+        else:
+            owner.snapshot_pages = n
+            short.append(n)
+            report.without_pages.append(ln.lineno)
+    _flush(m, b, report)
+    report.arrays_linked = _link_page_arrays(m, built)
+    m.vm_stats["snapshot_areas"] += report.placed
+    if short:
+        m.printk(KERN_WARNING, f"snapshot: RAM too small for the pages of {len(short)} areas "
+                               f"({sum(short)} pages): their ranges are reserved without pages")
+
+
+def _overlap(m: Machine, ln: VmallocinfoLine, source: str) -> None:
+    hit = m.vmap_allocator.find_containing(ln.start)
+    raise FormatError(f"{source}:{ln.lineno}",
+                      f"area 0x{ln.start:x}-0x{ln.end:x} overlaps another area"
+                      + (f" at 0x{hit[0]:x}" if hit else ""))
+
+
+def _insert_run(m: Machine, run: list[tuple[int, int, object]],
+                order: Sequence[VmallocinfoLine], vas: list[vmap_area], first: int, source: str,
+                bulk_insert: Callable[[list[tuple[int, int, object]]], int] | None) -> None:
+    """Put ``run`` (the areas of ``order[first:]``) into the address allocator in order."""
+    if not run:
+        return
+    if bulk_insert is not None:
+        done = bulk_insert(run)
+        if done < len(run):
+            _overlap(m, order[first + done], source)
+        return
+    for i, va in enumerate(vas[first:first + len(run)]):
+        if not m.vm.reserve_vmap_area(va):
+            _overlap(m, order[first + i], source)
+
+
 def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = "<vmallocinfo>",
                     keep: Callable[[VmallocinfoLine], bool] | None = None,
                     pages: bool = True) -> ReplayReport:
@@ -588,6 +885,9 @@ def replay_snapshot(m: Machine, lines: Sequence[VmallocinfoLine], source: str = 
     order = sorted(lines, key=lambda x: (x.start, x.lineno))
     for ln in order:
         _check_line(m, ln, source)
+    if keep is None and pages and _bulk_ok(m, order):
+        _replay_bulk(m, order, source, report)
+        return report
     marks = [keep is None or keep(ln) for ln in order]
     plan = [ln for ln, k in zip(order, marks) if k] + [ln for ln, k in zip(order, marks) if not k]
     nkept = sum(marks)

@@ -465,6 +465,68 @@ class KvaRbtreeAllocator:
         self._add_busy(addr, addr + size, owner)
         return True
 
+    def insert_sorted(self, items: list[tuple[int, int, object]]) -> int:
+        """:meth:`insert` of each ``(addr, size, owner)`` in turn, for ranges in ascending
+        address order (a sorted snapshot); how many went in: it stops at the first that
+        :meth:`insert` refuses, which is left out.  The tree is the kernel's, node for node.
+
+        Why it is the same tree: a range that starts a free block and ends inside it is an
+        LE fit, which only moves the block's start and propagates ``subtree_max_size`` up.
+        When the next range starts where that one ended, it is an LE fit on the same block
+        again, and nothing between the two reads a ``subtree_max_size`` (finding the block
+        compares addresses only).  So a run of such fits propagates once, after its last
+        fit: every node below the first one the propagation leaves unchanged then holds the
+        maximum over its subtree, as after the fits one by one, and the nodes above it never
+        changed in either order.  Colours, links and the free list are not touched by an LE
+        fit.  Every other fit (NE, RE, FL) is :meth:`insert`'s own ``va_clip``, made after the
+        owed propagation; an NE or RE fit on the block that owes it resizes that block and
+        propagates from it before anything reads a ``subtree_max_size`` (the new lower
+        block is linked after), so that one propagation settles both, by the same argument.
+        The busy blocks are added in the same order.
+        """
+        pending: Va | None = None  # an LE-fitted block whose propagation is owed
+        done = 0
+        starts: list[int] = []
+        busy = self._busy
+        ps = self.page_size
+        try:
+            for addr, size, owner in items:
+                check_insert_args(ps, addr, size)
+                end = addr + size
+                if pending is not None:
+                    if pending.start == addr and end < pending.end:
+                        pending.start = end  # LE_FIT_TYPE on the same block
+                        busy[addr] = (end, owner)
+                        starts.append(addr)
+                        done += 1
+                        continue
+                    if not (pending.start < addr and end <= pending.end):
+                        _propagate(pending, None)
+                    # else: an NE or RE fit on the same block, whose va_clip begins by
+                    # resizing it and propagating from it: that propagation pays the debt.
+                    pending = None
+                va = self._enclosing(addr)
+                if va is None or end > va.end:
+                    break
+                if va.start == addr and end < va.end:
+                    va.start = end  # LE_FIT_TYPE: propagated with the run it starts
+                    pending = va
+                else:
+                    self._clip(va, addr, size)
+                busy[addr] = (end, owner)
+                starts.append(addr)
+                done += 1
+        finally:
+            if pending is not None:
+                _propagate(pending, None)
+            if starts:
+                if not self._starts or self._starts[-1] < starts[0]:
+                    self._starts.extend(starts)
+                else:
+                    for a in starts:
+                        bisect.insort(self._starts, a)
+        return done
+
     def _enclosing(self, addr: int) -> Va | None:
         """``pvm_find_va_enclose_addr``: the free block with ``start <= addr < end``."""
         node = self.root
