@@ -295,6 +295,64 @@ def test_insert_sorted_builds_the_kernels_tree(runs: list[tuple[int, int]], base
     assert one.shape() == bulk.shape()
 
 
+def _tree_state(a: KvaRbtreeAllocator) -> Any:
+    nodes = []
+    va = a.head.next
+    while va is not a.head:
+        nodes.append((va.start, va.end, va.red, va.max, None if va.parent is None else va.parent.start,
+                      [None if k is None else k.start for k in va.kid]))
+        va = va.next
+    return a.shape(), nodes, list(a.for_each_busy(0)), a._starts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 80), st.integers(1, 120))
+def test_insert_sorted_on_a_fragmented_tree(seed: int, churn: int, want: int) -> None:
+    """FL, LE, RE and NE fits, in blocks of every place in the tree, then later calls."""
+    rng = random.Random(seed)
+    low, _high = space_bounds(PAGE)
+    one, bulk = KvaRbtreeAllocator(PAGE), KvaRbtreeAllocator(PAGE)
+    top = low + (1 << 30)
+    live: list[int] = []
+    for _ in range(churn):  # the same history on both
+        if live and rng.random() < 0.4:
+            addr = live.pop(rng.randrange(len(live)))
+            assert one.remove(addr) is not None and bulk.remove(addr) is not None
+        else:
+            size = rng.randint(1, 16) * PAGE
+            align = PAGE << rng.choice([0, 0, 2, 5])
+            vstart = low + rng.randrange(64) * PAGE
+            got = one.alloc(size, align, vstart, top, "churn")
+            assert bulk.alloc(size, align, vstart, top, "churn") == got
+            if got is not None:
+                live.append(got)
+    assert _tree_state(one) == _tree_state(bulk)
+    items: list[tuple[int, int, object]] = []
+    for start, size in list(one.for_each_free(low, top)):
+        pages = size // PAGE
+        pos = 0
+        while pos < pages and len(items) < want:
+            skip = rng.choice([0, 0, 1, 3])
+            take = rng.randint(1, 6)
+            if rng.random() < 0.2:
+                take = pages - pos - skip  # up to the block's end: RE or FL
+            if take <= 0 or pos + skip + take > pages:
+                break
+            items.append((start + (pos + skip) * PAGE, take * PAGE, object()))
+            pos += skip + take
+    if items and rng.random() < 0.2:
+        items.append(items[rng.randrange(len(items))])  # an overlap, last: both refuse it
+    ok = [one.insert(*it) for it in items]
+    assert ok[:-1] == [True] * (len(ok) - 1)
+    assert bulk.insert_sorted(items) == sum(ok)
+    assert _tree_state(one) == _tree_state(bulk)
+    bulk.check()
+    one.check()
+    for size, align in ((PAGE, PAGE), (3 * PAGE, 4 * PAGE), (PAGE, 1 << 16), (64 * PAGE, PAGE)):
+        assert one.alloc(size, align, low, top, None) == bulk.alloc(size, align, low, top, None)
+    assert _tree_state(one) == _tree_state(bulk)
+
+
 def test_insert_sorted_stops_at_an_overlap() -> None:
     low, _ = space_bounds(PAGE)
     one, bulk = KvaRbtreeAllocator(PAGE), KvaRbtreeAllocator(PAGE)

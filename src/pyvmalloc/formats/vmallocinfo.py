@@ -334,7 +334,6 @@ def _parse_lines(numbered: Iterable[tuple[int, str]], source: str,
     tails: dict[str, _Tail] = {}
     head = _FAST_HEAD.match
     new = VmallocinfoLine.__new__
-    setattr_ = object.__setattr__
     for lineno, raw in numbered:
         if "\x00" in raw:
             raise FormatError(f"{source}:{lineno}", "binary data (NUL byte), not vmallocinfo text")
@@ -363,18 +362,12 @@ def _parse_lines(numbered: Iterable[tuple[int, str]], source: str,
             tails[text] = tail
         for key in tail[6]:
             unknown.setdefault(key, []).append(lineno)
-        # VmallocinfoLine(...) field by field, without the frozen dataclass's __init__ checks.
+        # VmallocinfoLine(...): the same fields in the same order, without the frozen
+        # dataclass's __init__ (one object.__setattr__ call per field).
         line = new(VmallocinfoLine)
-        setattr_(line, "start", start)
-        setattr_(line, "end", end)
-        setattr_(line, "size", int(size_text))
-        setattr_(line, "caller", tail[0])
-        setattr_(line, "nr_pages", tail[1])
-        setattr_(line, "phys", tail[2])
-        setattr_(line, "kinds", tail[3])
-        setattr_(line, "numa", dict(tail[4]))
-        setattr_(line, "unknown_words", tail[5])
-        setattr_(line, "lineno", lineno)
+        line.__dict__.update(start=start, end=end, size=int(size_text), caller=tail[0],
+                             nr_pages=tail[1], phys=tail[2], kinds=tail[3], numa=dict(tail[4]),
+                             unknown_words=tail[5], lineno=lineno)
         append(line)
     return lines, digits
 

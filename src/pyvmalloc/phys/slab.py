@@ -155,6 +155,9 @@ class Kmalloc:
         pref = 0 if node < 0 else node
         ps = self.page_size
         base = self.page_offset
+        max_size = self.max_size
+        partial = self._partial
+        empty = self._empty
         # The slab _partial_slab would pick, per (class, dma): the newest partial one, which
         # stays the same until it fills up (only this loop changes the lists meanwhile).
         current: dict[tuple[int, bool], _Slab | None] = {}
@@ -162,48 +165,58 @@ class Kmalloc:
         # (a never-written frame reads as zeros and stays unwritten).
         views: dict[int, npt.NDArray[np.uint8] | None] = {}
         frames = self.mem.frames
-        for size, gfp in zip(sizes, gfps):
-            if not isinstance(size, (int, np.integer)) or size < 0 or size > self.max_size:
-                break
-            size = int(size)
-            cls = MIN_OBJECT if size <= MIN_OBJECT else 1 << (size - 1).bit_length()
-            if cls > ps:
-                break
-            dma = bool(gfp & GFP_DMA)
-            ck = (cls, dma)
-            if ck in current:
-                slab = current[ck]
-            else:
-                slab = current[ck] = self._partial_slab(cls, pref, dma)
-            if slab is None:
-                break
-            # kmalloc asks the hook after the size checks, before it looks for a slab: the
-            # same one question per call here (looking at the partial list changes nothing).
-            if hook is not None and not gfp & GFPBIT.NOFAIL and int(hook("kmalloc", 1)) < 1:
-                self._failures += 1
-                self._injected += 1
-                out.append(None)
-                continue
-            idx = slab.free.pop()
-            if not slab.used:
-                self._empty[slab.key].pop(slab.pfn, None)
-            slab.used[idx] = size
-            if not slab.free:
-                del self._partial[slab.key][slab.pfn]
-                del current[ck]
-            off = idx * cls
-            self._objects += 1
-            self._requested += size
-            self._allocated += cls
-            if gfp & GFPBIT.ZERO:
-                pfn = slab.pfn
-                if pfn in views:
-                    view = views[pfn]
+        objects = requested = allocated = 0
+        try:
+            for size, gfp in zip(sizes, gfps):
+                if type(size) is not int:
+                    if not isinstance(size, (int, np.integer)):
+                        break
+                    size = int(size)
+                if size < 0 or size > max_size:
+                    break
+                cls = MIN_OBJECT if size <= MIN_OBJECT else 1 << (size - 1).bit_length()
+                if cls > ps:
+                    break
+                dma = bool(gfp & GFP_DMA)
+                ck = (cls, dma)
+                if ck in current:
+                    slab = current[ck]
                 else:
-                    view = views[pfn] = frames.peek(pfn)
-                if view is not None:
-                    view[off:off + cls] = 0
-            out.append(base + slab.pfn * ps + off)
+                    slab = current[ck] = self._partial_slab(cls, pref, dma)
+                if slab is None:
+                    break
+                # kmalloc asks the hook after the size checks, before it looks for a slab:
+                # the same one question per call here (the partial list is only looked at).
+                if hook is not None and not gfp & GFPBIT.NOFAIL and int(hook("kmalloc", 1)) < 1:
+                    self._failures += 1
+                    self._injected += 1
+                    out.append(None)
+                    continue
+                idx = slab.free.pop()
+                used = slab.used
+                if not used:
+                    empty[slab.key].pop(slab.pfn, None)
+                used[idx] = size
+                if not slab.free:
+                    del partial[slab.key][slab.pfn]
+                    del current[ck]
+                off = idx * cls
+                objects += 1
+                requested += size
+                allocated += cls
+                if gfp & GFPBIT.ZERO:
+                    pfn = slab.pfn
+                    if pfn in views:
+                        view = views[pfn]
+                    else:
+                        view = views[pfn] = frames.peek(pfn)
+                    if view is not None:
+                        view[off:off + cls] = 0
+                out.append(base + slab.pfn * ps + off)
+        finally:
+            self._objects += objects
+            self._requested += requested
+            self._allocated += allocated
         return out
 
     def _kmalloc_small(self, size: int, cls: int, gfp: int, node: int) -> int | None:

@@ -24,6 +24,7 @@ inferred number.
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -648,72 +649,121 @@ class _Batch:
         self.k_slots: list[tuple[SnapshotArea, bool]] = []  # (area, True: vm_struct, False: array)
         self.k_frames_before: list[int] = []  # how many of ``frames`` come before each kmalloc
         self.frames: list[tuple[SnapshotArea, int, bool]] = []  # (area, pages, exec)
+        # Areas whose populating takes a page other than its frames, in order: (kmallocs and
+        # frames before it, the area, its line, pages, exec, True: a page table to install
+        # after its frames (taken with the batch's), False: _populate on its own (frames from
+        # other nodes)).
+        self.barriers: list[tuple[int, int, SnapshotArea, VmallocinfoLine, int, bool, bool]] = []
+        # Frames taken, not yet handed to their areas and mapped (the mapping takes no page:
+        # every table is there), in area order: all of them at the end of the replay.
+        self.taken: list[npt.NDArray[np.int64]] = []
+        self.taken_areas: list[tuple[SnapshotArea, int, bool]] = []
 
 
-def _flush(m: Machine, b: _Batch, report: ReplayReport) -> None:
-    """Make the batch's kmallocs and take and map its frames, in the line-by-line order."""
+def _flush(m: Machine, b: _Batch, report: ReplayReport, short: list[int]) -> None:
+    """Make the batch's kmallocs, take its frames and populate its barrier areas, in the
+    line-by-line order: the frames asked for between two page takers in one call."""
     slab = m.vm.slab
+    sizes, gfps, slots, before = b.k_sizes, b.k_gfps, b.k_slots, b.k_frames_before
     k = 0
     f = 0
-    total = len(b.k_sizes)
-    while k < total:
-        with m.vm.page_lock:
-            got = slab.kmalloc_run(b.k_sizes[k:], b.k_gfps[k:], -1)
-        for handle in got:
-            _set_handle(b.k_slots[k], handle or 0)
-            k += 1
-        if k < total:
-            # This kmalloc takes a page: every frame asked for before it first.
-            f = _take_frames(m, b, f, b.k_frames_before[k], report)
-            _set_handle(b.k_slots[k], m.vm.kmalloc(b.k_sizes[k], b.k_gfps[k], -1))
-            k += 1
-    _take_frames(m, b, f, len(b.frames), report)
-    b.k_sizes.clear()
-    b.k_gfps.clear()
-    b.k_slots.clear()
-    b.k_frames_before.clear()
+    barriers = b.barriers
+    for i in range(len(barriers) + 1):
+        last = i == len(barriers)
+        if last:
+            k_stop, f_stop = len(sizes), len(b.frames)
+        else:
+            k_stop, f_stop, area, ln, n, exec_, table = barriers[i]
+        while k < k_stop:
+            with m.vm.page_lock:
+                got = slab.kmalloc_run(sizes[k:k_stop], gfps[k:k_stop], -1)
+            for handle in got:
+                owner, is_struct = slots[k]
+                if is_struct:
+                    owner.handle = handle or 0
+                elif handle:
+                    owner.pages_array = ("kmalloc", handle)
+                k += 1
+            if k < k_stop:
+                # This kmalloc takes a page: every frame asked for before it first.
+                f = _take_frames(m, b, f, before[k])
+                handle = m.vm.kmalloc(sizes[k], gfps[k], -1)
+                owner, is_struct = slots[k]
+                if is_struct:
+                    owner.handle = handle
+                elif handle:
+                    owner.pages_array = ("kmalloc", handle)
+                k += 1
+        f = _take_frames(m, b, f, f_stop)
+        if last:
+            break
+        if table:
+            # Its frames were just taken; the tables its mapping needs come next (map_range
+            # would make the same _table_for calls); the entries are written at the end.
+            with m.vm.pgtable_lock:
+                if m.init_mm.populate_range(area.addr, n << m.PAGE_SHIFT):
+                    raise AssertionError("snapshot bulk replay: no page for a page table")
+        elif _populate(m, area, n, ln, exec_):
+            report.pages += n
+        else:
+            area.snapshot_pages = n
+            short.append(n)
+            report.without_pages.append(ln.lineno)
+    sizes.clear()
+    gfps.clear()
+    slots.clear()
+    before.clear()
     b.frames.clear()
+    b.barriers.clear()
 
 
-def _set_handle(slot: tuple[SnapshotArea, bool], handle: int) -> None:
-    area, is_struct = slot
-    if is_struct:
-        area.handle = handle
-    elif handle:
-        area.pages_array = ("kmalloc", handle)
-
-
-def _take_frames(m: Machine, b: _Batch, first: int, stop: int, report: ReplayReport) -> int:
-    """Frames for ``b.frames[first:stop]`` in one page allocator call, mapped; returns stop."""
+def _take_frames(m: Machine, b: _Batch, first: int, stop: int) -> int:
+    """Frames for ``b.frames[first:stop]`` in one page allocator call; returns ``stop``."""
     if stop <= first:
         return first
     todo = b.frames[first:stop]
-    counts = np.array([n for _, n, _ in todo], dtype=np.int64)
-    total = int(counts.sum())
+    total = sum([n for _, n, _ in todo])
     pfns = m.vm.alloc_pages(_GFP_VMALLOC, total, 0, "vmalloc")
     if len(pfns) != total:  # _bulk_ok leaves RAM for all of them
         raise AssertionError("snapshot bulk replay: the page allocator fell short")
+    b.taken.append(pfns)
+    b.taken_areas.extend(todo)
+    return stop
+
+
+def _give_frames(m: Machine, b: _Batch, report: ReplayReport) -> None:
+    """Hand the frames taken to their areas (as _populate does), give the frames of areas that
+    are not VM_ALLOC to their owner kind, and map them all: one write per pte table."""
+    todo = b.taken_areas
+    if not todo:
+        return
+    pfns = np.concatenate(b.taken) if len(b.taken) > 1 else b.taken[0]
+    total = len(pfns)
     shift = m.PAGE_SHIFT
+    counts = np.fromiter((n for _, n, _ in todo), dtype=np.int64, count=len(todo))
+    firsts = np.fromiter((area.addr >> shift for area, _, _ in todo), dtype=np.int64,
+                         count=len(todo))
     # Page i of the batch is page (i - offset of its area) of its area.
     offsets = np.cumsum(counts) - counts
-    firsts = np.array([area.addr >> shift for area, _, _ in todo], dtype=np.int64)
     vpns = np.repeat(firsts - offsets, counts) + np.arange(total, dtype=np.int64)
-    execs = np.repeat(np.array([ex for _, _, ex in todo], dtype=bool), counts)
-    others = np.zeros(total, dtype=bool)
+    execs = np.repeat(np.fromiter((ex for _, _, ex in todo), dtype=bool, count=len(todo)),
+                      counts)
+    others: list[tuple[int, int]] = []
     pos = 0
     for (area, n, _ex) in todo:
         own = pfns[pos:pos + n].copy()
-        vm_alloc = bool(area.flags & VM_ALLOC)
-        if not vm_alloc:
-            others[pos:pos + n] = True
-        pos += n
         area.pages = own
         area.nr_pages = n
-        if area.flags & VM_MAP or not vm_alloc:
+        flags = area.flags
+        if not flags & VM_ALLOC:
+            others.append((pos, n))
             area.mapped = own
+        elif flags & VM_MAP:
+            area.mapped = own
+        pos += n
     report.pages += total
-    if others.any():
-        m.phys.set_owner(pfns[others], "other")
+    if others:
+        m.phys.set_owner(np.concatenate([pfns[p:p + n] for p, n in others]), "other")
     with m.vm.pgtable_lock:
         for exec_ in (False, True):
             sel = execs if exec_ else ~execs
@@ -726,7 +776,8 @@ def _take_frames(m: Machine, b: _Batch, first: int, stop: int, report: ReplayRep
                 for (area, n, ex) in todo:
                     if ex == exec_ and m.init_mm.map_range(area.addr, area.pages, prot):
                         raise AssertionError("snapshot bulk replay: a mapping failed")
-    return stop
+    b.taken.clear()
+    b.taken_areas.clear()
 
 
 def _tables_present(m: Machine, addr: int, n: int, known: set[int]) -> bool:
@@ -757,27 +808,75 @@ def _replay_bulk(m: Machine, order: Sequence[VmallocinfoLine], source: str,
     vmsz = m.vm.vm_struct_size
     kernel_gfp = G.GFP_KERNEL
     zero_gfp = G.GFP_KERNEL | getattr(G, "__GFP_ZERO")
-    # 1. The vmap_areas and vm_structs (their kmalloc comes later, in order), into the allocator.
-    vas = []
-    flag_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[int, tuple[str, ...]]] = {}
+    shift = m.PAGE_SHIFT
+    table_bits = shift + m.init_mm._mask[m.init_mm._last].bit_length()
+    mod_lo, mod_hi = lay.modules_start, lay.modules_end
+    # What a line's caller and words make of it: (va flags, VM_* flags, extra words, static).
+    kinds_cache: dict[tuple[str | None, tuple[str, ...], tuple[str, ...]],
+                      tuple[int, int, tuple[str, ...], bool]] = {}
+    vas: list[vmap_area] = []
+    built: list[SnapshotArea] = []
+    known: set[int] = set()  # pte tables seen present, by number
+    b = _Batch()
+    k_sizes, k_gfps, k_slots, k_before = b.k_sizes, b.k_gfps, b.k_slots, b.k_frames_before
+    frames = b.frames
+    short: list[int] = []
     for ln in order:
-        if UNPURGED in ln.kinds:
-            va = vmap_area(ln.start, ln.start + ln.size, VM_LAZY_FREE)
-        elif VM_MAP_RAM in ln.kinds:
-            va = vmap_area(ln.start, ln.start + ln.size, VMAP_RAM)
-        else:
-            fkey = (ln.kinds, ln.unknown_words)
-            got = flag_cache.get(fkey)
-            if got is None:
-                got = flag_cache[fkey] = _flags(ln)
-            flags, extra = got
-            area = SnapshotArea(addr=ln.start, size=ln.size, flags=flags, caller=ln.caller or "",
-                                phys_addr=ln.phys or 0, handle=0, extra_words=extra,
-                                static=is_static_area(ln), lineno=ln.lineno)
-            va = vmap_area(ln.start, ln.start + ln.size, VM_VM_AREA, area)
-        vas.append(va)
-    alloc = m.vmap_allocator
-    bulk_insert = getattr(alloc, "insert_sorted", None)
+        addr = ln.start
+        end = addr + ln.size
+        ckey = (ln.caller, ln.kinds, ln.unknown_words)
+        kind = kinds_cache.get(ckey)
+        if kind is None:
+            if UNPURGED in ln.kinds:
+                kind = (VM_LAZY_FREE, 0, (), False)
+            elif VM_MAP_RAM in ln.kinds:
+                kind = (VMAP_RAM, 0, (), False)
+            else:
+                flags, extra = _flags(ln)
+                kind = (VM_VM_AREA, flags, extra, is_static_area(ln))
+            kinds_cache[ckey] = kind
+        report.placed += 1
+        if not (vstart <= addr and end <= vend):
+            fr = FixedRange(addr, end, _fixed_why(m, ln))
+            fixed.append(fr)
+            report.fixed.append(fr)
+        if kind[0] != VM_VM_AREA:
+            vas.append(vmap_area(addr, end, kind[0]))
+            continue
+        # _vmap_area: the vm_struct (its kmalloc is made in order, with the batch's).
+        owner = SnapshotArea(addr=addr, size=ln.size, flags=kind[1], caller=ln.caller or "",
+                             phys_addr=ln.phys or 0, handle=0, extra_words=kind[2],
+                             static=kind[3], lineno=ln.lineno)
+        vas.append(vmap_area(addr, end, VM_VM_AREA, owner))
+        built.append(owner)
+        k_sizes.append(vmsz)
+        k_gfps.append(kernel_gfp)
+        k_slots.append((owner, True))
+        k_before.append(len(frames))
+        n = ln.nr_pages or 0
+        if not n:
+            continue
+        # _populate
+        exec_ = mod_hi > mod_lo and mod_lo <= addr < mod_hi
+        numa = ln.numa
+        if not numa or (len(numa) == 1 and 0 in numa) or _numa_on_node0(ln, nodes):
+            frames.append((owner, n, exec_))
+            key = addr >> table_bits
+            last_key = (addr + (n << shift) - 1) >> table_bits
+            if not (key in known and last_key == key) and not _tables_present(m, addr, n, known):
+                # Its mapping takes a table frame after its frames: a barrier.
+                b.barriers.append((len(k_sizes), len(frames), owner, ln, n, exec_, True))
+                known.update(range(key, last_key + 1))
+            if kind[1] & VM_ALLOC and n * ptr <= ps:
+                k_sizes.append(n * ptr)
+                k_gfps.append(zero_gfp)
+                k_slots.append((owner, False))
+                k_before.append(len(frames))
+            continue
+        # Frames from other nodes: _populate on its own, in its turn.
+        b.barriers.append((len(k_sizes), len(frames), owner, ln, n, exec_, False))
+    # The ranges into the address allocator (no page is taken there), in address order.
+    bulk_insert = getattr(m.vmap_allocator, "insert_sorted", None)
     with m.vmlist_lock.write():
         run: list[tuple[int, int, object]] = []
         for i, va in enumerate(vas):
@@ -789,53 +888,8 @@ def _replay_bulk(m: Machine, order: Sequence[VmallocinfoLine], source: str,
             else:
                 run.append((va.va_start, va.va_end - va.va_start, va))
         _insert_run(m, run, order, vas, len(vas) - len(run), source, bulk_insert)
-    # 2. Pages, kmallocs and mappings, in the line-by-line order.
-    built: list[SnapshotArea] = []
-    known: set[int] = set()
-    shift = m.PAGE_SHIFT
-    table_bits = shift + m.init_mm._mask[m.init_mm._last].bit_length()
-    b = _Batch()
-    short: list[int] = []
-    for ln, va in zip(order, vas):
-        addr = ln.start
-        owner = va.vm
-        report.placed += 1
-        end = addr + ln.size
-        if not (vstart <= addr and end <= vend):
-            fr = FixedRange(addr, end, _fixed_why(m, ln))
-            fixed.append(fr)
-            report.fixed.append(fr)
-        if not isinstance(owner, SnapshotArea):
-            continue
-        built.append(owner)
-        b.k_sizes.append(vmsz)
-        b.k_gfps.append(kernel_gfp)
-        b.k_slots.append((owner, True))
-        b.k_frames_before.append(len(b.frames))
-        n = ln.nr_pages or 0
-        if not n:
-            continue
-        exec_ = lay.modules_end > lay.modules_start and lay.modules_start <= addr < lay.modules_end
-        numa = ln.numa
-        key = addr >> table_bits
-        if ((not numa or (len(numa) == 1 and 0 in numa) or _numa_on_node0(ln, nodes))
-                and ((key in known and (addr + (n << shift) - 1) >> table_bits == key)
-                     or _tables_present(m, addr, n, known))):
-            b.frames.append((owner, n, exec_))
-            if owner.flags & VM_ALLOC and n * ptr <= ps:
-                b.k_sizes.append(n * ptr)
-                b.k_gfps.append(zero_gfp)
-                b.k_slots.append((owner, False))
-                b.k_frames_before.append(len(b.frames))
-            continue
-        _flush(m, b, report)
-        if _populate(m, owner, n, ln, exec_):
-            report.pages += n
-        else:
-            owner.snapshot_pages = n
-            short.append(n)
-            report.without_pages.append(ln.lineno)
-    _flush(m, b, report)
+    _flush(m, b, report, short)
+    _give_frames(m, b, report)
     report.arrays_linked = _link_page_arrays(m, built)
     m.vm_stats["snapshot_areas"] += report.placed
     if short:
@@ -970,11 +1024,20 @@ def machine_from_snapshot(cls: type[M], vmallocinfo_text: str | VmallocinfoSnaps
     """
     source = str(machine_args.pop("source", "<vmallocinfo>"))
     meminfo_source = str(machine_args.pop("meminfo_source", "<meminfo>"))
-    snapshot = read_snapshot(vmallocinfo_text, source)
-    meminfo = read_meminfo(meminfo_text, meminfo_source)
-    layout = snapshot_layout(snapshot, meminfo, arch, cmdline, ram=machine_args.pop("ram", None),
-                             nodes=machine_args.pop("nodes", None),
-                             kernel=machine_args.pop("kernel", None))
-    m = boot_snapshot_machine(cls, layout, **machine_args)
-    report = replay_snapshot(m, snapshot.lines, snapshot.source)
+    # Hundreds of thousands of objects are made here and none is garbage: the cyclic
+    # collector's passes over them (a third of the time of a 100,000-line dump) find nothing.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        snapshot = read_snapshot(vmallocinfo_text, source)
+        meminfo = read_meminfo(meminfo_text, meminfo_source)
+        layout = snapshot_layout(snapshot, meminfo, arch, cmdline,
+                                 ram=machine_args.pop("ram", None),
+                                 nodes=machine_args.pop("nodes", None),
+                                 kernel=machine_args.pop("kernel", None))
+        m = boot_snapshot_machine(cls, layout, **machine_args)
+        report = replay_snapshot(m, snapshot.lines, snapshot.source)
+    finally:
+        if collecting:
+            gc.enable()
     return m, layout, report
