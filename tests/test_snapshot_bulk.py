@@ -110,7 +110,7 @@ def _restore(text: str, bulk: bool, monkeypatch: pytest.MonkeyPatch, **kw: Any) 
             mp.setattr(restore, "_bulk_ok", lambda m, order: False)
         try:
             return pv.Machine.from_snapshot(text, **kw), None
-        except Exception as e:  # noqa: BLE001 - the same error either way
+        except Exception as e:
             return None, (type(e).__name__, str(e))
 
 
@@ -118,7 +118,7 @@ def _check(m: pv.Machine) -> str | None:
     """check()'s verdict (a random dump may hold areas check() refuses, on either path)."""
     try:
         m.check()
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return f"{type(e).__name__}: {e}"
     return None
 

@@ -391,13 +391,16 @@ def _judge_addresses(lines: Sequence[VmallocinfoLine]) -> tuple[bool, str]:
 def _check_trusted(lines: Sequence[VmallocinfoLine], source: str) -> None:
     """In a snapshot with real addresses every line must be a range and no two may overlap."""
     for ln in lines:
-        where = f"{source}:{ln.lineno}"
         if ln.end < ln.start:
-            raise FormatError(where, f"end 0x{ln.end:x} below start 0x{ln.start:x}")
+            raise FormatError(f"{source}:{ln.lineno}",
+                              f"end 0x{ln.end:x} below start 0x{ln.start:x}")
         if ln.end - ln.start != ln.size:
-            raise FormatError(where, f"size {ln.size} does not match "
-                                     f"end - start = {ln.end - ln.start}")
-    ordered = sorted(lines, key=lambda ln: (ln.start, ln.end))
+            raise FormatError(f"{source}:{ln.lineno}", f"size {ln.size} does not match "
+                                                       f"end - start = {ln.end - ln.start}")
+    ordered: Sequence[VmallocinfoLine] = lines
+    if any(a.start > b.start or (a.start == b.start and a.end > b.end)
+           for a, b in zip(lines, lines[1:])):  # a dump is printed in address order
+        ordered = sorted(lines, key=lambda ln: (ln.start, ln.end))
     reach: VmallocinfoLine | None = None
     for ln in ordered:
         if reach is not None and ln.start < reach.end and ln.size > 0:

@@ -517,8 +517,8 @@ class KvaRbtreeAllocator:
                     check_insert_args(ps, addr, size)  # raises the error insert() raises
                 end = addr + size
                 va = dirty
-                if va is None or not (va.start <= addr and end < va.end or
-                                      va.start < addr and end == va.end):
+                if va is None or not ((va.start <= addr and end < va.end) or
+                                      (va.start < addr and end == va.end)):
                     # Not an LE, RE or NE fit on the dirty block: settle it first.
                     if dirty is not None:
                         _recompute_up(dirty)
