@@ -25,6 +25,7 @@ from pyvmalloc.formats.dumps import read_dump
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.phys.memory import PG_buddy
 from pyvmalloc.snapshot import restore
+from pyvmalloc.vmalloc.allocator import make_allocator
 from pyvmalloc.vmalloc.kva_rbtree import KvaRbtreeAllocator
 from pyvmalloc.vmalloc.list_allocator import space_bounds
 
@@ -351,6 +352,49 @@ def test_insert_sorted_on_a_fragmented_tree(seed: int, churn: int, want: int) ->
     for size, align in ((PAGE, PAGE), (3 * PAGE, 4 * PAGE), (PAGE, 1 << 16), (64 * PAGE, PAGE)):
         assert one.alloc(size, align, low, top, None) == bulk.alloc(size, align, low, top, None)
     assert _tree_state(one) == _tree_state(bulk)
+
+
+def _busy_free(a: Any) -> Any:
+    return (list(a.for_each_busy(0)), list(a.for_each_free(0, 1 << 64)), len(a))
+
+
+@pytest.mark.parametrize("name", ["list", "rbtree", "rbtree-cache", "kva", "kva-rbtree"])
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 60), pre=st.integers(0, 20))
+def test_insert_sorted_of_every_allocator(name: str, seed: int, n: int, pre: int) -> None:
+    """insert_sorted (or the loop, where an allocator has none) is insert one by one: the
+    same busy and free blocks, the same answer to later allocations."""
+    rng = random.Random(seed)
+    low, _ = space_bounds(PAGE)
+    one, bulk = make_allocator(name, PAGE), make_allocator(name, PAGE)
+    for _ in range(pre):  # some areas there already, the same on both
+        addr = low + rng.randrange(4096) * PAGE
+        size = rng.randint(1, 4) * PAGE
+        assert one.insert(addr, size, "pre") == bulk.insert(addr, size, "pre")
+    items: list[tuple[int, int, object]] = []
+    addr = low + rng.randrange(64) * PAGE
+    for i in range(n):
+        addr += rng.choice([0, 0, 1, 7]) * PAGE
+        size = rng.randint(1, 5) * PAGE
+        items.append((addr, size, i))
+        addr += size
+        if rng.random() < 0.03:
+            addr = low + rng.randrange(4096) * PAGE  # out of order now and then
+    want = 0
+    for it in items:
+        if not one.insert(*it):
+            break
+        want += 1
+    fn = getattr(bulk, "insert_sorted", None)
+    if fn is None:
+        pytest.skip(f"{name} has no insert_sorted")
+    assert fn(items) == want
+    assert _busy_free(one) == _busy_free(bulk)
+    one.check()
+    bulk.check()
+    for size, align in ((PAGE, PAGE), (3 * PAGE, 4 * PAGE), (2 * PAGE, 1 << 16)):
+        assert one.alloc(size, align, low, 1 << 40, "x") == bulk.alloc(size, align, low, 1 << 40, "x")
+    assert _busy_free(one) == _busy_free(bulk)
 
 
 def test_insert_sorted_stops_at_an_overlap() -> None:

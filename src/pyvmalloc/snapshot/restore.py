@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from collections.abc import Callable, Mapping, Sequence
+import itertools
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -96,6 +98,7 @@ GiB = 1 << 30
 # The words that stand for a VM_* bit of the model's vm_struct (vmalloc/vm_struct.py VM_WORDS).
 FLAG_WORDS: dict[str, int] = {word: bit for bit, word in VM_WORDS}
 _GFP_VMALLOC = G.GFP_KERNEL | getattr(G, "__GFP_HIGHMEM")
+_GFP_ZERO: int = getattr(G, "__GFP_ZERO")
 # Machines booted for a snapshot without a RAM size: the 64-bit default (any server has it).
 _DEFAULT_RAM_64 = 1 * GiB
 
@@ -640,59 +643,61 @@ def _numa_on_node0(ln: VmallocinfoLine, nodes: int) -> bool:
 
 
 class _Batch:
-    """Work owed since the last page taken by someone else: kmallocs and areas' frames, in the
-    order the line-by-line replay makes them."""
+    """The page takers of a bulk replay in the line-by-line order: kmallocs, areas' frames,
+    and the areas whose populating takes another page (barriers).  Kept in flat lists and
+    arrays (a 100,000-line dump makes 200,000 kmallocs)."""
 
     def __init__(self) -> None:
         self.k_sizes: list[int] = []
-        self.k_gfps: list[int] = []
-        self.k_slots: list[tuple[SnapshotArea, bool]] = []  # (area, True: vm_struct, False: array)
-        self.k_frames_before: list[int] = []  # how many of ``frames`` come before each kmalloc
-        self.frames: list[tuple[SnapshotArea, int, bool]] = []  # (area, pages, exec)
+        self.k_gfps: list[int] = []  # GFP_KERNEL: a vm_struct; with __GFP_ZERO: a page array
+        self.k_owners: list[SnapshotArea] = []
+        self.k_frames_before = array("q")  # how many frames entries come before each kmalloc
+        self.f_owners: list[SnapshotArea] = []  # frames entries: the area, its pages, exec
+        self.f_counts = array("q")
+        self.f_exec = array("b")
         # Areas whose populating takes a page other than its frames, in order: (kmallocs and
-        # frames before it, the area, its line, pages, exec, True: a page table to install
-        # after its frames (taken with the batch's), False: _populate on its own (frames from
-        # other nodes)).
+        # frames entries before it, the area, its line, pages, exec, True: a page table to
+        # install after its frames (taken with the others), False: _populate on its own
+        # (frames from other nodes)).
         self.barriers: list[tuple[int, int, SnapshotArea, VmallocinfoLine, int, bool, bool]] = []
         # Frames taken, not yet handed to their areas and mapped (the mapping takes no page:
-        # every table is there), in area order: all of them at the end of the replay.
+        # every table is there): all of them at the end of the replay.
         self.taken: list[npt.NDArray[np.int64]] = []
-        self.taken_areas: list[tuple[SnapshotArea, int, bool]] = []
 
 
 def _flush(m: Machine, b: _Batch, report: ReplayReport, short: list[int]) -> None:
-    """Make the batch's kmallocs, take its frames and populate its barrier areas, in the
-    line-by-line order: the frames asked for between two page takers in one call."""
+    """Make the kmallocs, take the frames and populate the barrier areas, in the line-by-line
+    order: the frames asked for between two page takers in one call."""
     slab = m.vm.slab
-    sizes, gfps, slots, before = b.k_sizes, b.k_gfps, b.k_slots, b.k_frames_before
+    sizes, gfps, owners, before = b.k_sizes, b.k_gfps, b.k_owners, b.k_frames_before
     k = 0
     f = 0
     barriers = b.barriers
     for i in range(len(barriers) + 1):
         last = i == len(barriers)
         if last:
-            k_stop, f_stop = len(sizes), len(b.frames)
+            k_stop, f_stop = len(sizes), len(b.f_owners)
         else:
             k_stop, f_stop, area, ln, n, exec_, table = barriers[i]
         while k < k_stop:
             with m.vm.page_lock:
                 got = slab.kmalloc_run(sizes[k:k_stop], gfps[k:k_stop], -1)
             for handle in got:
-                owner, is_struct = slots[k]
-                if is_struct:
-                    owner.handle = handle or 0
-                elif handle:
-                    owner.pages_array = ("kmalloc", handle)
+                if gfps[k] & _GFP_ZERO:
+                    if handle:
+                        owners[k].pages_array = ("kmalloc", handle)
+                else:
+                    owners[k].handle = handle or 0
                 k += 1
             if k < k_stop:
                 # This kmalloc takes a page: every frame asked for before it first.
                 f = _take_frames(m, b, f, before[k])
                 handle = m.vm.kmalloc(sizes[k], gfps[k], -1)
-                owner, is_struct = slots[k]
-                if is_struct:
-                    owner.handle = handle
-                elif handle:
-                    owner.pages_array = ("kmalloc", handle)
+                if gfps[k] & _GFP_ZERO:
+                    if handle:
+                        owners[k].pages_array = ("kmalloc", handle)
+                else:
+                    owners[k].handle = handle
                 k += 1
         f = _take_frames(m, b, f, f_stop)
         if last:
@@ -711,46 +716,43 @@ def _flush(m: Machine, b: _Batch, report: ReplayReport, short: list[int]) -> Non
             report.without_pages.append(ln.lineno)
     sizes.clear()
     gfps.clear()
-    slots.clear()
-    before.clear()
-    b.frames.clear()
-    b.barriers.clear()
+    owners.clear()
+    del before[:]
+    barriers.clear()
 
 
 def _take_frames(m: Machine, b: _Batch, first: int, stop: int) -> int:
-    """Frames for ``b.frames[first:stop]`` in one page allocator call; returns ``stop``."""
+    """The frames of entries ``first:stop`` in one page allocator call; returns ``stop``."""
     if stop <= first:
         return first
-    todo = b.frames[first:stop]
-    total = sum([n for _, n, _ in todo])
+    total = sum(b.f_counts[first:stop])
     pfns = m.vm.alloc_pages(_GFP_VMALLOC, total, 0, "vmalloc")
     if len(pfns) != total:  # _bulk_ok leaves RAM for all of them
         raise AssertionError("snapshot bulk replay: the page allocator fell short")
     b.taken.append(pfns)
-    b.taken_areas.extend(todo)
     return stop
 
 
 def _give_frames(m: Machine, b: _Batch, report: ReplayReport) -> None:
     """Hand the frames taken to their areas (as _populate does), give the frames of areas that
     are not VM_ALLOC to their owner kind, and map them all: one write per pte table."""
-    todo = b.taken_areas
-    if not todo:
+    owners = b.f_owners
+    if not owners:
         return
     pfns = np.concatenate(b.taken) if len(b.taken) > 1 else b.taken[0]
+    b.taken.clear()
     total = len(pfns)
     shift = m.PAGE_SHIFT
-    counts = np.fromiter((n for _, n, _ in todo), dtype=np.int64, count=len(todo))
-    firsts = np.fromiter((area.addr >> shift for area, _, _ in todo), dtype=np.int64,
-                         count=len(todo))
-    # Page i of the batch is page (i - offset of its area) of its area.
+    counts = np.frombuffer(b.f_counts, dtype=np.int64).copy()  # (the array is emptied below)
+    firsts = np.fromiter((area.addr >> shift for area in owners), dtype=np.int64,
+                         count=len(owners))
+    # Page i is page (i - the offset of its area) of its area.
     offsets = np.cumsum(counts) - counts
     vpns = np.repeat(firsts - offsets, counts) + np.arange(total, dtype=np.int64)
-    execs = np.repeat(np.fromiter((ex for _, _, ex in todo), dtype=bool, count=len(todo)),
-                      counts)
+    execs = np.repeat(np.frombuffer(b.f_exec, dtype=np.int8).astype(bool), counts)
     others: list[tuple[int, int]] = []
     pos = 0
-    for (area, n, _ex) in todo:
+    for area, n in zip(owners, b.f_counts):
         own = pfns[pos:pos + n].copy()
         area.pages = own
         area.nr_pages = n
@@ -773,11 +775,12 @@ def _give_frames(m: Machine, b: _Batch, report: ReplayReport) -> None:
             if not m.init_mm.map_pages_bulk(vpns[sel], pfns[sel], prot):
                 # An entry in use or an odd address: map_range area by area, as before (every
                 # table is there, so no page is taken).
-                for (area, _n, ex) in todo:
-                    if ex == exec_ and m.init_mm.map_range(area.addr, area.pages, prot):
+                for area, ex in zip(owners, b.f_exec):
+                    if bool(ex) == exec_ and m.init_mm.map_range(area.addr, area.pages, prot):
                         raise AssertionError("snapshot bulk replay: a mapping failed")
-    b.taken.clear()
-    b.taken_areas.clear()
+    owners.clear()
+    del b.f_counts[:]
+    del b.f_exec[:]
 
 
 def _tables_present(m: Machine, addr: int, n: int, known: set[int]) -> bool:
@@ -818,8 +821,8 @@ def _replay_bulk(m: Machine, order: Sequence[VmallocinfoLine], source: str,
     built: list[SnapshotArea] = []
     known: set[int] = set()  # pte tables seen present, by number
     b = _Batch()
-    k_sizes, k_gfps, k_slots, k_before = b.k_sizes, b.k_gfps, b.k_slots, b.k_frames_before
-    frames = b.frames
+    k_sizes, k_gfps, k_owners, k_before = b.k_sizes, b.k_gfps, b.k_owners, b.k_frames_before
+    f_owners, f_counts, f_exec = b.f_owners, b.f_counts, b.f_exec
     short: list[int] = []
     for ln in order:
         addr = ln.start
@@ -851,8 +854,8 @@ def _replay_bulk(m: Machine, order: Sequence[VmallocinfoLine], source: str,
         built.append(owner)
         k_sizes.append(vmsz)
         k_gfps.append(kernel_gfp)
-        k_slots.append((owner, True))
-        k_before.append(len(frames))
+        k_owners.append(owner)
+        k_before.append(len(f_owners))
         n = ln.nr_pages or 0
         if not n:
             continue
@@ -860,34 +863,34 @@ def _replay_bulk(m: Machine, order: Sequence[VmallocinfoLine], source: str,
         exec_ = mod_hi > mod_lo and mod_lo <= addr < mod_hi
         numa = ln.numa
         if not numa or (len(numa) == 1 and 0 in numa) or _numa_on_node0(ln, nodes):
-            frames.append((owner, n, exec_))
+            f_owners.append(owner)
+            f_counts.append(n)
+            f_exec.append(exec_)
             key = addr >> table_bits
             last_key = (addr + (n << shift) - 1) >> table_bits
             if not (key in known and last_key == key) and not _tables_present(m, addr, n, known):
                 # Its mapping takes a table frame after its frames: a barrier.
-                b.barriers.append((len(k_sizes), len(frames), owner, ln, n, exec_, True))
+                b.barriers.append((len(k_sizes), len(f_owners), owner, ln, n, exec_, True))
                 known.update(range(key, last_key + 1))
             if kind[1] & VM_ALLOC and n * ptr <= ps:
                 k_sizes.append(n * ptr)
                 k_gfps.append(zero_gfp)
-                k_slots.append((owner, False))
-                k_before.append(len(frames))
+                k_owners.append(owner)
+                k_before.append(len(f_owners))
             continue
         # Frames from other nodes: _populate on its own, in its turn.
-        b.barriers.append((len(k_sizes), len(frames), owner, ln, n, exec_, False))
+        b.barriers.append((len(k_sizes), len(f_owners), owner, ln, n, exec_, False))
     # The ranges into the address allocator (no page is taken there), in address order.
     bulk_insert = getattr(m.vmap_allocator, "insert_sorted", None)
     with m.vmlist_lock.write():
-        run: list[tuple[int, int, object]] = []
+        first = 0
         for i, va in enumerate(vas):
-            if va.flags & VM_LAZY_FREE:
-                _insert_run(m, run, order, vas, i - len(run), source, bulk_insert)
-                run = []
+            if va.flags & VM_LAZY_FREE:  # a lazily freed range also joins the purge list
+                _insert_run(m, order, vas, first, i, source, bulk_insert)
                 if not m.vm.reserve_vmap_area(va):
                     _overlap(m, order[i], source)
-            else:
-                run.append((va.va_start, va.va_end - va.va_start, va))
-        _insert_run(m, run, order, vas, len(vas) - len(run), source, bulk_insert)
+                first = i + 1
+        _insert_run(m, order, vas, first, len(vas), source, bulk_insert)
     _flush(m, b, report, short)
     _give_frames(m, b, report)
     report.arrays_linked = _link_page_arrays(m, built)
@@ -904,20 +907,22 @@ def _overlap(m: Machine, ln: VmallocinfoLine, source: str) -> None:
                       + (f" at 0x{hit[0]:x}" if hit else ""))
 
 
-def _insert_run(m: Machine, run: list[tuple[int, int, object]],
-                order: Sequence[VmallocinfoLine], vas: list[vmap_area], first: int, source: str,
-                bulk_insert: Callable[[list[tuple[int, int, object]]], int] | None) -> None:
-    """Put ``run`` (the areas of ``order[first:]``) into the address allocator in order."""
-    if not run:
+def _insert_run(m: Machine, order: Sequence[VmallocinfoLine], vas: list[vmap_area], first: int,
+                stop: int, source: str,
+                bulk_insert: Callable[[Iterable[tuple[int, int, object]]], int] | None) -> None:
+    """Put ``vas[first:stop]`` (the areas of ``order[first:stop]``) into the address allocator
+    in order (FormatError at an overlap)."""
+    if stop <= first:
         return
     if bulk_insert is not None:
-        done = bulk_insert(run)
-        if done < len(run):
+        done = bulk_insert((va.va_start, va.va_end - va.va_start, va)
+                           for va in itertools.islice(vas, first, stop))
+        if done < stop - first:
             _overlap(m, order[first + done], source)
         return
-    for i, va in enumerate(vas[first:first + len(run)]):
-        if not m.vm.reserve_vmap_area(va):
-            _overlap(m, order[first + i], source)
+    for i in range(first, stop):
+        if not m.vm.reserve_vmap_area(vas[i]):
+            _overlap(m, order[i], source)
 
 
 def _sorted_lines(lines: Sequence[VmallocinfoLine]) -> list[VmallocinfoLine]:

@@ -37,7 +37,7 @@ tree (a pool hit): ``vmalloc/vmap_node.py`` (``reclaim_list_global``, ``reclaim_
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from pyvmalloc.errors import Inconsistency
 from pyvmalloc.vmalloc.kva_allocator import check_tiling
@@ -481,7 +481,7 @@ class KvaRbtreeAllocator:
         self._add_busy(addr, addr + size, owner)
         return True
 
-    def insert_sorted(self, items: list[tuple[int, int, object]]) -> int:
+    def insert_sorted(self, items: Iterable[tuple[int, int, object]]) -> int:
         """:meth:`insert` of each ``(addr, size, owner)`` in turn, for ranges in ascending
         address order (a sorted snapshot); how many went in: it stops at the first that
         :meth:`insert` refuses, which is left out.  The tree is the kernel's, node for node.
@@ -565,7 +565,8 @@ class KvaRbtreeAllocator:
             if dirty is not None:
                 _recompute_up(dirty)
             if starts:
-                if not self._starts or self._starts[-1] < starts[0]:
+                if ((not self._starts or self._starts[-1] < starts[0])
+                        and all(a < b for a, b in zip(starts, starts[1:]))):
                     self._starts.extend(starts)
                 else:
                     for a in starts:
