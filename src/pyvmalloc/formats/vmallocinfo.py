@@ -324,6 +324,9 @@ _FAST_HEAD = re.compile(r"0x([0-9a-fA-F]{1,16})-0x([0-9a-fA-F]{1,16}) +([0-9]{1,
                         re.DOTALL)
 
 
+_TWO32 = 1 << 32
+
+
 def _parse_lines(numbered: Iterable[tuple[int, str]], source: str,
                  unknown: dict[str, list[int]]) -> tuple[list[VmallocinfoLine], int]:
     """Every non-blank line parsed, and the widest address width; exactly what a loop of
@@ -349,8 +352,9 @@ def _parse_lines(numbered: Iterable[tuple[int, str]], source: str,
         left, right, size_text, rest = m.groups()
         start = int(left, 16)
         end = int(right, 16)
-        width = _digits(left, start)
-        w2 = _digits(right, end)
+        # _digits of each: at most 16 digits here, so only 2**32 is printed wider than it is.
+        width = len(left) if start != _TWO32 else 8
+        w2 = len(right) if end != _TWO32 else 8
         if w2 > width:
             width = w2
         if width > digits:

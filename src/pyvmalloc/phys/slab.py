@@ -160,7 +160,7 @@ class Kmalloc:
         empty = self._empty
         # The slab _partial_slab would pick, per (class, dma): the newest partial one, which
         # stays the same until it fills up (only this loop changes the lists meanwhile).
-        current: dict[tuple[int, bool], _Slab | None] = {}
+        current: dict[int, _Slab | None] = {}  # by class << 1 | dma
         # Frame views for zeroing: peek() of a frame does not change while objects are zeroed
         # (a never-written frame reads as zeros and stays unwritten).
         views: dict[int, npt.NDArray[np.uint8] | None] = {}
@@ -177,12 +177,12 @@ class Kmalloc:
                 cls = MIN_OBJECT if size <= MIN_OBJECT else 1 << (size - 1).bit_length()
                 if cls > ps:
                     break
-                dma = bool(gfp & GFP_DMA)
-                ck = (cls, dma)
+                dma = gfp & GFP_DMA
+                ck = cls << 1 | (1 if dma else 0)
                 if ck in current:
                     slab = current[ck]
                 else:
-                    slab = current[ck] = self._partial_slab(cls, pref, dma)
+                    slab = current[ck] = self._partial_slab(cls, pref, bool(dma))
                 if slab is None:
                     break
                 # kmalloc asks the hook after the size checks, before it looks for a slab:

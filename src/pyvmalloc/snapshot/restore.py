@@ -680,8 +680,9 @@ def _flush(m: Machine, b: _Batch, report: ReplayReport, short: list[int]) -> Non
         else:
             k_stop, f_stop, area, ln, n, exec_, table = barriers[i]
         while k < k_stop:
+            stop = min(k_stop, k + 1024)  # a window: a new slab comes every few dozen objects
             with m.vm.page_lock:
-                got = slab.kmalloc_run(sizes[k:k_stop], gfps[k:k_stop], -1)
+                got = slab.kmalloc_run(sizes[k:stop], gfps[k:stop], -1)
             for handle in got:
                 if gfps[k] & _GFP_ZERO:
                     if handle:
@@ -689,7 +690,7 @@ def _flush(m: Machine, b: _Batch, report: ReplayReport, short: list[int]) -> Non
                 else:
                     owners[k].handle = handle or 0
                 k += 1
-            if k < k_stop:
+            if k < stop:
                 # This kmalloc takes a page: every frame asked for before it first.
                 f = _take_frames(m, b, f, before[k])
                 handle = m.vm.kmalloc(sizes[k], gfps[k], -1)
