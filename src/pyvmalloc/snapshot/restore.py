@@ -14,7 +14,10 @@ Three steps, each usable on its own (``analysis.plan`` replays snapshots on othe
    real frames mapped at the start of the area (``N<node>=`` on the nodes named), ``phys=``.
    ``unpurged vm_area`` lines become lazily freed ranges waiting for a purge, ``vm_map_ram`` lines
    reserved blocks without a vm_struct.  Areas outside the vmalloc range (modules, static maps,
-   vendor ``lowmem`` maps) are registered too and listed in ``m.extra_vm_ranges``.
+   vendor ``lowmem`` maps) are registered too and listed in ``m.extra_vm_ranges``.  On a fresh
+   machine the work is done in bulk (frames of many areas per page allocator call, kmallocs in
+   runs, the allocator's tree built in address order, one page-table write per table), with the
+   same machine as a result, frame for frame (see "replaying in bulk" below).
 
 The address arithmetic (arch guess, KASLR base, bounds) is ``snapshot.layout``'s, which reads only
 parsed records and arch constants, so that the machine and the ``analyze`` report agree on every
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import itertools
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -576,20 +578,24 @@ def _check_line(m: Machine, ln: VmallocinfoLine, source: str) -> None:
 
 # ---- replaying in bulk ---------------------------------------------------------------------------
 # replay_snapshot of every line at its own address on a fresh machine does per line: a kmalloc
-# for the vm_struct, the range into the address allocator, the frames, their mapping, a kmalloc
-# for the page array.  _replay_bulk does the same work in as few calls as gives the same
-# machine, object for object and frame for frame:
+# for the vm_struct, the range into the address allocator, the frames, their mapping (which may
+# take page-table frames), a kmalloc for the page array.  _replay_bulk does the same work in as
+# few calls as give the same machine, object for object and frame for frame:
 # - the ranges go into the allocator in address order at once (``insert_sorted`` where the
-#   allocator has it: the same tree, see KvaRbtreeAllocator.insert_sorted);
-# - the frames of consecutive areas come from one alloc_pages_bulk call, which returns what the
-#   loop of the areas' calls would (the buddy allocator hands out frames in one order whoever
-#   asks), as long as nothing else takes a page in between: kmalloc's new slabs and the page
-#   tables are the only other takers here, so a batch of frames ends before a kmalloc that
-#   needs a new slab (Kmalloc.kmalloc_run says which) and before an area whose mapping needs
-#   a table (PageTables.pte_table_present): that area is populated on its own, as before;
-# - the entries of a batch are written one vectorised write per pte table (map_pages_bulk).
-# Anything else (fault injection armed, areas already there, overlapping lines, too little
-# RAM, lines that do not keep their address) takes the line-by-line path.
+#   allocator has one: the same tree, see KvaRbtreeAllocator.insert_sorted);
+# - the buddy allocator hands out frames in one order whoever asks, so the frames of many areas
+#   come from one alloc_pages_bulk call (exactly the loop of the areas' calls) as long as nobody
+#   else takes a page in between.  The only other takers are kmalloc when it opens a slab
+#   (Kmalloc.kmalloc_run makes the kmallocs that need no page, in runs, and stops before one
+#   that does) and the page tables of an area whose range has none yet (PageTables.
+#   pte_table_present tells; its tables are built right after its frames, as map_range would
+#   build them, with populate_range), and an area whose frames come from other nodes
+#   (_populate on its own, in its turn): before each of these, the frames asked for so far;
+# - mapping takes no page once the tables are there: all entries are written at the end, one
+#   vectorised write per pte table (map_pages_bulk).
+# Anything that could fail or differ on the way (a fault armed, areas already there,
+# overlapping lines, RAM that might run short, lines that do not keep their address, no pages)
+# takes the line-by-line path.  tests/test_snapshot_bulk.py compares the two machines whole.
 
 def _bulk_ok(m: Machine, order: Sequence[VmallocinfoLine]) -> bool:
     """Whether _replay_bulk gives what the line-by-line replay gives: nothing can fail on the
@@ -811,7 +817,7 @@ def _replay_bulk(m: Machine, order: Sequence[VmallocinfoLine], source: str,
     ps = m.PAGE_SIZE
     vmsz = m.vm.vm_struct_size
     kernel_gfp = G.GFP_KERNEL
-    zero_gfp = G.GFP_KERNEL | getattr(G, "__GFP_ZERO")
+    zero_gfp = G.GFP_KERNEL | _GFP_ZERO
     shift = m.PAGE_SHIFT
     table_bits = shift + m.init_mm._mask[m.init_mm._last].bit_length()
     mod_lo, mod_hi = lay.modules_start, lay.modules_end
@@ -916,8 +922,8 @@ def _insert_run(m: Machine, order: Sequence[VmallocinfoLine], vas: list[vmap_are
     if stop <= first:
         return
     if bulk_insert is not None:
-        done = bulk_insert((va.va_start, va.va_end - va.va_start, va)
-                           for va in itertools.islice(vas, first, stop))
+        done = bulk_insert((vas[i].va_start, vas[i].va_end - vas[i].va_start, vas[i])
+                           for i in range(first, stop))
         if done < stop - first:
             _overlap(m, order[first + done], source)
         return
