@@ -222,6 +222,34 @@ def test_bulk_replay_with_two_nodes(text: str) -> None:
         assert_same(text, mp, arch="x86_64", kernel="6.1", ram="512M", nodes=2)
 
 
+# (arch, RAM, the first vmalloc address, the module area's start)
+ARCHES = [("x86_64", "256M", 0xFFFFC90000000000, 0xFFFFFFFFA0000000),
+          ("i386", "1G", 0xF8000000, None),        # highmem: frames and slabs from two zones
+          ("arm", "768M", 0xF0800000, 0xBF000000),
+          ("arm64", "256M", 0xFFFF800008000000, None)]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(ARCHES), st.integers(0, 2**32 - 1), st.integers(1, 40),
+       st.sampled_from(["6.1", "4.19"]))
+def test_bulk_replay_on_every_arch(arch: tuple[str, str, int, int | None], seed: int, n: int,
+                                   kernel: str) -> None:
+    name, ram, base, modules = arch
+    rng = random.Random(seed)
+    lines = []
+    for region in ([base] if modules is None else [modules, base]):
+        addr = region + rng.randrange(16) * PAGE
+        for _ in range(n):
+            pages = rng.choice([1, 1, 2, 3, 5, 8, 40, 300])
+            size = (pages + 1) * PAGE
+            word = rng.choice(["vmalloc", "vmalloc", "vmap", "ioremap", "vmalloc vpages"])
+            lines.append(f"0x{addr:x}-0x{addr + size:x} {size:7d} f_{rng.randrange(3)}+0x1/0x9 "
+                         f"pages={pages} {word}")
+            addr += size + rng.choice([0, 0, PAGE, 1 << 20])
+    with pytest.MonkeyPatch.context() as mp:
+        assert_same("\n".join(lines) + "\n", mp, arch=name, kernel=kernel, ram=ram)
+
+
 def test_the_benchmark_dump_takes_the_bulk_path(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(3)
     addr = BASE
