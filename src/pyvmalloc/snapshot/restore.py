@@ -633,7 +633,10 @@ def _bulk_ok(m: Machine, order: Sequence[VmallocinfoLine]) -> bool:
     # blocks of up to 4 frames on ARM).
     slab_pages = slab_bytes // ps + 64
     table_pages = (tables + 1) * (pt._last + 1) * 4
-    return nr_pages + slab_pages + table_pages <= m.phys.nr_free()
+    # Room for all of it in the zones kmalloc and the page tables take from (GFP_KERNEL: not
+    # highmem), as if every frame came from there too: then no allocation can fail.
+    lowmem = sum(m.phys.nr_free(node, zone) for node, zone in m.phys.zonelist(0, G.GFP_KERNEL))
+    return nr_pages + slab_pages + table_pages <= lowmem
 
 
 def _numa_on_node0(ln: VmallocinfoLine, nodes: int) -> bool:
