@@ -148,7 +148,8 @@ class Kmalloc:
         Stops before the first call that would take a page (a new slab or a large block) or
         that kmalloc refuses for its size; that call and the rest are the caller's (it makes
         the call with :meth:`kmalloc`, which takes the page, and goes on).  A run of small
-        objects thus costs no page allocator call and no Python call per object.
+        objects thus costs no page allocator call and no call of this module per object
+        (``snapshot/restore.py`` makes a dump's kmallocs so, between the pages it takes).
         """
         out: list[int | None] = []
         hook = self.mem.fail_hook
