@@ -72,6 +72,11 @@ class FaultInjector:
             else:
                 self._rules.pop(point, None)
 
+    @property
+    def armed(self) -> bool:
+        """Whether any point is armed (a call somewhere may be failed)."""
+        return bool(self._rules)
+
     def allow(self, point: str, n: int = 1) -> int:
         """How many of the next ``n`` calls at ``point`` succeed before one is failed."""
         if not self._rules:  # nothing armed: the common case costs one test, no lock

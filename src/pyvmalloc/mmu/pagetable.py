@@ -734,6 +734,16 @@ class PageTables:
 
     # -- accounting and sharing ---------------------------------------------------------------
     @property
+    def pte_table_shift(self) -> int:
+        """log2 of the bytes one pte table maps (PMD_SHIFT where the pte level is full-width)."""
+        return self._pshift + self._mask[self._last].bit_length()
+
+    @property
+    def nr_levels(self) -> int:
+        """Page-table levels of this address space (pgd to pte)."""
+        return self._last + 1
+
+    @property
     def nr_table_frames(self) -> int:
         """Frames this address space allocated as page tables (NR_PAGETABLE)."""
         return sum(1 << order for _level, order in self._tables.values())

@@ -602,7 +602,7 @@ def _bulk_ok(m: Machine, order: Sequence[VmallocinfoLine]) -> bool:
     way (no fault armed, RAM for every frame, slab and table page), no area is there yet, and
     no two lines overlap."""
     hook = m.phys.fail_hook
-    if hook is not None and (hook != m.faults.allow or m.faults._rules):
+    if hook is not None and (hook != m.faults.allow or m.faults.armed):
         return False
     if len(m.vmap_allocator) or not order:
         return False
@@ -615,7 +615,7 @@ def _bulk_ok(m: Machine, order: Sequence[VmallocinfoLine]) -> bool:
     shift = m.PAGE_SHIFT
     ptr = m.vm.ptr_size
     pt = m.init_mm
-    bits = shift + pt._mask[pt._last].bit_length()  # the span of one pte table
+    bits = pt.pte_table_shift  # the span of one pte table
     nr_pages = 0
     slab_bytes = 0
     tables = 0
@@ -632,7 +632,7 @@ def _bulk_ok(m: Machine, order: Sequence[VmallocinfoLine]) -> bool:
     # open a slab), and the tables a mapping may take (a pte table and the levels above it,
     # blocks of up to 4 frames on ARM).
     slab_pages = slab_bytes // ps + 64
-    table_pages = (tables + 1) * (pt._last + 1) * 4
+    table_pages = (tables + 1) * pt.nr_levels * 4
     # Room for all of it in the zones kmalloc and the page tables take from (GFP_KERNEL: not
     # highmem), as if every frame came from there too: then no allocation can fail.
     lowmem = sum(m.phys.nr_free(node, zone) for node, zone in m.phys.zonelist(0, G.GFP_KERNEL))
@@ -797,7 +797,7 @@ def _tables_present(m: Machine, addr: int, n: int, known: set[int]) -> bool:
     """Whether mapping ``n`` pages at ``addr`` takes no page-table frame (``known``: pte
     tables seen present, by their number)."""
     pt = m.init_mm
-    bits = m.PAGE_SHIFT + pt._mask[pt._last].bit_length()
+    bits = pt.pte_table_shift
     first = addr >> bits
     last = (addr + (n << m.PAGE_SHIFT) - 1) >> bits
     for key in range(first, last + 1):
@@ -822,7 +822,7 @@ def _replay_bulk(m: Machine, order: Sequence[VmallocinfoLine], source: str,
     kernel_gfp = G.GFP_KERNEL
     zero_gfp = G.GFP_KERNEL | _GFP_ZERO
     shift = m.PAGE_SHIFT
-    table_bits = shift + m.init_mm._mask[m.init_mm._last].bit_length()
+    table_bits = m.init_mm.pte_table_shift
     mod_lo, mod_hi = lay.modules_start, lay.modules_end
     # What a line's caller and words make of it: (va flags, VM_* flags, extra words, static).
     kinds_cache: dict[tuple[str | None, tuple[str, ...], tuple[str, ...]],
