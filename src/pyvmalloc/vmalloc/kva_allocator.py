@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pyvmalloc.errors import Inconsistency
-from pyvmalloc.vmalloc._augtree import AugTree, Node, successor
+from pyvmalloc.vmalloc.augtree import AugTree, Node, successor
 from pyvmalloc.vmalloc.list_allocator import (
     check_address,
     check_alloc_args,
