@@ -178,17 +178,18 @@ bind_args(const char *fname, const char *const *names, int n, int required,
 
 /* ---- Node ------------------------------------------------------------------------------------ */
 
-/* One range [start, end): a vmap_area.  Fields in the order of _augtree.Node.__slots__. */
+/* One range [start, end): a vmap_area.  The fields of _augtree.Node.__slots__, ordered so that
+ * what a descent reads (the links down, max, start) shares the object's first 64-byte line. */
 typedef struct Node {
     PyObject_HEAD
-    i128 start;
-    i128 end;
-    PyObject *owner;      /* never NULL: None when unowned */
     struct Node *left;    /* NULL is None */
     struct Node *right;
-    struct Node *parent;
-    long height;
     i128 max;             /* subtree_max_size: largest end - start in this subtree */
+    i128 start;
+    i128 end;
+    struct Node *parent;
+    PyObject *owner;      /* never NULL: None when unowned */
+    long height;
 } Node;
 
 static PyTypeObject NodeType;
@@ -298,13 +299,15 @@ Node_traverse(Node *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* Break the node's references for the cyclic GC; the owner becomes None, so a node a
+ * finalizer still reaches reads as a node without links. */
 static int
 Node_clear(Node *self)
 {
     Py_CLEAR(self->left);
     Py_CLEAR(self->right);
     Py_CLEAR(self->parent);
-    Py_CLEAR(self->owner);
+    Py_XSETREF(self->owner, Py_NewRef(Py_None));
     return 0;
 }
 
@@ -314,6 +317,7 @@ Node_dealloc(Node *self)
     PyObject_GC_UnTrack(self);
     Py_TRASHCAN_BEGIN(self, Node_dealloc)
     Node_clear(self);
+    Py_CLEAR(self->owner);
     Py_TYPE(self)->tp_free((PyObject *)self);
     Py_TRASHCAN_END
 }
