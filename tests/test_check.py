@@ -248,7 +248,7 @@ def test_overlapping_areas_in_vmlist_are_named() -> None:
     m = machine(allocator="list")
     m.vmalloc(PAGE)
     m.vmalloc(PAGE)
-    m.vmap_allocator._head.size += 2 * PAGE  # the first area now covers the second
+    m.vmap_allocator._end[0] += 2 * PAGE  # the first area now covers the second
     with pytest.raises(pv.Inconsistency, match=r"vmap allocator \(list\): vmlist: area .* overlaps"):
         m.check()
 

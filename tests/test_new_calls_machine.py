@@ -14,6 +14,10 @@ each gated by its release as ``versions.py`` gates it:
 - vrealloc (6.12: the area's size counts; 6.15: ``vm->requested_size`` counts, a shrink zeroes
   the freed tail with __GFP_ZERO, an in-place grow does not); before 6.12 it is refused;
 - frees, vm_unmap_aliases, run_workers, the 6.9+ vmap-node shrinker;
+- set_memory_ro/set_memory_x of VM_FLUSH_RESET_PERMS areas (5.2: their direct-map aliases go
+  read-only; a CPU store faults; the vfree resets the aliases and purges the area at once), and
+  kmemleak (booted with ``kmemleak=on``): every live vmalloc'ed block has an object, those made
+  with VM_DEFER_KMEMLEAK (5.16) only once the ``kmemleak_register`` rule registered them;
 - vread/vwrite and CPU loads/stores inside every live allocation: vmalloc areas as always,
   vmap_pfn areas as holes (VM_IOREMAP, zeros, not written), vm_map_ram pieces from 6.4 only.
 
@@ -43,6 +47,7 @@ from pyvmalloc.phys import gfp as G
 from pyvmalloc.versions import has
 from pyvmalloc.vmalloc.kvmalloc import ZERO_SIZE_PTR, kv_objects
 from pyvmalloc.vmalloc.vm_struct import (
+    VM_ALLOC,
     VM_ALLOW_HUGE_VMAP,
     VM_DEFER_KMEMLEAK,
     VM_FLUSH_RESET_PERMS,
@@ -75,6 +80,8 @@ class Obj:
     size: int  # requested bytes (the kernel's vm->requested_size; a vm_map_ram's count pages)
     data: bytearray  # the bytes the allocation holds: a vmalloc area's whole usable size
     pages: list[Page] = field(default_factory=list)  # vm_map_ram: the caller's pages
+    ro: bool = False  # set_memory_ro'ed (a VM_FLUSH_RESET_PERMS area): CPU stores fault
+    deferred: bool = False  # VM_DEFER_KMEMLEAK: no kmemleak object until registered
 
     @property
     def count(self) -> int:  # vm_map_ram / vmap_pfn: pages mapped
@@ -88,7 +95,8 @@ class NewCallsMachine(RuleBasedStateMachine):
 
     @initialize()
     def boot(self) -> None:
-        self.m = pv.Machine(arch="x86_64", ram="128M", nodes=NODES, cpus=2, kernel=self.kernel)
+        self.m = pv.Machine(arch="x86_64", ram="128M", nodes=NODES, cpus=2, kernel=self.kernel,
+                            cmdline="kmemleak=on")
         assert self.m.allocator_name == "kva-rbtree"  # 5.2+
         self.objs: dict[int, Obj] = {}
         self.ram_readable = has(self.m.kernel, "vread_vm_map_ram")  # 6.4+
@@ -199,9 +207,52 @@ class NewCallsMachine(RuleBasedStateMachine):
         size, align = npages * PAGE - 17, 1 << align_shift
         a = m.vmalloc_node_range_flags(size, align, m.VMALLOC_START, m.VMALLOC_END,
                                        G.GFP_KERNEL | (ZERO if zeroed else 0), None, vm_flags, node)
-        self._vmalloc(a, "__vmalloc_node_range", size, zeroed)
+        obj = self._vmalloc(a, "__vmalloc_node_range", size, zeroed)
+        obj.deferred = bool(vm_flags & VM_DEFER_KMEMLEAK)   # 5.16+: every kernel here
         area = m.find_vm_area(a)  # type: ignore[arg-type]
         assert area is not None and area.flags & vm_flags == vm_flags and area.addr % align == 0
+        assert (a in {o.pointer for o in m.kmemleak_objects()}) != obj.deferred
+
+    @rule(pick=st.integers(0, 10**6), exec_=st.booleans(), fresh=st.booleans(), defer=st.booleans())
+    def set_memory_ro(self, pick: int, exec_: bool, fresh: bool, defer: bool) -> None:
+        """What the module loader does to module text: read-only (and executable); ``fresh``
+        (or no VM_FLUSH_RESET_PERMS area yet) makes a new one first, as module_alloc does,
+        with VM_DEFER_KMEMLEAK if ``defer``."""
+        m = self.m
+        keys = [a for a, o in sorted(self.objs.items()) if o.kind == "vmalloc" and not o.ro
+                and (ar := m.find_vm_area(a)) is not None and ar.flags & VM_FLUSH_RESET_PERMS]
+        if fresh or not keys:
+            size = (pick % 4 + 1) * PAGE - pick % 50
+            flags = VM_FLUSH_RESET_PERMS | (VM_DEFER_KMEMLEAK if defer else 0)
+            b = m.vmalloc_node_range_flags(size, 1, m.VMALLOC_START, m.VMALLOC_END, G.GFP_KERNEL,
+                                           None, flags, -1)
+            self._vmalloc(b, "module text", size, False).deferred = defer
+            assert b is not None
+            keys = [b]
+        a = keys[pick % len(keys)]
+        area = m.find_vm_area(a)
+        assert area is not None
+        n = (area.size - PAGE) // PAGE
+        assert m.set_memory_ro(a, n) == 0
+        if exec_:
+            assert m.set_memory_x(a, n) == 0
+        self.objs[a].ro = True
+        assert set(area.pages.tolist()) <= set(m.direct_map_readonly())   # x86: the aliases too
+        with pytest.raises(pv.PageFault):
+            m.write(a, b"x")
+
+    @rule(pick=st.integers(0, 10**6))
+    def kmemleak_register(self, pick: int) -> None:
+        """The deferred registration of a VM_DEFER_KMEMLEAK block (kasan_alloc_module_shadow's)."""
+        m = self.m
+        keys = [a for a, o in sorted(self.objs.items()) if o.deferred]
+        if not keys:
+            return
+        a = keys[pick % len(keys)]
+        area = m.find_vm_area(a)
+        assert area is not None
+        m.kmemleak_vmalloc(area)
+        self.objs[a].deferred = False
 
     @rule(big=st.booleans(), pick=st.integers(0, 10**6), zeroed=st.booleans())
     def vmalloc_huge(self, big: bool, pick: int, zeroed: bool) -> None:
@@ -379,8 +430,15 @@ class NewCallsMachine(RuleBasedStateMachine):
     def free(self, pick: int, via_kvfree: bool) -> None:
         a = self._pick(pick, ("vmalloc", "slab", "ram", "pfn"))
         assert a is not None
+        area = self.m.find_vm_area(a) if self.objs[a].kind == "vmalloc" else None
+        resets = self.m.stats()["vm.reset_perms"]
         self._release(a, via_kvfree)
         self._gone(a)
+        if area is not None and area.flags & VM_FLUSH_RESET_PERMS:
+            # vm_reset_perms: the aliases back to the default, the range purged at once.
+            assert self.m.stats()["vm.reset_perms"] == resets + 1
+            assert not set(area.pages.tolist()) & set(self.m.direct_map_readonly())
+            assert a not in {va.va_start for va in self.m.lazy_areas()}
 
     def _release(self, a: int, via_kvfree: bool) -> None:
         """Free ``a`` with the call that matches what made it."""
@@ -439,7 +497,10 @@ class NewCallsMachine(RuleBasedStateMachine):
             assert m.phys.frames.read(self._handle(a) + off, count) == o.data[off:off + count]
             return
         if cpu and o.kind != "pfn":  # a CPU load/store through the area's own PTEs
-            if write:
+            if write and o.ro:
+                with pytest.raises(pv.PageFault):
+                    m.write(a + off, data)
+            elif write:
                 m.write(a + off, data)
                 o.data[off:off + count] = data
             assert m.read(a + off, count) == o.data[off:off + count]
@@ -478,6 +539,10 @@ class NewCallsMachine(RuleBasedStateMachine):
                     want.add(area.pages_array[1])  # its page array, vmalloc'ed (> PAGE_SIZE)
         assert {x.addr for x in m.areas()} == want
         assert set(kv_objects(m.vm)) == {self._handle(a) for a, o in self.objs.items() if o.kind == "slab"}
+        # kmemleak: the vmalloc'ed blocks (page arrays included), less the deferred ones.
+        deferred = {a for a, o in self.objs.items() if o.deferred}
+        assert {o.pointer for o in m.kmemleak_objects()} == {x.addr for x in m.areas()
+                                                             if x.flags & VM_ALLOC} - deferred
         for a, o in self.objs.items():
             if o.kind == "slab":
                 got = m.phys.frames.read(self._handle(a), len(o.data))

@@ -93,6 +93,13 @@ METHODS = {
     "free_percpu",
     "per_cpu_ptr",
     "vm_area_unmap_pages",
+    "set_memory_ro",        # vmalloc/reset_perms.py: VM_FLUSH_RESET_PERMS made real (issue 12)
+    "set_memory_rw",
+    "set_memory_x",
+    "set_memory_nx",
+    "direct_map_readonly",
+    "kmemleak_objects",     # kernel/kmemleak.py: VM_DEFER_KMEMLEAK made real (issue 12)
+    "kmemleak_vmalloc",
     "vm_unmap_aliases",
     "vmap_node_shrink",
     "pooled_areas",

@@ -30,10 +30,14 @@ def pooled_sizes(m: pv.Machine) -> set[int]:
 
 
 def test_defaults_are_the_kernels() -> None:
-    for cpus in (1, 2, 4):
+    # mm/vmalloc.c, 6.9+ vmap_init_nodes: n = clamp(num_possible_cpus(), 1, 128) on 64-bit;
+    # MAX_VA_SIZE_PAGES = 256 (areas above it are never pooled).
+    for cpus, nr in ((1, 1), (2, 2), (4, 4)):
         nodes = machine(cpus).vmap_nodes
         assert nodes is not None
-        assert (nodes.nr, nodes.pool_max_pages) == (nr_vmap_nodes(cpus, 64), MAX_VA_SIZE_PAGES)
+        assert (nodes.nr, nodes.pool_max_pages) == (nr, 256)
+    assert [nr_vmap_nodes(c, 64) for c in (1, 127, 128, 129, 4096)] == [1, 127, 128, 128, 128]
+    assert nr_vmap_nodes(8, 32) == 1  # 32-bit: one node (the #if BITS_PER_LONG == 64 branch)
     explicit = machine(2, nr_vmap_nodes=2, vmap_pool_max_pages=MAX_VA_SIZE_PAGES)
     plain = machine(2)
     for m in (explicit, plain):

@@ -360,6 +360,12 @@ CHANGES: Final[dict[str, Change]] = {
         "kvfree_rcu(ptr) (later kvfree_rcu_mightsleep) frees kvmalloc'ed or vmalloc'ed memory "
         "after a grace period"),
     # -- today's API (vmalloc/kvmalloc.py; the methods at the end of vmalloc.api.Vmalloc) --------
+    "kmemleak": Change(
+        "2.6.31", "3c7b4e6b8be4 ≈ (Catalin Marinas, \"kmemleak: Add the base support\"; "
+        "CONFIG_DEBUG_KMEMLEAK, the model's boot parameter kmemleak=on)",
+        "__vmalloc_node_range registers each vmalloc'ed block as a kmemleak object (6.1: "
+        "kmemleak_vmalloc(area, PAGE_ALIGN(size), gfp), min_count 2) and vfree() unregisters it "
+        "(kmemleak_free(addr), before anything else); vmap() areas are not registered"),
     "pcpu_get_vm_areas": Change(
         "2.6.32", "ca23e405e06d ≈ (Tejun Heo, \"vmalloc: implement pcpu_get_vm_areas()\"), with "
         "the per-CPU allocator's chunks in vmalloc space (mm/percpu.c, 2.6.32 merge window)",
@@ -383,7 +389,19 @@ CHANGES: Final[dict[str, Change]] = {
         "when that fails and the request is over a page; kvfree() frees either"),
     "vm_flush_reset_perms": Change(
         "5.2", "868b104d7379 (Rick Edgecombe, \"mm/vmalloc: Add flag for freeing of special "
-        "permsissions\")", "VM_FLUSH_RESET_PERMS (0x100) on vmalloc areas"),
+        "permsissions\")",
+        "VM_FLUSH_RESET_PERMS (0x100) on vmalloc areas: vfree() of such an area runs "
+        "vm_remove_mappings() (6.3+ vm_reset_perms()): the direct-map aliases of its lowmem pages "
+        "are set invalid, one flush_tlb_kernel_range covers the direct-map range and every lazily "
+        "freed range (this area's included, purged at once: _vm_unmap_aliases(start, end, 1)), "
+        "then the aliases are reset to the default; vunmap() of one runs vm_unmap_aliases()"),
+    "vm_defer_kmemleak": Change(
+        "5.16", "60115fa54ad7 (Kefeng Wang, \"mm: defer kmemleak object creation of "
+        "module_alloc()\")",
+        "__vmalloc_node_range with VM_DEFER_KMEMLEAK (0x800) registers no kmemleak object: the "
+        "caller does, once the area is ready to be scanned (kasan_alloc_module_shadow calls "
+        "kmemleak_vmalloc after the module's KASAN shadow exists; the flag is 0 unless KASAN "
+        "without KASAN_VMALLOC, and x86/arm64/s390 module_alloc pass it)"),
     "vmap_pfn": Change(
         "5.10", "3e9a9e256b1e (Christoph Hellwig, \"mm: add a vmap_pfn function\")",
         "vmap_pfn(): an area from get_vm_area_caller(count * PAGE_SIZE, VM_IOREMAP) mapping pfns "
@@ -429,11 +447,23 @@ CHANGES: Final[dict[str, Change]] = {
         "5.19", "a421ef303008 ≈ (Michal Hocko, \"mm: allow !GFP_KERNEL allocations for kvmalloc\")",
         "kvmalloc() falls back to vmalloc for any blocking gfp (GFP_NOFS/GFP_NOIO too); before, "
         "a gfp without all of GFP_KERNEL got kmalloc only"),
+    "vmalloc_tracepoints": Change(
+        "6.2", "Uladzislau Rezki, \"mm: vmalloc: Add alloc_vmap_area trace event\", \"... "
+        "purge_vmap_area_lazy trace event\", \"... free_vmap_area_noflush trace event\" (posted "
+        "18 Oct 2022; hashes not read off a tree) ≈",
+        "include/trace/events/vmalloc.h: the vmalloc:alloc_vmap_area, purge_vmap_area_lazy and "
+        "free_vmap_area_noflush events; an older kernel has no events/vmalloc directory"),
     "vmap_reset_perms_refused": Change(
         "6.3", "Christoph Hellwig, \"mm: reject vmap with VM_FLUSH_RESET_PERMS\" (posted "
         "January 2023, 6.3 merge window; hash not read off a tree) ≈",
         "vmap() with VM_FLUSH_RESET_PERMS WARNs once and returns NULL (the flag is tied to "
         "freeing vmalloc's own pages)"),
+    "vfree_reset_perms_only": Change(
+        "6.3", "Christoph Hellwig, \"mm: split __vunmap\" and \"mm: refactor va_remove_mappings\" "
+        "(the series of \"mm: reject vmap with VM_FLUSH_RESET_PERMS\", 6.3 merge window; hashes "
+        "not read off a tree) ≈",
+        "vm_remove_mappings() becomes vm_reset_perms(), called by vfree() only: vunmap() of a "
+        "VM_FLUSH_RESET_PERMS area no longer runs vm_unmap_aliases()"),
     "vm_sparse": Change(
         "6.9", "e6f798225a31 ≈ (Alexei Starovoitov, \"mm: Introduce VM_SPARSE kind and "
         "vm_area_[un]map_pages().\", for the BPF arena)",

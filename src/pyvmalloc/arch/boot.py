@@ -234,6 +234,12 @@ def boot_layout(profile: ArchProfile | str, ram_bytes: int, cmdline: str = "",
             unknown.append(tok)
         elif key == "nokaslr" and value is None and profile.bits == 64:
             params["nokaslr"] = True
+        elif key == "kmemleak" and has(kver, "kmemleak"):
+            # mm/kmemleak.c kmemleak_boot_config(): a CONFIG_DEBUG_KMEMLEAK kernel built
+            # DEFAULT_OFF, turned on at boot (kernel/kmemleak.py).
+            if value not in ("on", "off"):
+                raise ConfigError(f"kmemleak={value}: on or off")
+            params["kmemleak"] = value == "on"
         else:
             raise ConfigError(f"{profile.name}: unknown kernel parameter {tok!r}")
     if unknown:

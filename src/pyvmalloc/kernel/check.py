@@ -24,7 +24,11 @@ invariant, in this order:
    and every page of a finished VM_ALLOC or vmap area is mapped;
 6. no CPU's TLB holds a translation the page tables no longer have, except inside ranges
    waiting for a lazy purge;
-7. the counters of ``/proc/meminfo`` (rendered with 2.6.22's ``vmlist`` walk for VmallocUsed and
+7. the direct map (vmalloc/reset_perms.py): every frame whose alias is read-only is a page of a
+   live VM_ALLOC area (a freed page keeping one is what VM_FLUSH_RESET_PERMS, 5.2+, prevents),
+   and no alias is left invalid; kmemleak (kernel/kmemleak.py, ``kmemleak=on``): every object is
+   a live VM_ALLOC area's block, at its address and no larger, so no freed block keeps one;
+8. the counters of ``/proc/meminfo`` (rendered with 2.6.22's ``vmlist`` walk for VmallocUsed and
    VmallocChunk, the definition the recount repeats, whatever the machine's kernel prints) and
    the lines of ``/proc/vmallocinfo`` (as the machine's kernel prints them) equal a recount.
 
@@ -44,7 +48,7 @@ import numpy.typing as npt
 
 from pyvmalloc.errors import Inconsistency, KernelBug
 from pyvmalloc.kernel import proc
-from pyvmalloc.phys.memory import NO_ZONE, OWNERS
+from pyvmalloc.phys.memory import NO_ZONE, OWNERS, ZoneInfo
 from pyvmalloc.versions import has
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine
@@ -111,16 +115,6 @@ def check_machine(m: Machine) -> None:
         _Checker(m).run(meminfo_text, records)
 
 
-# Frames per step of the whole-memory scans: no temporary array the size of a 1 TiB machine.
-_CHUNK = 1 << 22
-
-
-def _where(arr: npt.NDArray[np.uint8], value: int) -> npt.NDArray[np.int64]:
-    """``np.flatnonzero(arr == value)``, chunk by chunk."""
-    parts = [np.flatnonzero(arr[c:c + _CHUNK] == value) + c for c in range(0, len(arr), _CHUNK)]
-    return np.concatenate(parts).astype(_I64, copy=False) if parts else np.zeros(0, _I64)
-
-
 def _first(mask: npt.NDArray[np.bool_]) -> int:
     return int(np.flatnonzero(mask)[0])
 
@@ -138,6 +132,16 @@ class _Checker:
         self.guard: dict[int, int] = {}  # id(area) -> pages of guard at its end (0 or 1)
         self.handles: dict[int, str] = {}  # kmalloc object -> the area that holds it
         self.vb_dirty: list[tuple[int, int]] = []  # vmap blocks' unflushed dirty ranges
+        # The used frames by owner code: one scan of the owner array (PhysMem.used_pfns), made
+        # on first use, then read by the frame and the meminfo checks.
+        self._owned: dict[int, npt.NDArray[np.int64]] | None = None
+
+    def owned(self, code: int) -> npt.NDArray[np.int64]:
+        """The frames whose owner code is ``code`` (not "free"), ascending."""
+        if self._owned is None:
+            pfns, codes = self.m.phys.used_pfns()
+            self._owned = {c: pfns[codes == c] for c in np.unique(codes).tolist()}
+        return self._owned.get(code, np.zeros(0, _I64))
 
     def run(self, meminfo_text: str, records: list[VmallocinfoLine]) -> None:
         m = self.m
@@ -157,8 +161,45 @@ class _Checker:
         self._check_frames()
         self._check_ptes()
         self._check_tlb()
+        self._check_direct_map()
+        self._check_kmemleak()
         self._check_meminfo(meminfo_text)
         self._check_vmallocinfo(records)
+
+    # ---- 7. the direct map and kmemleak ----------------------------------------------------------
+    def _check_direct_map(self) -> None:
+        dm = self.m.vm.direct_map
+        if dm is None:
+            return
+        if dm.invalid:
+            raise Inconsistency(f"the direct-map alias of pfn {min(dm.invalid):#x} was left invalid "
+                                "(vm_reset_perms sets it back to the default)")
+        if not dm.readonly:
+            return
+        live: set[int] = set()
+        for area in self.areas:
+            if area.flags & VM_ALLOC and area.nr_pages:
+                live.update(area.pages[: area.nr_pages].tolist())
+        stray = sorted(dm.readonly - live)
+        if stray:
+            raise Inconsistency(
+                f"pfn {stray[0]:#x} has a read-only direct-map alias but is no page of a live "
+                f"vmalloc area ({OWNERS[int(self.m.phys.owner[stray[0]])]}): freed after "
+                "set_memory_ro without VM_FLUSH_RESET_PERMS (5.2+) or set_memory_rw")
+
+    def _check_kmemleak(self) -> None:
+        km = self.m.env.kmemleak
+        if km is None or not km.objects:
+            return
+        by_addr = {area.addr: area for area in self.areas if area.flags & VM_ALLOC}
+        for obj in km.list():
+            area = by_addr.get(obj.pointer)
+            if area is None:
+                raise Inconsistency(f"kmemleak object {obj.pointer:#x} ({obj.caller}) is no live "
+                                    "vmalloc'ed block: vfree did not unregister it")
+            if obj.size > self.m.vm.get_vm_area_size(area):
+                raise Inconsistency(f"kmemleak object {obj.pointer:#x} is {obj.size} bytes, more "
+                                    f"than its area's {self.m.vm.get_vm_area_size(area)}")
 
     # ---- 2. busy blocks = areas + lazy areas -------------------------------------------------
     def _check_busy_set(self) -> None:
@@ -382,7 +423,7 @@ class _Checker:
                 raise Inconsistency(f"pfn {int(uniq[i]):#x} is mapped into user space {int(counts[i])} "
                                     f"times but has page_count {int(phys.refcount[uniq[i]])}, owner "
                                     f"{OWNERS[int(owner[uniq[i]])]}")
-        owned = _where(owner, _VMALLOC)
+        owned = self.owned(_VMALLOC)
         extra = np.setdiff1d(owned, np.concatenate([pages, pinned]), assume_unique=False)
         if len(extra):
             raise Inconsistency(f"pfn {int(extra[0]):#x} is owned by vmalloc but no area holds it "
@@ -404,11 +445,11 @@ class _Checker:
                 name = next(n for n, p in zip((n for n, _ in spaces), tparts) if int(st[i]) in p)
                 raise Inconsistency(f"pfn {int(st[i]):#x}, a page table of {name}, is owned by "
                                     f"{OWNERS[int(codes[i])]}")
-        extra = np.setdiff1d(_where(owner, _PGTABLE), st)
+        extra = np.setdiff1d(self.owned(_PGTABLE), st)
         if len(extra):
             raise Inconsistency(f"pfn {int(extra[0]):#x} is owned by pgtable but is no address "
                                 f"space's table (a leak of {len(extra)} frame(s))")
-        nslab = len(_where(owner, _SLAB))
+        nslab = len(self.owned(_SLAB))
         counted = m.slab.statistics().slab_pages
         if nslab != counted:
             raise Inconsistency(f"{nslab} frames are owned by slab, kmalloc counts {counted} slab pages")
@@ -544,23 +585,23 @@ class _Checker:
         shown = parse_meminfo(text, "/proc/meminfo")
         owner = phys.owner
         recount: dict[str, int] = {}
-        total = free_ram = 0
-        for c in range(0, phys.nr_frames, _CHUNK):  # chunk by chunk: no array the machine's size
-            ram = phys.zone_ids(slice(c, min(c + _CHUNK, phys.nr_frames))) != NO_ZONE
-            total += int(np.count_nonzero(ram))
-            free_ram += int(np.count_nonzero((owner[c:c + _CHUNK] == _FREE) & ram))
-        recount["MemTotal"] = total * kb
-        recount["MemFree"] = free_ram * kb
+        # RAM is the zones' frames (holes are in none); a free frame is owner code 0, so a
+        # zone's free frames are its size less its nonzero owner entries (no temporary array).
         zones = phys.zone_info()
+
+        def free_in(z: ZoneInfo) -> int:
+            return z.end_pfn - z.start_pfn - int(np.count_nonzero(owner[z.start_pfn:z.end_pfn]))
+
+        recount["MemTotal"] = sum(z.end_pfn - z.start_pfn for z in zones) * kb
+        recount["MemFree"] = sum(free_in(z) for z in zones) * kb
         if "HighTotal" in shown:
             high = [z for z in zones if z.zone == "HIGHMEM"]
             recount["HighTotal"] = sum(z.end_pfn - z.start_pfn for z in high) * kb
-            recount["HighFree"] = sum(int(np.count_nonzero(owner[z.start_pfn:z.end_pfn] == _FREE))
-                                      for z in high) * kb
+            recount["HighFree"] = sum(free_in(z) for z in high) * kb
             recount["LowTotal"] = recount["MemTotal"] - recount["HighTotal"]
             recount["LowFree"] = recount["MemFree"] - recount["HighFree"]
-        recount["Slab"] = len(_where(owner, _SLAB)) * self.ps >> 10
-        recount["PageTables"] = len(_where(owner, _PGTABLE)) * kb
+        recount["Slab"] = len(self.owned(_SLAB)) * self.ps >> 10
+        recount["PageTables"] = len(self.owned(_PGTABLE)) * kb
         # fs/proc/mmu.c (2.6.22) get_vmalloc_info(): areas below VMALLOC_START are skipped,
         # the walk stops at VMALLOC_END; sizes include guard pages; the chunk is the largest gap.
         start, end = m.VMALLOC_START, m.VMALLOC_END

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from pyvmalloc.arch import ArchProfile, BootLayout
 from pyvmalloc.kernel.inject import FaultInjector
+from pyvmalloc.kernel.kmemleak import Kmemleak
 from pyvmalloc.kernel.log import KERN_WARNING, Clock, KernelLog
 from pyvmalloc.kernel.trace import TraceBuffer
 from pyvmalloc.mmu import Mmu, PageTables
@@ -48,6 +49,8 @@ class KernelEnv:
         self.page_lock = threading.RLock()
         self.pgtable_lock = threading.RLock()
         self.trace_buffer: TraceBuffer | None = None
+        # kmemleak (kernel/kmemleak.py), when the machine boots with kmemleak=on.
+        self.kmemleak: Kmemleak | None = None
         self._irq = threading.local()
 
     # ---- interrupt context ------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pyvmalloc.formats.trace import TraceEvent
 from pyvmalloc.kernel import proc
 from pyvmalloc.kernel.check import check_machine
 from pyvmalloc.kernel.env import KernelEnv
+from pyvmalloc.kernel.kmemleak import Kmemleak, KmemleakObject
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING
 from pyvmalloc.kernel.percpu import PercpuAllocator
 from pyvmalloc.kernel.trace import DEFAULT_BUFFER_SIZE, TraceBuffer
@@ -24,9 +25,10 @@ from pyvmalloc.phys import Kmalloc, PhysMem
 from pyvmalloc.phys import gfp as G
 from pyvmalloc.phys import Page
 from pyvmalloc.vmalloc.allocator import ALLOCATORS, make_allocator
-from pyvmalloc.versions import KernelVersion, allocator_for, has, meminfo_generation, resolve
+from pyvmalloc.versions import CHANGES, KernelVersion, allocator_for, has, meminfo_generation, resolve
 from pyvmalloc.vmalloc import _args
 from pyvmalloc.vmalloc import kvmalloc as _kv
+from pyvmalloc.vmalloc import reset_perms as _reset_perms
 from pyvmalloc.vmalloc.api import KERNEL_NAMES, PageLike, Vmalloc
 from pyvmalloc.vmalloc.pcpu_areas import PcpuArea
 from pyvmalloc.vmalloc.user import UserMm, Vma
@@ -45,7 +47,7 @@ class Machine:
     worker, vfree in interrupt context, messages, /proc formats).  ``allocator`` (``"list"``,
     ``"rbtree"``, ``"rbtree-cache"``, ``"kva-rbtree"``, ``"kva"``) and ``lazy_purge`` override
     the version's choice for experiments.  ``cmdline`` takes the boot parameters the model knows (``vmalloc=``,
-    ``mem=``); ``kaslr_seed`` boots a randomised x86_64 layout.  ``nr_vmap_nodes`` and
+    ``mem=``, ``kmemleak=on``: kernel/kmemleak.py); ``kaslr_seed`` boots a randomised x86_64 layout.  ``nr_vmap_nodes`` and
     ``vmap_pool_max_pages`` (6.9+, keyword only) are what-if knobs, not kernel tunables: the
     number of vmap nodes (the kernel's follows the CPU count) and the largest area, in pages with
     its guard, that the nodes' pools keep (the kernel's MAX_VA_SIZE_PAGES, 256; 0: none); see
@@ -89,6 +91,8 @@ class Machine:
         layout = boot_layout(self.profile, ram_bytes, cmdline, kaslr_seed, self.kernel)
         # The kernel services mm/vmalloc.c is handed (vmalloc.env.KernelServices).
         env = self.env = KernelEnv(self.profile, layout, self.kernel, cpus)
+        if layout.params.get("kmemleak"):   # kmemleak=on (kernel/kmemleak.py)
+            env.kmemleak = Kmemleak(self.kernel, env.log)
         self.clock = env.clock
         self.log = env.log
         self.faults = env.faults
@@ -196,7 +200,8 @@ class Machine:
         """Record the vmalloc tracepoints (``echo 1 > events/vmalloc/enable``) into per-CPU
         rings of ``buffer_size`` events; a full ring overwrites its oldest events, as ftrace
         does by default.  Turning tracing on again keeps what was recorded unless the size
-        changes (a new size starts empty rings, as writing ``buffer_size_kb`` does)."""
+        changes (a new size starts empty rings, as writing ``buffer_size_kb`` does).  Before
+        Linux 6.2 the kernel has none of these tracepoints: see :meth:`trace`."""
         buf = self.env.trace_buffer
         if buf is None or buf.size != buffer_size:
             self.env.trace_buffer = TraceBuffer(self.nr_cpus, buffer_size, self.clock)
@@ -208,9 +213,21 @@ class Machine:
 
     def trace(self, header: bool = False) -> list[str]:
         """The recorded events as ftrace prints them (``cat trace``), one string per line;
-        with ``header``, ftrace's comment lines first.  Empty when tracing never ran."""
+        with ``header``, ftrace's comment lines first.  Empty when tracing never ran.
+
+        The vmalloc tracepoints came with Linux 6.2 (``versions.CHANGES["vmalloc_tracepoints"]``).
+        On an older kernel the model records them all the same, as its own instrumentation
+        (the quiz and the tour read them), and the header says so in a comment line, which
+        readers of ftrace text skip."""
         buf = self.env.trace_buffer
-        return [] if buf is None else buf.lines(header)
+        if buf is None:
+            return []
+        lines = buf.lines(header)
+        if header and not has(self.kernel, "vmalloc_tracepoints"):
+            since = CHANGES["vmalloc_tracepoints"].since
+            lines.insert(1, f"# Linux {self.kernel} has no vmalloc tracepoints (they came with "
+                            f"{since}): these events are the model's instrumentation")
+        return lines
 
     def trace_events(self) -> list[TraceEvent]:
         """The recorded events as ``formats.trace.TraceEvent`` objects, in time order."""
@@ -322,6 +339,13 @@ class Machine:
         out["lazy.pending_pages"] = self.vm.nr_lazy_pages
         out["lazy.max_pages"] = self.lazy_max_pages
         out["printk.suppressed"] = self.log.suppressed
+        dm = self.vm.direct_map   # vmalloc/reset_perms.py (made at the first set_memory_*/reset)
+        out["direct_map.readonly_pages"] = 0 if dm is None else len(dm.readonly)
+        out["direct_map.resets"] = 0 if dm is None else dm.resets
+        out["direct_map.pages_reset"] = 0 if dm is None else dm.pages_reset
+        if self.env.kmemleak is not None:
+            out.update({f"kmemleak.{k}": v for k, v in self.env.kmemleak.stats.items()})
+            out["kmemleak.objects"] = len(self.env.kmemleak.objects)
         out.update({f"percpu.{k}": int(v) for k, v in self.percpu.stats.items()})
         if self.vmap_nodes is not None:  # 6.9+ vmap nodes: pools, searches, purge batches, locks
             out.update({f"vmap_node.{k}": int(v) for k, v in sorted(self.vmap_nodes.stats.items())})
@@ -576,6 +600,48 @@ class Machine:
 
     def kvrealloc(self, p: int | None, size: int, gfp: int = G.GFP_KERNEL, oldsize: int | None = None, caller: str | None = None) -> int | None:
         return self.vm.kvrealloc(p, size, gfp, oldsize, caller)
+
+    # ---- direct-map permissions and kmemleak (vmalloc/reset_perms.py, kernel/kmemleak.py) ----
+    def set_memory_ro(self, addr: int, numpages: int) -> int:
+        """``set_memory_ro(addr, numpages)``: make vmalloc'ed pages read-only (their direct-map
+        aliases too on x86 and arm64); 0 or -EINVAL (see ``vmalloc.reset_perms.set_memory``)."""
+        return _reset_perms.set_memory(self.vm, "set_memory_ro", addr, numpages)
+
+    def set_memory_rw(self, addr: int, numpages: int) -> int:
+        """``set_memory_rw(addr, numpages)``: writable again, direct-map aliases included."""
+        return _reset_perms.set_memory(self.vm, "set_memory_rw", addr, numpages)
+
+    def set_memory_x(self, addr: int, numpages: int) -> int:
+        """``set_memory_x(addr, numpages)``: executable (the area's PTEs only)."""
+        return _reset_perms.set_memory(self.vm, "set_memory_x", addr, numpages)
+
+    def set_memory_nx(self, addr: int, numpages: int) -> int:
+        """``set_memory_nx(addr, numpages)``: not executable (the area's PTEs only)."""
+        return _reset_perms.set_memory(self.vm, "set_memory_nx", addr, numpages)
+
+    def direct_map_readonly(self) -> list[int]:
+        """The pfns whose direct-map alias is read-only now (set_memory_ro of a vmalloc'ed page
+        whose area has not been freed with VM_FLUSH_RESET_PERMS nor made writable again)."""
+        dm = self.vm.direct_map
+        return [] if dm is None else sorted(dm.readonly)
+
+    def kmemleak_objects(self) -> list[KmemleakObject]:
+        """kmemleak's objects in address order (ConfigError unless booted with kmemleak=on)."""
+        return self._kmemleak().list()
+
+    def kmemleak_vmalloc(self, area: vm_struct, size: int | None = None) -> None:
+        """``kmemleak_vmalloc(area, size, gfp)``: register a block vmalloc'ed with
+        VM_DEFER_KMEMLEAK, as its caller does once it may be scanned (``size``: the area's,
+        guard page excluded)."""
+        _args.area("kmemleak_vmalloc", area)
+        size = self.vm.get_vm_area_size(area) if size is None else _args.integer("kmemleak_vmalloc", "size", size)
+        self._kmemleak().register(area, size)
+
+    def _kmemleak(self) -> Kmemleak:
+        if self.env.kmemleak is None:
+            raise ConfigError("kmemleak is off on this machine: boot it with cmdline='kmemleak=on' "
+                              "(Linux 2.6.31 or later)")
+        return self.env.kmemleak
 
     def __repr__(self) -> str:
         return (

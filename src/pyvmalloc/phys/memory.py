@@ -78,6 +78,7 @@ _OWNER_FLAG = np.zeros(len(OWNERS), dtype=np.uint8)
 _OWNER_FLAG[_OWNER_CODE[OWNER_SLAB]] = PG_slab
 _OWNER_FLAG[_OWNER_CODE[OWNER_PGTABLE]] = PG_pgtable
 _OWNER_FLAG[_RESERVED] = PG_reserved
+_OWNER_MARKS = PG_slab | PG_pgtable | PG_reserved  # the flags _OWNER_FLAG sets
 
 NO_ZONE = 0xFF
 # arch/x86/include/asm/sparsemem.h: SECTION_SIZE_BITS 27, 128 MiB sections (frames of 4 KiB).
@@ -576,13 +577,21 @@ class PhysMem:
 
     def _buddy_marked(self, c0: int, c1: int) -> npt.NDArray[np.int64]:
         """The pfns of ``[c0, c1)`` with PG_buddy as ``_meta_at`` reads them, ascending (the
-        pending sections' heads joined to the written marks: no copy of the range)."""
-        marked = np.flatnonzero(self._flags[c0:c1] & PG_buddy).astype(np.int64) + c0
+        pending sections' heads joined to the written marks: no copy of the range; a range
+        with few flags set is read at those frames only)."""
+        fl = self._flags[c0:c1]
+        n = int(np.count_nonzero(fl))
+        few = _few_nonzero(fl, n, c0)
+        if few is None:
+            marked = np.flatnonzero(fl & PG_buddy).astype(np.int64) + c0
+        else:
+            marked = few[(fl[few - c0] & PG_buddy) != 0]
         sh = self._section_shift
         if self._npending and self._pending[c0 >> sh:((c1 - 1) >> sh) + 1].any():
             lo, hi = np.searchsorted(self._boot_heads, [c0, c1])
             heads = self._boot_heads[lo:hi]
-            marked = np.union1d(marked, heads[self._pending[heads >> sh]])
+            heads = heads[self._pending[heads >> sh]]
+            marked = np.union1d(marked, heads) if len(marked) else heads
         return marked
 
     # -- zone ids ------------------------------------------------------------------------------
@@ -1143,19 +1152,22 @@ class PhysMem:
         return self.frames.host_bytes() + meta
 
     # -- consistency ---------------------------------------------------------------------------
+    # check() costs what the machine's state holds, not its size.  Every frame is still read
+    # (a caller may write ``owner`` or ``refcount`` of any frame, touched section or not), but
+    # by np.count_nonzero, which reads a chunk at memory speed without a temporary: a chunk
+    # whose frames are all free (the metadata of a section untouched since boot is zero but
+    # for reserved frames and the implied boot heads) passes each rule on that count and its
+    # free blocks alone; a chunk with a few nonzero entries is checked at those entries only;
+    # only a chunk with many (a heavily used one) takes the frame-by-frame pass, which is also
+    # the pass that names the first broken frame when a cheaper one finds a fault.
     def check(self) -> None:
         """Raise Inconsistency naming the first broken invariant of the allocator state."""
-        owner = self.owner
-        node_free = [0] * len(self.nodes)
+        # Per zone: free + used = present; the nodes' sums follow (a node is its zones).
         for z in self._zones:
             where = f"node {z.node} zone {z.name}"
-            heads_parts, order_parts = [], []
-            for k, d in enumerate(z.free_area):
-                if d:
-                    heads_parts.append(np.fromiter(d, dtype=np.int64, count=len(d)))
-                    order_parts.append(np.full(len(d), k, dtype=np.int64))
-            heads = np.concatenate(heads_parts) if heads_parts else np.zeros(0, np.int64)
-            hord = np.concatenate(order_parts) if order_parts else np.zeros(0, np.int64)
+            parts = [_list_pfns(d) for d in z.free_area]
+            heads = np.concatenate(parts)
+            hord = np.repeat(np.arange(self.max_order, dtype=np.int64), [len(p) for p in parts])
             sizes = np.int64(1) << hord
             if len(heads):
                 bad = (heads & (sizes - 1)) != 0
@@ -1174,97 +1186,194 @@ class PhysMem:
             free_total = int(sizes.sum())
             if free_total != z.nr_free:
                 raise Inconsistency(f"{where}: free lists hold {free_total} pages, the counter says {z.nr_free}")
-            self._check_frames(z, where, heads, sizes)
+            used = self._check_frames(z, where, heads, sizes)
             # Unmerged buddies: a free block whose buddy is a free block of the same order.
-            for k, d in enumerate(z.free_area[:-1]):
-                if len(d) < 2:
+            for k in range(self.max_order - 1):
+                h = heads[hord == k]
+                if len(h) < 2:
                     continue
-                h = np.fromiter(d, dtype=np.int64, count=len(d))
                 mates = np.intersect1d(h, h ^ (1 << k))
                 if len(mates):
                     raise Inconsistency(f"{where}: free buddies at pfn {int(mates.min()):#x} and {int(mates.min()) ^ (1 << k):#x} of order {k} were not merged")
-            used = self._count_used(z.start, z.end)
             if used + z.nr_free != z.present:
                 raise Inconsistency(f"{where}: {z.nr_free} free + {used} used != {z.present} present")
-            node_free[z.node] += z.nr_free
-        for node in self.nodes:
-            total = self.nr_total(node)
-            used = sum(self._count_used(z.start, z.end) for z in self._node_zones[node])
-            if node_free[node] + used != total:
-                raise Inconsistency(f"node {node}: {node_free[node]} free + {used} used != {total} present")
-        for c0, c1 in _chunks(0, self.nr_frames):
-            holes = self.zone_ids(slice(c0, c1)) == NO_ZONE
-            # No boot head lies in a hole: the raw flags are the flags there.
-            bad = holes & ((owner[c0:c1] != _FREE) | (self._flags[c0:c1] != 0))
-            if bad.any():
-                raise Inconsistency(f"pfn {c0 + int(np.flatnonzero(bad)[0]):#x} lies in a hole but has an owner or flags")
+        self._check_holes()
 
-    def _count_used(self, start: int, end: int) -> int:
-        """Frames of ``[start, end)`` whose owner is not "free", counted chunk by chunk."""
-        return sum(int(np.count_nonzero(self.owner[c0:c1] != _FREE)) for c0, c1 in _chunks(start, end))
+    def _check_holes(self) -> None:
+        """No frame between the zones has an owner or flags (no boot head lies in a hole: the
+        raw flags are the flags there)."""
+        prev = 0
+        for z in self._zones:  # address order; the last zone ends at nr_frames
+            for c0, c1 in _chunks(prev, z.start):
+                own, fl = self.owner[c0:c1], self._flags[c0:c1]
+                if np.count_nonzero(own) or np.count_nonzero(fl):
+                    i = int(np.flatnonzero((own != _FREE) | (fl != 0))[0])
+                    raise Inconsistency(f"pfn {c0 + i:#x} lies in a hole but has an owner or flags")
+            prev = z.end
+
+    def used_pfns(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+        """Every frame whose owner is not "free", ascending, and its owner code (an index of
+        ``OWNERS``): one scan of the owner array, all-free chunks skipped at memory speed."""
+        pfns: list[npt.NDArray[np.int64]] = []
+        for c0, c1 in _chunks(0, self.nr_frames):
+            own = self.owner[c0:c1]
+            if np.count_nonzero(own):
+                pfns.append(_nonzero_pfns(own, c0))
+        out = np.concatenate(pfns) if pfns else np.zeros(0, np.int64)
+        return out, self.owner[out]
 
     def _check_frames(self, z: _Zone, where: str, heads: npt.NDArray[np.int64],
-                      sizes: npt.NDArray[np.int64]) -> None:
+                      sizes: npt.NDArray[np.int64]) -> int:
         """check() of the frames of one zone against its free blocks: each frame in at most one
         block, free frames owned "free" with no references, PG_buddy exactly on the heads, the
         flags an owner implies.  Each rule is one pass over the zone in chunks of _CHUNK frames
         (a block never crosses a chunk: both are aligned), so a 1 TiB machine needs no array
-        of its size; the first frame that breaks a rule is the one named."""
+        of its size; the first frame that breaks a rule is the one named.  A chunk is read
+        frame by frame (``_dense_*``) only when it has many nonzero entries or a cheaper test
+        fails (see the comment above check()).  Returns how many frames of the zone are used
+        (owner not "free")."""
         order = np.argsort(heads, kind="stable")
         hs, ss = heads[order], sizes[order]
+        he = hs + ss
         owner = self.owner
 
         # Two blocks overlap where a head lies below the furthest end of the blocks before it.
         if len(hs) > 1:
-            reach = np.maximum.accumulate(hs + ss)
+            reach = np.maximum.accumulate(he)
             over = np.flatnonzero(hs[1:] < reach[:-1])
             if len(over):
                 raise Inconsistency(f"{where}: pfn {int(hs[over[0] + 1]):#x} is in two free blocks")
 
-        def in_block(c0: int, c1: int) -> npt.NDArray[np.bool_]:
-            """Whether each frame of [c0, c1) lies in a free block (the blocks are disjoint):
-            alternating runs of gaps and blocks, one np.repeat."""
-            lo, hi = np.searchsorted(hs, [c0, c1])
-            starts, ends = hs[lo:hi], hs[lo:hi] + ss[lo:hi]
-            edges = np.empty(2 * len(starts) + 2, dtype=np.int64)
-            edges[0], edges[-1] = c0, c1
-            edges[1:-1:2], edges[2:-1:2] = starts, ends
-            runs = np.diff(edges)
-            values = np.zeros(len(runs), dtype=bool)
-            values[1::2] = True
-            free: npt.NDArray[np.bool_] = np.repeat(values, runs)
-            return free
-
-        spans = list(_chunks(z.start, z.end))
-        # A zone of one chunk (every small machine) computes its map once for both passes.
-        only = in_block(*spans[0]) if len(spans) == 1 else None
-        for c0, c1 in spans:
-            is_free = only if only is not None else in_block(c0, c1)
+        spans = [(c0, c1, int(lo), int(hi)) for c0, c1 in _chunks(z.start, z.end)
+                 for lo, hi in [np.searchsorted(hs, [c0, c1])]]
+        # Free frames are owned "free": as many frames of the chunk are used as lie outside its
+        # blocks, and no used one lies inside a block.
+        used_in: list[int] = []  # per chunk (owner code 0 is "free")
+        for c0, c1, lo, hi in spans:
             own = owner[c0:c1]
-            bad = is_free != (own == _FREE)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                state = "in a free block" if is_free[i] else "in no free block"
-                raise Inconsistency(f"{where}: pfn {c0 + i:#x} is {state} but its owner is {OWNERS[int(own[i])]}")
-        for c0, c1 in spans:
+            used = int(np.count_nonzero(own))
+            used_in.append(used)
+            if used + int(ss[lo:hi].sum()) == c1 - c0:
+                if lo == hi or used == 0:
+                    continue
+                nz = _few_nonzero(own, used, c0)
+                if nz is not None and not _in_blocks(nz, hs[lo:hi], he[lo:hi]).any():
+                    continue
+            self._dense_owner(where, c0, c1, hs[lo:hi], ss[lo:hi])
+        # Free frames have no references: no frame with a page_count lies inside a block.
+        for c0, c1, lo, hi in spans:
             rc = self.refcount[c0:c1]
-            bad = (only if only is not None else in_block(c0, c1)) & (rc != 0)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise Inconsistency(f"{where}: free pfn {c0 + i:#x} has page_count {int(rc[i])}")
-        buddy_marked = np.concatenate([self._buddy_marked(c0, c1) for c0, c1 in spans])
+            counted = int(np.count_nonzero(rc))
+            if lo == hi or counted == 0:
+                continue
+            nz = _few_nonzero(rc, counted, c0)
+            if nz is not None and not _in_blocks(nz, hs[lo:hi], he[lo:hi]).any():
+                continue
+            self._dense_refcount(where, c0, c1, hs[lo:hi], ss[lo:hi])
+        buddy_marked = np.concatenate([self._buddy_marked(c0, c1) for c0, c1, _lo, _hi in spans])
         if len(buddy_marked) != len(heads) or not np.array_equal(buddy_marked, hs):
             extra = np.setdiff1d(buddy_marked, heads)
             pfn = int(extra[0]) if len(extra) else int(np.setdiff1d(heads, buddy_marked)[0])
             raise Inconsistency(f"{where}: pfn {pfn:#x} has PG_buddy but heads no free block")
-        for c0, c1 in spans:
-            # PG_buddy plays no part here: the raw flags do (the message reads the frame's own).
-            fl, own = self._flags[c0:c1], owner[c0:c1]
-            bad = (fl & (PG_slab | PG_pgtable | PG_reserved)) != _OWNER_FLAG[own]
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                shown = int(self._flags_range(c0 + i, c0 + i + 1)[0])
-                raise Inconsistency(f"{where}: pfn {c0 + i:#x} has flags {page_flag_names(shown) or '0'} but owner {OWNERS[int(own[i])]}")
+        # The flags an owner implies: where owner and flags are both 0 the rule holds.
+        for (c0, c1, _lo, _hi), n_own in zip(spans, used_in):
+            own, fl = owner[c0:c1], self._flags[c0:c1]
+            n_fl = int(np.count_nonzero(fl))
+            if n_own == 0 and n_fl == 0:
+                continue
+            # A frame that breaks it has a nonzero owner or flags: look at those frames only.
+            nz_own, nz_fl = _few_nonzero(own, n_own, c0), _few_nonzero(fl, n_fl, c0)
+            if nz_own is not None and nz_fl is not None:
+                at = np.concatenate([nz_own, nz_fl]) - c0
+                if not ((fl[at] & _OWNER_MARKS) != _OWNER_FLAG[own[at]]).any():
+                    continue
+            self._dense_flags(where, c0, c1)
+        return sum(used_in)
+
+    @staticmethod
+    def _in_block_map(c0: int, c1: int, starts: npt.NDArray[np.int64],
+                      sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Whether each frame of [c0, c1) lies in one of the disjoint sorted blocks
+        ``starts``/``sizes`` (all inside it): alternating runs of gaps and blocks, one np.repeat."""
+        edges = np.empty(2 * len(starts) + 2, dtype=np.int64)
+        edges[0], edges[-1] = c0, c1
+        edges[1:-1:2], edges[2:-1:2] = starts, starts + sizes
+        values = np.zeros(len(edges) - 1, dtype=bool)
+        values[1::2] = True
+        free: npt.NDArray[np.bool_] = np.repeat(values, np.diff(edges))
+        return free
+
+    def _dense_owner(self, where: str, c0: int, c1: int, starts: npt.NDArray[np.int64],
+                     sizes: npt.NDArray[np.int64]) -> None:
+        """Frame by frame over [c0, c1): owned "free" exactly inside the blocks."""
+        is_free = self._in_block_map(c0, c1, starts, sizes)
+        own = self.owner[c0:c1]
+        bad = is_free != (own == _FREE)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            state = "in a free block" if is_free[i] else "in no free block"
+            raise Inconsistency(f"{where}: pfn {c0 + i:#x} is {state} but its owner is {OWNERS[int(own[i])]}")
+
+    def _dense_refcount(self, where: str, c0: int, c1: int, starts: npt.NDArray[np.int64],
+                        sizes: npt.NDArray[np.int64]) -> None:
+        """Frame by frame over [c0, c1): no page_count inside the blocks."""
+        rc = self.refcount[c0:c1]
+        bad = self._in_block_map(c0, c1, starts, sizes) & (rc != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise Inconsistency(f"{where}: free pfn {c0 + i:#x} has page_count {int(rc[i])}")
+
+    def _dense_flags(self, where: str, c0: int, c1: int) -> None:
+        """Frame by frame over [c0, c1): the flags each owner implies."""
+        # PG_buddy plays no part here: the raw flags do (the message reads the frame's own).
+        fl, own = self._flags[c0:c1], self.owner[c0:c1]
+        bad = (fl & _OWNER_MARKS) != _OWNER_FLAG[own]
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            shown = int(self._flags_range(c0 + i, c0 + i + 1)[0])
+            raise Inconsistency(f"{where}: pfn {c0 + i:#x} has flags {page_flag_names(shown) or '0'} but owner {OWNERS[int(own[i])]}")
+
+
+def _list_pfns(d: dict[int, None]) -> npt.NDArray[np.int64]:
+    """The pfns of free list ``d`` in its iteration order (a ``_FreeList``'s array part as an
+    array: no Python int per MAX_ORDER block of a large machine)."""
+    rest = np.fromiter(dict.__iter__(d), dtype=np.int64, count=dict.__len__(d))
+    if isinstance(d, _FreeList) and d._n:
+        return np.concatenate([d._boot[:d._n], rest])
+    return rest
+
+
+def _few_nonzero(a: npt.NDArray[Any], n: int, c0: int) -> npt.NDArray[np.int64] | None:
+    """``c0 +`` the indices of the ``n`` nonzero entries of the chunk ``a``, ascending, when
+    they are few (at most one in 16), else None: the frame-by-frame pass is then cheaper."""
+    if n > len(a) >> 4:
+        return None
+    if n == 0:
+        return np.zeros(0, np.int64)
+    return _nonzero_pfns(a, c0)
+
+
+def _nonzero_pfns(a: npt.NDArray[Any], c0: int) -> npt.NDArray[np.int64]:
+    """``c0 +`` the indices of the nonzero entries of the chunk ``a``, ascending: found among
+    its 8-byte words first (np.flatnonzero walks a uint8 array byte by byte, 7 ms per chunk
+    however few entries are set), then among the entries of those words."""
+    per = 8 // a.itemsize
+    if per <= 1 or len(a) % per or not a.flags.c_contiguous:
+        return np.flatnonzero(a).astype(np.int64) + c0
+    words = np.flatnonzero(a.view(np.uint64))
+    idx: npt.NDArray[np.int64] = (words[:, None] * per + np.arange(per, dtype=np.int64)).reshape(-1)
+    found: npt.NDArray[np.int64] = idx[a[idx] != 0] + c0
+    return found
+
+
+def _in_blocks(pfns: npt.NDArray[np.int64], starts: npt.NDArray[np.int64],
+               ends: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Whether each of ``pfns`` lies in one of the disjoint sorted blocks ``[starts, ends)``."""
+    if not len(starts):
+        return np.zeros(len(pfns), dtype=bool)
+    i = np.searchsorted(starts, pfns, side="right") - 1
+    inside: npt.NDArray[np.bool_] = (i >= 0) & (pfns < ends[np.maximum(i, 0)])
+    return inside
 
 
 # The kernel's spelling, for code outside a class (inside one, Python mangles ``__`` names).

@@ -51,6 +51,7 @@ from pyvmalloc.versions import (
 from pyvmalloc.vmalloc import _args, vmap_block
 from pyvmalloc.vmalloc import execmem as _execmem
 from pyvmalloc.vmalloc import kvmalloc as _kv
+from pyvmalloc.vmalloc import reset_perms as _reset_perms
 from pyvmalloc.vmalloc.allocator import VmapAllocator
 from pyvmalloc.vmalloc.pcpu_areas import PcpuArea, find_base
 from pyvmalloc.vmalloc.rwlock import RWLock
@@ -114,7 +115,7 @@ PageLike = Any  # a pfn (int) or a phys.Page
 # The counters of ``vm_stats`` (``Machine.stats()`` shows them as ``vm.<name>``).
 VM_COUNTERS = (
     "vmalloc", "vfree", "vmap", "vunmap", "areas_allocated", "cache_flushes", "lazy_frees",
-    "purge_runs", "purged_areas", "purged_pages", "vmalloc_sync_all",
+    "purge_runs", "purged_areas", "purged_pages", "vmalloc_sync_all", "reset_perms",
 )
 
 
@@ -168,6 +169,10 @@ class Vmalloc:
         self.vmap_blocks: vmap_block.VmapBlocks | None = None
         self.execmem_state: _execmem.ExecmemState | None = None
         self.kv_slab: dict[int, int] = {}
+        # The direct map's non-default permissions (vmalloc/reset_perms.py: set_memory_ro and
+        # VM_FLUSH_RESET_PERMS) and kmemleak (the environment's; None unless booted with it).
+        self.direct_map: _reset_perms.DirectMap | None = None
+        self.kmemleak = env.kmemleak
         # kvfree_rcu() objects waiting for a grace period (freed by run_workers()).
         self._rcu_pending: list[int] = []
         self._purge_lock = threading.Lock()
@@ -609,9 +614,11 @@ class Vmalloc:
             with self.vmlist_lock.write():
                 self._purge_vmap_area_lazy()
 
-    def _purge_vmap_area_lazy(self, full_decay: bool = False) -> None:
+    def _purge_vmap_area_lazy(self, full_decay: bool = False, flush: tuple[int, int] | None = None) -> None:
         """One TLB flush over every lazily freed range, then give the ranges back (6.9+: first
-        decay the vmap-node pools, fully after a failed search; areas go to their node's pool)."""
+        decay the vmap-node pools, fully after a failed search; areas go to their node's pool).
+        ``flush`` is ``_vm_unmap_aliases``'s ``[start, end)`` (VM_FLUSH_RESET_PERMS's direct-map
+        range): the one flush covers it too, or it alone is flushed when nothing is lazy."""
         nodes = self.vmap_nodes
         if nodes is not None:
             # decay_va_pool_node, node by node: each node's decayed areas merged, then given back.
@@ -621,12 +628,16 @@ class Vmalloc:
             purge, self.purge_list = self.purge_list, []
             npages, self.nr_lazy_pages = self.nr_lazy_pages, 0
         if not purge:
+            if flush is not None:   # "if (!__purge_vmap_area_lazy(start, end) && flush)"
+                self.flush_tlb_kernel_range(*flush)
             if self._tracing:
                 # 6.2+ __purge_vmap_area_lazy(ULONG_MAX, 0) traces even an empty purge.
                 self._trace("purge_vmap_area_lazy", start=(1 << self.profile.bits) - 1, end=0, npurged=0)
             return
         start = min(a.addr for a in purge)
         end = max(a.addr + a.size for a in purge)
+        if flush is not None:
+            start, end = min(start, flush[0]), max(end, flush[1])
         self.flush_tlb_kernel_range(start, end)
         # purge_vmap_node, node by node: each node's local_list in its order (descending).
         backs = [purge] if nodes is None else nodes.purge(purge, full_decay, npages, self.lazy_max_pages,
@@ -644,6 +655,11 @@ class Vmalloc:
         self.vm_stats["purge_runs"] += 1
         self.vm_stats["purged_areas"] += len(purge)
         self.vm_stats["purged_pages"] += npages
+
+    def purge_vmap_area_lazy_range(self, flush: tuple[int, int] | None) -> None:
+        """``__purge_vmap_area_lazy(start, end)`` for ``_vm_unmap_aliases`` (reset_perms.py);
+        vmlist_lock held."""
+        self._purge_vmap_area_lazy(flush=flush)
 
     def vm_unmap_aliases(self) -> None:
         """Purge every lazily freed area now, after flushing the vmap blocks' dirty ranges and
@@ -679,7 +695,8 @@ class Vmalloc:
     # kernel function: snapshot restoring (reserve_vmap_area, set_vmalloc_range, alloc_pages,
     # free_pages, kmalloc, kfree, pgprot, unmap_range, store_page_array, ptr_size,
     # vm_struct_size), planning (lazy_areas_kept, kfree), checking (the locks, lazy_state,
-    # user_mms, kv_slab), replay (alloc_vmap_range, lazy_max_pages).
+    # user_mms, kv_slab, direct_map), replay (alloc_vmap_range, lazy_max_pages),
+    # reset_perms.py (purge_vmap_area_lazy_range).
     def set_vmalloc_range(self, layout: BootLayout) -> None:
         """Boot with ``layout``'s VMALLOC_START/END instead (a restored snapshot's range, before
         any area exists): the environment's layout, the range and the 6.9+ pools' range."""
@@ -743,6 +760,8 @@ class Vmalloc:
             self.printk(KERN_ERR, f"Trying to {caller}() nonexistent vm area ({self.fmt_ptr(addr)})")
             self.WARN_ON(True, f"mm/vmalloc.c:__vunmap() [{caller}]")
             return
+        if area.flags & VM_FLUSH_RESET_PERMS:   # 5.2+: vmalloc/reset_perms.py
+            _reset_perms.vm_remove_mappings(self, area, deallocate_pages)
         if deallocate_pages:
             pages = area.pages[: area.nr_pages]
             self.bug_on(bool(len(pages)) and int(pages.min()) < 0, "__vunmap: NULL page in area->pages")
@@ -768,6 +787,8 @@ class Vmalloc:
         item from 3.10 (``vfree_deferred_in_interrupt``).
         """
         addr = _args.address("vfree", "addr", addr)
+        if self.kmemleak is not None:   # kmemleak_free(addr), first (kernel/kmemleak.py)
+            self.kmemleak.free(addr)
         irq = self.in_interrupt()
         if irq and has(self.kernel, "vfree_deferred_in_interrupt"):
             self.vm_stats["vfree"] += 1
@@ -938,6 +959,8 @@ class Vmalloc:
         if self._map_pages(area.addr, nr_pages, prot, pfns):
             self.vfree(area.addr)
             return None
+        if self.kmemleak is not None:   # kmemleak_vmalloc unless VM_DEFER_KMEMLEAK (kernel/kmemleak.py)
+            self.kmemleak.vmalloc(area, self.get_vm_area_size(area))
         return area.addr
 
     def alloc_page_array(self, area: vm_struct, nr_pages: int, gfp: int, node: int) -> bool:
@@ -1647,10 +1670,12 @@ class Vmalloc:
                                  caller: str | None = None) -> int | None:
         """``__vmalloc_node_range`` with its ``vm_flags`` argument (4.0+): VM_USERMAP,
         VM_ALLOW_HUGE_VMAP (5.18+, huge mappings: see :meth:`vmalloc_huge`),
-        VM_FLUSH_RESET_PERMS and VM_DEFER_KMEMLEAK (kept in the area's flags, no effect in the
-        model), VM_NO_GUARD (4.0+: no guard page; "***DANGEROUS***": the next area may start
-        right after this one, as KASAN's shadow and the arch code that use it want).  Other bits
-        are a ValueError."""
+        VM_FLUSH_RESET_PERMS (5.2+: vfree resets the pages' direct-map permissions and flushes
+        them with the lazily freed ranges at once, vmalloc/reset_perms.py), VM_DEFER_KMEMLEAK
+        (5.16+: no kmemleak object until the caller registers one, kernel/kmemleak.py),
+        VM_NO_GUARD (4.0+: no guard page; "***DANGEROUS***": the next area may start right
+        after this one, as KASAN's shadow and the arch code that use it want).  Other bits are
+        a ValueError."""
         fn = "vmalloc_node_range_flags"
         size, gfp, bits, node, caller = self._alloc_args(fn, size, gfp, prot, node, caller)
         align, vm_flags = _args.integer(fn, "align", align), _args.integer(fn, "vm_flags", vm_flags)

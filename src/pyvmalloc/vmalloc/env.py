@@ -17,7 +17,9 @@ does not know what machine it runs on: it is given one object that provides
   for address space is one);
 - ``in_interrupt``;
 - the trace buffer (``trace``: one tracepoint hit; called only while tracing is on, which the
-  machine tells the component with ``Vmalloc.set_tracing``).
+  machine tells the component with ``Vmalloc.set_tracing``);
+- kmemleak (``kmemleak``: :class:`KmemleakHooks`, or None when the machine was not booted with
+  ``kmemleak=on``; ``kernel.kmemleak.Kmemleak`` is the machine's).
 
 ``kernel.env.KernelEnv`` is the machine's implementation; ``kernel.Machine`` builds it.
 """
@@ -29,9 +31,23 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from pyvmalloc.arch import ArchProfile, BootLayout
+    from pyvmalloc.vmalloc.vm_struct import vm_struct
     from pyvmalloc.mmu import Mmu, PageTables
     from pyvmalloc.phys import Kmalloc, PhysMem
     from pyvmalloc.versions import KernelVersion
+
+
+class KmemleakHooks(Protocol):
+    """The two kmemleak calls mm/vmalloc.c makes (mm/kmemleak.c)."""
+
+    def vmalloc(self, area: vm_struct, size: int) -> None:
+        """``kmemleak_vmalloc(area, size, gfp)`` as ``__vmalloc_node_range`` calls it: register
+        the block unless the area carries VM_DEFER_KMEMLEAK (5.16+)."""
+        ...
+
+    def free(self, addr: int | None) -> None:
+        """``kmemleak_free(addr)``: unregister the object at ``addr`` (nothing if none)."""
+        ...
 
 
 class KernelServices(Protocol):
@@ -47,6 +63,11 @@ class KernelServices(Protocol):
     init_mm: PageTables
     mmu: Mmu
     pgtable_lock: threading.RLock
+
+    @property
+    def kmemleak(self) -> KmemleakHooks | None:
+        """kmemleak's hooks, or None (not booted with ``kmemleak=on``)."""
+        ...
 
     def alloc_pgtable_frame(self, order: int) -> int | None:
         """A zeroed frame for a page table (None when none can be had; the warning is logged)."""

@@ -10,8 +10,12 @@ older kernel the method raises ``ConfigError`` naming the release and the commit
 What the model does not have, said once here:
 
 - ``VM_NO_GUARD`` (4.0+) is modelled (``Vmalloc.guard_size``): such an area has no guard page.
-- ``VM_FLUSH_RESET_PERMS`` and ``VM_DEFER_KMEMLEAK`` are kept in ``area.flags`` and change
-  nothing: the model has no direct-map permissions (``set_memory_ro``) and no kmemleak.
+- ``VM_FLUSH_RESET_PERMS`` (5.2+): ``vfree`` resets the direct-map aliases of the area's pages
+  and flushes them with every lazily freed range in one flush, the area purged at once
+  (``vmalloc/reset_perms.py``, with ``set_memory_ro/rw/x/nx`` and the direct map's state).
+- ``VM_DEFER_KMEMLEAK`` (5.16+): the area gets no kmemleak object until its caller registers
+  it (``Machine.kmemleak_vmalloc``); kmemleak exists when the machine boots with
+  ``kmemleak=on`` (``kernel/kmemleak.py``), and has no scan (the model has no roots).
 - ``init_on_alloc``/``init_on_free`` are off (the upstream default): ``want_init_on_alloc``
   is ``__GFP_ZERO``, ``want_init_on_free`` false.
 """
@@ -168,6 +172,8 @@ def vmalloc_area_huge(m: Vmalloc, area: vm_struct, gfp: int, prot: int, node: in
     if map_huge_area(m, area, prot, heads, shift):
         m.vfree(area.addr)
         return None
+    if m.kmemleak is not None:   # kmemleak_vmalloc(area, size, gfp) unless VM_DEFER_KMEMLEAK
+        m.kmemleak.vmalloc(area, m.get_vm_area_size(area))
     return area.addr
 
 

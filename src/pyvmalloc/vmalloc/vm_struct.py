@@ -19,10 +19,10 @@ VM_VPAGES = 0x00000010  # buffer for pages was vmalloc'ed
 # that __vmalloc_node_range takes (vmalloc/kvmalloc.py).  VM_VPAGES (0x10) is the model's bit
 # for a vmalloc'ed page array; 6.x reused 0x10 for VM_DMA_COHERENT, which the model never sets.
 VM_NO_GUARD = 0x00000040          # 4.0: no guard page (get_vm_area_size() is the whole area)
-VM_FLUSH_RESET_PERMS = 0x00000100  # 5.2: reset direct-map permissions and flush on free
+VM_FLUSH_RESET_PERMS = 0x00000100  # 5.2: reset direct-map permissions and flush on free (reset_perms.py)
 VM_MAP_PUT_PAGES = 0x00000200     # 5.10: vfree() puts a vmap()ed area's pages
 VM_ALLOW_HUGE_VMAP = 0x00000400   # 5.18: may use huge (PMD) mappings
-VM_DEFER_KMEMLEAK = 0x00000800    # 5.16: kmemleak object created later (no kmemleak here)
+VM_DEFER_KMEMLEAK = 0x00000800    # 5.16: kmemleak object created later (kernel/kmemleak.py)
 VM_SPARSE = 0x00001000            # 6.9: pages mapped and unmapped inside it (vm_area_map_pages)
 
 # mm/vmalloc.c s_show: the word each VM_* bit of the model prints in /proc/vmallocinfo, in the
@@ -81,7 +81,7 @@ class vm_struct:  # noqa: N801 - the kernel's name
     pages_array: tuple[str, int] | None = None
     handle: int = 0  # the kmalloc object that holds this vm_struct
     mapped: npt.NDArray[np.int64] | None = None  # vmap()'s pages: not in the kernel's struct, for check()
-    # 5.18+: the shift of the area's mappings (PMD_SHIFT for a huge vmalloc), 0 for PAGE_SHIFT.
+    # 5.18+: the order of the area's mappings (vm_area_page_order: 9 for PMD leaves on x86_64), 0 for pages.
     page_order: int = 0
     # 6.15+ (a0309faf1cb0): the size vmalloc was asked for; 0 where the model did not record it
     # (areas made by the 2.6.22 entry points): vrealloc then takes the area's size.
