@@ -238,6 +238,24 @@ node_or_none_obj(Node *n)
     return obj;
 }
 
+/* Bind the `n` Node arguments `names` of method `fname` (n <= 2); None is accepted, as NULL,
+ * where `none_ok` has bit i set for argument i. */
+static int
+node_args(const char *fname, const char *const *names, int n, int none_ok,
+          PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, Node **out)
+{
+    PyObject *a[2];
+    if (bind_args(fname, names, n, n, args, nargs, kwnames, a) < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        int ok = 1;
+        out[i] = none_ok & (1 << i) ? node_or_none(a[i], names[i], &ok) : node_arg(a[i], names[i]);
+        if (!ok || (out[i] == NULL && !(none_ok & (1 << i))))
+            return -1;
+    }
+    return 0;
+}
+
 /* An address field: an int in [0, 2**64]. */
 static int
 addr_from_pylong(PyObject *value, const char *field, i128 *out)
@@ -343,52 +361,40 @@ Node_repr(Node *self)
     return PyUnicode_FromFormat("Node(%s, %s)", start, end);
 }
 
-static PyObject *
-Node_get_start(Node *self, void *closure)
+/* Refuse `del node.field`, which the reference's slots would allow and then fail on. */
+static int
+no_delete(PyObject *value, const char *field)
 {
-    return pylong_from_i128(self->start);
+    if (value != NULL)
+        return 0;
+    PyErr_Format(PyExc_TypeError, "cannot delete Node.%s", field);
+    return -1;
+}
+
+/* start, end and max: the closure is the field's offset in Node. */
+#define I128_FIELD(self, closure) ((i128 *)((char *)(self) + (size_t)(closure)))
+
+static PyObject *
+Node_get_int(Node *self, void *closure)
+{
+    return pylong_from_i128(*I128_FIELD(self, closure));
 }
 
 static int
-Node_set_start(Node *self, PyObject *value, void *closure)
+Node_set_addr(Node *self, PyObject *value, void *closure)
 {
-    if (value == NULL) {
-        PyErr_SetString(PyExc_TypeError, "cannot delete Node.start");
+    const char *field = (size_t)closure == offsetof(Node, start) ? "start" : "end";
+    if (no_delete(value, field) < 0)
         return -1;
-    }
-    return addr_from_pylong(value, "start", &self->start);
-}
-
-static PyObject *
-Node_get_end(Node *self, void *closure)
-{
-    return pylong_from_i128(self->end);
-}
-
-static int
-Node_set_end(Node *self, PyObject *value, void *closure)
-{
-    if (value == NULL) {
-        PyErr_SetString(PyExc_TypeError, "cannot delete Node.end");
-        return -1;
-    }
-    return addr_from_pylong(value, "end", &self->end);
-}
-
-static PyObject *
-Node_get_max(Node *self, void *closure)
-{
-    return pylong_from_i128(self->max);
+    return addr_from_pylong(value, field, I128_FIELD(self, closure));
 }
 
 static int
 Node_set_max(Node *self, PyObject *value, void *closure)
 {
     i128 v;
-    if (value == NULL) {
-        PyErr_SetString(PyExc_TypeError, "cannot delete Node.max");
+    if (no_delete(value, "max") < 0)
         return -1;
-    }
     int r = i128_from_pylong(value, &v);
     if (r == -2)
         return -1;
@@ -411,10 +417,8 @@ Node_get_owner(Node *self, void *closure)
 static int
 Node_set_owner(Node *self, PyObject *value, void *closure)
 {
-    if (value == NULL) {
-        PyErr_SetString(PyExc_TypeError, "cannot delete Node.owner");
+    if (no_delete(value, "owner") < 0)
         return -1;
-    }
     Py_INCREF(value);
     Py_SETREF(self->owner, value);
     return 0;
@@ -431,10 +435,8 @@ static int
 Node_set_link(Node *self, PyObject *value, void *closure)
 {
     int ok;
-    if (value == NULL) {
-        PyErr_SetString(PyExc_TypeError, "cannot delete a Node link");
+    if (no_delete(value, "left, right or parent") < 0)
         return -1;
-    }
     Node *n = node_or_none(value, "a Node link", &ok);
     if (!ok)
         return -1;
@@ -480,8 +482,10 @@ Node_setstate(Node *self, PyObject *state)
 }
 
 static PyGetSetDef Node_getset[] = {
-    {"start", (getter)Node_get_start, (setter)Node_set_start, "first address", NULL},
-    {"end", (getter)Node_get_end, (setter)Node_set_end, "one past the last address", NULL},
+    {"start", (getter)Node_get_int, (setter)Node_set_addr, "first address",
+     (void *)offsetof(Node, start)},
+    {"end", (getter)Node_get_int, (setter)Node_set_addr, "one past the last address",
+     (void *)offsetof(Node, end)},
     {"owner", (getter)Node_get_owner, (setter)Node_set_owner, "what the range belongs to", NULL},
     {"left", (getter)Node_get_link, (setter)Node_set_link, "left child",
      (void *)offsetof(Node, left)},
@@ -489,8 +493,8 @@ static PyGetSetDef Node_getset[] = {
      (void *)offsetof(Node, right)},
     {"parent", (getter)Node_get_link, (setter)Node_set_link, "parent",
      (void *)offsetof(Node, parent)},
-    {"max", (getter)Node_get_max, (setter)Node_set_max,
-     "subtree_max_size: largest end - start in this subtree", NULL},
+    {"max", (getter)Node_get_int, (setter)Node_set_max,
+     "subtree_max_size: largest end - start in this subtree", (void *)offsetof(Node, max)},
     {NULL},
 };
 
@@ -713,12 +717,8 @@ static PyObject *
 AugTree_iter_from(AugTree *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"n"};
-    PyObject *a[1];
-    int ok;
-    if (bind_args("iter_from", names, 1, 1, args, nargs, kwnames, a) < 0)
-        return NULL;
-    Node *n = node_or_none(a[0], "iter_from() argument", &ok);
-    if (!ok)
+    Node *n;
+    if (node_args("iter_from", names, 1, 1, args, nargs, kwnames, &n) < 0)
         return NULL;
     NodeIter *it = PyObject_GC_New(NodeIter, &NodeIterType);
     if (it == NULL)
@@ -1007,120 +1007,36 @@ tree_propagate(Node *n)
     }
 }
 
-static PyObject *
-AugTree_insert(AugTree *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"node"};
-    PyObject *a[1];
-    Node *node;
-    if (bind_args("insert", names, 1, 1, args, nargs, kwnames, a) < 0
-        || (node = node_arg(a[0], "node")) == NULL)
-        return NULL;
-    tree_insert(self, node);
-    Py_RETURN_NONE;
-}
+/* A method of AugTree whose arguments are nodes: bind them, check their types, do `call`. */
+#define NODE_METHOD(pyname, fname, arg0, arg1, nargs_, none_ok, call)                          \
+    static PyObject *fname(AugTree *self, PyObject *const *args, Py_ssize_t nargs,            \
+                           PyObject *kwnames)                                                 \
+    {                                                                                         \
+        static const char *const names[] = {arg0, arg1};                                      \
+        Node *a[2] = {NULL, NULL};                                                            \
+        if (node_args(pyname, names, nargs_, none_ok, args, nargs, kwnames, a) < 0)           \
+            return NULL;                                                                      \
+        call;                                                                                 \
+        Py_RETURN_NONE;                                                                       \
+    }
 
-static PyObject *
-AugTree_insert_before(AugTree *self, PyObject *const *args, Py_ssize_t nargs,
-                      PyObject *kwnames)
-{
-    static const char *const names[] = {"node", "succ"};
-    PyObject *a[2];
-    Node *node, *succ;
-    if (bind_args("insert_before", names, 2, 2, args, nargs, kwnames, a) < 0
-        || (node = node_arg(a[0], "node")) == NULL || (succ = node_arg(a[1], "succ")) == NULL)
-        return NULL;
-    tree_insert_before(self, node, succ);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-AugTree_delete(AugTree *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"z"};
-    PyObject *a[1];
-    Node *z;
-    if (bind_args("delete", names, 1, 1, args, nargs, kwnames, a) < 0
-        || (z = node_arg(a[0], "z")) == NULL)
-        return NULL;
-    tree_delete(self, z);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-AugTree_propagate(AugTree *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"n"};
-    PyObject *a[1];
-    int ok;
-    if (bind_args("propagate", names, 1, 1, args, nargs, kwnames, a) < 0)
-        return NULL;
-    Node *n = node_or_none(a[0], "n", &ok);
-    if (!ok)
-        return NULL;
-    tree_propagate(n);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-AugTree_replace_py(AugTree *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"old", "new"};
-    PyObject *a[2];
-    Node *old, *new;
-    int ok;
-    if (bind_args("_replace", names, 2, 2, args, nargs, kwnames, a) < 0
-        || (old = node_arg(a[0], "old")) == NULL)
-        return NULL;
-    new = node_or_none(a[1], "new", &ok);
-    if (!ok)
-        return NULL;
-    tree_replace(self, old, new);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-AugTree_fix_py(AugTree *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"n"};
-    PyObject *a[1];
-    Node *n;
-    if (bind_args("_fix", names, 1, 1, args, nargs, kwnames, a) < 0
-        || (n = node_arg(a[0], "n")) == NULL)
-        return NULL;
-    tree_fix(self, n);
-    Py_RETURN_NONE;
-}
+NODE_METHOD("insert", AugTree_insert, "node", NULL, 1, 0, tree_insert(self, a[0]))
+NODE_METHOD("insert_before", AugTree_insert_before, "node", "succ", 2, 0,
+            tree_insert_before(self, a[0], a[1]))
+NODE_METHOD("delete", AugTree_delete, "z", NULL, 1, 0, tree_delete(self, a[0]))
+NODE_METHOD("propagate", AugTree_propagate, "n", NULL, 1, 1, tree_propagate(a[0]))
+NODE_METHOD("_replace", AugTree_replace_py, "old", "new", 2, 2, tree_replace(self, a[0], a[1]))
+NODE_METHOD("_fix", AugTree_fix_py, "n", NULL, 1, 0, tree_fix(self, a[0]))
+NODE_METHOD("_retrace", AugTree_retrace_py, "n", "stop", 2, 3, tree_retrace(self, a[0], a[1]))
 
 static PyObject *
 AugTree_rotate_py(AugTree *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"x", "up"};
-    PyObject *a[2];
-    Node *x, *up;
-    if (bind_args("_rotate", names, 2, 2, args, nargs, kwnames, a) < 0
-        || (x = node_arg(a[0], "x")) == NULL || (up = node_arg(a[1], "up")) == NULL)
+    Node *a[2];
+    if (node_args("_rotate", names, 2, 0, args, nargs, kwnames, a) < 0)
         return NULL;
-    return node_or_none_obj(tree_rotate(self, x, up));
-}
-
-static PyObject *
-AugTree_retrace_py(AugTree *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"n", "stop"};
-    PyObject *a[2];
-    Node *n, *stop;
-    int ok;
-    if (bind_args("_retrace", names, 2, 2, args, nargs, kwnames, a) < 0)
-        return NULL;
-    n = node_or_none(a[0], "n", &ok);
-    if (!ok)
-        return NULL;
-    stop = node_or_none(a[1], "stop", &ok);
-    if (!ok)
-        return NULL;
-    tree_retrace(self, n, stop);
-    Py_RETURN_NONE;
+    return node_or_none_obj(tree_rotate(self, a[0], a[1]));
 }
 
 /* -- checking -- */
