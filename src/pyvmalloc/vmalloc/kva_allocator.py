@@ -6,11 +6,9 @@ sorted by address, each node augmented with ``subtree_max_size``, the largest fr
 below it.  An allocation descends to the lowest-address block that fits in O(log n)
 (``find_vmap_lowest_match``) and carves the request out of it (``adjust_va_to_fit_type``:
 FL, LE, RE or NE fit); a free merges the block with its free neighbours
-(``merge_or_add_vmap_area``).  Busy blocks live in a second tree (``vmap_area_root``) for
-containment lookups, and here also in a dict for the exact lookups that ``vfree`` does, keyed by
-the start's page number: no two busy blocks start in one page (each is at least a page long),
-and page numbers spread over the dict's slots where the addresses, all multiples of the page
-size, crowd into a few (5x slower at a million areas).
+(``merge_or_add_vmap_area``).  Busy blocks live in a second tree (``vmap_area_root``), where
+``vfree`` finds its block by address as ``__find_vmap_area`` does (a dict beside it cost more
+than the descent at a million areas: its inserts miss the cache).
 
 At start the free space is one block covering the whole address space, as the kernel's
 ``vmap_init_free_space`` covers ``[1, ULONG_MAX)`` (see ``list_allocator`` for our bounds).
@@ -41,11 +39,10 @@ class KvaAllocator:
         self._free = AugTree(augment=True)  # free_vmap_area_root
         self._free.insert(Node(self._low, self._high))
         self._busy_tree = AugTree(augment=False)  # vmap_area_root
-        self._shift = page_size.bit_length() - 1  # PAGE_SHIFT
-        self._busy: dict[int, Node] = {}  # start >> PAGE_SHIFT -> busy node
+        self._nbusy = 0  # nodes in the busy tree
 
     def __len__(self) -> int:
-        return len(self._busy)
+        return self._nbusy
 
     @property
     def visited(self) -> int:
@@ -53,7 +50,7 @@ class KvaAllocator:
         return self._free.visited
 
     def __repr__(self) -> str:
-        return f"KvaAllocator(page_size={self.page_size}, busy={len(self._busy)})"
+        return f"KvaAllocator(page_size={self.page_size}, busy={self._nbusy})"
 
     # -- allocation --------------------------------------------------------------------------
     def alloc(self, size: int, align: int, vstart: int, vend: int, owner: object) -> int | None:
@@ -102,7 +99,7 @@ class KvaAllocator:
                 free.delete(va)
                 node = va
                 node.owner = owner
-                self._busy[nva >> self._shift] = node
+                self._nbusy += 1
                 self._busy_tree.insert(node)
                 return
             va.start = end  # LE_FIT_TYPE: shrink from the left
@@ -117,18 +114,16 @@ class KvaAllocator:
             free.propagate(va)
             free.insert_before(lva, va)
         node = Node(nva, end, owner)
-        self._busy[nva >> self._shift] = node
+        self._nbusy += 1
         self._busy_tree.insert(node)
 
     def remove(self, addr: int) -> object | None:
         """Free the block starting at ``addr`` and merge it with its free neighbours
         (``free_vmap_area`` -> ``merge_or_add_vmap_area_augment``)."""
-        if type(addr) is not int:  # not an address: no such area, as vfree says
+        node = self._busy_node(addr)
+        if node is None:
             return None
-        node = self._busy.get(addr >> self._shift)
-        if node is None or node.start != addr:
-            return None
-        del self._busy[addr >> self._shift]
+        self._nbusy -= 1
         self._busy_tree.delete(node)
         owner = node.owner
         node.owner = None
@@ -153,10 +148,18 @@ class KvaAllocator:
         return owner
 
     # -- lookup ------------------------------------------------------------------------------
+    def _busy_node(self, addr: int) -> Node | None:
+        """The busy block starting exactly at ``addr`` (``__find_vmap_area``, then the kernel's
+        ``va->va_start == addr`` check); None for anything else, a non-int included."""
+        if type(addr) is not int:
+            return None
+        node = self._busy_tree.floor(addr)
+        return node if node is not None and node.start == addr else None
+
     def find(self, addr: int) -> object | None:
-        """Owner of the busy block starting exactly at ``addr``: one dict lookup."""
-        node = self._busy.get(addr >> self._shift) if type(addr) is int else None
-        return None if node is None or node.start != addr else node.owner
+        """Owner of the busy block starting exactly at ``addr``."""
+        node = self._busy_node(addr)
+        return None if node is None else node.owner
 
     def find_containing(self, addr: int) -> tuple[int, int, object] | None:
         """``(start, size, owner)`` of the busy block containing ``addr`` (``__find_vmap_area``)."""
@@ -204,18 +207,14 @@ class KvaAllocator:
         return self._free.height(), self._busy_tree.height()
 
     def check(self) -> None:
-        """Raise Inconsistency unless both trees are sound, the dict matches the busy tree, free
+        """Raise Inconsistency unless both trees are sound, the count matches the busy tree, free
         blocks never touch, and busy plus free blocks tile the address space exactly."""
         self._free.check("free tree")
         nbusy = self._busy_tree.check("busy tree")
-        if nbusy != len(self._busy):
-            raise Inconsistency(f"busy tree holds {nbusy} blocks, the dict {len(self._busy)}")
+        if nbusy != self._nbusy:
+            raise Inconsistency(f"busy tree holds {nbusy} blocks, the count says {self._nbusy}")
         busy_tree = self._busy_tree
         blocks = [(n.start, n.end, True) for n in busy_tree.iter_from(busy_tree.first())]
-        for start, _end, _ in blocks:
-            node = self._busy.get(start >> self._shift)
-            if node is None or node.start != start:
-                raise Inconsistency(f"busy block {start:#x} is missing from the dict")
         blocks += [(n.start, n.end, False) for n in self._free.iter_from(self._free.first())]
         check_tiling(blocks, self._low, self._high)
 
