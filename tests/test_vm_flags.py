@@ -144,3 +144,28 @@ def test_map_pages_wants_a_sparse_area_and_a_kernel_that_has_them() -> None:
         old.get_vm_area(PAGE, VM_SPARSE)
     with pytest.raises(pv.ConfigError, match=r"Linux 6\.9"):
         old.vm_area_map_pages(old.get_vm_area(PAGE, 0), 0, PAGE, [])  # type: ignore[arg-type]
+
+
+def _vmalloc_used(m: pv.Machine) -> int:
+    return next(int(line.split()[1]) for line in m.meminfo().splitlines()
+                if line.startswith("VmallocUsed:"))
+
+
+@pytest.mark.parametrize(("kernel", "underflows"),
+                         [("5.10", False), ("5.11", True), ("6.12", True), ("6.13", False)])
+def test_vfree_of_put_pages_area_and_vmalloc_used(kernel: str, underflows: bool) -> None:
+    """5.11-6.12: vfree() of a VM_MAP_PUT_PAGES area takes its pages off nr_vmalloc_pages,
+    which vmap() never added them to, so VmallocUsed drops below what vmalloc holds and wraps
+    as an unsigned long (6.13's "vmalloc: fix accounting with i915").  5.10 gave the area no
+    nr_pages, so nothing was taken (its pages leaked instead)."""
+    m = pv.Machine(kernel=kernel)
+    pfns = [m.phys.alloc_page(G.GFP_KERNEL) for _ in range(4)]
+    a = m.vmap(pfns, 4, VM_MAP_PUT_PAGES)
+    v = m.vmalloc(2 * PAGE)
+    assert a is not None and v is not None
+    assert _vmalloc_used(m) == 8  # the two vmalloc pages; vmap's four are not counted
+    m.vfree(a)
+    assert _vmalloc_used(m) == ((2**64 - 8) if underflows else 8)  # (2 - 4) pages, in kB
+    m.vfree(v)
+    assert _vmalloc_used(m) == ((2**64 - 16) if underflows else 0)
+    m.check()

@@ -416,6 +416,12 @@ CHANGES: Final[dict[str, Change]] = {
         "posted January 2021, hash not read off a tree) ≈",
         "vmap(VM_MAP_PUT_PAGES) sets area->nr_pages too: before it, vfree() put none of the pages "
         "(they leaked) and /proc/vmallocinfo printed no pages="),
+    "vmalloc_nr_pages_put_pages": Change(
+        "6.13", "Matthew Wilcox, \"vmalloc: fix accounting with i915\" (Fixes: b944afc9d64d; "
+        "posted December 2024 for 6.13-rc, hash not read off a tree) ≈",
+        "vfree() of a VM_MAP_PUT_PAGES area no longer takes its pages off nr_vmalloc_pages: from "
+        "5.11 (when such areas got nr_pages) to 6.12 it did, so VmallocUsed went down by pages "
+        "vmalloc never counted, below zero (a huge unsigned value) once nothing else made up for them"),
     "kvmalloc_int_max": Change(
         "5.15", "7661809d493b (Linus Torvalds, \"mm: don't allow oversized kvmalloc() calls\")",
         "kvmalloc() refuses sizes above INT_MAX (WARN_ON_ONCE unless __GFP_NOWARN, NULL)"),

@@ -69,6 +69,7 @@ from typing import Any
 from pyvmalloc.arch import get_profile
 from pyvmalloc.errors import ConfigError, FormatError
 from pyvmalloc.formats.trace import TraceEvent, TraceEvents
+from pyvmalloc.formats._text import gc_paused
 from pyvmalloc.kernel.machine import Machine
 from pyvmalloc.kernel.work import WorkCounters, work_counters
 from pyvmalloc.snapshot.layout import HoleStats, fragmentation_index, hole_stats
@@ -134,6 +135,11 @@ class Workload:
 
 def workload(events: Sequence[TraceEvent]) -> Workload:
     """The requests, frees and purges of ``events`` (see the module docstring for retries)."""
+    with gc_paused():  # one op kept per event: see formats._text.gc_paused
+        return _workload(events)
+
+
+def _workload(events: Sequence[TraceEvent]) -> Workload:
     ops: list[Op] = []
     pending: dict[int, int] = {}  # pid -> index in ops of its failed request
     purged: set[int] = set()  # pids that purged since their last search
@@ -142,8 +148,9 @@ def workload(events: Sequence[TraceEvent]) -> Workload:
     ranges: Counter[tuple[int, int]] = Counter()
     for ev in events:
         if ev.event == "alloc_vmap_area":
-            key = (ev["size"], ev["align"], ev["vstart"], ev["vend"])
-            addr = None if ev["failed"] else ev["addr"]
+            f = dict(ev.fields)  # one dict, not five scans of the field tuple
+            key = (f["size"], f["align"], f["vstart"], f["vend"])
+            addr = None if f["failed"] else f["addr"]
             index = pending.pop(ev.pid, None)
             earlier = ops[index] if index is not None else None
             if (isinstance(earlier, Request) and ev.pid in purged

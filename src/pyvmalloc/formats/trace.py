@@ -39,6 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pyvmalloc.errors import ConfigError, FormatError
+from pyvmalloc.formats._text import gc_paused
 from pyvmalloc.formats._text import lines as _lines
 from pyvmalloc.formats._text import number, quote
 
@@ -339,6 +340,13 @@ def parse_trace(text: str, source: str = "<trace>") -> TraceEvents:
     out = TraceEvents(source=source)
     if not isinstance(text, str):
         raise FormatError(source, f"expected text, got {type(text).__name__}")
+    with gc_paused():
+        _parse_into(out, text, source)
+    return out
+
+
+def _parse_into(out: TraceEvents, text: str, source: str) -> None:
+    """parse_trace's loop: the events of ``text`` appended to ``out``."""
     append = out.append
     for lineno, line in _lines(text):
         if line[:1] != "#":
@@ -368,7 +376,6 @@ def parse_trace(text: str, source: str = "<trace>") -> TraceEvents:
             out.other_events[event] += 1
             continue
         out.append(_event(m, event, where, lineno))
-    return out
 
 
 def _event(m: dict[str, str | None], event: str, where: str, lineno: int) -> TraceEvent:

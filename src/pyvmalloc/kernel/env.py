@@ -52,20 +52,28 @@ class KernelEnv:
         # kmemleak (kernel/kmemleak.py), when the machine boots with kmemleak=on.
         self.kmemleak: Kmemleak | None = None
         self._irq = threading.local()
+        self._irq_blocks = 0  # interrupt() blocks open in any thread: none is the common case
+        self._irq_count_lock = threading.Lock()
 
     # ---- interrupt context ------------------------------------------------------------------
     def in_interrupt(self) -> bool:
         """Whether the calling thread is inside ``with interrupt():``."""
-        return getattr(self._irq, "depth", 0) > 0
+        # With no block open anywhere no thread can be in one: one test instead of reading
+        # the thread-local (vmalloc and vfree ask three times per call).
+        return self._irq_blocks > 0 and getattr(self._irq, "depth", 0) > 0
 
     @contextmanager
     def interrupt(self) -> Iterator[None]:
         """Run the block in interrupt context (this thread only)."""
+        with self._irq_count_lock:  # the count is shared between threads
+            self._irq_blocks += 1
         self._irq.depth = getattr(self._irq, "depth", 0) + 1
         try:
             yield
         finally:
             self._irq.depth -= 1
+            with self._irq_count_lock:
+                self._irq_blocks -= 1
 
     # ---- the log ------------------------------------------------------------------------------
     def printk(self, level: int, text: str) -> None:

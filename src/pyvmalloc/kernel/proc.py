@@ -144,6 +144,14 @@ def meminfo_fields(m: Machine, generation: str = "vmlist") -> dict[str, int]:
                            page_size=m.PAGE_SIZE, bits=m.profile.bits)
     fields["VmallocTotal"] = info.total_kb or 0
     fields["VmallocUsed"] = info.used_kb
+    skew = m.vm.nr_vmalloc_pages_skew
+    if generation == "nr_pages" and skew:
+        # vmalloc_nr_pages() reads an atomic_long_t that 5.11-6.12 vfree() of VM_MAP_PUT_PAGES
+        # areas drove below what vmalloc holds; show_val_kb() prints it as an unsigned long
+        # shifted to kB (fs/proc/meminfo.c), so a negative count shows as a huge number.
+        mask = (1 << m.profile.bits) - 1
+        pages = (info.used_kb // kb - skew) & mask
+        fields["VmallocUsed"] = (pages << (m.PAGE_SHIFT - 10)) & mask
     fields["VmallocChunk"] = info.chunk_kb
     return fields
 

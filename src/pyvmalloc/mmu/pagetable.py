@@ -392,7 +392,8 @@ class PageTables:
         none is overwritten after a WARN_ON line (mm/vmalloc.c:105 in 2.6.22).
         """
         arr = np.asarray(pfns)
-        if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        # dtype.kind 'i'/'u' is np.issubdtype(dtype, np.integer), without its class walk
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
             raise ConfigError("map_range: pfns must be a 1-d array of integers")
         if 0 < arr.size <= _FEW:
             return self._map_few(addr, arr.tolist(), prot)

@@ -181,6 +181,9 @@ class Vmalloc:
         # vendor maps): vm_ranges() and check() accept them there.  Empty on a machine booted afresh.
         self.extra_vm_ranges: list[FixedRange] = []
         self.vm_stats: Counter[str] = Counter(dict.fromkeys(VM_COUNTERS, 0))
+        # Pages vfree() took off nr_vmalloc_pages that vmalloc never put on it (5.11-6.12,
+        # VM_MAP_PUT_PAGES areas): VmallocUsed (5.3+) is the live vmalloc pages minus these.
+        self.nr_vmalloc_pages_skew = 0
         # 6.9+: vmap nodes with their pools of freed areas (vmalloc/vmap_node.py); the two
         # experiment knobs (None: the kernel's nr_vmap_nodes and MAX_VA_SIZE_PAGES) are checked there.
         self.vmap_nodes: VmapNodes | None = boot_vmap_nodes(
@@ -763,8 +766,14 @@ class Vmalloc:
         if area.flags & VM_FLUSH_RESET_PERMS:   # 5.2+: vmalloc/reset_perms.py
             _reset_perms.vm_remove_mappings(self, area, deallocate_pages)
         if deallocate_pages:
+            if area.flags & VM_MAP_PUT_PAGES and not has(self.kernel, "vmalloc_nr_pages_put_pages"):
+                # 5.11-6.12: atomic_long_sub(area->nr_pages, &nr_vmalloc_pages) for pages that
+                # vmap() never added (versions.CHANGES["vmalloc_nr_pages_put_pages"]).
+                self.nr_vmalloc_pages_skew += area.nr_pages
             pages = area.pages[: area.nr_pages]
-            self.bug_on(bool(len(pages)) and int(pages.min()) < 0, "__vunmap: NULL page in area->pages")
+            # a Python min() for the common few pages: numpy's reduce costs more than the pair's search
+            low = min(pages.tolist()) if 0 < len(pages) <= 16 else int(pages.min()) if len(pages) else 0
+            self.bug_on(low < 0, "__vunmap: NULL page in area->pages")
             self.free_pages(pages)
             self._free_page_array(area)
         self.kfree(area.handle)

@@ -32,7 +32,11 @@ class RWLock:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # The condition's own lock, taken directly (a C context manager) where the condition's
+        # Python-level __enter__/__exit__ would cost more than the lock itself; wait() and
+        # notify_all() still go through the condition, which holds the same lock.
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
@@ -54,7 +58,7 @@ class RWLock:
 
     def read_lock(self) -> None:
         """Wait while a writer holds or waits for the lock, then count one more reader."""
-        with self._cond:
+        with self._mutex:
             if self._writer or self._writers_waiting:
                 self._readers_waiting += 1
                 while self._writer or self._writers_waiting:
@@ -67,14 +71,14 @@ class RWLock:
 
     def read_unlock(self) -> None:
         """One reader fewer; the last one wakes the waiters."""
-        with self._cond:
+        with self._mutex:
             self._readers -= 1
             if not self._readers and self._writers_waiting:
                 self._cond.notify_all()
 
     def write_lock(self) -> None:
         """Wait until no reader or writer holds the lock, then hold it alone."""
-        with self._cond:
+        with self._mutex:
             self._writers_waiting += 1
             while self._writer or self._readers:
                 self._cond.wait()
@@ -84,7 +88,7 @@ class RWLock:
 
     def write_unlock(self) -> None:
         """Let go; wake whoever waits (no notify when nobody does: the common, uncontended case)."""
-        with self._cond:
+        with self._mutex:
             self._writer = False
             if self._writers_waiting or self._readers_waiting:
                 self._cond.notify_all()
