@@ -213,8 +213,24 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
     if not _DEC.match(tokens[1]):
         raise FormatError(where, f"size is not a decimal number: {quote(tokens[1])}")
     size = _dec(tokens[1], where, "size", 63)  # %7ld of vm->size
+    tail = _parse_tail(tokens[2:], where)
+    for key in tail[6]:
+        unknown.setdefault(key, []).append(lineno)
+    line = VmallocinfoLine(start=start, end=end, size=size, caller=tail[0], nr_pages=tail[1],
+                           phys=tail[2], kinds=tail[3], numa=dict(tail[4]),
+                           unknown_words=tail[5], lineno=lineno)
+    return line, digits
 
-    rest = tokens[2:]
+
+# What follows the size column, parsed: caller, pages=, phys=, kinds, numa, unknown words, and
+# the keys under which the unknown words are reported (in token order).
+_Tail = tuple[str | None, int | None, int | None, tuple[str, ...], dict[int, int],
+              tuple[str, ...], tuple[str, ...]]
+
+
+def _parse_tail(rest: list[str], where: str) -> _Tail:
+    """The tokens after the size column; a pure function of the tokens (``where`` only names
+    the line in a FormatError), so that equal tails parse once (see :func:`_parse_fast`)."""
     i = 0
     caller: str | None = None
     # The caller comes first when the kernel had one (``if (v->caller)``); "vm_map_ram" and
@@ -231,6 +247,7 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
     kinds: list[str] = []
     seen: set[str] = set()  # kinds, for membership in constant time on long lines
     unknown_words: list[str] = []
+    unknown_keys: list[str] = []
     numa: dict[int, int] = {}
     while i < len(rest):
         tok = rest[i]
@@ -278,7 +295,7 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
                     phys = _hex(digits_, where, "phys=")
                 continue
             unknown_words.append(tok)
-            unknown.setdefault(tok.split("=", 1)[0] + "=", []).append(lineno)
+            unknown_keys.append(tok.split("=", 1)[0] + "=")
             continue
         if _WORD.match(tok):
             # A flag word this parser does not know: a vendor kernel's (e.g. "lowmem") or a
@@ -288,7 +305,7 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
             kinds.append(tok)
             seen.add(tok)
             unknown_words.append(tok)
-            unknown.setdefault(tok, []).append(lineno)
+            unknown_keys.append(tok)
             continue
         if _SYMBOL_CALLER.match(tok) or _RAW_CALLER.match(tok) or _MODULE.match(tok):
             raise FormatError(where, f"caller {quote(tok)} after the flag words")
@@ -296,10 +313,67 @@ def _parse_line(raw: str, lineno: int, source: str, unknown: dict[str, list[int]
     # Canonical order, the one render_vmallocinfo prints: vendor flag words, then unknown
     # key=value tokens (so that a re-rendered line parses back to an equal record).
     unknown_words.sort(key=lambda w: w not in seen)
-    line = VmallocinfoLine(start=start, end=end, size=size, caller=caller, nr_pages=nr_pages,
-                           phys=phys, kinds=tuple(kinds), numa=numa,
-                           unknown_words=tuple(unknown_words), lineno=lineno)
-    return line, digits
+    return (caller, nr_pages, phys, tuple(kinds), numa, tuple(unknown_words),
+            tuple(unknown_keys))
+
+
+# The usual line, whose head needs none of _parse_range's checks: 0x<1-16 hex>-0x<1-16 hex>,
+# spaces, a size of at most 18 digits (below 2**63), then the tail.  Anything else (leading
+# blanks, tabs, longer numbers, errors) goes through _parse_line.
+_FAST_HEAD = re.compile(r"0x([0-9a-fA-F]{1,16})-0x([0-9a-fA-F]{1,16}) +([0-9]{1,18})(?:[ \t]+(.*))?\Z",
+                        re.DOTALL)
+
+
+_TWO32 = 1 << 32
+
+
+def _parse_lines(numbered: Iterable[tuple[int, str]], source: str,
+                 unknown: dict[str, list[int]]) -> tuple[list[VmallocinfoLine], int]:
+    """Every non-blank line parsed, and the widest address width; exactly what a loop of
+    :func:`_parse_line` gives, with each distinct tail (caller, words, counts) parsed once."""
+    lines: list[VmallocinfoLine] = []
+    append = lines.append
+    digits = 0
+    tails: dict[str, _Tail] = {}
+    head = _FAST_HEAD.match
+    new = VmallocinfoLine.__new__
+    for lineno, raw in numbered:
+        if "\x00" in raw:
+            raise FormatError(f"{source}:{lineno}", "binary data (NUL byte), not vmallocinfo text")
+        m = head(raw)
+        if m is None:
+            if not raw.strip():
+                continue
+            line, width = _parse_line(raw, lineno, source, unknown)
+            append(line)
+            if width > digits:
+                digits = width
+            continue
+        left, right, size_text, rest = m.groups()
+        start = int(left, 16)
+        end = int(right, 16)
+        # _digits of each: at most 16 digits here, so only 2**32 is printed wider than it is.
+        width = len(left) if start != _TWO32 else 8
+        w2 = len(right) if end != _TWO32 else 8
+        if w2 > width:
+            width = w2
+        if width > digits:
+            digits = width
+        text = rest or ""
+        tail = tails.get(text)
+        if tail is None:
+            tail = _parse_tail(text.split(), f"{source}:{lineno}")
+            tails[text] = tail
+        for key in tail[6]:
+            unknown.setdefault(key, []).append(lineno)
+        # VmallocinfoLine(...): the same fields in the same order, without the frozen
+        # dataclass's __init__ (one object.__setattr__ call per field).
+        line = new(VmallocinfoLine)
+        line.__dict__.update(start=start, end=end, size=int(size_text), caller=tail[0],
+                             nr_pages=tail[1], phys=tail[2], kinds=tail[3], numa=dict(tail[4]),
+                             unknown_words=tail[5], lineno=lineno)
+        append(line)
+    return lines, digits
 
 
 def _judge_addresses(lines: Sequence[VmallocinfoLine]) -> tuple[bool, str]:
@@ -321,13 +395,16 @@ def _judge_addresses(lines: Sequence[VmallocinfoLine]) -> tuple[bool, str]:
 def _check_trusted(lines: Sequence[VmallocinfoLine], source: str) -> None:
     """In a snapshot with real addresses every line must be a range and no two may overlap."""
     for ln in lines:
-        where = f"{source}:{ln.lineno}"
         if ln.end < ln.start:
-            raise FormatError(where, f"end 0x{ln.end:x} below start 0x{ln.start:x}")
+            raise FormatError(f"{source}:{ln.lineno}",
+                              f"end 0x{ln.end:x} below start 0x{ln.start:x}")
         if ln.end - ln.start != ln.size:
-            raise FormatError(where, f"size {ln.size} does not match "
-                                     f"end - start = {ln.end - ln.start}")
-    ordered = sorted(lines, key=lambda ln: (ln.start, ln.end))
+            raise FormatError(f"{source}:{ln.lineno}", f"size {ln.size} does not match "
+                                                       f"end - start = {ln.end - ln.start}")
+    ordered: Sequence[VmallocinfoLine] = lines
+    if any(a.start > b.start or (a.start == b.start and a.end > b.end)
+           for a, b in zip(lines, lines[1:])):  # a dump is printed in address order
+        ordered = sorted(lines, key=lambda ln: (ln.start, ln.end))
     reach: VmallocinfoLine | None = None
     for ln in ordered:
         if reach is not None and ln.start < reach.end and ln.size > 0:
@@ -340,6 +417,16 @@ def _check_trusted(lines: Sequence[VmallocinfoLine], source: str) -> None:
             reach = ln
 
 
+def _numbered(text: str) -> Iterable[tuple[int, str]]:
+    """``_text.lines(text)``: with no carriage return, a split on line feeds is the same."""
+    if "\r" in text:
+        return _lines(text)
+    parts = text.split("\n")
+    if parts[-1] == "":
+        parts.pop()
+    return enumerate(parts, 1)
+
+
 def parse_vmallocinfo(text: str, source: str = "<vmallocinfo>") -> VmallocinfoSnapshot:
     """Parse the text of ``/proc/vmallocinfo``; FormatError(``source:line``, why) if malformed.
 
@@ -347,17 +434,8 @@ def parse_vmallocinfo(text: str, source: str = "<vmallocinfo>") -> VmallocinfoSn
     """
     if not isinstance(text, str):
         raise FormatError(source, f"expected text, got {type(text).__name__}")
-    lines: list[VmallocinfoLine] = []
     unknown: dict[str, list[int]] = {}
-    digits = 0
-    for lineno, raw in _lines(text):
-        if "\x00" in raw:
-            raise FormatError(f"{source}:{lineno}", "binary data (NUL byte), not vmallocinfo text")
-        if not raw.strip():
-            continue
-        line, width = _parse_line(raw, lineno, source, unknown)
-        lines.append(line)
-        digits = max(digits, width)
+    lines, digits = _parse_lines(_numbered(text), source, unknown)
     trusted, reason = _judge_addresses(lines)
     if trusted:
         _check_trusted(lines, source)

@@ -458,6 +458,60 @@ class PageTables:
             self.ptes_touched += 1
         return 0
 
+    def pte_table_present(self, addr: int) -> bool:
+        """Whether the pte table that maps ``addr`` exists (every level above has a table
+        entry, no huge leaf on the way): mapping a page there takes no table frame.  Reads
+        only; a 'bad' upper entry counts as absent (map_range reports and clears it)."""
+        table = self._pte_table(addr, 1)
+        return table is not None and table != _ABSENT
+
+    def map_pages_bulk(self, vpns: npt.NDArray[np.int64], pfns: npt.NDArray[np.int64],
+                       prot: int) -> bool:
+        """Map page ``vpns[i]`` (a virtual page number) to frame ``pfns[i]`` for every i, the
+        pages of many areas at once: what :meth:`map_range` of each area writes, with one
+        vectorised write per pte table, when every pte table is there and every entry is none.
+
+        Returns False, with nothing written, when a pte table is missing, an entry is not
+        none or a page is not a valid address (map_range of each area then gives the table
+        frames, warnings and errors in their order); ConfigError for a pfn or ``prot`` that
+        map_range refuses too.  ``vpns`` ascend; ``pfns`` are not negative.
+        """
+        self._check_live()
+        n = len(vpns)
+        if n == 0:
+            return True
+        if len(pfns) != n:
+            raise ConfigError("map_pages_bulk: one pfn per page")
+        if int(pfns.min()) < 0:
+            raise ConfigError("map_pages_bulk: a negative pfn is no page")
+        entries = self.fmt.mk_ptes(pfns, prot)  # validates prot and pfns, as map_range
+        last = self._last
+        mask = self._mask[last]
+        bits = mask.bit_length()
+        keys = vpns >> bits
+        cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        bounds = [0, *cuts.tolist(), n]
+        canonical = self.profile.canonical
+        shift = self._pshift
+        plan = []
+        for a, b in zip(bounds, bounds[1:]):
+            first = int(vpns[a]) << shift
+            lastva = (int(vpns[b - 1]) << shift) + (1 << shift) - 1
+            if not (canonical(first) and canonical(lastva) and (first >> 63) == (lastva >> 63)):
+                return False
+            table = self._pte_table(first, 1)
+            if table is None or table == _ABSENT:
+                return False
+            view = self._view(table, last)
+            idx = vpns[a:b] & mask
+            if view[idx].any():
+                return False
+            plan.append((view, idx, a, b))
+        for view, idx, a, b in plan:
+            view[idx] = entries[a:b]
+        self.ptes_touched += n
+        return True
+
     def map_huge(self, addr: int, pfn: int, level_name: str, prot: int) -> int:
         """Map one huge leaf (x86 PS pmd/pud, ARM section, arm64 block) at ``level_name``;
         0, -ENOMEM, or -EEXIST (after a WARN line) if that entry is in use."""

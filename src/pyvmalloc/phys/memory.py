@@ -1006,6 +1006,20 @@ class PhysMem:
         for pfn in pfns:
             self.free_pages(pfn, 0)
 
+    def set_owner(self, pfns: npt.NDArray[np.int64], owner: str) -> None:
+        """Make frames just handed out by :meth:`alloc_pages_bulk` belong to ``owner``: the
+        owner and page flags that allocating them with ``owner=owner`` would have written (a
+        caller that takes the frames of several owners in one bulk call, in the order a loop
+        of calls would take them, sorts them out afterwards).  Frames that are free or held
+        more than once are a KernelBug, and nothing changes."""
+        code = self._owner_code(owner)
+        if not len(pfns):
+            return
+        if np.any(self.owner[pfns] == _FREE) or np.any(self.refcount[pfns] != 1):
+            raise KernelBug(f"set_owner: frames that are free or shared cannot be given to {owner}")
+        self.owner[pfns] = code
+        self._flags[pfns] = _OWNER_FLAG[code]
+
     def free_pages_bulk(self, pfns: npt.ArrayLike) -> None:
         """``__free_page`` of each frame of ``pfns``, in that order, with the result of the loop
         (same free blocks, same list order, same counters), computed order by order.

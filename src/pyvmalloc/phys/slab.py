@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from pyvmalloc.errors import KernelBug
 from pyvmalloc.phys.gfp import GFP_DMA, GFP_LEVEL_MASK, GFPBIT
@@ -138,6 +139,86 @@ class Kmalloc:
         if gfp & GFPBIT.ZERO:
             self._zero(handle - self.page_offset, cls)
         return handle
+
+    def kmalloc_run(self, sizes: list[int], gfps: list[int], node: int = -1) -> list[int | None]:
+        """``kmalloc(sizes[i], gfps[i], node)`` for i = 0, 1, ... while a partial slab holds the
+        object: what the calls return (None where ``fail_hook`` failed one, as kmalloc), with
+        the same state, counters and hook calls after them.
+
+        Stops before the first call that would take a page (a new slab or a large block) or
+        that kmalloc refuses for its size; that call and the rest are the caller's (it makes
+        the call with :meth:`kmalloc`, which takes the page, and goes on).  A run of small
+        objects thus costs no page allocator call and no call of this module per object
+        (``snapshot/restore.py`` makes a dump's kmallocs so, between the pages it takes).
+        """
+        out: list[int | None] = []
+        hook = self.mem.fail_hook
+        pref = 0 if node < 0 else node
+        ps = self.page_size
+        base = self.page_offset
+        max_size = self.max_size
+        partial = self._partial
+        empty = self._empty
+        # The slab _partial_slab would pick, per (class, dma): the newest partial one, which
+        # stays the same until it fills up (only this loop changes the lists meanwhile).
+        current: dict[int, _Slab | None] = {}  # by class << 1 | dma
+        # Frame views for zeroing: peek() of a frame does not change while objects are zeroed
+        # (a never-written frame reads as zeros and stays unwritten).
+        views: dict[int, npt.NDArray[np.uint8] | None] = {}
+        frames = self.mem.frames
+        objects = requested = allocated = 0
+        try:
+            for size, gfp in zip(sizes, gfps):
+                if type(size) is not int:
+                    if not isinstance(size, (int, np.integer)):
+                        break
+                    size = int(size)
+                if size < 0 or size > max_size:
+                    break
+                cls = MIN_OBJECT if size <= MIN_OBJECT else 1 << (size - 1).bit_length()
+                if cls > ps:
+                    break
+                dma = gfp & GFP_DMA
+                ck = cls << 1 | (1 if dma else 0)
+                if ck in current:
+                    slab = current[ck]
+                else:
+                    slab = current[ck] = self._partial_slab(cls, pref, bool(dma))
+                if slab is None:
+                    break
+                # kmalloc asks the hook after the size checks, before it looks for a slab:
+                # the same one question per call here (the partial list is only looked at).
+                if hook is not None and not gfp & GFPBIT.NOFAIL and int(hook("kmalloc", 1)) < 1:
+                    self._failures += 1
+                    self._injected += 1
+                    out.append(None)
+                    continue
+                idx = slab.free.pop()
+                used = slab.used
+                if not used:
+                    empty[slab.key].pop(slab.pfn, None)
+                used[idx] = size
+                if not slab.free:
+                    del partial[slab.key][slab.pfn]
+                    del current[ck]
+                off = idx * cls
+                objects += 1
+                requested += size
+                allocated += cls
+                if gfp & GFPBIT.ZERO:
+                    pfn = slab.pfn
+                    if pfn in views:
+                        view = views[pfn]
+                    else:
+                        view = views[pfn] = frames.peek(pfn)
+                    if view is not None:
+                        view[off:off + cls] = 0
+                out.append(base + slab.pfn * ps + off)
+        finally:
+            self._objects += objects
+            self._requested += requested
+            self._allocated += allocated
+        return out
 
     def _kmalloc_small(self, size: int, cls: int, gfp: int, node: int) -> int | None:
         dma = bool(gfp & GFP_DMA)

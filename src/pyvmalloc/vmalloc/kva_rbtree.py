@@ -37,7 +37,7 @@ tree (a pool hit): ``vmalloc/vmap_node.py`` (``reclaim_list_global``, ``reclaim_
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from pyvmalloc.errors import Inconsistency
 from pyvmalloc.vmalloc.kva_allocator import check_tiling
@@ -45,6 +45,7 @@ from pyvmalloc.vmalloc.list_allocator import (
     check_address,
     check_alloc_args,
     check_insert_args,
+    ULONG_LIMIT,
     space_bounds,
 )
 
@@ -88,6 +89,21 @@ def _propagate(node: Va | None, stop: Va | None) -> None:
     while node is not stop and node is not None:
         if _compute_max(node, True):
             break
+        node = node.parent
+
+
+def _recompute_up(node: Va | None) -> None:
+    """``subtree_max_size`` of ``node`` and of every ancestor recomputed from its children,
+    bottom up, without stopping early (KvaRbtreeAllocator.insert_sorted)."""
+    while node is not None:
+        m = node.end - node.start
+        kid = node.kid[0]
+        if kid is not None and kid.max > m:
+            m = kid.max
+        kid = node.kid[1]
+        if kid is not None and kid.max > m:
+            m = kid.max
+        node.max = m
         node = node.parent
 
 
@@ -464,6 +480,98 @@ class KvaRbtreeAllocator:
         self._clip(va, addr, size)
         self._add_busy(addr, addr + size, owner)
         return True
+
+    def insert_sorted(self, items: Iterable[tuple[int, int, object]]) -> int:
+        """:meth:`insert` of each ``(addr, size, owner)`` in turn, for ranges in ascending
+        address order (a sorted snapshot); how many went in: it stops at the first that
+        :meth:`insert` refuses, which is left out.  The tree is the kernel's, node for node.
+
+        Why it is the same tree.  Whether a range is an FL, LE, RE or NE fit, where a node is
+        linked and how the tree is recoloured and rotated depend on addresses and colours
+        only, never on ``subtree_max_size``; so the links, colours and the free list come out
+        as with :meth:`insert` one by one, and so does each ``subtree_max_size`` if every one
+        ends up right (the maximum block size in its subtree): the value that fits the shape
+        is unique, and the kernel's propagations leave every node right after each call.
+        Here, while ranges come out of one free block ``D`` (LE, RE and NE fits shrink it and
+        link the NE remainder below it), the propagation from ``D`` is owed instead of made
+        after each fit.  Only the nodes whose subtree holds ``D`` (its ancestors and ``D``)
+        may then hold a wrong value: a value is only ever computed from a node's children, or
+        copied from the node whose place (and subtree) it takes in a rotation, so a node whose
+        subtree does not hold ``D`` is computed from right values, and the propagation after
+        linking a remainder, stopping where a value does not change, leaves every node it
+        does not reach as right as before (so that propagation may stop at ``D``, above
+        which every node holds ``D``).  When the next range is not in ``D`` (or empties
+        it: FL, whose erase is done as :meth:`insert` does it), every value from ``D`` to the
+        root is recomputed from its children, bottom up: then all are right again.  The busy
+        blocks are added in the same order.
+        """
+        dirty: Va | None = None  # the block whose ancestors may hold wrong subtree_max_size
+        done = 0
+        starts: list[int] = []
+        busy = self._busy
+        ps = self.page_size
+        try:
+            for addr, size, owner in items:
+                if not (type(size) is int and type(addr) is int and size > 0
+                        and not size % ps and 0 <= addr <= ULONG_LIMIT):
+                    check_insert_args(ps, addr, size)  # raises the error insert() raises
+                end = addr + size
+                va = dirty
+                if va is None or not ((va.start <= addr and end < va.end) or
+                                      (va.start < addr and end == va.end)):
+                    # Not an LE, RE or NE fit on the dirty block: settle it first.
+                    if dirty is not None:
+                        _recompute_up(dirty)
+                        dirty = None
+                    va = self._enclosing(addr)
+                    if va is None or end > va.end:
+                        break
+                    if va.start == addr and va.end == end:
+                        self._clip(va, addr, size)  # FL_FIT_TYPE: erased, as insert does
+                        busy[addr] = (end, owner)
+                        starts.append(addr)
+                        done += 1
+                        continue
+                    dirty = va
+                if va.start == addr:
+                    va.start = end  # LE_FIT_TYPE
+                elif va.end == end:
+                    va.end = addr  # RE_FIT_TYPE
+                else:
+                    # NE_FIT_TYPE, as va_clip: shrink from the left, then insert the remainder
+                    # below it (insert_vmap_area_augment(lva, &va->rb_node, ...)).
+                    lva = Va(va.start, addr)
+                    va.start = end
+                    links = self._find_links(lva, va)
+                    if links is None:
+                        raise Inconsistency(f"free block {lva.start:#x}-{lva.end:#x} overlaps "
+                                            f"the free tree")
+                    self._link(lva, *links)
+                    # The remainder is the dirty block's in-order predecessor: the dirty block
+                    # is in its right subtree (then the remainder and all above it hold the
+                    # dirty block: settled at the end) or is its ancestor (then the nodes
+                    # below it on the way up hold the remainder but not the dirty block:
+                    # propagate up to it, as _propagate would, stopping where nothing changes).
+                    if lva.kid[1] is None:
+                        node: Va | None = lva
+                        while node is not None and node is not va:
+                            if _compute_max(node, True):
+                                break
+                            node = node.parent
+                busy[addr] = (end, owner)
+                starts.append(addr)
+                done += 1
+        finally:
+            if dirty is not None:
+                _recompute_up(dirty)
+            if starts:
+                if ((not self._starts or self._starts[-1] < starts[0])
+                        and all(a < b for a, b in zip(starts, starts[1:]))):
+                    self._starts.extend(starts)
+                else:
+                    for a in starts:
+                        bisect.insort(self._starts, a)
+        return done
 
     def _enclosing(self, addr: int) -> Va | None:
         """``pvm_find_va_enclose_addr``: the free block with ``start <= addr < end``."""
