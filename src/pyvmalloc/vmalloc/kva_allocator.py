@@ -6,9 +6,9 @@ sorted by address, each node augmented with ``subtree_max_size``, the largest fr
 below it.  An allocation descends to the lowest-address block that fits in O(log n)
 (``find_vmap_lowest_match``) and carves the request out of it (``adjust_va_to_fit_type``:
 FL, LE, RE or NE fit); a free merges the block with its free neighbours
-(``merge_or_add_vmap_area``).  Busy blocks live in a second tree (``vmap_area_root``) for
-containment lookups, and here also in a dict keyed by start for the exact lookups that
-``vfree`` does.
+(``merge_or_add_vmap_area``).  Busy blocks live in a second tree (``vmap_area_root``), where
+``vfree`` finds its block by address as ``__find_vmap_area`` does (a dict beside it cost more
+than the descent at a million areas: its inserts miss the cache).
 
 At start the free space is one block covering the whole address space, as the kernel's
 ``vmap_init_free_space`` covers ``[1, ULONG_MAX)`` (see ``list_allocator`` for our bounds).
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pyvmalloc.errors import Inconsistency
-from pyvmalloc.vmalloc._augtree import AugTree, Node, successor
+from pyvmalloc.vmalloc.augtree import AugTree, Node, successor
 from pyvmalloc.vmalloc.list_allocator import (
     check_address,
     check_alloc_args,
@@ -39,10 +39,10 @@ class KvaAllocator:
         self._free = AugTree(augment=True)  # free_vmap_area_root
         self._free.insert(Node(self._low, self._high))
         self._busy_tree = AugTree(augment=False)  # vmap_area_root
-        self._busy: dict[int, Node] = {}
+        self._nbusy = 0  # nodes in the busy tree
 
     def __len__(self) -> int:
-        return len(self._busy)
+        return self._nbusy
 
     @property
     def visited(self) -> int:
@@ -50,7 +50,7 @@ class KvaAllocator:
         return self._free.visited
 
     def __repr__(self) -> str:
-        return f"KvaAllocator(page_size={self.page_size}, busy={len(self._busy)})"
+        return f"KvaAllocator(page_size={self.page_size}, busy={self._nbusy})"
 
     # -- allocation --------------------------------------------------------------------------
     def alloc(self, size: int, align: int, vstart: int, vend: int, owner: object) -> int | None:
@@ -99,7 +99,7 @@ class KvaAllocator:
                 free.delete(va)
                 node = va
                 node.owner = owner
-                self._busy[nva] = node
+                self._nbusy += 1
                 self._busy_tree.insert(node)
                 return
             va.start = end  # LE_FIT_TYPE: shrink from the left
@@ -114,15 +114,16 @@ class KvaAllocator:
             free.propagate(va)
             free.insert_before(lva, va)
         node = Node(nva, end, owner)
-        self._busy[nva] = node
+        self._nbusy += 1
         self._busy_tree.insert(node)
 
     def remove(self, addr: int) -> object | None:
         """Free the block starting at ``addr`` and merge it with its free neighbours
         (``free_vmap_area`` -> ``merge_or_add_vmap_area_augment``)."""
-        node = self._busy.pop(addr, None)
+        node = self._busy_node(addr)
         if node is None:
             return None
+        self._nbusy -= 1
         self._busy_tree.delete(node)
         owner = node.owner
         node.owner = None
@@ -147,9 +148,17 @@ class KvaAllocator:
         return owner
 
     # -- lookup ------------------------------------------------------------------------------
+    def _busy_node(self, addr: int) -> Node | None:
+        """The busy block starting exactly at ``addr`` (``__find_vmap_area``, then the kernel's
+        ``va->va_start == addr`` check); None for anything else, a non-int included."""
+        if type(addr) is not int:
+            return None
+        node = self._busy_tree.floor(addr)
+        return node if node is not None and node.start == addr else None
+
     def find(self, addr: int) -> object | None:
-        """Owner of the busy block starting exactly at ``addr``: one dict lookup."""
-        node = self._busy.get(addr)
+        """Owner of the busy block starting exactly at ``addr``."""
+        node = self._busy_node(addr)
         return None if node is None else node.owner
 
     def find_containing(self, addr: int) -> tuple[int, int, object] | None:
@@ -198,17 +207,14 @@ class KvaAllocator:
         return self._free.height(), self._busy_tree.height()
 
     def check(self) -> None:
-        """Raise Inconsistency unless both trees are sound, the dict matches the busy tree, free
+        """Raise Inconsistency unless both trees are sound, the count matches the busy tree, free
         blocks never touch, and busy plus free blocks tile the address space exactly."""
         self._free.check("free tree")
         nbusy = self._busy_tree.check("busy tree")
-        if nbusy != len(self._busy):
-            raise Inconsistency(f"busy tree holds {nbusy} blocks, the dict {len(self._busy)}")
+        if nbusy != self._nbusy:
+            raise Inconsistency(f"busy tree holds {nbusy} blocks, the count says {self._nbusy}")
         busy_tree = self._busy_tree
         blocks = [(n.start, n.end, True) for n in busy_tree.iter_from(busy_tree.first())]
-        for start, _end, _ in blocks:
-            if self._busy.get(start) is None or self._busy[start].start != start:
-                raise Inconsistency(f"busy block {start:#x} is missing from the dict")
         blocks += [(n.start, n.end, False) for n in self._free.iter_from(self._free.first())]
         check_tiling(blocks, self._low, self._high)
 
