@@ -128,7 +128,7 @@ def reference_kva_module() -> ModuleType:
     return mod
 
 
-STATEFUL = settings(max_examples=120, stateful_step_count=60, deadline=None,
+STATEFUL = settings(max_examples=50, stateful_step_count=50, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -124,7 +124,7 @@ def _assert_named(m: pv.Machine, kind: str, pfn: int, code: int, count: int, bit
         gen.close()
 
 
-@settings(max_examples=25, **_SETTINGS)  # type: ignore[arg-type]
+@settings(max_examples=12, **_SETTINGS)  # type: ignore[arg-type]
 @given(kind=_KINDS, where=st.floats(0, 1, exclude_max=True), code=_CODES, count=_COUNTS, bit=_BITS)
 def test_random_frame_of_64_gib_is_named(m64: pv.Machine, kind: str, where: float, code: int,
                                          count: int, bit: int) -> None:
@@ -133,7 +133,7 @@ def test_random_frame_of_64_gib_is_named(m64: pv.Machine, kind: str, where: floa
     m64.check()  # the corruption is undone: nothing else was reported
 
 
-@settings(max_examples=25, **_SETTINGS)  # type: ignore[arg-type]
+@settings(max_examples=12, **_SETTINGS)  # type: ignore[arg-type]
 @given(kind=_KINDS, pick=st.integers(0, 1 << 30), step=st.integers(-2, 2), code=_CODES,
        count=_COUNTS, bit=_BITS)
 def test_frame_of_a_touched_section_is_named(m64: pv.Machine, kind: str, pick: int, step: int,
@@ -145,7 +145,7 @@ def test_frame_of_a_touched_section_is_named(m64: pv.Machine, kind: str, pick: i
     m64.check()
 
 
-@settings(max_examples=10, **_SETTINGS)  # type: ignore[arg-type]
+@settings(max_examples=6, **_SETTINGS)  # type: ignore[arg-type]
 @given(kind=_KINDS, where=st.floats(0, 1, exclude_max=True), code=_CODES, count=_COUNTS, bit=_BITS)
 def test_random_frame_of_1_tib_is_named(m1t: pv.Machine, kind: str, where: float, code: int,
                                         count: int, bit: int) -> None:

@@ -299,7 +299,7 @@ def test_other_dump_formats_restore_the_same(path: Path, monkeypatch: pytest.Mon
 
 
 # ---- the pieces -------------------------------------------------------------------------------
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 6)), min_size=1, max_size=300),
        st.integers(0, 1 << 20))
 def test_insert_sorted_builds_the_kernels_tree(runs: list[tuple[int, int]], base: int) -> None:
@@ -334,7 +334,7 @@ def _tree_state(a: KvaRbtreeAllocator) -> Any:
     return a.shape(), nodes, list(a.for_each_busy(0)), a._starts
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(0, 80), st.integers(1, 120))
 def test_insert_sorted_on_a_fragmented_tree(seed: int, churn: int, want: int) -> None:
     """FL, LE, RE and NE fits, in blocks of every place in the tree, then later calls."""
@@ -387,7 +387,7 @@ def _busy_free(a: Any) -> Any:
 
 
 @pytest.mark.parametrize("name", ["list", "rbtree", "rbtree-cache", "kva", "kva-rbtree"])
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 60), pre=st.integers(0, 20))
 def test_insert_sorted_of_every_allocator(name: str, seed: int, n: int, pre: int) -> None:
     """insert_sorted (or the loop, where an allocator has none) is insert one by one: the
@@ -486,7 +486,7 @@ def _parsed(fn: Any) -> Any:
             snap.address_bits, snap.warnings)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.text(st.sampled_from("0x1fF-: \t=NpagesvmalocN0123[]+/_\r\x0c"), max_size=60),
                 max_size=8))
 def test_the_parsers_fast_path_reads_what_parse_line_reads(raws: list[str]) -> None:
