@@ -354,13 +354,16 @@ def _make_profiles() -> dict[str, ArchProfile]:
         name="arm64",
         description="arm64, 4 KiB granule, 4 levels, 48-bit virtual addresses",
         bits=64, page_shift=12, page_size=4096, va_bits=48, levels=lv,
+        # The 5.16-6.4 constants; arch/boot.py arm64_layout() gives each release's PAGE_OFFSET,
+        # vmalloc, module and BPF JIT ranges (the machine's are in its BootLayout).
         page_offset=0xFFFF000000000000,    # _PAGE_OFFSET(48) = -(1 << 48) (5.4+)
         ioremap_max_order=30,              # memory.h: PUD_SHIFT with 4K pages
         has_highmem=False, has_nx=True,
         gfp_vmalloc32="DMA32",
         min_ram=64 * MiB, max_ram=1 * TiB,
         pte=Arm64Pte(_shifts(lv)),
-        kernel_version="5.16-6.4 (arch/arm64/include/asm/memory.h, pgtable.h)",
+        kernel_version="5.16-6.4 constants (arch/arm64/include/asm/memory.h, pgtable.h); a "
+                       "machine's layout is its release's (arch/boot.py arm64_layout)",
         task_size=1 << 48,
         # memory.h 5.16+: MODULES_VADDR = _PAGE_END(48) = 0xffff800000000000, MODULES_VSIZE
         # 128M; pgtable.h: VMALLOC_START = MODULES_END, VMALLOC_END = VMEMMAP_START - 256M
