@@ -5,7 +5,8 @@ found and answers each failure, verdict first:
 
 - **the range** the request was for: the vmalloc area, the module area (``module_alloc``,
   ``execmem_alloc``: ARM, arm64 and x86_64 load modules there; i386 loads them in the vmalloc
-  area), the BPF JIT (``bpf_jit_binary_alloc``: module_alloc's range, or 6.10+'s EXECMEM_BPF), a
+  area), the BPF JIT (``bpf_jit_binary_alloc``: module_alloc's range; arm64's own BPF JIT
+  region 5.0-5.15 and vmalloc area from 5.16; 6.10+'s EXECMEM_BPF), a
   restricted range (6.11+'s message names it), told by the call trace, the message, the task
   (insmod, modprobe, kmodloader), or words of the paste around it — each clue said;
 - **the size** as printed (``vmap allocation for size N``: N is PAGE_ALIGN(size) plus the
@@ -389,6 +390,9 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
         elif lay is not None and f.range == (lay.modules_start, lay.modules_end) \
                 and lay.modules_start != lay.vmalloc_start:
             rng = "module"
+        elif lay is not None and lay.bpf_jit_end > lay.bpf_jit_start \
+                and f.range == (lay.bpf_jit_start, lay.bpf_jit_end):
+            rng = "bpf"                  # arm64 5.0-5.15 BPF_JIT_REGION_START..END
         elif request in ("module_alloc", "bpf_jit"):
             rng = "module" if request == "module_alloc" else "bpf"
         elif f.range[1] - f.range[0] >= 16 << 30:
@@ -413,11 +417,21 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
     if modules_in_vmalloc and rng == "vmalloc" and not strong:
         strong = True
         clues.append("on i386 modules, BPF images and ioremaps all come from the vmalloc area")
-    in_vmalloc_area = rng == "vmalloc" or (rng == "bpf" and modules_in_vmalloc) or (
-        rng == "bpf" and "module_alloc" not in f.trace and "execmem_alloc" not in f.trace
-        and family == "arm64")
+    # arm64's bpf_jit_alloc_exec (arch/arm64/net/bpf_jit_comp.c): module_alloc until 4.20, the
+    # BPF JIT region 5.0-5.15 (arm64_bpf_jit_region), vmalloc() from 5.16 (and EXECMEM_BPF, the
+    # vmalloc area, from 6.10); the layout is the log's kernel's (6.1 when none is known).
+    arm64_bpf = None
+    if family == "arm64" and rng == "bpf" and "module_alloc" not in f.trace:
+        kv = lay.kernel if lay is not None else kernel
+        if lay is not None and lay.bpf_jit_end > lay.bpf_jit_start:
+            arm64_bpf = "region"
+        elif kv is None or has(kv, "arm64_flip_va"):
+            arm64_bpf = "vmalloc"
+    in_vmalloc_area = rng == "vmalloc" or (rng == "bpf" and modules_in_vmalloc) or \
+        arm64_bpf == "vmalloc"
     if lay is not None and bounds is None:
         bounds = (lay.vmalloc_start, lay.vmalloc_end) if in_vmalloc_area else \
+            (lay.bpf_jit_start, lay.bpf_jit_end) if arm64_bpf == "region" else \
             (lay.modules_start, lay.modules_end)
     # Could it ever fit?
     whole = None
@@ -465,7 +479,7 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
                              "for the value your machine needs")
     # Advice and verdict.
     advice = _advice(f, rng, request, family, kernel, helps, param, proof, fits_ever, asked,
-                     whole, lay, _uptime_days(f, text_lines))
+                     whole, lay, _uptime_days(f, text_lines), arm64_bpf)
     if log.suppressed:
         notes.append(f"the kernel suppressed {log.suppressed} more such warnings (printk "
                      f"ratelimit): it failed more often than the log shows")
@@ -555,7 +569,8 @@ def _verdict(f: LogFailure, rng: str, request: str, helps: bool, param: str | No
 
 def _advice(f: LogFailure, rng: str, request: str, family: str, kernel: KernelVersion | None,
             helps: bool, param: str | None, proof: str | None, fits_ever: bool | None,
-            asked: int | None, whole: int | None, lay: Any, days: float | None) -> list[str]:
+            asked: int | None, whole: int | None, lay: Any, days: float | None,
+            arm64_bpf: str | None = None) -> list[str]:
     out: list[str] = []
     if f.kind == "pages":
         out.append("the address space was found, the pages were not: this is a memory "
@@ -581,6 +596,13 @@ def _advice(f: LogFailure, rng: str, request: str, family: str, kernel: KernelVe
         else:
             out.append("a larger vmalloc= (the model could not give a value: "
                        f"{proof or 'give --arch, --kernel and --ram'})")
+    elif arm64_bpf == "region":
+        out.append(f"arm64's BPF JIT region ({exact_bytes(lay.bpf_jit_end - lay.bpf_jit_start)}, "
+                   f"Linux 5.0-5.15) is fixed by the architecture: vmalloc= does not change it; "
+                   f"5.16 lifted the limit (JIT images come from the vmalloc area)")
+    elif arm64_bpf == "vmalloc":
+        out.append("arm64 JIT images come from the vmalloc area (5.16+), terabytes on a 64-bit "
+                   "kernel: running out means a leak or an absurd size")
     elif rng == "module" or (rng == "bpf" and family != "i386"):
         size = ""
         if lay is not None and lay.modules_end > lay.modules_start and rng == "module":

@@ -362,8 +362,7 @@ def _make_profiles() -> dict[str, ArchProfile]:
         gfp_vmalloc32="DMA32",
         min_ram=64 * MiB, max_ram=1 * TiB,
         pte=Arm64Pte(_shifts(lv)),
-        kernel_version="5.16-6.4 constants (arch/arm64/include/asm/memory.h, pgtable.h); a "
-                       "machine's layout is its release's (arch/boot.py arm64_layout)",
+        kernel_version="5.16-6.4 (arch/arm64/include/asm/memory.h, pgtable.h)",
         task_size=1 << 48,
         # memory.h 5.16+: MODULES_VADDR = _PAGE_END(48) = 0xffff800000000000, MODULES_VSIZE
         # 128M; pgtable.h: VMALLOC_START = MODULES_END, VMALLOC_END = VMEMMAP_START - 256M
