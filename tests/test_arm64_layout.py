@@ -236,3 +236,33 @@ def test_kvmalloc_objects_sit_in_the_release_linear_map() -> None:
     assert p is not None and p >= m.layout.page_offset and not m.VMALLOC_START <= p < m.VMALLOC_END
     m.kvfree(p)
     m.check()
+
+
+# A BPF JIT failure as 5.x arm64 kernels log it (mm/vmalloc.c's message, dump_backtrace's trace
+# format); no public arm64 log of one was found, so the lines are assembled from those formats.
+_BPF_LOG = """\
+[    0.000000] Linux version {kernel}-arm64 (debian-kernel@lists.debian.org) #1 SMP Debian
+[ 1234.567890] vmap allocation for size 8192 failed: use vmalloc=<size> to increase size
+[ 1234.567900] Call trace:
+[ 1234.567901]  dump_backtrace+0x0/0x1e0
+[ 1234.567902]  __vmalloc_node_range+0x1c0/0x2a0
+[ 1234.567903]  bpf_jit_alloc_exec+0x60/0x70
+[ 1234.567904]  bpf_jit_binary_alloc+0x60/0x110
+[ 1234.567905]  bpf_int_jit_compile+0x2a0/0x5a0
+"""
+
+
+@pytest.mark.parametrize("kernel,start,end", [
+    ("4.19.0", "0xffff000000000000", "0xffff000008000000"),      # module_alloc: the module area
+    ("5.10.0", "0xffff800000000000", "0xffff800008000000"),      # the BPF JIT region
+    ("6.1.0", "0xffff800008000000", "0xfffffbfff0000000")])      # vmalloc()
+def test_explain_puts_an_arm64_jit_failure_in_its_release_range(capsys, tmp_path: Path,
+                                                                 kernel: str, start: str,
+                                                                 end: str) -> None:
+    log = tmp_path / "bpf.log"
+    log.write_text(_BPF_LOG.format(kernel=kernel))
+    assert main(["explain", str(log), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (f,) = doc["failures"]
+    assert doc["machine"]["arch"] == "arm64" and f["range"] == "bpf"
+    assert (f["range_start"], f["range_end"]) == (start, end)

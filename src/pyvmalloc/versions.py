@@ -290,10 +290,11 @@ CHANGES: Final[dict[str, Change]] = {
         "~0UL << (VA_BITS - 1), 0xffff800000000000), vmalloc from VA_START = ~0UL << VA_BITS "
         "(0xffff000000000000) to PAGE_OFFSET - 16 GiB - SZ_64K (the vmemmap above it), modules "
         "in the 64 MiB below PAGE_OFFSET (memory.h: MODULES_END = PAGE_OFFSET, MODULES_VADDR = "
-        "MODULES_END - SZ_64M); as read in 3.10, 3.14.1 and 3.16.0 trees.  A kernel of 3.7-3.17 "
-        "could not be built with 48-bit VA (3.10-3.16 offer 39 and 42 bits, 3.17's "
-        "ARM64_VA_BITS_48 depends on BROKEN; 3.18 offers it): the model evaluates these "
-        "kernels' formulas at its VA_BITS 48"),
+        "MODULES_END - SZ_64M); as read in 3.7.2 (constants for VA_BITS 39: PAGE_OFFSET "
+        "0xffffffc000000000, VMALLOC_START 0xffffff8000000000), 3.10, 3.14.1 and 3.16.0 (the "
+        "same in VA_BITS) trees.  A kernel of 3.7-3.17 could not be built with 48-bit VA (3.7 "
+        "has 39 bits, 3.10-3.16 39 or 42, 3.17's ARM64_VA_BITS_48 depends on BROKEN; 3.18.140 "
+        "offers it): the model evaluates these kernels' expressions at its VA_BITS 48"),
     # -- arm64 layouts at VA_BITS 48, 4 KiB pages, without KASAN (arch/boot.py arm64_layout) ---
     "arm64_vmemmap_size": Change(
         "3.17", "commit not identified (read off the 3.16.0 and 3.17.0 trees: the 4-level page "
@@ -565,7 +566,8 @@ CHANGES: Final[dict[str, Change]] = {
         "allocations\")",
         "JIT images are charged to bpf_jit_current; past bpf_jit_limit (default "
         "round_up(bpf_jit_alloc_exec_limit() >> 2, PAGE_SIZE): MODULES_END - MODULES_VADDR, "
-        "arm64 VMALLOC_END - VMALLOC_START) an unprivileged load gets -EPERM"),
+        "arm64 BPF_JIT_REGION_SIZE 5.0-5.15, VMALLOC_END - VMALLOC_START from 5.16) an "
+        "unprivileged load gets -EPERM"),
     "bpf_jit_limit_half": Change(
         "6.3", "10ec8ca8ec1a ≈ (Daniel Borkmann, \"bpf: Adjust insufficient default bpf_jit_limit\"; "
         "backported to the stable 4.14+ series, which the model's thresholds do not follow)",
