@@ -124,6 +124,7 @@ def test_explain_of_the_4_4_log_names_the_module_area_below_page_offset(capsys) 
     assert f["range"] == "module" and f["request"] == "module_alloc"
     assert (f["range_start"], f["range_end"]) == ("0xffff7ffffc000000", "0xffff800000000000")
     assert f["fits_ever"] is True and any("(64 MiB)" in a for a in f["advice"])
+    assert any("before 4.6 has no fallback" in n for n in f["notes"])
     # The log's kernel text (dump_backtrace at ffff8000000897f8) lies in 4.4's linear map,
     # above the 64 MiB module area: not in 5.16's module area, where it would be with 6.1's.
     text = int(re.search(r"\[<([0-9a-f]{16})>\] dump_backtrace", log.read_text()).group(1), 16)

@@ -502,6 +502,8 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
                      "the vmalloc area silently: a logged failure then means both were full "
                      "(zgrep ARM_MODULE_PLTS /proc/config.gz); without it the module area is all "
                      "there is")
+    if family == "arm64" and rng == "module" and lay is not None:
+        notes.append(_arm64_module_note(lay.kernel))
     verdict = _verdict(f, rng, request, helps, param, fits_ever, asked, bounds)
     if not helps_known:
         verdict = verdict.replace("vmalloc= cannot help", "vmalloc= helps only on a 32-bit "
@@ -545,6 +547,25 @@ def _plan_with_snapshot(snapshot: VmallocinfoSnapshot, asked: int, arch: str, mf
 _RANGE_WORDS = {"vmalloc": "the vmalloc area", "module": "the module area",
                 "bpf": "the BPF JIT's range", "restricted": "a restricted range",
                 "other": "another range"}
+
+
+def _arm64_module_note(kernel: KernelVersion) -> str:
+    """What a logged module_alloc failure means on arm64 ``kernel`` (arch/arm64/kernel/module.c;
+    versions.py arm64_module_plts, arm64_module_alloc_nowarn, arm64_modules_2g)."""
+    if not has(kernel, "arm64_module_plts"):
+        return ("arm64 before 4.6 has no fallback: the 64 MiB module area below PAGE_OFFSET is "
+                "all module_alloc tries")
+    if not has(kernel, "arm64_module_alloc_nowarn"):
+        return ("arm64 4.6-4.11 logs the module area's failure even when module_alloc then "
+                "succeeds in the vmalloc area (ARM64_MODULE_PLTS, selected by RANDOMIZE_BASE): "
+                "check whether the module loaded")
+    if not has(kernel, "arm64_modules_2g"):
+        return ("arm64 4.12-6.4 tries the module area with __GFP_NOWARN: a logged failure is "
+                "the PLT fallback's (the vmalloc area; 4.15+ 4 GiB, 5.2+ 2 GiB from "
+                "MODULES_VADDR), or a kernel without ARM64_MODULE_PLTS")
+    return ("arm64 6.5+ tries the 128 MiB below the kernel image, then the 2 GiB module area, "
+            "both silently, and logs \"module_alloc: unable to allocate memory\" "
+            "(6.10+: \"execmem: unable to allocate memory\") when both fail")
 
 
 def _verdict(f: LogFailure, rng: str, request: str, helps: bool, param: str | None,
