@@ -1054,8 +1054,9 @@ class Vmalloc:
         area; arm64: the release's module area (the 64 MiB below PAGE_OFFSET until 4.5), then
         (4.6+) its PLT fallback: the vmalloc area, 4.15+ a 4 GiB, 5.2+ a 2 GiB window (6.5+: the
         128 MiB below the kernel image, then the 2 GiB module area).  PAGE_KERNEL_EXEC (x86
-        5.2+ and arm64 5.3+: PAGE_KERNEL); VM_FLUSH_RESET_PERMS from 5.2.  module_alloc() is gone from 6.10: there
-        this is the module loader's ``execmem_alloc(EXECMEM_MODULE_TEXT, size)``.
+        5.2+ and arm64 5.3+: PAGE_KERNEL); VM_FLUSH_RESET_PERMS from 5.2.  module_alloc() is
+        gone from 6.10: there this is the module loader's ``execmem_alloc(EXECMEM_MODULE_TEXT,
+        size)``.
         """
         size, _gfp, _prot, _node, caller = self._alloc_args("module_alloc", size, 0, None, -1, caller)
         return _execmem.module_alloc(self, size, caller or "module_alloc")
