@@ -286,7 +286,60 @@ CHANGES: Final[dict[str, Change]] = {
         "32-bit ARM thread stacks are vmalloc areas, aligned to twice THREAD_SIZE"),
     "arm64_port": Change(
         "3.7", "Catalin Marinas, the arm64 port (arch/arm64, merged for 3.7)",
-        "arm64 exists (the model's arm64 profile has the 5.16-6.4 layout for every release)"),
+        "arm64 exists: the linear map in the top half of the kernel VA space (PAGE_OFFSET = "
+        "~0UL << (VA_BITS - 1), 0xffff800000000000), vmalloc from VA_START = ~0UL << VA_BITS "
+        "(0xffff000000000000) to PAGE_OFFSET - 16 GiB - SZ_64K (the vmemmap above it), modules "
+        "in the 64 MiB below PAGE_OFFSET (memory.h: MODULES_END = PAGE_OFFSET, MODULES_VADDR = "
+        "MODULES_END - SZ_64M); as read in 3.7.2 (constants for VA_BITS 39: PAGE_OFFSET "
+        "0xffffffc000000000, VMALLOC_START 0xffffff8000000000), 3.10, 3.14.1 and 3.16.0 (the "
+        "same in VA_BITS) trees.  A kernel of 3.7-3.17 could not be built with 48-bit VA (3.7 "
+        "has 39 bits, 3.10-3.16 39 or 42, 3.17's ARM64_VA_BITS_48 depends on BROKEN; 3.18.140 "
+        "offers it): the model evaluates these kernels' expressions at its VA_BITS 48"),
+    # -- arm64 layouts at VA_BITS 48, 4 KiB pages, without KASAN (arch/boot.py arm64_layout) ---
+    "arm64_vmemmap_size": Change(
+        "3.17", "commit not identified (read off the 3.16.0 and 3.17.0 trees: the 4-level page "
+        "table work of 3.17 made VMEMMAP_SIZE a function of VA_BITS) ≈",
+        "arm64 VMALLOC_END = PAGE_OFFSET - PUD_SIZE - VMEMMAP_SIZE - SZ_64K with VMEMMAP_SIZE = "
+        "ALIGN((1 << (VA_BITS - PAGE_SHIFT)) * sizeof(struct page), PUD_SIZE) (4 TiB at 48 "
+        "bits: 0xffff7bffbfff0000), not PAGE_OFFSET - 0x400000000 - SZ_64K"),
+    "arm64_kimage_in_vmalloc": Change(
+        "4.6", "f9040773b7bb ≈ (Ard Biesheuvel, \"arm64: move kernel image to base of vmalloc "
+        "area\"), with the same release's KASLR work (MODULES_VSIZE SZ_128M; read off the 4.4.155 "
+        "and 4.6.5 trees)",
+        "arm64 modules move from below PAGE_OFFSET to the bottom of the kernel VA space: "
+        "MODULES_VADDR = VA_START + KASAN_SHADOW_SIZE (0 without KASAN), MODULES_VSIZE SZ_128M, "
+        "the kernel image at KIMAGE_VADDR = MODULES_END and VMALLOC_START = MODULES_END "
+        "(0xffff000008000000)"),
+    "arm64_vmemmap_below_linear": Change(
+        "4.7", "3e1907d5bf5a ≈ (Ard Biesheuvel, \"arm64: mm: move vmemmap region right below "
+        "the linear region\"; posted for 4.7, absent from 4.6.5, present in 4.8.15)",
+        "arm64 VMEMMAP_SIZE = 1 << (VA_BITS - PAGE_SHIFT - 1 + STRUCT_PAGE_MAX_SHIFT) (2 TiB), "
+        "VMEMMAP_START = PAGE_OFFSET - VMEMMAP_SIZE: VMALLOC_END = PAGE_OFFSET - PUD_SIZE - "
+        "VMEMMAP_SIZE - SZ_64K = 0xffff7dffbfff0000"),
+    "arm64_bpf_jit_region": Change(
+        "5.0", "91fc957c9b1d ≈ (Ard Biesheuvel, \"arm64/bpf: don't allocate BPF JIT programs in "
+        "module memory\"; absent from 4.20.0, present in 5.1.0); removed by b89ddf4cca43 ≈ "
+        "(Russell King, \"arm64/bpf: Remove 128MB limit for BPF JIT programs\", 5.16; present "
+        "in 5.15.0; the stable series took it from 5.15.18, which the model does not follow)",
+        "arm64 has a 128 MiB BPF JIT region where the module area began (BPF_JIT_REGION_START = "
+        "VA_START + KASAN_SHADOW_SIZE, 5.4+ KASAN_SHADOW_END = _PAGE_END(VA_BITS_MIN) without "
+        "KASAN); MODULES_VADDR = BPF_JIT_REGION_END; bpf_jit_alloc_exec is "
+        "__vmalloc_node_range(size, PAGE_SIZE, BPF_JIT_REGION_START, BPF_JIT_REGION_END, "
+        "GFP_KERNEL, ...) and bpf_jit_alloc_exec_limit its size", until="5.16"),
+    "arm64_flip_va": Change(
+        "5.4", "14c127c957c1 ≈ (Steve Capper, \"arm64: mm: Flip kernel VA space\"), with "
+        "ce3aaed87344 ≈ (\"arm64: mm: Modify calculation of VMEMMAP_SIZE\"); read off the 5.3.1 "
+        "and 5.4.214 trees",
+        "arm64 PAGE_OFFSET = -(1 << VA_BITS) = 0xffff000000000000: the linear map takes the "
+        "bottom half, everything else starts at _PAGE_END(VA_BITS_MIN) = 0xffff800000000000; "
+        "VMEMMAP_SIZE = (_PAGE_END - PAGE_OFFSET) >> (PAGE_SHIFT - STRUCT_PAGE_MAX_SHIFT), "
+        "VMALLOC_END = -PUD_SIZE - VMEMMAP_SIZE - SZ_64K = 0xfffffdffbfff0000"),
+    "arm64_vmalloc_end_below_vmemmap": Change(
+        "5.11", "9ad7c6d5e75b ≈ (Ard Biesheuvel, \"arm64: mm: tidy up top of kernel VA space\"), "
+        "with f4693c2716b3 ≈ (\"arm64: mm: extend linear region for 52-bit VA configurations\"); "
+        "read off the Debian 5.10.262 and the 5.11.0 trees",
+        "arm64 VMEMMAP_START = -(1 << (VA_BITS - VMEMMAP_SHIFT)) and VMALLOC_END = "
+        "VMEMMAP_START - SZ_256M = 0xfffffbfff0000000"),
     "x86_64_vmalloc_64tb_map": Change(
         "2.6.31", "Rik van Riel, \"x86: 46 bit PAE support\" (May 2009, 2.6.31 merge window)",
         "x86_64 vmalloc space moves from 0xffffc20000000000-0xffffe1ffffffffff to "
@@ -513,11 +566,36 @@ CHANGES: Final[dict[str, Change]] = {
         "allocations\")",
         "JIT images are charged to bpf_jit_current; past bpf_jit_limit (default "
         "round_up(bpf_jit_alloc_exec_limit() >> 2, PAGE_SIZE): MODULES_END - MODULES_VADDR, "
-        "arm64 VMALLOC_END - VMALLOC_START) an unprivileged load gets -EPERM"),
+        "arm64 BPF_JIT_REGION_SIZE 5.0-5.15, VMALLOC_END - VMALLOC_START from 5.16) an "
+        "unprivileged load gets -EPERM"),
     "bpf_jit_limit_half": Change(
         "6.3", "10ec8ca8ec1a ≈ (Daniel Borkmann, \"bpf: Adjust insufficient default bpf_jit_limit\"; "
         "backported to the stable 4.14+ series, which the model's thresholds do not follow)",
         "the default bpf_jit_limit is round_up(bpf_jit_alloc_exec_limit() >> 1, PAGE_SIZE)"),
+    "arm64_module_plts": Change(
+        "4.6", "fd045f6cd98e ≈ (Ard Biesheuvel, \"arm64: add support for module PLTs\"; "
+        "RANDOMIZE_BASE selects ARM64_MODULE_PLTS; read off the 4.4.155 and 4.6.5 trees)",
+        "arm64 module_alloc tries [module_alloc_base, + MODULES_VSIZE) (module_alloc_base = "
+        "_etext - MODULES_VSIZE = MODULES_VADDR without KASLR), then, with PLTs, the whole "
+        "vmalloc area [VMALLOC_START, VMALLOC_END); before, [MODULES_VADDR, MODULES_END) only"),
+    "arm64_module_alloc_nowarn": Change(
+        "4.12", "commit not identified (read off the 4.11.0 and 4.12.6 trees) ≈",
+        "arm64 module_alloc's first try is GFP_KERNEL | __GFP_NOWARN (\"Silence the initial "
+        "allocation\") when ARM64_MODULE_PLTS can fall back"),
+    "arm64_module_plt_window_4g": Change(
+        "4.15", "Ard Biesheuvel, \"arm64/kernel: kaslr: reduce module randomization range to "
+        "4 GB\" (hash not read; absent from 4.14.177, present in 4.15.18) ≈",
+        "arm64 module_alloc's PLT fallback is [module_alloc_base, module_alloc_base + SZ_4G), "
+        "not the vmalloc area"),
+    "arm64_module_plt_window_2g": Change(
+        "5.2", "Ard Biesheuvel, \"arm64/kernel: kaslr: reduce module randomization range to "
+        "2 GB\" (posted 2019-05-23 for 5.2; hash not read; 5.1.0 has SZ_4G, 5.2.1 SZ_2G) ≈",
+        "arm64 module_alloc's PLT fallback is [module_alloc_base, module_alloc_base + SZ_2G)"),
+    "arm64_module_alloc_nx": Change(
+        "5.3", "Ard Biesheuvel, \"arm64: module: create module allocations without exec "
+        "permissions\" and \"arm64: bpf: do not allocate executable memory\" (one series, "
+        "May 2019; hashes not read; 5.2.1 maps PAGE_KERNEL_EXEC, 5.3.1 PAGE_KERNEL) ≈",
+        "arm64 module_alloc and the BPF JIT region map PAGE_KERNEL (not PAGE_KERNEL_EXEC)"),
     "arm64_modules_2g": Change(
         "6.5", "3e35d303ab7d ≈ (Mark Rutland, \"arm64: module: rework module VA range selection\")",
         "arm64 MODULES_VSIZE is 2 GiB (VMALLOC_START = MODULES_END moves up with it); "

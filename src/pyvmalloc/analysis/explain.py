@@ -5,7 +5,8 @@ found and answers each failure, verdict first:
 
 - **the range** the request was for: the vmalloc area, the module area (``module_alloc``,
   ``execmem_alloc``: ARM, arm64 and x86_64 load modules there; i386 loads them in the vmalloc
-  area), the BPF JIT (``bpf_jit_binary_alloc``: module_alloc's range, or 6.10+'s EXECMEM_BPF), a
+  area), the BPF JIT (``bpf_jit_binary_alloc``: module_alloc's range; arm64's own BPF JIT
+  region 5.0-5.15 and vmalloc area from 5.16; 6.10+'s EXECMEM_BPF), a
   restricted range (6.11+'s message names it), told by the call trace, the message, the task
   (insmod, modprobe, kmodloader), or words of the paste around it — each clue said;
 - **the size** as printed (``vmap allocation for size N``: N is PAGE_ALIGN(size) plus the
@@ -389,6 +390,9 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
         elif lay is not None and f.range == (lay.modules_start, lay.modules_end) \
                 and lay.modules_start != lay.vmalloc_start:
             rng = "module"
+        elif lay is not None and lay.bpf_jit_end > lay.bpf_jit_start \
+                and f.range == (lay.bpf_jit_start, lay.bpf_jit_end):
+            rng = "bpf"                  # arm64 5.0-5.15 BPF_JIT_REGION_START..END
         elif request in ("module_alloc", "bpf_jit"):
             rng = "module" if request == "module_alloc" else "bpf"
         elif f.range[1] - f.range[0] >= 16 << 30:
@@ -413,11 +417,21 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
     if modules_in_vmalloc and rng == "vmalloc" and not strong:
         strong = True
         clues.append("on i386 modules, BPF images and ioremaps all come from the vmalloc area")
-    in_vmalloc_area = rng == "vmalloc" or (rng == "bpf" and modules_in_vmalloc) or (
-        rng == "bpf" and "module_alloc" not in f.trace and "execmem_alloc" not in f.trace
-        and family == "arm64")
+    # arm64's bpf_jit_alloc_exec (arch/arm64/net/bpf_jit_comp.c): module_alloc until 4.20, the
+    # BPF JIT region 5.0-5.15 (arm64_bpf_jit_region), vmalloc() from 5.16 (and EXECMEM_BPF, the
+    # vmalloc area, from 6.10); the layout is the log's kernel's (6.1 when none is known).
+    arm64_bpf = None
+    if family == "arm64" and rng == "bpf" and "module_alloc" not in f.trace:
+        kv = lay.kernel if lay is not None else kernel
+        if lay is not None and lay.bpf_jit_end > lay.bpf_jit_start:
+            arm64_bpf = "region"
+        elif kv is None or has(kv, "arm64_flip_va"):
+            arm64_bpf = "vmalloc"
+    in_vmalloc_area = rng == "vmalloc" or (rng == "bpf" and modules_in_vmalloc) or \
+        arm64_bpf == "vmalloc"
     if lay is not None and bounds is None:
         bounds = (lay.vmalloc_start, lay.vmalloc_end) if in_vmalloc_area else \
+            (lay.bpf_jit_start, lay.bpf_jit_end) if arm64_bpf == "region" else \
             (lay.modules_start, lay.modules_end)
     # Could it ever fit?
     whole = None
@@ -465,7 +479,7 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
                              "for the value your machine needs")
     # Advice and verdict.
     advice = _advice(f, rng, request, family, kernel, helps, param, proof, fits_ever, asked,
-                     whole, lay, _uptime_days(f, text_lines))
+                     whole, lay, _uptime_days(f, text_lines), arm64_bpf)
     if log.suppressed:
         notes.append(f"the kernel suppressed {log.suppressed} more such warnings (printk "
                      f"ratelimit): it failed more often than the log shows")
@@ -488,6 +502,8 @@ def _explain_one(f: LogFailure, mf: MachineFacts, log: KernelLogFacts,
                      "the vmalloc area silently: a logged failure then means both were full "
                      "(zgrep ARM_MODULE_PLTS /proc/config.gz); without it the module area is all "
                      "there is")
+    if family == "arm64" and rng == "module" and lay is not None:
+        notes.append(_arm64_module_note(lay.kernel))
     verdict = _verdict(f, rng, request, helps, param, fits_ever, asked, bounds)
     if not helps_known:
         verdict = verdict.replace("vmalloc= cannot help", "vmalloc= helps only on a 32-bit "
@@ -533,6 +549,25 @@ _RANGE_WORDS = {"vmalloc": "the vmalloc area", "module": "the module area",
                 "other": "another range"}
 
 
+def _arm64_module_note(kernel: KernelVersion) -> str:
+    """What a logged module_alloc failure means on arm64 ``kernel`` (arch/arm64/kernel/module.c;
+    versions.py arm64_module_plts, arm64_module_alloc_nowarn, arm64_modules_2g)."""
+    if not has(kernel, "arm64_module_plts"):
+        return ("arm64 before 4.6 has no fallback: the 64 MiB module area below PAGE_OFFSET is "
+                "all module_alloc tries")
+    if not has(kernel, "arm64_module_alloc_nowarn"):
+        return ("arm64 4.6-4.11 logs the module area's failure even when module_alloc then "
+                "succeeds in the vmalloc area (ARM64_MODULE_PLTS, selected by RANDOMIZE_BASE): "
+                "check whether the module loaded")
+    if not has(kernel, "arm64_modules_2g"):
+        return ("arm64 4.12-6.4 tries the module area with __GFP_NOWARN: a logged failure is "
+                "the PLT fallback's (the vmalloc area; 4.15+ 4 GiB, 5.2+ 2 GiB from "
+                "MODULES_VADDR), or a kernel without ARM64_MODULE_PLTS")
+    return ("arm64 6.5+ tries the 128 MiB below the kernel image, then the 2 GiB module area, "
+            "both silently, and logs \"module_alloc: unable to allocate memory\" "
+            "(6.10+: \"execmem: unable to allocate memory\") when both fail")
+
+
 def _verdict(f: LogFailure, rng: str, request: str, helps: bool, param: str | None,
              fits_ever: bool | None, asked: int | None, bounds: tuple[int, int] | None) -> str:
     what = {"module_alloc": "a module load (module_alloc)", "bpf_jit": "a BPF JIT image",
@@ -555,7 +590,8 @@ def _verdict(f: LogFailure, rng: str, request: str, helps: bool, param: str | No
 
 def _advice(f: LogFailure, rng: str, request: str, family: str, kernel: KernelVersion | None,
             helps: bool, param: str | None, proof: str | None, fits_ever: bool | None,
-            asked: int | None, whole: int | None, lay: Any, days: float | None) -> list[str]:
+            asked: int | None, whole: int | None, lay: Any, days: float | None,
+            arm64_bpf: str | None = None) -> list[str]:
     out: list[str] = []
     if f.kind == "pages":
         out.append("the address space was found, the pages were not: this is a memory "
@@ -581,6 +617,13 @@ def _advice(f: LogFailure, rng: str, request: str, family: str, kernel: KernelVe
         else:
             out.append("a larger vmalloc= (the model could not give a value: "
                        f"{proof or 'give --arch, --kernel and --ram'})")
+    elif arm64_bpf == "region":
+        out.append(f"arm64's BPF JIT region ({exact_bytes(lay.bpf_jit_end - lay.bpf_jit_start)}, "
+                   f"Linux 5.0-5.15) is fixed by the architecture: vmalloc= does not change it; "
+                   f"5.16 lifted the limit (JIT images come from the vmalloc area)")
+    elif arm64_bpf == "vmalloc":
+        out.append("arm64 JIT images come from the vmalloc area (5.16+), terabytes on a 64-bit "
+                   "kernel: running out means a leak or an absurd size")
     elif rng == "module" or (rng == "bpf" and family != "i386"):
         size = ""
         if lay is not None and lay.modules_end > lay.modules_start and rng == "module":

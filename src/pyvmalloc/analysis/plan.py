@@ -29,7 +29,7 @@ from pyvmalloc.snapshot.restore import (
     vmalloc_bounds,
 )
 from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
-from pyvmalloc.versions import CHANGES, KernelVersion, parse_version
+from pyvmalloc.versions import CHANGES, KernelVersion, has, parse_version
 from pyvmalloc.vmalloc.vm_struct import VM_ALLOC, VM_IOREMAP, vm_struct
 
 __all__ = ["FIT_KINDS", "PLAN_RULES", "FitAnswer", "PlanAnswer", "Trial", "fits",
@@ -40,7 +40,8 @@ MiB = 1 << 20
 
 # What each kind of request reserves, and where (mm/vmalloc.c: vmalloc and ioremap use
 # VMALLOC_START..END, ioremap with its alignment; module_alloc the arch's module area; a BPF JIT
-# image module_alloc's range, or on arm64 (5.16+, the model's profile) the vmalloc area).
+# image module_alloc's range, or on arm64 its BPF JIT region (5.0-5.15) or the vmalloc area
+# (5.16+; arch.boot.arm64_layout).
 FIT_KINDS = ("vmalloc", "ioremap", "module", "bpf")
 # kernel/bpf/core.c bpf_jit_binary_alloc(): size = round_up(proglen + sizeof(*hdr) + 128,
 # PAGE_SIZE): the header (vmalloc/execmem.py BPF_HDR_SIZE) and up to 128 bytes of random start.
@@ -190,7 +191,12 @@ def _kind_range(m: Machine, kind: str) -> tuple[int, int, int]:
         raise ConfigError(f"unknown kind {kind!r}: one of {', '.join(FIT_KINDS)}")
     family = m.profile.name.split("-")[0]
     if kind == "bpf" and family == "arm64":
-        kind = "vmalloc"
+        # arch/arm64/net/bpf_jit_comp.c bpf_jit_alloc_exec: module_alloc until 4.20, the BPF
+        # JIT region 5.0-5.15, vmalloc() from 5.16.
+        if m.layout.bpf_jit_end > m.layout.bpf_jit_start:
+            return m.layout.bpf_jit_start, m.layout.bpf_jit_end, VM_ALLOC
+        if has(m.kernel, "arm64_flip_va"):
+            kind = "vmalloc"
     if kind in ("module", "bpf") and m.layout.modules_end > m.layout.modules_start:
         return m.layout.modules_start, m.layout.modules_end, VM_ALLOC
     start, end = vmalloc_bounds(m)
@@ -524,7 +530,14 @@ _LAYOUT_RULES = {
     "arm": ("arm_vmalloc_end_ff800000", "arm_vmalloc_size_uniform"),
     "i386": ("x86_32_vmalloc_start_unrounded", "x86_32_vmalloc_param_adds_offset",
              "x86_32_pkmap_below_cpu_entry_area"),
+    # arch.boot.arm64_layout: every rule moves the vmalloc, module or BPF JIT range.
+    "arm64": ("arm64_vmemmap_size", "arm64_kimage_in_vmalloc", "arm64_vmemmap_below_linear",
+              "arm64_bpf_jit_region", "arm64_flip_va", "arm64_vmalloc_end_below_vmemmap",
+              "arm64_modules_2g"),
 }
+# The layout rules a ``fits`` answer depends on (the range's ends; not vmalloc= arithmetic).
+_FITS_RULES = frozenset({"arm_vmalloc_end_ff800000", "x86_32_pkmap_below_cpu_entry_area"}
+                        | set(_LAYOUT_RULES["arm64"]))
 
 
 def version_rules(arch: str | None, what: str = "plan") -> tuple[str, ...]:
@@ -533,8 +546,7 @@ def version_rules(arch: str | None, what: str = "plan") -> tuple[str, ...]:
     family = "i386" if (arch or "").startswith("i386") else (arch or "")
     layout = _LAYOUT_RULES.get(family, ())
     if what == "fits":
-        layout = tuple(r for r in layout if r in ("arm_vmalloc_end_ff800000",
-                                                   "x86_32_pkmap_below_cpu_entry_area"))
+        layout = tuple(r for r in layout if r in _FITS_RULES)
     return _ALLOCATOR_RULES + layout
 
 

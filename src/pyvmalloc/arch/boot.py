@@ -17,8 +17,13 @@ allocation, for one kernel version: every rule that changed between releases is 
 - **x86_64, x86_64-la57** (5.x/6.x constants; the 2.6.22 base by version); ``vmalloc=`` is no
   parameter there and is reported as an unknown parameter passed to user space (init/main.c,
   5.13+); KASLR follows arch/x86/mm/kaslr.c kernel_randomize_memory().
-- **arm64: 5.16-6.4** constants (6.5+: the 2 GiB module area, ``arm64_modules_2g``);
-  ``vmalloc=`` as on x86-64.
+- **arm64** (48-bit VA, 4 KiB pages, no KASAN): ``arm64_layout()`` evaluates each era's
+  arch/arm64/include/asm/memory.h and pgtable.h: the linear map in the top half with modules in
+  the 64 MiB below PAGE_OFFSET until 4.5, the module area (then 5.0-5.15 a BPF JIT region below
+  it) at VA_START from 4.6, the flipped VA space from 5.4, VMALLOC_END below the vmemmap by
+  ``arm64_vmemmap_size`` 3.17, ``arm64_vmemmap_below_linear`` 4.7, ``arm64_flip_va`` 5.4 and
+  ``arm64_vmalloc_end_below_vmemmap`` 5.11, the 2 GiB module area from 6.5
+  (``arm64_modules_2g``); ``vmalloc=`` as on x86-64.
 
 IOREMAP_MAX_ORDER is the version's too (``versions.ioremap_max_order``).  ``mem=SIZE`` caps
 RAM on every profile.  Physical RAM is modelled as one bank from 0.
@@ -75,6 +80,9 @@ class BootLayout:
     cmdline: str = ""
     kernel: KernelVersion = field(default_factory=lambda: resolve(None))
     ioremap_max_order: int = 0       # IOREMAP_MAX_ORDER of this kernel on this arch
+    # arm64 5.0-5.15: BPF_JIT_REGION_START/END (``arm64_bpf_jit_region``); 0, 0 elsewhere.
+    bpf_jit_start: int = 0
+    bpf_jit_end: int = 0
 
     @property
     def ram_pages(self) -> int:
@@ -92,6 +100,73 @@ class BootLayout:
                 return start, end
         raise ConfigError(f"{self.profile.name} has no zone {name!r} "
                           f"(zones: {', '.join(z for z, _, _ in self.zones)})")
+
+
+@dataclass(frozen=True)
+class Arm64Layout:
+    """The arm64 kernel VA layout of one release (``end`` exclusive; no BPF region: 0, 0)."""
+
+    page_offset: int
+    vmalloc_start: int
+    vmalloc_end: int
+    modules_start: int
+    modules_end: int
+    bpf_jit_start: int = 0
+    bpf_jit_end: int = 0
+
+
+# SZ_* of include/linux/sizes.h; STRUCT_PAGE_MAX_SHIFT is 6 (a 64-byte struct page: 4.6-4.20
+# memory.h defines it so, later include/linux/mm_types.h takes order_base_2(sizeof(struct page))).
+_SZ_64K, _SZ_64M, _SZ_128M, _SZ_256M = 64 << 10, 64 * MiB, 128 * MiB, 256 * MiB
+_STRUCT_PAGE_MAX_SHIFT = 6
+
+
+def arm64_layout(profile: ArchProfile, kver: KernelVersion) -> Arm64Layout:
+    """arm64's PAGE_OFFSET, vmalloc, module and BPF JIT ranges under ``kver``, from
+    arch/arm64/include/asm/memory.h and pgtable.h of its era at the profile's VA_BITS and
+    PAGE_SHIFT, without KASAN (KASAN_SHADOW_SIZE 0) and with the kernel image taken as empty.
+
+    3.7-4.5 (``arm64_port``): VA_START = ~0UL << VA_BITS, PAGE_OFFSET = ~0UL << (VA_BITS - 1),
+    MODULES_END = PAGE_OFFSET, MODULES_VADDR = MODULES_END - SZ_64M, VMALLOC_START = VA_START,
+    VMALLOC_END = PAGE_OFFSET - 0x400000000 - SZ_64K (3.17+: PAGE_OFFSET - PUD_SIZE -
+    VMEMMAP_SIZE - SZ_64K).  4.6+ (``arm64_kimage_in_vmalloc``): MODULES_VADDR = VA_START +
+    KASAN_SHADOW_SIZE, MODULES_VSIZE SZ_128M, VMALLOC_START = MODULES_END; 5.0-5.15 the BPF JIT
+    region takes the first 128 MiB and MODULES_VADDR = BPF_JIT_REGION_END.  5.4+
+    (``arm64_flip_va``): PAGE_OFFSET = -(1 << VA_BITS), the rest from _PAGE_END(VA_BITS_MIN).
+    """
+    va, shift = profile.va_bits, profile.page_shift
+    pud = profile.level("pud").span
+    top = 1 << 64
+    bpf = has(kver, "arm64_bpf_jit_region")
+    if has(kver, "arm64_flip_va"):
+        page_offset = top - (1 << va)                       # _PAGE_OFFSET(VA_BITS)
+        page_end = top - (1 << (va - 1))                    # _PAGE_END(VA_BITS_MIN)
+        base = page_end                                     # KASAN_SHADOW_END without KASAN
+        vmemmap_shift = shift - _STRUCT_PAGE_MAX_SHIFT      # VMEMMAP_SHIFT
+        if has(kver, "arm64_vmalloc_end_below_vmemmap"):
+            vend = top - (1 << (va - vmemmap_shift)) - _SZ_256M   # VMEMMAP_START - SZ_256M
+        else:
+            vend = top - pud - ((page_end - page_offset) >> vmemmap_shift) - _SZ_64K
+    else:
+        va_start = top - (1 << va)                          # ~0UL << VA_BITS
+        page_offset = top - (1 << (va - 1))                 # ~0UL << (VA_BITS - 1)
+        if has(kver, "arm64_vmemmap_below_linear"):
+            vmemmap = 1 << (va - shift - 1 + _STRUCT_PAGE_MAX_SHIFT)
+            vend = page_offset - pud - vmemmap - _SZ_64K
+        elif has(kver, "arm64_vmemmap_size"):
+            vmemmap = -(-((1 << (va - shift)) << _STRUCT_PAGE_MAX_SHIFT) // pud) * pud
+            vend = page_offset - pud - vmemmap - _SZ_64K
+        else:
+            vend = page_offset - 0x400000000 - _SZ_64K
+        if not has(kver, "arm64_kimage_in_vmalloc"):
+            return Arm64Layout(page_offset, va_start, vend, page_offset - _SZ_64M, page_offset)
+        base = va_start                                     # + KASAN_SHADOW_SIZE (0)
+    bpf_start = bpf_end = 0
+    if bpf:
+        bpf_start, bpf_end = base, base + _SZ_128M          # BPF_JIT_REGION_SIZE
+        base = bpf_end
+    msize = 2 * GiB if has(kver, "arm64_modules_2g") else _SZ_128M   # MODULES_VSIZE
+    return Arm64Layout(page_offset, base + msize, vend, base, base + msize, bpf_start, bpf_end)
 
 
 def vmalloc_end_for(profile: ArchProfile, kernel: KernelVersion) -> int:
@@ -299,10 +374,12 @@ def _boot_64(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
         params["kaslr"] = True
         params["vmemmap_base"] = vmemmap
     mstart, mend = profile.modules_start, profile.modules_end
-    if profile.name == "arm64" and has(kver, "arm64_modules_2g"):
-        # arch/arm64/include/asm/memory.h 6.5+: MODULES_VSIZE SZ_2G, VMALLOC_START = MODULES_END.
-        mend = mstart + 2 * GiB
-        vstart = mend
+    bpf_start = bpf_end = 0
+    if profile.name == "arm64":
+        a64 = arm64_layout(profile, kver)
+        page_offset, vstart, vend = a64.page_offset, a64.vmalloc_start, a64.vmalloc_end
+        mstart, mend = a64.modules_start, a64.modules_end
+        bpf_start, bpf_end = a64.bpf_jit_start, a64.bpf_jit_end
     zones: list[tuple[str, int, int]] = []
     lo = 0
     limits = {"DMA": 16 * MiB, "DMA32": 4 * GiB, "NORMAL": None}
@@ -318,7 +395,8 @@ def _boot_64(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
                       modules_start=mstart, modules_end=mend,
                       lowmem_bytes=ram, highmem_bytes=0, zones=tuple(zones),
                       messages=tuple(messages), params=params,
-                      high_memory=page_offset + ram, cmdline=cmdline)
+                      high_memory=page_offset + ram, cmdline=cmdline,
+                      bpf_jit_start=bpf_start, bpf_jit_end=bpf_end)
 
 
 def _boot_i386(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],

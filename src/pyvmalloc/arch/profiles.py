@@ -354,6 +354,8 @@ def _make_profiles() -> dict[str, ArchProfile]:
         name="arm64",
         description="arm64, 4 KiB granule, 4 levels, 48-bit virtual addresses",
         bits=64, page_shift=12, page_size=4096, va_bits=48, levels=lv,
+        # The 5.16-6.4 constants; arch/boot.py arm64_layout() gives each release's PAGE_OFFSET,
+        # vmalloc, module and BPF JIT ranges (the machine's are in its BootLayout).
         page_offset=0xFFFF000000000000,    # _PAGE_OFFSET(48) = -(1 << 48) (5.4+)
         ioremap_max_order=30,              # memory.h: PUD_SHIFT with 4K pages
         has_highmem=False, has_nx=True,

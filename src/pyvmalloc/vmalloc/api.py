@@ -269,8 +269,8 @@ class Vmalloc:
 
     def vm_ranges(self) -> list[tuple[int, int, str]]:
         """``(start, end, name)`` of the ranges where areas may lie: the vmalloc area, the arch's
-        module area when it has its own, its module fallback windows (arm64's 2 GiB window
-        before 6.5) and the ranges a restored snapshot recorded (``extra_vm_ranges``).  The
+        module area when it has its own, its module fallback windows (arm64's PLT window
+        4.15-6.4, its BPF JIT region 5.0-5.15) and the ranges a restored snapshot recorded (``extra_vm_ranges``).  The
         argument checks and ``check()`` both ask it."""
         lay = self.layout
         out = [(self.VMALLOC_START, self.VMALLOC_END, "vmalloc")]
@@ -1051,10 +1051,12 @@ class Vmalloc:
 
         x86_64: MODULES_VADDR..MODULES_END (NULL over MODULES_LEN); i386: the vmalloc area;
         ARM: the 16 MiB module area below PAGE_OFFSET, then (ARM_MODULE_PLTS, 3.19+) the vmalloc
-        area; arm64: the module area, then its 2 GiB PLT window (6.5+: the 128 MiB below the
-        kernel image, then the 2 GiB module area).  PAGE_KERNEL_EXEC (x86 5.2+ and arm64:
-        PAGE_KERNEL); VM_FLUSH_RESET_PERMS from 5.2.  module_alloc() is gone from 6.10: there
-        this is the module loader's ``execmem_alloc(EXECMEM_MODULE_TEXT, size)``.
+        area; arm64: the release's module area (the 64 MiB below PAGE_OFFSET until 4.5), then
+        (4.6+) its PLT fallback: the vmalloc area, 4.15+ a 4 GiB, 5.2+ a 2 GiB window (6.5+: the
+        128 MiB below the kernel image, then the 2 GiB module area).  PAGE_KERNEL_EXEC (x86
+        5.2+ and arm64 5.3+: PAGE_KERNEL); VM_FLUSH_RESET_PERMS from 5.2.  module_alloc() is
+        gone from 6.10: there this is the module loader's ``execmem_alloc(EXECMEM_MODULE_TEXT,
+        size)``.
         """
         size, _gfp, _prot, _node, caller = self._alloc_args("module_alloc", size, 0, None, -1, caller)
         return _execmem.module_alloc(self, size, caller or "module_alloc")
@@ -1076,7 +1078,8 @@ class Vmalloc:
 
     def bpf_jit_alloc(self, proglen: int, privileged: bool = False, caller: str | None = None) -> int | None:
         """``bpf_jit_binary_alloc(proglen, ...)`` (3.18+): ``round_up(proglen + sizeof(hdr) +
-        128, PAGE_SIZE)`` from bpf_jit_alloc_exec (module_alloc; arm64 vmalloc; 6.10+
+        128, PAGE_SIZE)`` from bpf_jit_alloc_exec (module_alloc; arm64 5.0-5.15 its BPF JIT
+        region, 5.16+ vmalloc; 6.10+
         EXECMEM_BPF), charged to bpf_jit_limit (4.20+): past it an unprivileged load (no
         CAP_SYS_ADMIN/CAP_BPF) is refused (-EPERM, None).  Returns the image address, a random
         start (the machine's own deterministic RNG) in the first page's hole; the header, and

@@ -15,15 +15,21 @@ What the model assumes (one configuration per arch, no knob):
 - **arm** (arch/arm/kernel/module.c; 6.10+ arch/arm/mm/init.c): ``[MODULES_VADDR,
   MODULES_END)``, PAGE_KERNEL_EXEC; with CONFIG_ARM_MODULE_PLTS (3.19+, assumed =y) the first
   try is ``__GFP_NOWARN`` and a failure falls back to ``[VMALLOC_START, VMALLOC_END)``.
-- **arm64** (arch/arm64/kernel/module.c; 6.10+ arch/arm64/mm/init.c), CONFIG_ARM64_MODULE_PLTS=y,
-  no KASLR, and the kernel image taken as empty at KIMAGE_VADDR = MODULES_END (``_etext`` =
-  ``_end`` = MODULES_END: the model maps no vmlinux).  Before 6.5: ``module_alloc_base =
-  _etext - MODULES_VSIZE`` = MODULES_VADDR, the first try ``[base, base + MODULES_VSIZE)``
-  with ``__GFP_NOWARN``, the fallback the 2 GiB window ``[base, base + 2G)``, which runs
-  into the vmalloc area.  6.5+ (MODULES_VSIZE 2 GiB): ``[_end - 128M, _end)`` then
-  ``[_end - 2G, _end)`` = the whole module area, both ``__GFP_NOWARN``.  BPF JIT images are
-  ``vmalloc()``ed (the profile's 5.16+ layout has no BPF_JIT_REGION) and bpf_jit_limit
-  derives from the vmalloc area's size.
+- **arm64** (arch/arm64/kernel/module.c; 6.10+ arch/arm64/mm/init.c), the module area of the
+  release (``arch.boot.arm64_layout``), no KASAN, no KASLR, and from 4.6 the kernel image taken
+  as empty at KIMAGE_VADDR = MODULES_END (``_etext`` = ``_end`` = MODULES_END: the model maps
+  no vmlinux).  3.7-4.5: ``[MODULES_VADDR, MODULES_END)`` (the 64 MiB below PAGE_OFFSET),
+  GFP_KERNEL, no fallback.  4.6-6.4 (``arm64_module_plts``, CONFIG_ARM64_MODULE_PLTS=y as
+  RANDOMIZE_BASE selects it): ``module_alloc_base = _etext - MODULES_VSIZE`` = MODULES_VADDR,
+  the first try ``[base, base + MODULES_VSIZE)`` (``__GFP_NOWARN`` from 4.12), the fallback
+  the vmalloc area, from 4.15 the window ``[base, base + 4G)``, from 5.2 ``[base, base + 2G)``
+  (both run into the vmalloc area); PAGE_KERNEL_EXEC until 5.2, PAGE_KERNEL from 5.3
+  (``arm64_module_alloc_nx``).  6.5+ (MODULES_VSIZE 2 GiB): ``[_end - 128M, _end)`` then
+  ``[_end - 2G, _end)`` = the whole module area, both ``__GFP_NOWARN``.  BPF JIT images:
+  module_alloc until 4.20, the 128 MiB BPF JIT region 5.0-5.15 (``arm64_bpf_jit_region``:
+  ``__vmalloc_node_range(size, PAGE_SIZE, BPF_JIT_REGION_START, BPF_JIT_REGION_END,
+  GFP_KERNEL, ...)``, bpf_jit_limit from its size), ``vmalloc()`` from 5.16 (bpf_jit_limit from
+  the vmalloc area's size).
 
 From 6.10 ``module_alloc`` is gone: the model's ``module_alloc`` then does what the module
 loader does for module text, ``execmem_alloc(EXECMEM_MODULE_TEXT, size)``.  Pages come with
@@ -50,7 +56,7 @@ __all__ = ["EXECMEM_TYPES", "ExecmemRange", "bpf_jit_alloc", "bpf_jit_free", "de
            "execmem_alloc", "execmem_free", "execmem_ranges", "module_alloc", "module_windows"]
 
 KERN_WARNING = 4
-SZ_128M, SZ_2G = 128 << 20, 2 << 30
+SZ_128M, SZ_2G, SZ_4G = 128 << 20, 2 << 30, 4 << 30
 _GFP_HIGHMEM = getattr(G, "__GFP_HIGHMEM")
 _GFP_NOWARN = getattr(G, "__GFP_NOWARN")
 GFP_MODULE = G.GFP_KERNEL | _GFP_HIGHMEM
@@ -103,13 +109,31 @@ def _modules(m: Vmalloc) -> tuple[int, int]:
     return m.VMALLOC_START, m.VMALLOC_END
 
 
+def _arm64_plt_window(m: Vmalloc) -> tuple[int, int] | None:
+    """arm64 module_alloc's PLT fallback range before 6.5 (None: no fallback, 3.7-4.5)."""
+    if not has(m.kernel, "arm64_module_plts"):
+        return None
+    base, _end = _modules(m)                                   # module_alloc_base
+    if has(m.kernel, "arm64_module_plt_window_2g"):
+        return base, base + SZ_2G
+    if has(m.kernel, "arm64_module_plt_window_4g"):
+        return base, base + SZ_4G
+    return m.VMALLOC_START, m.VMALLOC_END
+
+
 def module_windows(m: Vmalloc) -> list[tuple[int, int, str]]:
-    """Windows module text may use beyond the vmalloc and module areas (``check()`` allows
-    them): arm64's 2 GiB PLT window before 6.5, ``[MODULES_VADDR, MODULES_VADDR + 2G)``."""
+    """Windows module text and JIT images may use beyond the vmalloc and module areas
+    (``check()`` allows them): arm64's PLT window 4.15-6.4 (``[MODULES_VADDR, + 4G)``, 5.2+
+    ``+ 2G``) and its BPF JIT region 5.0-5.15."""
+    out: list[tuple[int, int, str]] = []
     if _family(m) == "arm64" and not has(m.kernel, "arm64_modules_2g"):
-        start, _end = _modules(m)
-        return [(start, start + SZ_2G, "module PLT window")]
-    return []
+        win = _arm64_plt_window(m)
+        if win is not None and win != (m.VMALLOC_START, m.VMALLOC_END):
+            out.append((win[0], win[1], "module PLT window"))
+        lay = m.layout
+        if lay.bpf_jit_end > lay.bpf_jit_start:
+            out.append((lay.bpf_jit_start, lay.bpf_jit_end, "BPF JIT region"))
+    return out
 
 
 def _arm64_rox(m: Vmalloc) -> int:
@@ -229,10 +253,13 @@ def module_alloc(m: Vmalloc, size: int, caller: str) -> int | None:
             if p is None and size > 0:
                 _warn(m, "module_alloc: unable to allocate memory")
             return _set_flush_reset_perms(m, p)
+        prot = "PAGE_KERNEL" if has(m.kernel, "arm64_module_alloc_nx") else "PAGE_KERNEL_EXEC"
+        win = _arm64_plt_window(m)
+        first = GFP_MODULE | (_GFP_NOWARN if has(m.kernel, "arm64_module_alloc_nowarn") else 0)
         base = mstart                                          # _etext - MODULES_VSIZE
-        p = m.vmalloc_node_range(size, 1, base, mend, GFP_MODULE | _GFP_NOWARN, "PAGE_KERNEL", -1, caller)
-        if p is None and size > 0:
-            p = m.vmalloc_node_range(size, 1, base, base + SZ_2G, GFP_MODULE, "PAGE_KERNEL", -1, caller)
+        p = m.vmalloc_node_range(size, 1, base, mend, first, prot, -1, caller)
+        if p is None and size > 0 and win is not None:
+            p = m.vmalloc_node_range(size, 1, win[0], win[1], GFP_MODULE, prot, -1, caller)
         return _set_flush_reset_perms(m, p)
     # The generic __weak module_alloc: the vmalloc area.
     return m.vmalloc_node_range(size, 1, m.VMALLOC_START, m.VMALLOC_END, GFP_MODULE,
@@ -244,8 +271,11 @@ def default_bpf_jit_limit(m: Vmalloc) -> int:
     """``bpf_jit_charge_init()``: round_up(bpf_jit_alloc_exec_limit() >> 2 (>> 1 from 6.3),
     PAGE_SIZE), at most LONG_MAX; the exec limit is MODULES_END - MODULES_VADDR (the vmalloc
     area's size on i386 and, by arm64's own bpf_jit_alloc_exec_limit, on arm64)."""
-    if _family(m) == "arm64":
-        limit_max = m.VMALLOC_END - m.VMALLOC_START
+    lay = m.layout
+    if _family(m) == "arm64" and lay.bpf_jit_end > lay.bpf_jit_start:
+        limit_max = lay.bpf_jit_end - lay.bpf_jit_start        # BPF_JIT_REGION_SIZE (5.0-5.15)
+    elif _family(m) == "arm64" and has(m.kernel, "arm64_flip_va"):
+        limit_max = m.VMALLOC_END - m.VMALLOC_START            # 5.16+ bpf_jit_alloc_exec_limit
     else:
         start, end = _modules(m)
         limit_max = end - start
@@ -264,7 +294,14 @@ def state(m: Vmalloc) -> ExecmemState:
 def _bpf_jit_alloc_exec(m: Vmalloc, size: int, caller: str) -> int | None:
     if has(m.kernel, "execmem"):
         return execmem_alloc(m, "EXECMEM_BPF", size, caller)
-    if _family(m) == "arm64":
+    lay = m.layout
+    if _family(m) == "arm64" and lay.bpf_jit_end > lay.bpf_jit_start:
+        # arch/arm64/net/bpf_jit_comp.c (5.0-5.15): the BPF JIT region, PAGE_SIZE aligned;
+        # PAGE_KERNEL_EXEC until 5.2 ("arm64: bpf: do not allocate executable memory", 5.3).
+        prot = "PAGE_KERNEL" if has(m.kernel, "arm64_module_alloc_nx") else "PAGE_KERNEL_EXEC"
+        return m.vmalloc_node_range(size, m.PAGE_SIZE, lay.bpf_jit_start, lay.bpf_jit_end,
+                                    GFP_MODULE, prot, -1, caller)
+    if _family(m) == "arm64" and has(m.kernel, "arm64_flip_va"):
         # arch/arm64/net/bpf_jit_comp.c (5.16+): kasan_reset_tag(vmalloc(size)).
         return m.vmalloc_node_range(size, 1, m.VMALLOC_START, m.VMALLOC_END, GFP_MODULE,
                                     "PAGE_KERNEL", -1, caller)

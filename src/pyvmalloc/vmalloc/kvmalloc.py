@@ -282,11 +282,11 @@ def is_vmalloc_addr(m: Vmalloc, addr: int) -> bool:
 
 
 def _kv_addr(m: Vmalloc, handle: int) -> int:
-    return m.profile.page_offset + handle  # the object's address in the direct map (__va)
+    return m.layout.page_offset + handle  # the object's address in the direct map (__va)
 
 
 def _kv_handle(m: Vmalloc, addr: int) -> int:
-    return addr - m.profile.page_offset
+    return addr - m.layout.page_offset
 
 
 def kmalloc_gfp_adjust(size: int, gfp: int, page_size: int) -> int:
