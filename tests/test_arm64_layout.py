@@ -267,3 +267,31 @@ def test_explain_puts_an_arm64_jit_failure_in_its_release_range(capsys, tmp_path
     (f,) = doc["failures"]
     assert doc["machine"]["arch"] == "arm64" and f["range"] == "bpf"
     assert (f["range_start"], f["range_end"]) == (start, end)
+
+
+def test_kernels_before_48_bit_va_say_the_layout_is_evaluated_at_48_bits() -> None:
+    """3.7-3.17 arm64 kernels had 39- or 42-bit VA: the model boots them at 48 bits and its
+    boot log says so; from 3.18 it says nothing."""
+    old = pv.Machine(arch="arm64", kernel="3.10").dmesg()
+    assert any("Linux 3.10 had no 48-bit VA" in line for line in old)
+    assert not any("48-bit VA" in line for line in pv.Machine(arch="arm64", kernel="3.18").dmesg())
+
+
+def test_the_command_line_is_logged_once() -> None:
+    lines = pv.Machine(arch="arm64", kernel="6.1", cmdline="mem=512M").dmesg()
+    assert sum("Kernel command line:" in line for line in lines) == 1
+
+
+def test_analyze_takes_arm64_bounds_of_the_dumps_kernel() -> None:
+    """infer_bounds (analyze, from_snapshot) uses the given release's arm64 VMALLOC_START/END:
+    the drgn dump fits 6.1's and 5.10's, each named; without a version, the profile's."""
+    from pyvmalloc.snapshot.layout import infer_bounds
+
+    snap, _ = read_dump((DATA / "dumps" / "drgn-vmallocinfo.txt").read_text())
+    for kernel in ("5.10", "6.1"):
+        b = infer_bounds(snap, "arm64", kernel=resolve(kernel))
+        lay = pv.Machine(arch="arm64", kernel=kernel, ram=256 * MiB).layout
+        assert b is not None and (b.start, b.end) == (lay.vmalloc_start, lay.vmalloc_end)
+        assert f"Linux {kernel}" in b.how
+    plain = infer_bounds(snap, "arm64")
+    assert plain is not None and "not known" in plain.how

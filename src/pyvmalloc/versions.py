@@ -296,6 +296,11 @@ CHANGES: Final[dict[str, Change]] = {
         "has 39 bits, 3.10-3.16 39 or 42, 3.17's ARM64_VA_BITS_48 depends on BROKEN; 3.18.140 "
         "offers it): the model evaluates these kernels' expressions at its VA_BITS 48"),
     # -- arm64 layouts at VA_BITS 48, 4 KiB pages, without KASAN (arch/boot.py arm64_layout) ---
+    "arm64_va_bits_48": Change(
+        "3.18", "ARM64_VA_BITS_48 without its 3.17 dependency on BROKEN (read off a 3.18.140 "
+        "tree; the mainline release that dropped it not identified) ≈",
+        "an arm64 kernel can have the 48-bit VA the model's arm64 profile has; before it, the "
+        "boot log says the layout is that release's memory.h evaluated at 48 bits"),
     "arm64_vmemmap_size": Change(
         "3.17", "commit not identified (read off the 3.16.0 and 3.17.0 trees: the 4-level page "
         "table work of 3.17 made VMEMMAP_SIZE a function of VA_BITS) ≈",

@@ -38,6 +38,7 @@ from pyvmalloc.formats.vmalloc_meminfo import (
     vmalloc_meminfo,
 )
 from pyvmalloc.errors import ConfigError
+from pyvmalloc.versions import KernelVersion, parse_version
 from pyvmalloc.formats.vmallocinfo import VmallocinfoLine, VmallocinfoSnapshot
 from pyvmalloc.sizes import bytes_and_human, human_bytes
 from pyvmalloc.viz.ascii import strip_map
@@ -138,6 +139,16 @@ def _choose_generation(kernel: str | None, published: Mapping[str, int]) -> tupl
     return None, "kernel version unknown (give --kernel or --meminfo): every generation shown"
 
 
+def _version(kernel: str | None) -> KernelVersion | None:
+    """``kernel`` as one version, or None when it is none or not one version."""
+    if kernel is None:
+        return None
+    try:
+        return parse_version(kernel)
+    except ConfigError:
+        return None
+
+
 def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
               bounds: tuple[int, int] | Bounds | None = None,
               meminfo: Mapping[str, int] | None = None, kernel: str | None = None,
@@ -198,7 +209,7 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
     if bounds is not None and bounds.end <= bounds.start:
         raise ConfigError(f"empty vmalloc range 0x{bounds.start:x}-0x{bounds.end:x}")
     if bounds is None and trusted:
-        bounds = infer_bounds(snapshot, arch, published.get("VmallocTotal"))
+        bounds = infer_bounds(snapshot, arch, published.get("VmallocTotal"), _version(kernel))
     holes = stats = frag = inside = modules = module_holes = None
     if trusted and bounds is not None:
         ranges = [(ln.start, ln.end) for ln in lines]
@@ -207,7 +218,7 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
         frag = fragmentation_index(holes)
         within = [ln for ln in lines if bounds.start <= ln.start < bounds.end]
         inside = KindTotal(len(within), sum(ln.size for ln in within))
-        modules = module_range(snapshot, arch)
+        modules = module_range(snapshot, arch, _version(kernel))
         if modules is not None:
             module_holes = hole_stats(find_holes(ranges, modules.start, modules.end))
         if "VmallocTotal" in published and published["VmallocTotal"] != bounds.size >> 10:

@@ -380,6 +380,10 @@ def _boot_64(profile: ArchProfile, ram: int, cmdline: str, messages: list[str],
         page_offset, vstart, vend = a64.page_offset, a64.vmalloc_start, a64.vmalloc_end
         mstart, mend = a64.modules_start, a64.modules_end
         bpf_start, bpf_end = a64.bpf_jit_start, a64.bpf_jit_end
+        if not has(kver, "arm64_va_bits_48"):
+            messages.append(f"arm64: Linux {kver} had no 48-bit VA (39 or 42 bits; 48 from "
+                            f"{CHANGES['arm64_va_bits_48'].since}): this layout is its "
+                            "memory.h evaluated at the model's VA_BITS 48")
     zones: list[tuple[str, int, int]] = []
     lo = 0
     limits = {"DMA": 16 * MiB, "DMA32": 4 * GiB, "NORMAL": None}

@@ -162,6 +162,8 @@ class Machine:
         self.log.printk(KERN_INFO, f"Linux version {self.kernel}-pyvmalloc ({self.profile.name})")
         self.log.printk(KERN_INFO, f"Kernel command line: {cmdline}")
         for line in lay.messages:
+            if line.startswith("Kernel command line:"):
+                continue  # the layout's own record of it, printed just above
             self.log.printk(KERN_WARNING, line)
         self.log.printk(
             KERN_INFO,

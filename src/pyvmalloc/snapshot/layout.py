@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pyvmalloc.arch.profiles import PROFILES
+from pyvmalloc.arch.boot import arm64_layout
 from pyvmalloc.errors import FormatError
 from pyvmalloc.formats.vmallocinfo import UNPURGED, VM_MAP_RAM, VmallocinfoLine, VmallocinfoSnapshot
 from pyvmalloc.versions import (
@@ -496,12 +497,10 @@ def infer_bounds(snapshot: VmallocinfoSnapshot, arch: str | None,
                                             f"taken as the last area's end 0x{end:08x}",
                           exact=False)
     if arch == "arm64":
-        prof = PROFILES["arm64"]
-        vstart = _fixed_vmalloc_start("arm64")
+        vstart, vend, how = _arm64_vmalloc(kernel)
         ends = [ln.end for ln in snapshot.lines if ln.start >= vstart]
-        if ends and max(ends) <= prof.vmalloc_end:
-            return Bounds(vstart, prof.vmalloc_end,
-                          f"arm64 profile VMALLOC_START/END ({prof.kernel_version})")
+        if ends and max(ends) <= vend:
+            return Bounds(vstart, vend, how)
     start = min(_starts(snapshot))
     end = max(ln.end for ln in snapshot.lines)
     if total is not None and start + total >= end:
@@ -537,8 +536,23 @@ def _layout_only_bounds(snapshot: VmallocinfoSnapshot, arch: str, total: int | N
                                     f"the last area's end 0x{end:08x}", exact=False)
 
 
-def module_range(snapshot: VmallocinfoSnapshot, arch: str | None) -> Bounds | None:
-    """The arch's separate module area if the snapshot has areas there, else None."""
+def _arm64_vmalloc(kernel: KernelVersion | None) -> tuple[int, int, str]:
+    """arm64's VMALLOC_START/END: of ``kernel``'s era (``arch.boot.arm64_layout``), or the
+    profile's (5.16-6.4) when the version is not known."""
+    prof = PROFILES["arm64"]
+    if kernel is None:
+        assert prof.vmalloc_start is not None
+        return prof.vmalloc_start, prof.vmalloc_end, \
+            f"arm64 profile VMALLOC_START/END ({prof.kernel_version}; the kernel version is not known)"
+    kver = resolve(kernel)
+    a64 = arm64_layout(prof, kver)
+    return a64.vmalloc_start, a64.vmalloc_end, f"arm64 VMALLOC_START/END of Linux {kver} (48-bit VA)"
+
+
+def module_range(snapshot: VmallocinfoSnapshot, arch: str | None,
+                 kernel: KernelVersion | None = None) -> Bounds | None:
+    """The arch's separate module area if the snapshot has areas there, else None (arm64's is
+    ``kernel``'s era's when it is given)."""
     if not snapshot.lines or not snapshot.addresses_trusted:
         return None
     if arch == "mips32":
@@ -559,9 +573,15 @@ def module_range(snapshot: VmallocinfoSnapshot, arch: str | None) -> Bounds | No
         return Bounds(start, _X86_MODULES_END, "x86_64 MODULES_VADDR..MODULES_END")
     if arch == "arm64":
         prof = PROFILES["arm64"]
-        lo, hi = prof.modules_start or 0, prof.modules_end or 0
+        if kernel is None:
+            lo, hi = prof.modules_start or 0, prof.modules_end or 0
+            how = "arm64 profile MODULES_VADDR..MODULES_END"
+        else:
+            kver = resolve(kernel)
+            a64 = arm64_layout(prof, kver)
+            lo, hi, how = a64.modules_start, a64.modules_end, f"arm64 MODULES_VADDR..MODULES_END of Linux {kver}"
         if any(lo <= s < hi for s in _starts(snapshot)):
-            return Bounds(lo, hi, "arm64 profile MODULES_VADDR..MODULES_END")
+            return Bounds(lo, hi, how)
         return None
     # Only when the arch is ARM: an unknown 32-bit arch gets no module area (ppc32's is 256 MiB,
     # i386 and MIPS have none), rather than ARM's invented for it.
