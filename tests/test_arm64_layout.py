@@ -295,3 +295,20 @@ def test_analyze_takes_arm64_bounds_of_the_dumps_kernel() -> None:
         assert f"Linux {kernel}" in b.how
     plain = infer_bounds(snap, "arm64")
     assert plain is not None and "not known" in plain.how
+
+
+def test_an_arm64_dump_is_dated_by_the_layouts_its_addresses_fit() -> None:
+    """The drgn dump's areas lie only in 5.4+'s ranges (the flipped VA space): infer_kernel says
+    5.4 or later; one area low in 4.4's vmalloc area fits every layout before the flip."""
+    from pyvmalloc.formats.vmallocinfo import parse_vmallocinfo
+    from pyvmalloc.snapshot.layout import infer_kernel
+
+    snap, _ = read_dump((DATA / "dumps" / "drgn-vmallocinfo.txt").read_text())
+    rng, why = infer_kernel(snap, arch="arm64")
+    assert (str(rng.lo), rng.hi) == ("5.4", None) and "5.4+" in why
+    lay = pv.Machine(arch="arm64", kernel="4.4", ram=256 * MiB).layout
+    base = lay.vmalloc_start + 0x10000000
+    old = parse_vmallocinfo(f"0x{base:x}-0x{base + 0x3000:x}   12288 f+0x1/0x2 pages=2 vmalloc\n")
+    rng, why = infer_kernel(old, arch="arm64")
+    assert (str(rng.lo), str(rng.hi)) == ("3.7", "5.4"), why
+    assert why.count("lie in the module and vmalloc ranges") == 1

@@ -700,6 +700,32 @@ def _evidence_line(name: str, text: str) -> str:
     return f"{text} ({CHANGES[name].commit})"
 
 
+def _arm64_eras(snapshot: VmallocinfoSnapshot) -> tuple[str, str | None, str] | None:
+    """``(since, until, why)``: the run of arm64 layout eras (``arch.boot.arm64_layout`` at
+    48-bit VA) whose module, BPF JIT and vmalloc ranges hold every area of ``snapshot``; None
+    when no era or a broken run does (the addresses do not date it)."""
+    prof = PROFILES["arm64"]
+    lo_addr = min(ln.start for ln in snapshot.lines)
+    hi_addr = max(ln.end for ln in snapshot.lines)
+    versions = [v for v in KNOWN_VERSIONS if has(parse_version(v), "arm64_port")]
+    fits: list[bool] = []
+    for v in versions:
+        a64 = arm64_layout(prof, parse_version(v))
+        floor = min(a64.modules_start, a64.vmalloc_start, a64.bpf_jit_start or a64.modules_start)
+        fits.append(floor <= lo_addr and hi_addr <= a64.vmalloc_end)
+    if not any(fits):
+        return None
+    first = fits.index(True)
+    last = len(fits) - 1 - fits[::-1].index(True)
+    if not all(fits[first:last + 1]):
+        return None
+    since_v = versions[first]
+    until_v = versions[last + 1] if last + 1 < len(versions) else None
+    span = f"{since_v}+" if until_v is None else f"{since_v} to before {until_v}"
+    return since_v, until_v, (f"arm64 areas 0x{lo_addr:x}-0x{hi_addr:x} lie in the module and "
+                              f"vmalloc ranges of the arm64 layouts of {span} (48-bit VA)")
+
+
 def infer_kernel(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | None = None, *,
                  arch: str | None = None, cmdline: str = "") -> tuple[KernelRange, str]:
     """The kernels that could have printed ``snapshot`` (and ``meminfo``), and why.
@@ -753,6 +779,15 @@ def infer_kernel(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | Non
         if first is not None and first % _VMALLOC_OFFSET:
             since("x86_32_vmalloc_start_unrounded", f"i386 lowest area 0x{first:08x} is not "
                   f"8 MiB aligned (VMALLOC_START = high_memory + VMALLOC_OFFSET): 2.6.25+")
+    if arch == "arm64":
+        since("arm64_port", "an arm64 dump: the port came with 3.7")
+        if snapshot.addresses_trusted and lines:
+            eras = _arm64_eras(snapshot)
+            if eras is not None:
+                lo_v, hi_v, why = eras
+                lo_bounds.append((lo_v, why))
+                if hi_v is not None:
+                    hi_bounds.append((hi_v, why))
     if snapshot.addresses_trusted and lines and arch == "ppc32":
         below = [ln for ln in _dynamic(snapshot) if ln.start < _ppc32_page_offset(snapshot)]
         if below:
@@ -793,7 +828,7 @@ def infer_kernel(snapshot: VmallocinfoSnapshot, meminfo: Mapping[str, int] | Non
     lo = max((parse_version(v) for v, _ in lo_bounds), key=lambda v: v.series(),
              default=parse_version(KNOWN_VERSIONS[0]))
     hi = min((parse_version(v) for v, _ in hi_bounds), key=lambda v: v.series(), default=None)
-    why = "; ".join(w for _, w in lo_bounds + hi_bounds)
+    why = "; ".join(dict.fromkeys(w for _, w in lo_bounds + hi_bounds))  # each reason once
     if hi is not None and hi.series() <= lo.series():
         return KernelRange.everything(), f"the evidence disagrees ({why}): version unknown"
     return KernelRange(lo, hi), why
