@@ -9,7 +9,8 @@ length, and quoting that never copies a whole hostile line into a message.
   (``sys.get_int_max_str_digits``), and never a conversion of megabytes of digits.
 - :func:`quote` is ``repr`` cut to :data:`QUOTE_LIMIT` characters, so messages and warnings stay
   short however long the input line is.
-- :func:`gc_paused` holds the cyclic garbage collector off while a parser builds its objects.
+- :func:`gc_paused` holds the cyclic garbage collector off while a parser (or a restore) builds
+  its objects.
 
 Every function here runs in time linear in its input.
 """
@@ -35,7 +36,8 @@ def gc_paused() -> Iterator[None]:
 
     A parser keeps every object it makes until it returns, so each collection the allocations
     set off walks all of them again: on a 150,000-event trace that was 40% of the parse.  What
-    parsers make holds no reference cycles, so reference counting alone frees it.
+    parsers make holds no reference cycles, so reference counting alone frees it; a cycle made
+    in the block (``from_snapshot``'s machine has some) waits for the next collection after it.
     """
     was_on = gc.isenabled()
     gc.disable()

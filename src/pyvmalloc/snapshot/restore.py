@@ -27,7 +27,6 @@ inferred number.
 from __future__ import annotations
 
 import dataclasses
-import gc
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from pyvmalloc.versions import KNOWN_VERSIONS, KernelVersion, parse_version, res
 from pyvmalloc.kernel.log import KERN_INFO, KERN_WARNING
 from pyvmalloc.kernel.machine import MAX_CPUS, Machine
 from pyvmalloc.phys import gfp as G
+from pyvmalloc.formats._text import gc_paused
 from pyvmalloc.formats.meminfo import parse_meminfo
 from pyvmalloc.formats.vmallocinfo import (
     UNPURGED,
@@ -1067,9 +1067,7 @@ def machine_from_snapshot(cls: type[M], vmallocinfo_text: str | VmallocinfoSnaps
     meminfo_source = str(machine_args.pop("meminfo_source", "<meminfo>"))
     # Hundreds of thousands of objects are made here and none is garbage: the cyclic
     # collector's passes over them (a third of the time of a 100,000-line dump) find nothing.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         snapshot = read_snapshot(vmallocinfo_text, source)
         meminfo = read_meminfo(meminfo_text, meminfo_source)
         layout = snapshot_layout(snapshot, meminfo, arch, cmdline,
@@ -1078,7 +1076,4 @@ def machine_from_snapshot(cls: type[M], vmallocinfo_text: str | VmallocinfoSnaps
                                  kernel=machine_args.pop("kernel", None))
         m = boot_snapshot_machine(cls, layout, **machine_args)
         report = replay_snapshot(m, snapshot.lines, snapshot.source)
-    finally:
-        if collecting:
-            gc.enable()
     return m, layout, report
