@@ -86,9 +86,19 @@ def _compute_max(node: Va, stop_if_same: bool) -> bool:
 
 
 def _propagate(node: Va | None, stop: Va | None) -> None:
+    """``augment_tree_propagate_from``'s loop: ``_compute_max(node, True)`` upwards, written
+    out (the hot loop of every clip and merge)."""
     while node is not stop and node is not None:
-        if _compute_max(node, True):
+        m = node.end - node.start
+        kid = node.kid[0]
+        if kid is not None and kid.max > m:
+            m = kid.max
+        kid = node.kid[1]
+        if kid is not None and kid.max > m:
+            m = kid.max
+        if node.max == m:
             break
+        node.max = m
         node = node.parent
 
 
@@ -390,20 +400,12 @@ class KvaRbtreeAllocator:
         return va
 
     # -- mm/vmalloc.c: allocation ---------------------------------------------------------------
-    @staticmethod
-    def _within(va: Va, size: int, align: int, vstart: int) -> bool:
-        """``is_within_this_va``."""
-        start = va.start if va.start > vstart else vstart
-        nva = (start + align - 1) & -align
-        if nva < vstart:
-            return False
-        return nva + size <= va.end
-
     def lowest_match(self, size: int, align: int, vstart: int, adjust: bool) -> Va | None:
         """``find_vmap_lowest_match``: the first block on the search path that holds ``size``
         bytes aligned to ``align`` at or above ``vstart``; the descent prunes subtrees whose
         largest block is under ``size + align - 1`` bytes when ``adjust``."""
         length = size + align - 1 if adjust else size
+        mask = -align
         node = self.root
         while node is not None:
             self.visited += 1
@@ -411,7 +413,9 @@ class KvaRbtreeAllocator:
             if left is not None and left.max >= length and vstart < node.start:
                 node = left
                 continue
-            if self._within(node, size, align, vstart):
+            # is_within_this_va(): the start at or above vstart, aligned, and the request inside
+            nva = ((node.start if node.start > vstart else vstart) + align - 1) & mask
+            if nva >= vstart and nva + size <= node.end:
                 return node
             right = node.kid[1]
             if right is not None and right.max >= length:
@@ -420,7 +424,8 @@ class KvaRbtreeAllocator:
             up = node.parent
             while up is not None:
                 self.visited += 1
-                if self._within(up, size, align, vstart):
+                nva = ((up.start if up.start > vstart else vstart) + align - 1) & mask
+                if nva >= vstart and nva + size <= up.end:
                     return up
                 r = up.kid[1]
                 if r is not None and r.max >= length and vstart <= up.start:
