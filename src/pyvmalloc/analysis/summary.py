@@ -208,8 +208,9 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
         bounds = Bounds(bounds[0], bounds[1], "given")
     if bounds is not None and bounds.end <= bounds.start:
         raise ConfigError(f"empty vmalloc range 0x{bounds.start:x}-0x{bounds.end:x}")
+    kver = _version(kernel)
     if bounds is None and trusted:
-        bounds = infer_bounds(snapshot, arch, published.get("VmallocTotal"), _version(kernel))
+        bounds = infer_bounds(snapshot, arch, published.get("VmallocTotal"), kver)
     holes = stats = frag = inside = modules = module_holes = None
     if trusted and bounds is not None:
         ranges = [(ln.start, ln.end) for ln in lines]
@@ -218,7 +219,7 @@ def summarize(snapshot: VmallocinfoSnapshot, arch: str | None = None, *,
         frag = fragmentation_index(holes)
         within = [ln for ln in lines if bounds.start <= ln.start < bounds.end]
         inside = KindTotal(len(within), sum(ln.size for ln in within))
-        modules = module_range(snapshot, arch, _version(kernel))
+        modules = module_range(snapshot, arch, kver)
         if modules is not None:
             module_holes = hole_stats(find_holes(ranges, modules.start, modules.end))
         if "VmallocTotal" in published and published["VmallocTotal"] != bounds.size >> 10:

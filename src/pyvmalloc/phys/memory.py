@@ -1270,8 +1270,7 @@ class PhysMem:
             if used + int(ss[lo:hi].sum()) == c1 - c0:
                 if lo == hi or used == 0:
                     continue
-                nz = _few_nonzero(own, used, c0)
-                if nz is not None and not _in_blocks(nz, hs[lo:hi], he[lo:hi]).any():
+                if _few_and_outside(own, used, c0, hs[lo:hi], he[lo:hi]):
                     continue
             self._dense_owner(where, c0, c1, hs[lo:hi], ss[lo:hi])
         # Free frames have no references: no frame with a page_count lies inside a block.
@@ -1280,8 +1279,7 @@ class PhysMem:
             counted = int(np.count_nonzero(rc))
             if lo == hi or counted == 0:
                 continue
-            nz = _few_nonzero(rc, counted, c0)
-            if nz is not None and not _in_blocks(nz, hs[lo:hi], he[lo:hi]).any():
+            if _few_and_outside(rc, counted, c0, hs[lo:hi], he[lo:hi]):
                 continue
             self._dense_refcount(where, c0, c1, hs[lo:hi], ss[lo:hi])
         buddy_marked = np.concatenate([self._buddy_marked(c0, c1) for c0, c1, _lo, _hi in spans])
@@ -1365,6 +1363,15 @@ def _few_nonzero(a: npt.NDArray[Any], n: int, c0: int) -> npt.NDArray[np.int64] 
     if n == 0:
         return np.zeros(0, np.int64)
     return _nonzero_pfns(a, c0)
+
+
+def _few_and_outside(a: npt.NDArray[Any], n: int, c0: int, starts: npt.NDArray[np.int64],
+                     ends: npt.NDArray[np.int64]) -> bool:
+    """Whether the ``n`` nonzero entries of chunk ``a`` are few (:func:`_few_nonzero`) and lie
+    outside every free block ``[starts, ends)``: the chunk then passes without the
+    frame-by-frame pass, which alone names a broken frame."""
+    nz = _few_nonzero(a, n, c0)
+    return nz is not None and not _in_blocks(nz, starts, ends).any()
 
 
 def _nonzero_pfns(a: npt.NDArray[Any], c0: int) -> npt.NDArray[np.int64]:

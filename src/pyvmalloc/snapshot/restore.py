@@ -534,18 +534,27 @@ def _link_page_arrays(m: Machine, areas: Sequence[SnapshotArea]) -> int:
     return linked
 
 
-def _vmap_area(m: Machine, ln: VmallocinfoLine, addr: int) -> vmap_area:
-    """The vmap_area a line stands for: lazily freed, vm_map_ram space, or an area with its
-    rebuilt vm_struct (whose kmalloc object is taken here)."""
+def _line_kind(ln: VmallocinfoLine) -> tuple[int, int, tuple[str, ...], bool]:
+    """What a line stands for: (the vmap_area's flags: lazily freed, vm_map_ram space or an
+    area with a vm_struct; that vm_struct's VM_* flags, its extra words, whether it is static)."""
     if UNPURGED in ln.kinds:
-        return vmap_area(addr, addr + ln.size, VM_LAZY_FREE)
+        return VM_LAZY_FREE, 0, (), False
     if VM_MAP_RAM in ln.kinds:
-        return vmap_area(addr, addr + ln.size, VMAP_RAM)
+        return VMAP_RAM, 0, (), False
     flags, extra = _flags(ln)
+    return VM_VM_AREA, flags, extra, is_static_area(ln)
+
+
+def _vmap_area(m: Machine, ln: VmallocinfoLine, addr: int) -> vmap_area:
+    """The vmap_area a line stands for (:func:`_line_kind`), with its rebuilt vm_struct, whose
+    kmalloc object is taken here, when it has one."""
+    va_flags, flags, extra, static = _line_kind(ln)
+    if va_flags != VM_VM_AREA:
+        return vmap_area(addr, addr + ln.size, va_flags)
     handle = m.vm.kmalloc(m.vm.vm_struct_size, G.GFP_KERNEL, -1)
     area = SnapshotArea(addr=addr, size=ln.size, flags=flags, caller=ln.caller or "",
                         phys_addr=ln.phys or 0, handle=handle, extra_words=extra,
-                        static=is_static_area(ln), lineno=ln.lineno)
+                        static=static, lineno=ln.lineno)
     return vmap_area(addr, addr + ln.size, VM_VM_AREA, area)
 
 
@@ -693,21 +702,12 @@ def _flush(m: Machine, b: _Batch, report: ReplayReport, short: list[int]) -> Non
             with m.vm.page_lock:
                 got = slab.kmalloc_run(sizes[k:stop], gfps[k:stop], -1)
             for handle in got:
-                if gfps[k] & _GFP_ZERO:
-                    if handle:
-                        owners[k].pages_array = ("kmalloc", handle)
-                else:
-                    owners[k].handle = handle or 0
+                _hand_over(owners[k], gfps[k], handle or 0)
                 k += 1
             if k < stop:
                 # This kmalloc takes a page: every frame asked for before it first.
                 f = _take_frames(m, b, f, before[k])
-                handle = m.vm.kmalloc(sizes[k], gfps[k], -1)
-                if gfps[k] & _GFP_ZERO:
-                    if handle:
-                        owners[k].pages_array = ("kmalloc", handle)
-                else:
-                    owners[k].handle = handle
+                _hand_over(owners[k], gfps[k], m.vm.kmalloc(sizes[k], gfps[k], -1))
                 k += 1
         f = _take_frames(m, b, f, f_stop)
         if last:
@@ -729,6 +729,16 @@ def _flush(m: Machine, b: _Batch, report: ReplayReport, short: list[int]) -> Non
     owners.clear()
     del before[:]
     barriers.clear()
+
+
+def _hand_over(owner: SnapshotArea, gfp: int, handle: int) -> None:
+    """A kmalloc of the batch to its area: the page array (``__GFP_ZERO``; none on failure) or
+    the vm_struct (0 on failure)."""
+    if gfp & _GFP_ZERO:
+        if handle:
+            owner.pages_array = ("kmalloc", handle)
+    else:
+        owner.handle = handle
 
 
 def _take_frames(m: Machine, b: _Batch, first: int, stop: int) -> int:
@@ -840,14 +850,7 @@ def _replay_bulk(m: Machine, order: Sequence[VmallocinfoLine], source: str,
         ckey = (ln.caller, ln.kinds, ln.unknown_words)
         kind = kinds_cache.get(ckey)
         if kind is None:
-            if UNPURGED in ln.kinds:
-                kind = (VM_LAZY_FREE, 0, (), False)
-            elif VM_MAP_RAM in ln.kinds:
-                kind = (VMAP_RAM, 0, (), False)
-            else:
-                flags, extra = _flags(ln)
-                kind = (VM_VM_AREA, flags, extra, is_static_area(ln))
-            kinds_cache[ckey] = kind
+            kind = kinds_cache[ckey] = _line_kind(ln)
         report.placed += 1
         if not (vstart <= addr and end <= vend):
             fr = FixedRange(addr, end, _fixed_why(m, ln))

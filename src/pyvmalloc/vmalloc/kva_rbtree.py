@@ -85,9 +85,10 @@ def _compute_max(node: Va, stop_if_same: bool) -> bool:
     return False
 
 
-def _propagate(node: Va | None, stop: Va | None) -> None:
+def _propagate(node: Va | None, stop: Va | None, early: bool = True) -> None:
     """``augment_tree_propagate_from``'s loop: ``_compute_max(node, True)`` upwards, written
-    out (the hot loop of every clip and merge)."""
+    out (the hot loop of every clip and merge).  ``early=False`` recomputes every ancestor up to
+    the root without stopping where nothing changes (KvaRbtreeAllocator.insert_sorted)."""
     while node is not stop and node is not None:
         m = node.end - node.start
         kid = node.kid[0]
@@ -96,23 +97,8 @@ def _propagate(node: Va | None, stop: Va | None) -> None:
         kid = node.kid[1]
         if kid is not None and kid.max > m:
             m = kid.max
-        if node.max == m:
+        if early and node.max == m:
             break
-        node.max = m
-        node = node.parent
-
-
-def _recompute_up(node: Va | None) -> None:
-    """``subtree_max_size`` of ``node`` and of every ancestor recomputed from its children,
-    bottom up, without stopping early (KvaRbtreeAllocator.insert_sorted)."""
-    while node is not None:
-        m = node.end - node.start
-        kid = node.kid[0]
-        if kid is not None and kid.max > m:
-            m = kid.max
-        kid = node.kid[1]
-        if kid is not None and kid.max > m:
-            m = kid.max
         node.max = m
         node = node.parent
 
@@ -526,7 +512,7 @@ class KvaRbtreeAllocator:
                                       (va.start < addr and end == va.end)):
                     # Not an LE, RE or NE fit on the dirty block: settle it first.
                     if dirty is not None:
-                        _recompute_up(dirty)
+                        _propagate(dirty, None, early=False)
                         dirty = None
                     va = self._enclosing(addr)
                     if va is None or end > va.end:
@@ -568,7 +554,7 @@ class KvaRbtreeAllocator:
                 done += 1
         finally:
             if dirty is not None:
-                _recompute_up(dirty)
+                _propagate(dirty, None, early=False)
             if starts:
                 if ((not self._starts or self._starts[-1] < starts[0])
                         and all(a < b for a, b in zip(starts, starts[1:]))):
